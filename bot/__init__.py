@@ -1,0 +1,1 @@
+"""The application: Slack app, chat commands, alert intake, scheduled jobs, the CLI and settings wiring."""

@@ -1,0 +1,1 @@
+"""The `remediate` command line."""

@@ -1,0 +1,87 @@
+"""The `remediate` command: a root Typer app that mounts each capability's subcommands.
+
+Exit status: 0 success, 1 input refused (one-line message, no traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import CliState, err_console
+from bot.errors import BotError
+from incidents_db.errors import StoreError
+from playbooks.errors import PlaybookError
+from remediation.errors import RemediationError
+from sim.errors import SimError
+
+app = typer.Typer(
+    name="remediate",
+    help="Incident-remediation ChatOps bot: ranked, guarded, audited remediation for SRE teams.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+USER_ERRORS: tuple[type[Exception], ...] = (BotError, StoreError, PlaybookError, RemediationError, SimError)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="REMEDIATE_CONFIG", help="YAML settings file.", show_default=False),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="Store URL (overrides REMEDIATE_DATABASE_URL).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Incident-remediation ChatOps bot: ranked, guarded, audited remediation for SRE teams."""
+    ctx.obj = CliState(config=config, overrides={"database_url": database_url})
+
+
+def _mount() -> None:
+    """Attach every subcommand module; each one registers itself on `app`."""
+    # Imported here so `remediate --help` stays cheap and a broken optional part names itself.
+    from bot.cli import commands_registry
+
+    commands_registry.register(app)
+
+
+def main() -> None:
+    """Console entry point: run the app and turn known errors into one-line messages."""
+    _mount()
+    try:
+        app(standalone_mode=True)
+    except USER_ERRORS as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug of ours: keep the trace out of the user's face, but keep it
+        trace_id = uuid.uuid4().hex[:12]
+        logging.getLogger("remediate").error("internal error %s\n%s", trace_id, traceback.format_exc())
+        err_console.print(
+            f"[bold red]internal error[/] ({type(exc).__name__}: {exc}); trace id {trace_id}. "
+            "Run with REMEDIATE_LOG_LEVEL=DEBUG and report it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

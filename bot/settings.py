@@ -1,0 +1,171 @@
+"""The one settings object: built once at start from arguments, environment and an optional YAML file.
+
+Precedence, highest first: explicit overrides (CLI flags) > environment (`REMEDIATE_*`, `SLACK_*`)
+> the YAML file (`--config` or `REMEDIATE_CONFIG`) > defaults. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import BotError
+
+_YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
+
+
+class SettingsError(BotError):
+    """A setting has a value remediate cannot use; the message names the key and what was expected."""
+
+
+def default_data_dir() -> Path:
+    """Return the per-user data directory where the default SQLite store and run artifacts live."""
+    return Path(platformdirs.user_data_dir("remediate", appauthor=False))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Feeds values read from the YAML config file, below the environment in precedence."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        values = _YAML_VALUES.get() or {}
+        return values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_YAML_VALUES.get() or {})
+
+
+class Settings(BaseSettings):
+    """Every knob of remediate, validated at start.
+
+    Environment variables use the prefix ``REMEDIATE_`` (``REMEDIATE_DATABASE_URL``), except Slack's
+    usual ``SLACK_BOT_TOKEN``, ``SLACK_SIGNING_SECRET``, ``SLACK_APP_TOKEN`` and ``SLACK_API_URL``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REMEDIATE_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the default store lives.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the store; empty means a SQLite file in data_dir.",
+    )
+    log_level: str = Field(default="INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
+    incident_channel: str = Field(default="incidents", description="Slack channel for incident cards.")
+    alerts_token: SecretStr | None = Field(default=None, description="Bearer token for alert webhooks.")
+    rbac_config: Path | None = Field(default=None, description="RBAC/guardrails YAML; built-in if unset.")
+    playbooks_dir: Path | None = Field(default=None, description="Extra playbook directory beside built-ins.")
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url"),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "sqlite+pysqlite://", "postgresql")):
+            raise ValueError("expected a sqlite:///PATH or postgresql+psycopg://USER@HOST/DB URL")
+        if value.startswith(("postgresql://", "postgres://")):
+            # Pin the driver we ship: psycopg 3.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
+        return upper
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http(s):// base URL of the Slack Web API")
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def effective_database_url(self) -> str:
+        """Return the database URL, defaulting to a SQLite file inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'remediate.sqlite'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: overrides, environment, then the YAML file."""
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+def _env_name(field: str) -> str:
+    if field.startswith("slack_"):
+        return field.upper()
+    return f"REMEDIATE_{field.upper()}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path}: not valid YAML ({exc})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError(f"config file {path}: expected a mapping of setting names to values")
+    known = set(Settings.model_fields)
+    unknown = sorted(str(k) for k in raw if str(k) not in known)
+    if unknown:
+        raise SettingsError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return {str(k): v for k, v in raw.items()}
+
+
+def load_settings(
+    config: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build and validate the settings; raise `SettingsError` naming the bad key, value and expectation."""
+    env = os.environ
+    path = config or (Path(env["REMEDIATE_CONFIG"]) if env.get("REMEDIATE_CONFIG") else None)
+    file_values = _read_yaml(path) if path else {}
+    token = _YAML_VALUES.set(file_values)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        source = "the command line" if field in clean else _env_name(field)
+        if field in file_values and field not in clean and _env_name(field) not in env:
+            source = f"{field} in {path}"
+        value = err.get("input")
+        shown = "***" if "token" in field or "secret" in field else repr(value)
+        raise SettingsError(f"setting {source}={shown}: {err['msg']}") from None
+    finally:
+        _YAML_VALUES.reset(token)

@@ -1,0 +1,1 @@
+"""Remembering: SQLAlchemy models, migrations, the store API, history import and trajectory mining."""

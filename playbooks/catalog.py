@@ -1,0 +1,131 @@
+"""Load the action catalog (built-ins plus user directories) and give every action a stable index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from playbooks.errors import PlaybookError
+from playbooks.models import Action, CatalogFile
+
+BUILTIN_DIR = Path(__file__).parent / "catalog"
+
+
+class CatalogError(PlaybookError):
+    """An actions file is unreadable or breaks the schema; the message names the file and key."""
+
+
+class UnknownActionError(PlaybookError):
+    """An action id is not in the catalog."""
+
+
+def _format_validation(path: Path, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{path}: {loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def read_actions_file(path: Path) -> list[Action]:
+    """Parse one actions YAML file; raise CatalogError naming the file and key of each problem."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML ({exc})") from None
+    try:
+        return CatalogFile.model_validate(raw).actions
+    except ValidationError as exc:
+        raise CatalogError(_format_validation(path, exc)) from None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All known actions. Indices: service-scoped actions by sorted id, then global ones by sorted id."""
+
+    actions: dict[str, Action]
+
+    @property
+    def service_actions(self) -> tuple[str, ...]:
+        """Sorted ids of actions that target one service (the per-service action axis)."""
+        return tuple(sorted(a for a, spec in self.actions.items() if spec.scope == "service"))
+
+    @property
+    def global_actions(self) -> tuple[str, ...]:
+        """Sorted ids of actions without a target (wait, escalate): the `+ k` tail of the action space."""
+        return tuple(sorted(a for a, spec in self.actions.items() if spec.scope == "global"))
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every action id in index order."""
+        return self.service_actions + self.global_actions
+
+    def get(self, action_id: str) -> Action:
+        """Return the action or raise UnknownActionError listing what exists."""
+        try:
+            return self.actions[action_id]
+        except KeyError:
+            raise UnknownActionError(
+                f"unknown action {action_id!r}; known actions: {', '.join(self.ids)}"
+            ) from None
+
+    def index(self, action_id: str) -> int:
+        """Return the stable index of an action id."""
+        self.get(action_id)
+        return self.ids.index(action_id)
+
+    def __contains__(self, action_id: object) -> bool:
+        return action_id in self.actions
+
+    def __iter__(self) -> Iterator[Action]:
+        return (self.actions[a] for a in self.ids)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def build_catalog(files: Iterable[Path]) -> Catalog:
+    """Merge actions from files; a duplicate id is an error naming both files."""
+    actions: dict[str, Action] = {}
+    origin: dict[str, Path] = {}
+    for path in files:
+        for action in read_actions_file(path):
+            if action.id in actions:
+                raise CatalogError(f"{path}: action {action.id!r} is already defined in {origin[action.id]}")
+            actions[action.id] = action
+            origin[action.id] = path
+    for action in actions.values():
+        if action.rollback is not None and action.rollback not in actions:
+            raise CatalogError(
+                f"{origin[action.id]}: {action.id}.rollback: unknown action {action.rollback!r}"
+            )
+    return Catalog(actions=actions)
+
+
+def action_files(extra_dirs: Iterable[Path] = ()) -> list[Path]:
+    """List the built-in actions file(s) then `*.actions.yaml` / `actions.yaml` in each extra directory."""
+    files = sorted(BUILTIN_DIR.glob("actions*.yaml"))
+    for directory in extra_dirs:
+        if not directory.is_dir():
+            raise CatalogError(f"{directory}: playbook directory does not exist")
+        files.extend(sorted(directory.glob("actions*.yaml")))
+    return files
+
+
+@cache
+def builtin_catalog() -> Catalog:
+    """Return the built-in catalog, loaded once."""
+    return build_catalog(action_files())
+
+
+def load_catalog(extra_dirs: Iterable[Path] = ()) -> Catalog:
+    """Return the built-ins merged with the actions of user playbook directories."""
+    dirs = tuple(extra_dirs)
+    return builtin_catalog() if not dirs else build_catalog(action_files(dirs))

@@ -1,0 +1,1 @@
+"""Deciding and acting safely: policies, training, evaluation, guardrails, approvals, executors."""

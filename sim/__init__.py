@@ -1,0 +1,1 @@
+"""The world model: service topologies, faults, dynamics, observations, a Gymnasium env."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: real databases (a SQLite file and a fresh PostgreSQL database per test)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_admin_url() -> str | None:
+    """Return the PostgreSQL URL tests connect to, or None when REMEDIATE_TEST_POSTGRES_URL=off."""
+    value = os.environ.get("REMEDIATE_TEST_POSTGRES_URL", DEFAULT_PG_ADMIN_URL)
+    return None if value.strip().lower() == "off" else value
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file URL in the test's temporary directory (empty, no schema)."""
+    return f"sqlite:///{tmp_path / 'remediate-test.sqlite'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A freshly created, empty PostgreSQL database, dropped after the test."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip("PostgreSQL cases disabled by REMEDIATE_TEST_POSTGRES_URL=off")
+    name = f"remediate_t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # fail loudly: PostgreSQL cases are never skipped silently
+        pytest.fail(f"PostgreSQL at {admin} is unreachable ({exc.orig}); start it or set REMEDIATE_TEST_POSTGRES_URL=off")
+    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database URL, once for SQLite and once for PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
