@@ -24,7 +24,8 @@ class UnknownActionError(PlaybookError):
     """An action id is not in the catalog."""
 
 
-def _format_validation(path: Path, exc: ValidationError) -> str:
+def format_validation(path: Path, exc: ValidationError) -> str:
+    """Render every pydantic error of a file as ``FILE: key.path: message``, joined by semicolons."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
@@ -43,7 +44,7 @@ def read_actions_file(path: Path) -> list[Action]:
     try:
         return CatalogFile.model_validate(raw).actions
     except ValidationError as exc:
-        raise CatalogError(_format_validation(path, exc)) from None
+        raise CatalogError(format_validation(path, exc)) from None
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,28 @@ class RateLimit(BaseModel):
     per_s: int = Field(ge=1)
 
 
+class Blast(BaseModel):
+    """How many replicas of the target an action adds or takes out of service, for blast-radius limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effect: Literal["add", "remove"]
+    count: int | None = Field(default=None, ge=1)
+    count_param: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Blast:
+        if (self.count is None) == (self.count_param is None):
+            raise ValueError("give exactly one of 'count' and 'count_param'")
+        return self
+
+    def replicas(self, params: dict[str, Any]) -> int:
+        """Return the number of replicas the action touches with these (validated) parameters."""
+        if self.count is not None:
+            return self.count
+        return int(params.get(self.count_param or "", 0))
+
+
 class Action(BaseModel):
     """One remediation action: what it does, where it applies, how risky it is and how each executor runs it."""
 
@@ -110,6 +132,7 @@ class Action(BaseModel):
     duration_s: float = Field(default=60.0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
     rate_limit: RateLimit | None = None
+    blast: Blast | None = None
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     executors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -127,6 +150,8 @@ class Action(BaseModel):
     def _scope_consistent(self) -> Action:
         if self.scope == "service" and not self.applies_to:
             raise ValueError("a service-scoped action needs 'applies_to' (the service kinds it acts on)")
+        if self.blast is not None and self.blast.count_param and self.blast.count_param not in self.params:
+            raise ValueError(f"blast.count_param {self.blast.count_param!r} is not a parameter of the action")
         return self
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -152,3 +177,91 @@ class CatalogFile(BaseModel):
 
     version: Literal[1] = 1
     actions: list[Action]
+
+
+ChangeKind = Literal["deploy", "config_change", "any"]
+MetricOp = Literal[">", ">=", "<", "<="]
+
+
+class MetricCondition(BaseModel):
+    """A metric of the symptomatic service compared with a threshold, e.g. ``memory > 0.9``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str = Field(min_length=1)
+    op: MetricOp
+    value: float
+
+    def holds(self, observed: float) -> bool:
+        """Return whether an observed value satisfies the condition."""
+        if self.op == ">":
+            return observed > self.value
+        if self.op == ">=":
+            return observed >= self.value
+        if self.op == "<":
+            return observed < self.value
+        return observed <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class Symptoms(BaseModel):
+    """What must be seen on one service for a runbook to apply; every given condition must hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alerts_any: tuple[str, ...] = ()
+    alerts_all: tuple[str, ...] = ()
+    metrics: tuple[MetricCondition, ...] = ()
+    recent_change: ChangeKind | None = None
+    kinds: tuple[ServiceKind, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Symptoms:
+        if not (self.alerts_any or self.alerts_all or self.metrics or self.recent_change):
+            raise ValueError("a runbook needs at least one symptom (alerts, metrics or a recent change)")
+        return self
+
+    @property
+    def specificity(self) -> int:
+        """Return how many conditions the symptoms name; more specific runbooks rank first."""
+        return (
+            (1 if self.alerts_any else 0)
+            + len(self.alerts_all)
+            + len(self.metrics)
+            + (2 if self.recent_change else 0)
+            + (1 if self.kinds else 0)
+        )
+
+
+class RunbookStep(BaseModel):
+    """One candidate action of a runbook, in the order a responder would try them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    why: str = ""
+
+
+class Runbook(BaseModel):
+    """Symptoms of one fault type mapped to ordered candidate actions on the symptomatic service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    fault: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    when: Symptoms
+    steps: tuple[RunbookStep, ...] = Field(min_length=1)
+
+
+class RunbookFile(BaseModel):
+    """The top level of a runbooks YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    runbooks: list[Runbook] = Field(default_factory=list)
+    fallback: tuple[RunbookStep, ...] = ()

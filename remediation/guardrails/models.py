@@ -1,0 +1,223 @@
+"""The RBAC and guardrails YAML, parsed once into validated models (see docs/safety.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from playbooks.models import Risk
+
+SLACK_USER_ID = r"^[UW][A-Z0-9]{2,}$"
+SLACK_GROUP_ID = r"^S[A-Z0-9]{2,}$"
+ALL = "*"
+OWNED = "owned"
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class User(_Model):
+    """A person, keyed in the config by their immutable Slack user id (never by display name)."""
+
+    name: str = ""
+    roles: tuple[str, ...] = ()
+    disabled: bool = False
+
+
+class Group(_Model):
+    """A Slack user group (id ``S...``): every member gets the group's roles."""
+
+    name: str = ""
+    members: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+    @field_validator("members")
+    @classmethod
+    def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [m for m in value if not re.match(SLACK_USER_ID, m)]
+        if bad:
+            raise ValueError(f"members must be Slack user ids (U... or W...), got {', '.join(bad)}")
+        return value
+
+
+class Team(_Model):
+    """A team: its members own its services (policies with ``services: owned`` refer to them)."""
+
+    members: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+
+
+class Policy(_Model):
+    """Holders of ``roles`` may request and approve actions of the listed risks on the listed services.
+
+    ``services`` is ``["*"]`` for every service, ``["owned"]`` for the services of the holder's teams,
+    or service names (combinable).
+    """
+
+    name: str = Field(min_length=1)
+    roles: tuple[str, ...] = Field(min_length=1)
+    services: tuple[str, ...] = (ALL,)
+    request: tuple[Risk, ...] = ()
+    approve: tuple[Risk, ...] = ()
+
+
+class Recurrence(_Model):
+    """A weekly window: on these days, from ``start`` to ``end`` (wall time in ``tz``)."""
+
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(min_length=1)
+    start: time
+    end: time
+    tz: str = "UTC"
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; expected an IANA name like Europe/Berlin"
+            ) from None
+        return value
+
+
+class Freeze(_Model):
+    """A change freeze: one-off (``start``/``end``) or recurring (``every``), global or per service."""
+
+    name: str = Field(min_length=1)
+    services: tuple[str, ...] = (ALL,)
+    start: datetime | None = None
+    end: datetime | None = None
+    every: Recurrence | None = None
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _when(self) -> Freeze:
+        one_off = self.start is not None or self.end is not None
+        if one_off == (self.every is not None):
+            raise ValueError("give either start and end (one-off) or every (recurring)")
+        if one_off:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off freeze needs both start and end")
+            if self.start.tzinfo is None or self.end.tzinfo is None:
+                raise ValueError("start and end need a time zone, e.g. 2026-12-20T00:00:00Z")
+            if self.end <= self.start:
+                raise ValueError("end must be after start")
+        return self
+
+
+class FreezePolicy(_Model):
+    """Freeze windows plus who may act through one and which actions a freeze never blocks."""
+
+    windows: tuple[Freeze, ...] = ()
+    override_roles: tuple[str, ...] = ()
+    exempt_actions: tuple[str, ...] = ("wait", "escalate")
+
+
+class RateLimitRule(_Model):
+    """At most ``max`` executions of ``action`` (``*``: any) on ``service`` (``*``: each) per ``per_s``."""
+
+    action: str = ALL
+    service: str = ALL
+    max: int = Field(ge=0)
+    per_s: int = Field(ge=1)
+
+
+class BlastRadius(_Model):
+    """Limits on how much can change at once."""
+
+    max_concurrent: int = Field(default=3, ge=1, description="executions running at once, all services")
+    max_concurrent_per_service: int = Field(default=1, ge=1)
+    max_replica_share: float = Field(
+        default=0.5, gt=0, le=1, description="share of replicas one action removes"
+    )
+    max_replicas_added: int = Field(default=10, ge=1, description="replicas one action may add")
+    max_scale_factor: float = Field(default=3.0, ge=1, description="replicas after / before for one action")
+
+
+class KillSwitch(_Model):
+    """Who may flip the kill switch (global or per service); ``engaged`` turns it on from the config."""
+
+    flip_roles: tuple[str, ...] = ()
+    engaged: bool = False
+    services: tuple[str, ...] = ()
+
+
+class RbacConfig(_Model):
+    """The whole RBAC and guardrails configuration."""
+
+    version: Literal[1] = 1
+    policy_version: str = "rbac-unversioned"
+    roles: dict[str, str] = Field(default_factory=dict)
+    users: dict[str, User] = Field(default_factory=dict)
+    groups: dict[str, Group] = Field(default_factory=dict)
+    teams: dict[str, Team] = Field(default_factory=dict)
+    policies: tuple[Policy, ...] = ()
+    approvals_required: dict[Risk, int] = Field(
+        default_factory=lambda: {Risk.LOW: 1, Risk.MEDIUM: 1, Risk.HIGH: 2, Risk.CRITICAL: 2}
+    )
+    approval_ttl_s: int = Field(default=3600, ge=60)
+    freeze: FreezePolicy = FreezePolicy()
+    rate_limits: tuple[RateLimitRule, ...] = ()
+    blast_radius: BlastRadius = BlastRadius()
+    kill_switch: KillSwitch = KillSwitch()
+
+    @field_validator("users")
+    @classmethod
+    def _user_ids(cls, value: dict[str, User]) -> dict[str, User]:
+        bad = [u for u in value if not re.match(SLACK_USER_ID, u)]
+        if bad:
+            raise ValueError(f"users are keyed by Slack user id (U... or W...), got {', '.join(bad)}")
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _group_ids(cls, value: dict[str, Group]) -> dict[str, Group]:
+        bad = [g for g in value if not re.match(SLACK_GROUP_ID, g)]
+        if bad:
+            raise ValueError(f"groups are keyed by Slack user-group id (S...), got {', '.join(bad)}")
+        return value
+
+    @field_validator("approvals_required")
+    @classmethod
+    def _every_risk(cls, value: dict[Risk, int]) -> dict[Risk, int]:
+        missing = [r.value for r in Risk if r not in value]
+        if missing:
+            raise ValueError(f"give a count for every risk; missing {', '.join(missing)}")
+        if any(n < 1 for n in value.values()):
+            raise ValueError("every risk needs at least 1 approval (nothing runs unapproved)")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> RbacConfig:
+        known = set(self.roles)
+        problems: list[str] = []
+
+        def check(where: str, roles: tuple[str, ...]) -> None:
+            for role in roles:
+                if role not in known:
+                    problems.append(f"{where}: unknown role {role!r}")
+
+        for uid, user in self.users.items():
+            check(f"users.{uid}.roles", user.roles)
+        for gid, group in self.groups.items():
+            check(f"groups.{gid}.roles", group.roles)
+        for i, policy in enumerate(self.policies):
+            check(f"policies.{i}.roles", policy.roles)
+        check("freeze.override_roles", self.freeze.override_roles)
+        check("kill_switch.flip_roles", self.kill_switch.flip_roles)
+        for name, team in self.teams.items():
+            for gid in team.groups:
+                if gid not in self.groups:
+                    problems.append(f"teams.{name}.groups: unknown group {gid!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
