@@ -272,3 +272,29 @@ class MiningState(Base):
 
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     value: Mapped[str] = mapped_column(sa.Text)
+
+
+class GuardrailSwitch(Base):
+    """A freeze or kill switch flipped at run time; ``scope`` is a service name or ``*`` for all."""
+
+    __tablename__ = "guardrail_switches"
+    __table_args__ = (sa.CheckConstraint("kind IN ('freeze','kill')", name="ck_guardrail_switches_kind"),)
+
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    engaged: Mapped[bool] = mapped_column(sa.Boolean)
+    actor: Mapped[str] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditHead(Base):
+    """The single lock row of the audit log: seq and hash of the newest entry (migration 0002)."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="ck_audit_head_single_row"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    hash: Mapped[str] = mapped_column(sa.String(64))
+    touched: Mapped[int] = mapped_column(sa.Integer, default=0)
