@@ -7,6 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Mount every subcommand group on the root app."""
-    from bot.cli import config_cmd
+    from bot.cli import config_cmd, sandbox_cmd
 
     config_cmd.register(app)
+    sandbox_cmd.register(app)

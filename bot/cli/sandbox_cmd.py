@@ -1,0 +1,124 @@
+"""`remediate sandbox serve`: run the local Slack stand-in (Web API, driver, page) until Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import console, refuse, settings_of
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the `sandbox` group."""
+    group = typer.Typer(help="The local Slack sandbox: fake Web API, request driver and a web page.")
+
+    @group.command("serve")
+    def serve(
+        ctx: typer.Context,
+        port: Annotated[int, typer.Option("--port", help="Port to listen on (0 picks a free one).")] = 3001,
+        host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+        app_url: Annotated[
+            str | None,
+            typer.Option(
+                "--app-url", help="The app's Slack endpoint, e.g. http://127.0.0.1:3000/slack/events."
+            ),
+        ] = None,
+        signing_secret: Annotated[
+            str | None,
+            typer.Option(
+                "--signing-secret", help="Secret to sign requests with (default: SLACK_SIGNING_SECRET)."
+            ),
+        ] = None,
+        bot_token: Annotated[
+            str | None,
+            typer.Option(
+                "--bot-token",
+                help="Bot token the API accepts (default: SLACK_BOT_TOKEN or xoxb-sandbox-token).",
+            ),
+        ] = None,
+        workspace: Annotated[
+            Path | None, typer.Option("--workspace", help="JSON file with team, users, channels, usergroups.")
+        ] = None,
+        events: Annotated[
+            list[str] | None,
+            typer.Option("--event", help="Event subscription to deliver (repeatable; default app_mention)."),
+        ] = None,
+        command: Annotated[str, typer.Option("--command", help="The app's slash command.")] = "/remediate",
+        no_rate_limits: Annotated[
+            bool, typer.Option("--no-rate-limits", help="Switch off Slack's rate limits.")
+        ] = False,
+        ack_timeout: Annotated[
+            float, typer.Option("--ack-timeout", help="Seconds before an ack counts as failed.")
+        ] = 3.0,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the endpoints as one JSON line.")
+        ] = False,
+    ) -> None:
+        """Serve the sandbox; open the printed URL to chat with the app as a chosen user."""
+        from bot.sandbox import SandboxOptions, SlackSandbox, WorkspaceConfig
+        from bot.sandbox.workspace import load_workspace_config
+
+        settings = settings_of(ctx)
+        secret = signing_secret or (
+            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        )
+        if app_url and not secret:
+            refuse("--app-url needs a signing secret: pass --signing-secret or set SLACK_SIGNING_SECRET")
+        token = bot_token or (
+            settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        )
+        tokens = (token,) if token else None
+        if tokens and not tokens[0].startswith("xoxb-"):
+            refuse(f"--bot-token must be a bot token starting with xoxb-, got {tokens[0][:5]}...")
+        config = load_workspace_config(workspace, bot_tokens=tokens) if workspace else WorkspaceConfig()
+        if tokens and not workspace:
+            config = WorkspaceConfig(**{**config.__dict__, "bot_tokens": tokens})
+        options = SandboxOptions(
+            host=host,
+            port=port,
+            app_url=app_url,
+            signing_secret=secret,
+            workspace=config,
+            rate_limits=not no_rate_limits,
+            ack_timeout_s=ack_timeout,
+            subscribed_events=tuple(events or ("app_mention",)),
+            command=command,
+        )
+        sandbox = SlackSandbox(options).start()
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        info = {
+            "url": sandbox.url,
+            "api_url": sandbox.api_url,
+            "bot_token": sandbox.bot_token,
+            "app_url": sandbox.driver.app_url if sandbox.driver else None,
+        }
+        if as_json:
+            sys.stdout.write(json.dumps(info) + "\n")
+            sys.stdout.flush()
+        else:
+            console.print(f"Slack sandbox on [bold]{info['url']}[/] (open it in a browser)")
+            console.print(f"Web API: SLACK_API_URL={info['api_url']}  SLACK_BOT_TOKEN={info['bot_token']}")
+            console.print(f"App: {info['app_url'] or 'none (commands and clicks need --app-url)'}")
+            console.print("Ctrl-C stops it.")
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            sandbox.stop()
+        if not as_json:
+            console.print("sandbox stopped")
+
+    app.add_typer(group, name="sandbox")
