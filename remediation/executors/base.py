@@ -1,0 +1,82 @@
+"""The executor interface, its request and outcome values, and the errors executors raise."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from playbooks.models import Action
+from remediation.errors import RemediationError
+
+Status = Literal["succeeded", "failed", "unknown", "dry_run"]
+
+
+class ExecutorError(RemediationError):
+    """An executor is misconfigured or was asked for something the catalog does not allow."""
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """What to run: the approved request's id (the idempotency key), the action, its target and parameters."""
+
+    request_id: str
+    action: Action
+    target: str | None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened (or, in a dry run, exactly what would run)."""
+
+    status: Status
+    detail: str
+    commands: tuple[str, ...] = ()
+    output: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the outcome as JSON-ready values."""
+        return {
+            "status": self.status,
+            "detail": self.detail,
+            "commands": list(self.commands),
+            "output": self.output,
+            "data": dict(self.data),
+        }
+
+
+class Executor(Protocol):
+    """Performs catalog actions somewhere; idempotent by request id."""
+
+    kind: str
+
+    def execute(self, request: ExecRequest, dry_run: bool) -> Outcome:
+        """Run the request (or describe it when ``dry_run``); a repeated request id never runs twice."""
+        ...
+
+
+def spec_of(request: ExecRequest, kind: str) -> Mapping[str, Any]:
+    """Return the action's config for executor ``kind`` or raise ExecutorError saying which executors it has."""
+    spec = request.action.executors.get(kind)
+    if spec is None:
+        have = ", ".join(sorted(request.action.executors)) or "none"
+        raise ExecutorError(f"action {request.action.id} cannot run on the {kind} executor; it has: {have}")
+    return spec
+
+
+class OutcomeMemo:
+    """Remembers outcomes by request id so a repeated call returns the first outcome instead of acting again."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Outcome] = {}
+
+    def get(self, request_id: str) -> Outcome | None:
+        """Return the remembered outcome of a request id, if any."""
+        return self._seen.get(request_id)
+
+    def put(self, request_id: str, outcome: Outcome) -> Outcome:
+        """Remember and return an outcome."""
+        self._seen[request_id] = outcome
+        return outcome

@@ -1,0 +1,13 @@
+"""Which executors exist, and their catalog-config checkers for `remediate playbooks validate`."""
+
+from __future__ import annotations
+
+from playbooks.validate import SpecChecker
+from remediation.executors import kubernetes, shell, sim, webhook
+
+CHECKERS: dict[str, SpecChecker] = {
+    "sim": sim.check_spec,
+    "webhook": webhook.check_spec,
+    "shell": shell.check_spec,
+    "kubernetes": kubernetes.check_spec,
+}
