@@ -1,0 +1,291 @@
+"""Streaming import of `remediate.incident/v1` JSON Lines into the store.
+
+Lines are read one at a time and validated; valid incidents are written in batches, one transaction per
+batch, so every incident is all-or-nothing and memory stays flat whatever the file size. An id already
+in the store is skipped (idempotent); a bad line is refused with its line number and the broken rule.
+After each commit `on_commit` is told how far the store is durable, so a caller can report progress
+that survives a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from incidents_db.models import utcnow
+from incidents_db.perf import relaxed_gc
+from incidents_db.schema import EVENT_MODELS, IncidentRecord, format_error, parse_line
+from incidents_db.service import EVENT_COLUMNS, existing_ids
+
+DEFAULT_BATCH = 500
+MAX_ERROR_CHARS = 300
+
+_INCIDENT_COLUMNS = (
+    "id",
+    "title",
+    "severity",
+    "status",
+    "topology",
+    "services",
+    "root_cause_service",
+    "root_cause_fault",
+    "source",
+    "opened_at",
+    "resolved_at",
+    "created_at",
+    "updated_at",
+)
+_EVENT_COLUMNS = ("incident_id", "seq", "at", "type", "service", "payload")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A line that was not imported: its 1-based line number and the rule it broke."""
+
+    line: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What is durably in the store so far (sent after every committed batch)."""
+
+    imported: int
+    skipped_existing: int
+    refused: int
+    last_line: int
+    bytes_read: int
+
+
+@dataclass
+class ImportReport:
+    """The outcome of one import."""
+
+    imported: int = 0
+    skipped_existing: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+    lines: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the report in the shape `remediate import --json` prints."""
+        return {
+            "imported": self.imported,
+            "skipped_existing": self.skipped_existing,
+            "refused": [{"line": r.line, "error": r.error} for r in self.refused],
+        }
+
+
+def _digest(line: bytes) -> bytes:
+    return hashlib.blake2b(line, digest_size=12).digest()
+
+
+def _db_reason(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _sqlite_ts(value: datetime | None) -> str | None:
+    # The text form SQLAlchemy's SQLite DateTime reads back: naive UTC with microseconds.
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _pg_ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+# Per event type, the keys that go to `payload` (everything of the event but at/type/service).
+_PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
+    name: tuple(k for k in model.model_fields if k not in EVENT_COLUMNS)
+    for name, model in EVENT_MODELS.items()
+}
+
+
+# One encoder reused: json.dumps with non-default options builds a new encoder on every call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """One valid line: its number and the validated record."""
+
+    line: int
+    record: IncidentRecord
+
+
+class _Writer:
+    """Writes batches of validated incidents; COPY on PostgreSQL, raw executemany on SQLite."""
+
+    def __init__(self, engine: sa.Engine, source: str) -> None:
+        self.engine = engine
+        self.source = source
+        self.postgres = engine.dialect.name == "postgresql"
+        self.ts = _pg_ts if self.postgres else _sqlite_ts
+
+    def write(self, batch: list[_Parsed], report: ImportReport) -> None:
+        """Insert the batch's new incidents in one transaction, or one by one when that fails."""
+        try:
+            with self.engine.begin() as conn:
+                imported, skipped = self._insert(conn, batch)
+        except sa.exc.DBAPIError:
+            # One bad incident (e.g. a value too long for a column, or a concurrent import of the same
+            # id) must not take its neighbours down: retry each incident in its own transaction.
+            for item in batch:
+                try:
+                    with self.engine.begin() as conn:
+                        one_imported, one_skipped = self._insert(conn, [item])
+                except sa.exc.DBAPIError as exc:
+                    report.refused.append(
+                        Refusal(
+                            item.line, f"the store refused incident {item.record.id!r}: {_db_reason(exc)}"
+                        )
+                    )
+                    continue
+                report.imported += one_imported
+                report.skipped_existing += one_skipped
+            return
+        report.imported += imported
+        report.skipped_existing += skipped
+
+    def _rows(self, item: _Parsed, now: str | None) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+        record = item.record
+        ts = self.ts
+        root = record.root_cause
+        incident = (
+            record.id,
+            record.title,
+            record.severity,
+            "resolved" if record.resolved_at is not None else "open",
+            record.topology,
+            _encode(list(record.services or ())),
+            root.service if root else None,
+            root.fault if root else None,
+            self.source,
+            ts(record.opened_at),
+            ts(record.resolved_at),
+            now,
+            now,
+        )
+        events = []
+        for seq, event in enumerate(record.events):
+            # Validated values are plain JSON types (str, float, dict), so the fields go out as they are;
+            # reading __dict__ skips model_dump, which costs more than the rest of the row.
+            fields = event.__dict__
+            payload = {k: fields[k] for k in _PAYLOAD_KEYS[event.type] if fields[k] is not None}
+            events.append((record.id, seq, ts(event.at), event.type, fields.get("service"), _encode(payload)))
+        return incident, events
+
+    def _insert(self, conn: sa.Connection, batch: list[_Parsed]) -> tuple[int, int]:
+        present = existing_ids(connection=conn, ids=[item.record.id for item in batch])
+        now = self.ts(utcnow())
+        incidents: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        for item in batch:
+            if item.record.id in present:
+                continue
+            incident, timeline = self._rows(item, now)
+            incidents.append(incident)
+            events.extend(timeline)
+        if incidents:
+            raw = conn.connection.driver_connection
+            if raw is None:  # pragma: no cover - a pooled connection always has its driver connection
+                raise sa.exc.InvalidRequestError("connection has no driver connection")
+            cursor = raw.cursor()
+            try:
+                if self.postgres:
+                    _copy(cursor, "incidents", _INCIDENT_COLUMNS, incidents)
+                    _copy(cursor, "incident_events", _EVENT_COLUMNS, events)
+                else:
+                    cursor.executemany(_insert_sql("incidents", _INCIDENT_COLUMNS), incidents)
+                    cursor.executemany(_insert_sql("incident_events", _EVENT_COLUMNS), events)
+            finally:
+                cursor.close()
+        return len(incidents), len(batch) - len(incidents)
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+def _copy(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def import_lines(
+    *,
+    engine: sa.Engine,
+    lines: Iterable[bytes],
+    batch_size: int = DEFAULT_BATCH,
+    source: str = "import",
+    on_commit: Callable[[Progress], None] | None = None,
+) -> ImportReport:
+    """Import JSON Lines into the store behind `engine` (whose schema must be current).
+
+    Args:
+        engine: the store.
+        lines: the file's lines as bytes (a binary file object works), read once, in order.
+        batch_size: incidents per transaction.
+        source: value of `incidents.source` for the new rows.
+        on_commit: called after each committed batch with what is durably stored so far.
+
+    Returns:
+        How many incidents were imported, skipped because their id exists, and each refused line.
+    """
+    report = ImportReport()
+    writer = _Writer(engine, source)
+    seen: dict[str, tuple[int, bytes]] = {}
+    batch: list[_Parsed] = []
+    bytes_read = 0
+    number = 0
+
+    def flush() -> None:
+        if batch:
+            writer.write(batch, report)
+            batch.clear()
+        if on_commit is not None:
+            on_commit(
+                Progress(report.imported, report.skipped_existing, len(report.refused), number, bytes_read)
+            )
+
+    with relaxed_gc():
+        for number, raw in enumerate(lines, start=1):
+            bytes_read += len(raw)
+            report.lines = number
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                record = parse_line(line)
+            except ValidationError as exc:
+                report.refused.append(Refusal(number, format_error(exc)[:MAX_ERROR_CHARS]))
+                continue
+            digest = _digest(line)
+            earlier = seen.get(record.id)
+            if earlier is not None:
+                if earlier[1] == digest:
+                    report.skipped_existing += 1
+                else:
+                    report.refused.append(
+                        Refusal(
+                            number,
+                            f"id: duplicate id {record.id!r}; line {earlier[0]} already holds a different "
+                            "incident with this id (ids must be unique)",
+                        )
+                    )
+                continue
+            seen[record.id] = (number, digest)
+            batch.append(_Parsed(number, record))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    return report

@@ -1,0 +1,499 @@
+"""Trajectory mining: resolved incidents -> raw trajectories (one step per action) -> `.npz` dataset.
+
+A step is the moment someone acted. It records the alerts firing just before, the latest metrics per
+service, the action (catalog id, or "unmapped" for one outside the catalog), the time until the next
+step (or resolution), and a reward (see `RewardConfig` and docs/store.md for why each term exists).
+
+Reads are batched (a page of incidents, then all their events in one query, timestamps converted to
+epoch seconds in SQL, JSON payloads parsed only for the events a step needs), so mining streams at
+tens of thousands of incidents per second with flat memory. A watermark in `mining_state` makes
+repeated runs incremental.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from incidents_db.dataset import DATASET_FORMAT, ColumnWriter
+from incidents_db.errors import StoreError
+from incidents_db.models import MiningState, utcnow
+from incidents_db.perf import relaxed_gc
+from incidents_db.schema import OUTCOMES, SEVERITIES, iso
+from incidents_db.service import EVENTS, INCIDENTS
+from playbooks.catalog import Catalog, builtin_catalog
+
+UNMAPPED = "unmapped"
+WATERMARK_KEY = "trajectories.watermark"
+PAGE = 2000
+MINED_EVENT_TYPES = ("alert", "metrics", "action")
+
+
+class MiningError(StoreError):
+    """Mining could not write its dataset or read its state."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """The reward's constants (docs/store.md explains each term)."""
+
+    impact_per_minute: tuple[float, float, float, float] = (4.0, 2.0, 1.0, 0.5)
+    """Cost of one minute of user-facing impact for sev1..sev4."""
+    wasted_action_penalty: float = 5.0
+    """Extra cost of an action that failed or had no effect (risk and attention spent for nothing)."""
+    resolution_bonus: float = 10.0
+    """Credit to the step whose interval ends with the incident resolved."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One decision point of a trajectory."""
+
+    at: float
+    alerts: tuple[tuple[str, str], ...]
+    metrics: dict[str, dict[str, float]]
+    action: str
+    action_name: str
+    target: str | None
+    outcome: str
+    dt: float
+    impact_minutes: float
+    reward: float
+    done: bool
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A resolved incident as a sequence of steps."""
+
+    incident_id: str
+    severity: str
+    opened_at: float
+    resolved_at: float
+    root_service: str | None
+    root_fault: str | None
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The last incident mined, in (updated_at, id) order."""
+
+    updated_at: datetime
+    incident_id: str
+
+
+@dataclass(frozen=True)
+class MiningSummary:
+    """What one `mine` run did (the JSON summary)."""
+
+    incidents: int
+    trajectories: int
+    steps: int
+    unmapped_actions: int
+    out: str
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the summary in the shape `remediate mine --json` prints."""
+        return asdict(self)
+
+
+def _epoch(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[float]:
+    # Converting in SQL keeps datetime parsing out of the Python loop.
+    if dialect == "sqlite":
+        return sa.type_coerce((sa.func.julianday(column) - 2440587.5) * 86400.0, sa.Float)
+    return sa.type_coerce(sa.cast(sa.extract("epoch", column), sa.Float(precision=53)), sa.Float)
+
+
+def _overlap(segments: list[tuple[float, float]], start: float, end: float) -> float:
+    total = 0.0
+    for seg_start, seg_end in segments:
+        lo, hi = max(seg_start, start), min(seg_end, end)
+        if hi > lo:
+            total += hi - lo
+    return total
+
+
+def build_trajectory(
+    header: Any, events: list[tuple[float, str, str | None, str]], catalog: Catalog, reward: RewardConfig
+) -> Trajectory:
+    """Turn one incident header and its (epoch, type, service, payload JSON) events into a trajectory."""
+    opened, resolved = float(header.opened_s), float(header.resolved_s)
+    active: dict[tuple[str, str], float] = {}
+    latest: dict[str, str] = {}
+    parsed: dict[str, dict[str, float]] = {}
+    segments: list[tuple[float, float]] = []
+    firing_since: float | None = None
+    saw_alert = False
+    raw_steps: list[
+        tuple[float, tuple[tuple[str, str], ...], dict[str, dict[str, float]], dict[str, Any]]
+    ] = []
+    for at, kind, service, payload in events:
+        if kind == "metrics":
+            latest[service or ""] = payload
+        elif kind == "alert":
+            saw_alert = True
+            alert = json.loads(payload)
+            key = (service or "", str(alert.get("name", "")))
+            if alert.get("status") == "firing":
+                if not active:
+                    firing_since = at
+                active[key] = at
+            elif active.pop(key, None) is not None and not active and firing_since is not None:
+                segments.append((firing_since, at))
+                firing_since = None
+        elif kind == "action":
+            metrics = {}
+            for svc, raw in latest.items():
+                values = parsed.get(raw)
+                if values is None:
+                    values = parsed[raw] = json.loads(raw).get("values", {})
+                metrics[svc] = values
+            raw_steps.append((at, tuple(sorted(active)), metrics, json.loads(payload)))
+    if firing_since is not None:
+        segments.append((firing_since, max(resolved, firing_since)))
+    if not saw_alert:
+        # No alerts recorded: the whole open period counts as impact.
+        segments = [(opened, resolved)]
+    weight = reward.impact_per_minute[SEVERITIES.index(header.severity)]
+    steps = []
+    for index, (at, alerts, metrics, action) in enumerate(raw_steps):
+        last = index == len(raw_steps) - 1
+        next_at = resolved if last else raw_steps[index + 1][0]
+        next_at = max(next_at, at)
+        impact = _overlap(segments, at, next_at) / 60.0
+        outcome = str(action.get("outcome", "unknown"))
+        value = -weight * impact
+        if outcome in ("failed", "no_effect"):
+            value -= reward.wasted_action_penalty
+        if last:
+            value += reward.resolution_bonus
+        name = str(action.get("action", ""))
+        steps.append(
+            Step(
+                at=at,
+                alerts=alerts,
+                metrics=metrics,
+                action=name if name in catalog else UNMAPPED,
+                action_name=name,
+                target=action.get("target"),
+                outcome=outcome,
+                dt=next_at - at,
+                impact_minutes=impact,
+                reward=value,
+                done=last,
+            )
+        )
+    return Trajectory(
+        incident_id=header.id,
+        severity=header.severity,
+        opened_at=opened,
+        resolved_at=resolved,
+        root_service=header.root_cause_service,
+        root_fault=header.root_cause_fault,
+        steps=tuple(steps),
+    )
+
+
+def read_watermark(*, connection: sa.Connection) -> Watermark | None:
+    """Return where the last mining run stopped (None before the first run)."""
+    value = connection.execute(
+        sa.select(MiningState.value).where(MiningState.key == WATERMARK_KEY)
+    ).scalar_one_or_none()
+    if value is None:
+        return None
+    data = json.loads(value)
+    return Watermark(datetime.fromisoformat(data["updated_at"]).astimezone(UTC), data["incident_id"])
+
+
+def write_watermark(*, connection: sa.Connection, watermark: Watermark) -> None:
+    """Store where this mining run stopped."""
+    value = json.dumps({"updated_at": watermark.updated_at.isoformat(), "incident_id": watermark.incident_id})
+    table = sa.table("mining_state", sa.column("key"), sa.column("value"))
+    updated = connection.execute(table.update().where(table.c.key == WATERMARK_KEY).values(value=value))
+    if updated.rowcount == 0:
+        connection.execute(table.insert().values(key=WATERMARK_KEY, value=value))
+
+
+def iter_trajectories(
+    *,
+    engine: sa.Engine,
+    since: Watermark | None = None,
+    catalog: Catalog | None = None,
+    reward: RewardConfig | None = None,
+    page_size: int = PAGE,
+) -> Iterator[tuple[Trajectory, Watermark]]:
+    """Yield each resolved incident changed after `since` as a trajectory, with its watermark position.
+
+    Incidents are read in (updated_at, id) order: `updated_at` moves both when an incident resolves
+    and when history is imported, so late-imported old incidents are mined too.
+    """
+    catalog = catalog or builtin_catalog()
+    reward = reward or RewardConfig()
+    dialect = engine.dialect.name
+    payload = sa.cast(EVENTS.c.payload, sa.Text) if dialect == "postgresql" else EVENTS.c.payload
+    after = since
+    with engine.connect() as conn:
+        while True:
+            query = (
+                sa.select(
+                    INCIDENTS.c.id,
+                    INCIDENTS.c.severity,
+                    INCIDENTS.c.root_cause_service,
+                    INCIDENTS.c.root_cause_fault,
+                    INCIDENTS.c.updated_at,
+                    _epoch(INCIDENTS.c.opened_at, dialect).label("opened_s"),
+                    _epoch(INCIDENTS.c.resolved_at, dialect).label("resolved_s"),
+                )
+                .where(INCIDENTS.c.status == "resolved", INCIDENTS.c.resolved_at.is_not(None))
+                .order_by(INCIDENTS.c.updated_at, INCIDENTS.c.id)
+                .limit(page_size)
+            )
+            if after is not None:
+                query = query.where(
+                    sa.or_(
+                        INCIDENTS.c.updated_at > after.updated_at,
+                        sa.and_(
+                            INCIDENTS.c.updated_at == after.updated_at, INCIDENTS.c.id > after.incident_id
+                        ),
+                    )
+                )
+            headers = conn.execute(query).all()
+            if not headers:
+                return
+            timelines: dict[str, list[tuple[float, str, str | None, str]]] = {h.id: [] for h in headers}
+            # Raw payload text (no JSON decoding by the driver): only the events a step needs get parsed.
+            rows = conn.execute(
+                sa.select(
+                    EVENTS.c.incident_id,
+                    _epoch(EVENTS.c.at, dialect),
+                    EVENTS.c.type,
+                    EVENTS.c.service,
+                    sa.type_coerce(payload, sa.Text),
+                )
+                .where(EVENTS.c.incident_id.in_(list(timelines)), EVENTS.c.type.in_(MINED_EVENT_TYPES))
+                .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
+            )
+            for incident_id, at, kind, service, text in rows:
+                timelines[incident_id].append((at, kind, service, text))
+            for header in headers:
+                yield (
+                    build_trajectory(header, timelines[header.id], catalog, reward),
+                    Watermark(header.updated_at, header.id),
+                )
+            after = Watermark(headers[-1].updated_at, headers[-1].id)
+
+
+_COLUMNS = {
+    "traj_severity": "i1",
+    "traj_opened_at": "f8",
+    "traj_resolved_at": "f8",
+    "traj_root_service": "i4",
+    "traj_root_fault": "i4",
+    "traj_return": "f4",
+    "traj_step_offsets": "i8",
+    "step_traj": "i4",
+    "step_time": "f8",
+    "step_dt": "f4",
+    "step_action": "i4",
+    "step_action_name": "i4",
+    "step_target": "i4",
+    "step_outcome": "i1",
+    "step_impact_minutes": "f4",
+    "step_reward": "f4",
+    "step_done": "?",
+    "step_alert_offsets": "i8",
+    "step_metric_offsets": "i8",
+    "alert_service": "i4",
+    "alert_name": "i4",
+    "metric_service": "i4",
+    "metric_name": "i4",
+    "metric_value": "f4",
+}
+
+
+class _Vocab:
+    """Strings to dense indices, in first-seen order."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def __call__(self, value: str | None) -> int:
+        if value is None:
+            return -1
+        found = self.index.get(value)
+        if found is None:
+            found = self.index[value] = len(self.index)
+        return found
+
+    def array(self) -> np.ndarray[Any, Any]:
+        return np.asarray(list(self.index), dtype=str) if self.index else np.zeros(0, dtype="<U1")
+
+
+class _DatasetBuilder:
+    """Buffers one page of trajectories as columns and flushes them to the writer."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.writer = ColumnWriter(_COLUMNS)
+        self.ids = open(self.writer.temp_path("traj_incident.txt"), "w", encoding="utf-8")  # noqa: SIM115
+        self.vocab = {
+            name: _Vocab() for name in ("services", "faults", "alert_names", "metric_names", "action_names")
+        }
+        self.cols: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+        self.trajectories = 0
+        self.steps = 0
+        self.alerts = 0
+        self.metrics = 0
+        self.unmapped = 0
+        for name in ("traj_step_offsets", "step_alert_offsets", "step_metric_offsets"):
+            self.cols[name].append(0)
+
+    def add(self, trajectory: Trajectory) -> None:
+        c, v = self.cols, self.vocab
+        services = v["services"]
+        self.ids.write(json.dumps(trajectory.incident_id) + "\n")
+        c["traj_severity"].append(SEVERITIES.index(trajectory.severity) + 1)
+        c["traj_opened_at"].append(trajectory.opened_at)
+        c["traj_resolved_at"].append(trajectory.resolved_at)
+        c["traj_root_service"].append(services(trajectory.root_service))
+        c["traj_root_fault"].append(v["faults"](trajectory.root_fault))
+        total = 0.0
+        for step in trajectory.steps:
+            c["step_traj"].append(self.trajectories)
+            c["step_time"].append(step.at)
+            c["step_dt"].append(step.dt)
+            c["step_action"].append(self.catalog.index(step.action) if step.action != UNMAPPED else -1)
+            c["step_action_name"].append(v["action_names"](step.action_name))
+            c["step_target"].append(services(step.target))
+            c["step_outcome"].append(OUTCOMES.index(step.outcome) if step.outcome in OUTCOMES else 3)
+            c["step_impact_minutes"].append(step.impact_minutes)
+            c["step_reward"].append(step.reward)
+            c["step_done"].append(step.done)
+            for service, name in step.alerts:
+                c["alert_service"].append(services(service))
+                c["alert_name"].append(v["alert_names"](name))
+            self.alerts += len(step.alerts)
+            c["step_alert_offsets"].append(self.alerts)
+            for service, values in step.metrics.items():
+                sid = services(service)
+                for name, value in values.items():
+                    c["metric_service"].append(sid)
+                    c["metric_name"].append(v["metric_names"](name))
+                    c["metric_value"].append(value)
+                    self.metrics += 1
+            c["step_metric_offsets"].append(self.metrics)
+            self.unmapped += step.action == UNMAPPED
+            total += step.reward
+        self.steps += len(trajectory.steps)
+        self.trajectories += 1
+        c["traj_return"].append(total)
+        c["traj_step_offsets"].append(self.steps)
+
+    def flush(self) -> None:
+        for name, values in self.cols.items():
+            if values:
+                self.writer.append(name, values)
+                values.clear()
+
+    def finish(self, path: Path, meta: dict[str, Any]) -> None:
+        self.flush()
+        self.ids.close()
+        small = {name: vocab.array() for name, vocab in self.vocab.items()}
+        small["catalog_actions"] = np.asarray(self.catalog.ids, dtype=str)
+        small["outcome_names"] = np.asarray(OUTCOMES, dtype=str)
+        small["severity_names"] = np.asarray(("", *SEVERITIES), dtype=str)
+        small["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
+        self.writer.write_npz(path, small, {"traj_incident": self.writer.temp_path("traj_incident.txt")})
+
+    def close(self) -> None:
+        self.ids.close()
+        self.writer.close()
+
+
+def mine(
+    *,
+    engine: sa.Engine,
+    out_dir: Path,
+    full: bool = False,
+    catalog: Catalog | None = None,
+    reward: RewardConfig | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> MiningSummary:
+    """Mine resolved incidents into `out_dir/trajectories-<stamp>.npz` and advance the watermark.
+
+    Args:
+        engine: the store (schema current).
+        out_dir: where the dataset files go (created when missing).
+        full: ignore the watermark and mine every resolved incident; older datasets in `out_dir` are
+            removed once the new one is written, so the directory holds one consistent dataset.
+        catalog: the action catalog that decides mapped vs unmapped (default: built-ins).
+        reward: reward constants (default `RewardConfig()`).
+        on_progress: called with the number of incidents mined so far, once per page.
+
+    Returns:
+        The summary; when nothing new was resolved no file is written and `out` is the directory.
+    """
+    catalog = catalog or builtin_catalog()
+    reward = reward or RewardConfig()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MiningError(f"cannot create the output directory {out_dir}: {exc.strerror or exc}") from None
+    with engine.connect() as conn:
+        since = None if full else read_watermark(connection=conn)
+    builder = _DatasetBuilder(catalog)
+    incidents = 0
+    last: Watermark | None = None
+    try:
+        with relaxed_gc():
+            for trajectory, position in iter_trajectories(
+                engine=engine, since=since, catalog=catalog, reward=reward
+            ):
+                incidents += 1
+                last = position
+                if trajectory.steps:
+                    builder.add(trajectory)
+                if incidents % PAGE == 0:
+                    builder.flush()
+                    if on_progress is not None:
+                        on_progress(incidents)
+        if on_progress is not None:
+            on_progress(incidents)
+        if last is None:
+            return MiningSummary(0, 0, 0, 0, str(out_dir))
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+        path = out_dir / f"trajectories-{stamp}.npz"
+        meta = {
+            "format": DATASET_FORMAT,
+            "created_at": iso(utcnow()),
+            "full": full,
+            "since": None
+            if since is None
+            else {"updated_at": iso(since.updated_at), "id": since.incident_id},
+            "reward": asdict(reward),
+        }
+        try:
+            builder.finish(path, meta)
+        except OSError as exc:
+            raise MiningError(f"cannot write the dataset {path}: {exc.strerror or exc}") from None
+    finally:
+        builder.close()
+    summary = MiningSummary(incidents, builder.trajectories, builder.steps, builder.unmapped, str(path))
+    path.with_suffix(".json").write_text(
+        json.dumps({**summary.as_json(), **meta}, indent=2) + "\n", encoding="utf-8"
+    )
+    with engine.begin() as conn:
+        write_watermark(connection=conn, watermark=last)
+    if full:
+        for old in out_dir.glob("trajectories-*"):
+            if old.stem != path.stem and old.suffix in (".npz", ".json"):
+                old.unlink(missing_ok=True)
+    return summary

@@ -1,0 +1,1 @@
+"""Sample incident history shipped with remediate (used by `remediate demo`)."""
