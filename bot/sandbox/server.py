@@ -94,7 +94,9 @@ class SlackSandbox:
         self._server = server
         if self.options.app_url:
             self.connect_app(self.options.app_url, self.options.signing_secret or "")
-        self._thread = threading.Thread(target=server.serve_forever, name="slack-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -77,7 +77,7 @@ class WorkspaceConfig:
         ChannelSpec("C0INCIDENT", "incidents", ("U0ALICE001", "U0BOB00002", "U0CAROL003", "U0DAVE0004")),
         ChannelSpec("C0GENERAL1", "general", ("U0ALICE001", "U0BOB00002", "U0CAROL003", "U0DAVE0004")),
         ChannelSpec("C0RANDOM01", "random", ("U0ALICE001", "U0DAVE0004"), bot=False),
-        ChannelSpec("G0SRELEADS", "sre-leads", ("U0CAROL003",), is_private=True),
+        ChannelSpec("G0SRELEADS", "sre-leads", ("U0CAROL003",), is_private=True, bot=False),
     )
     usergroups: tuple[UsergroupSpec, ...] = (
         UsergroupSpec("S0ONCALL01", "oncall", "On-call engineers", ("U0ALICE001", "U0BOB00002")),
