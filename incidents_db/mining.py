@@ -108,7 +108,10 @@ class MiningSummary:
 def _epoch(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[float]:
     # Converting in SQL keeps datetime parsing out of the Python loop.
     if dialect == "sqlite":
-        return sa.type_coerce((sa.func.julianday(column) - 2440587.5) * 86400.0, sa.Float)
+        # Whole seconds from strftime plus the ".ffffff" tail: exact, unlike julianday arithmetic.
+        whole = sa.cast(sa.func.strftime("%s", column), sa.Integer)
+        fraction = sa.cast(sa.func.substr(column, 20), sa.Float)
+        return sa.type_coerce(whole + fraction, sa.Float)
     return sa.type_coerce(sa.cast(sa.extract("epoch", column), sa.Float(precision=53)), sa.Float)
 
 

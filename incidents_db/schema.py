@@ -25,6 +25,9 @@ SEVERITIES: tuple[str, ...] = ("sev1", "sev2", "sev3", "sev4")
 OUTCOMES: tuple[str, ...] = ("succeeded", "failed", "no_effect", "unknown")
 
 Text = Annotated[str, Field(min_length=1)]
+# Names are stored in indexed columns of at most 200 characters.
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+OptionalName = Annotated[str, Field(max_length=200)] | None
 Timestamp = AwareDatetime
 
 
@@ -48,8 +51,8 @@ class AlertEvent(_Event):
 
     type: Literal["alert"]
     status: Literal["firing", "resolved"]
-    name: Text
-    service: Text
+    name: Name
+    service: Name
     labels: dict[str, str] | None = None
     value: float | None = None
 
@@ -58,7 +61,7 @@ class MetricsEvent(_Event):
     """A snapshot of one service's metrics."""
 
     type: Literal["metrics"]
-    service: Text
+    service: Name
     values: dict[str, float]
 
 
@@ -66,7 +69,7 @@ class DeployEvent(_Event):
     """A new version of a service went out."""
 
     type: Literal["deploy"]
-    service: Text
+    service: Name
     version: str | None = None
 
 
@@ -74,7 +77,7 @@ class ConfigChangeEvent(_Event):
     """A service's configuration changed."""
 
     type: Literal["config_change"]
-    service: Text
+    service: Name
     change: str | None = None
 
 
@@ -82,8 +85,8 @@ class ActionEvent(_Event):
     """Someone (or something) acted on the system, with the outcome."""
 
     type: Literal["action"]
-    action: Text
-    target: str | None = None
+    action: Name
+    target: OptionalName = None
     params: dict[str, Any] | None = None
     actor: Text
     outcome: Literal["succeeded", "failed", "no_effect", "unknown"]
@@ -123,19 +126,19 @@ EVENT_MODELS: dict[str, type[_Event]] = {
 class RootCause(_Record):
     """Where the incident came from, where known."""
 
-    service: str | None = None
-    fault: str | None = None
+    service: OptionalName = None
+    fault: OptionalName = None
 
 
 class IncidentRecord(_Record):
     """One line of a `remediate.incident/v1` file."""
 
     format: Literal["remediate.incident/v1"]
-    id: Text
+    id: Name
     title: Text
     severity: Literal["sev1", "sev2", "sev3", "sev4"]
-    topology: str | None = None
-    services: list[str] | None = None
+    topology: OptionalName = None
+    services: list[Name] | None = None
     opened_at: Timestamp
     resolved_at: Timestamp | None = None
     root_cause: RootCause | None = None
@@ -175,6 +178,7 @@ _FRIENDLY: dict[str, str] = {
     "datetime_parsing": "not an RFC 3339 timestamp; expected e.g. 2026-03-02T10:14:00Z",
     "missing": "required field is missing",
     "string_too_short": "must not be empty",
+    "string_too_long": "is longer than 200 characters",
     "union_tag_not_found": "event needs a 'type' (one of " + ", ".join(EVENT_TYPES) + ")",
 }
 

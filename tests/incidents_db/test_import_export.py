@@ -1,0 +1,167 @@
+"""Import, export and round trips on SQLite and PostgreSQL: every refusal path, idempotence, atomicity."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from incidents_db import db, exporter, importer, service
+from incidents_db.models import Incident, IncidentEvent
+from incidents_db.synthetic import generate_incidents
+from tests.incidents_db.factories import incident, line, with_event
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    store = db.open_store(db_url)
+    yield store
+    store.dispose()
+
+
+def run_import(engine: sa.Engine, text: str, batch_size: int = 500) -> importer.ImportReport:
+    return importer.import_lines(engine=engine, lines=io.BytesIO(text.encode("utf-8")), batch_size=batch_size)
+
+
+def ids_in_store(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(Incident.id)).scalars())
+
+
+def events_of(engine: sa.Engine, incident_id: str) -> int:
+    with engine.connect() as conn:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(IncidentEvent)
+            .where(IncidentEvent.incident_id == incident_id)
+        )
+        return int(conn.execute(query).scalar_one())
+
+
+def test_every_refusal_path_and_the_rest_still_imports(engine: sa.Engine) -> None:
+    base = incident("INC-OK-1")
+    lines = [
+        line(base),  # 1 ok
+        "",  # 2 blank: skipped, not refused
+        "{not json",  # 3
+        line(incident("INC-2", format="remediate.incident/v0")),  # 4
+        line(incident("INC-3", opened_at="2026-03-02T10:14:00")),  # 5 zone-less
+        line(incident("INC-4", resolved_at="2026-03-01T00:00:00Z")),  # 6 resolved before opened
+        line(with_event(incident("INC-5"), 6, at="2026-03-02T09:00:00Z")),  # 7 out of order
+        line(with_event(incident("INC-6"), 0, type="reboot")),  # 8 unknown event type
+        line(incident("INC-7", severity="SEV1")),  # 9 bad enum
+        line(incident("INC-8", title="")),  # 10 empty required string
+        "   \t",  # 11 blank
+        line(incident("INC-OK-2", title="Paiement refusé – 支払い ✅", vendor={"ignored": True})),  # 12 ok
+        line(incident("INC-OK-1", title="a different incident, same id")),  # 13 duplicate, different
+        line(base),  # 14 duplicate, identical: nothing new
+    ]
+    report = run_import(engine, "\n".join(lines) + "\n")
+    assert report.imported == 2
+    assert report.skipped_existing == 1
+    refused = {r.line: r.error for r in report.refused}
+    assert sorted(refused) == [3, 4, 5, 6, 7, 8, 9, 10, 13]
+    assert "malformed JSON" in refused[3]
+    assert "format: expected exactly" in refused[4]
+    assert "no time zone" in refused[5]
+    assert "before opened_at" in refused[6]
+    assert "time order" in refused[7]
+    assert "unknown event type 'reboot'" in refused[8]
+    assert "severity" in refused[9]
+    assert "title: must not be empty" in refused[10]
+    assert "duplicate id 'INC-OK-1'" in refused[13] and "line 1" in refused[13]
+    assert ids_in_store(engine) == {"INC-OK-1", "INC-OK-2"}
+    with db.make_sessionmaker(engine)() as session:
+        stored = service.get_record(db_session=session, incident_id="INC-OK-2")
+    assert stored["title"] == "Paiement refusé – 支払い ✅"
+    assert "vendor" not in stored
+    assert len(stored["events"]) == len(base["events"])
+    assert report.as_json()["refused"][0] == {"line": 3, "error": refused[3]}
+
+
+def test_refused_incident_leaves_no_rows(engine: sa.Engine) -> None:
+    bad = with_event(incident("INC-BAD"), 8, at="2026-03-02T10:00:00Z")
+    report = run_import(engine, line(bad) + "\n")
+    assert report.imported == 0 and len(report.refused) == 1
+    assert ids_in_store(engine) == set()
+    assert events_of(engine, "INC-BAD") == 0
+
+
+def test_import_is_idempotent_by_id(engine: sa.Engine) -> None:
+    text = "".join(line(r) + "\n" for r in generate_incidents(40, seed=5))
+    first = run_import(engine, text, batch_size=7)
+    assert (first.imported, first.skipped_existing, first.refused) == (40, 0, [])
+    second = run_import(engine, text, batch_size=7)
+    assert (second.imported, second.skipped_existing, second.refused) == (0, 40, [])
+    more = "".join(line(r) + "\n" for r in generate_incidents(5, seed=6, first_number=100))
+    third = run_import(engine, text + more)
+    assert (third.imported, third.skipped_existing) == (5, 40)
+    assert len(ids_in_store(engine)) == 45
+
+
+def test_export_then_import_round_trips(engine: sa.Engine, tmp_path: Path) -> None:
+    records = list(generate_incidents(25, seed=11, open_fraction=0.2))
+    records.append(incident("INC-UNI", title="Ünïcode – ✅", root_cause=None, topology=None))
+    records.append(incident("INC-OFFSET", opened_at="2026-03-02T12:14:00+02:00", resolved_at=None, events=[]))
+    run_import(engine, "".join(line(r) + "\n" for r in records))
+    first = io.StringIO()
+    assert exporter.export_lines(engine=engine, out=first) == len(records)
+
+    other = db.open_store(f"sqlite:///{tmp_path / 'second.sqlite'}")
+    report = run_import(other, first.getvalue())
+    assert (report.imported, report.refused) == (len(records), [])
+    second = io.StringIO()
+    exporter.export_lines(engine=other, out=second)
+    other.dispose()
+    assert second.getvalue() == first.getvalue()
+
+    exported = {r["id"]: r for r in map(json.loads, first.getvalue().splitlines())}
+    original = records[0]
+    assert exported[original["id"]]["events"] == original["events"]
+    assert exported[original["id"]]["root_cause"] == original["root_cause"]
+    assert exported["INC-OFFSET"]["opened_at"] == "2026-03-02T10:14:00Z"
+    assert "resolved_at" not in exported["INC-OFFSET"]
+    assert "root_cause" not in exported["INC-UNI"]
+
+
+def test_commit_reports_only_what_is_stored(engine: sa.Engine) -> None:
+    records = list(generate_incidents(30, seed=2))
+    text = "".join(line(r) + "\n" for r in records)
+    seen: list[importer.Progress] = []
+
+    def check(progress: importer.Progress) -> None:
+        seen.append(progress)
+        stored = ids_in_store(engine)
+        assert all(r["id"] in stored for r in records[: progress.last_line])
+
+    importer.import_lines(engine=engine, lines=io.BytesIO(text.encode()), batch_size=10, on_commit=check)
+    assert [p.imported for p in seen] == [10, 20, 30, 30]
+
+
+def test_incident_listing_and_show(engine: sa.Engine) -> None:
+    run_import(engine, line(incident("INC-A")) + "\n" + line(incident("INC-B", resolved_at=None)) + "\n")
+    with db.make_sessionmaker(engine)() as session:
+        rows = service.list_incidents(db_session=session)
+        assert {r.id for r in rows} == {"INC-A", "INC-B"}
+        assert all(r.events == 9 for r in rows)
+        assert [r.id for r in service.list_incidents(db_session=session, status="open")] == ["INC-B"]
+        assert service.count_incidents(db_session=session, status="resolved") == 1
+        with pytest.raises(service.IncidentNotFoundError, match="INC-Z"):
+            service.get_record(db_session=session, incident_id="INC-Z")
+
+
+def test_add_incident_single(engine: sa.Engine) -> None:
+    from incidents_db.schema import parse_line
+
+    record = parse_line(line(incident("INC-ONE")))
+    factory = db.make_sessionmaker(engine)
+    with db.session_scope(factory) as session:
+        assert service.add_incident(db_session=session, record=record, source="slack") is True
+    with db.session_scope(factory) as session:
+        assert service.add_incident(db_session=session, record=record) is False
+        stored = service.get_record(db_session=session, incident_id="INC-ONE")
+    assert stored["events"] == incident("INC-ONE")["events"]

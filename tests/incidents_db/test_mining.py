@@ -1,0 +1,102 @@
+"""Trajectory mining on SQLite and PostgreSQL: steps, rewards, unmapped actions, watermark, dataset layout."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from incidents_db import db, importer, mining
+from incidents_db.dataset import load_dataset
+from incidents_db.synthetic import generate_incidents
+from playbooks.catalog import builtin_catalog
+from tests.incidents_db.factories import incident, line, with_event
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    store = db.open_store(db_url)
+    yield store
+    store.dispose()
+
+
+def load(engine: sa.Engine, records: list[dict]) -> None:
+    text = "".join(line(r) + "\n" for r in records)
+    report = importer.import_lines(engine=engine, lines=io.BytesIO(text.encode()))
+    assert report.refused == []
+
+
+def test_steps_and_rewards_of_a_known_incident(engine: sa.Engine) -> None:
+    load(engine, [incident("INC-1")])
+    [(trajectory, _)] = list(mining.iter_trajectories(engine=engine))
+    first, second = trajectory.steps
+    # restart at 10:20 (no effect), rollback at 10:31 (fixed), alert resolved 10:33, resolved 10:41.
+    assert (first.action, first.outcome, first.dt) == ("restart_service", "no_effect", 660.0)
+    assert first.alerts == (("checkoutservice", "HighErrorRate"),)
+    assert first.metrics == {"checkoutservice": {"error_rate": 0.12, "latency_p99_ms": 850, "cpu": 0.41}}
+    assert first.impact_minutes == pytest.approx(11.0)
+    # sev2 = 2.0 per impact minute; wasted action penalty 5.
+    assert first.reward == pytest.approx(-2.0 * 11 - 5.0)
+    assert not first.done
+    assert second.dt == 600.0 and second.done
+    assert second.impact_minutes == pytest.approx(2.0)  # impact ends when the alert resolves at 10:33
+    assert second.reward == pytest.approx(-2.0 * 2 + 10.0)
+
+
+def test_unmapped_actions_and_incidents_without_alerts(engine: sa.Engine) -> None:
+    record = with_event(incident("INC-U", severity="sev1"), 4, action="kubectl_magic")
+    quiet = incident("INC-Q", severity="sev4")
+    quiet["events"] = [e for e in quiet["events"] if e["type"] != "alert"]
+    load(engine, [record, quiet])
+    found = {t.incident_id: t for t, _ in mining.iter_trajectories(engine=engine)}
+    assert found["INC-U"].steps[0].action == mining.UNMAPPED
+    assert found["INC-U"].steps[0].action_name == "kubectl_magic"
+    # No alerts: the whole time from the step until resolution counts as impact.
+    assert found["INC-Q"].steps[1].impact_minutes == pytest.approx(10.0)
+
+
+def test_mine_writes_dataset_and_is_incremental(engine: sa.Engine, tmp_path: Path) -> None:
+    records = list(generate_incidents(60, seed=9, open_fraction=0.1))
+    load(engine, records)
+    resolved = sum(1 for r in records if r.get("resolved_at"))
+    out = tmp_path / "mined"
+    summary = mining.mine(engine=engine, out_dir=out)
+    assert summary.incidents == resolved
+    data = load_dataset(Path(summary.out))
+    steps = summary.steps
+    assert data["traj_step_offsets"][-1] == steps == data["step_reward"].shape[0]
+    assert data["traj_incident"].shape == (summary.trajectories,)
+    assert data["step_alert_offsets"][-1] == data["alert_name"].shape[0]
+    assert data["step_metric_offsets"][-1] == data["metric_value"].shape[0]
+    assert int((data["step_action"] == -1).sum()) == summary.unmapped_actions
+    catalog = builtin_catalog()
+    mapped = data["step_action"] >= 0
+    names = data["action_names"][data["step_action_name"][mapped]]
+    assert list(names) == [catalog.ids[i] for i in data["step_action"][mapped]]
+    assert np.all(data["step_done"][data["traj_step_offsets"][1:] - 1])
+    np.testing.assert_allclose(
+        np.add.reduceat(data["step_reward"], data["traj_step_offsets"][:-1]), data["traj_return"], rtol=1e-5
+    )
+
+    again = mining.mine(engine=engine, out_dir=out)
+    assert (again.incidents, again.out) == (0, str(out))
+    load(engine, list(generate_incidents(10, seed=10, first_number=500, open_fraction=0.0)))
+    later = mining.mine(engine=engine, out_dir=out)
+    assert later.incidents == 10
+    assert set(load_dataset(Path(later.out))["traj_incident"]) <= {f"INC-{n}" for n in range(500, 510)}
+    assert len(list(out.glob("*.npz"))) == 2
+
+    full = mining.mine(engine=engine, out_dir=out, full=True)
+    assert full.incidents == resolved + 10
+    assert [p.name for p in out.glob("*.npz")] == [Path(full.out).name]
+
+
+def test_mining_pages_do_not_change_the_result(engine: sa.Engine) -> None:
+    load(engine, list(generate_incidents(45, seed=4)))
+    small = [t for t, _ in mining.iter_trajectories(engine=engine, page_size=7)]
+    large = [t for t, _ in mining.iter_trajectories(engine=engine, page_size=1000)]
+    assert small == large and len(small) > 0
