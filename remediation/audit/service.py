@@ -151,12 +151,23 @@ def verify(*, db_session: Session) -> Verdict:
             )
         prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
     head = db_session.execute(sa.select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one_or_none()
-    if head is not None and (head.seq != checked or head.hash != prev):
+    if head is not None and head.seq > checked:
         return Verdict(
             False,
             checked,
             checked + 1,
             f"the log ends at entry {checked} but {head.seq} were written: entries after {checked} were deleted",
+        )
+    if head is not None and head.seq < checked:
+        return Verdict(
+            False,
+            checked,
+            head.seq + 1,
+            f"entry {head.seq + 1} was added behind the writer's back ({head.seq} were written)",
+        )
+    if head is not None and head.hash != prev:
+        return Verdict(
+            False, checked, checked, f"entry {checked} is not the entry the writer last wrote (replaced?)"
         )
     return Verdict(True, checked)
 
