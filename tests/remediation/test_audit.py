@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import sqlalchemy as sa
 
@@ -43,7 +45,7 @@ def test_chain_links_and_verifies(store: Store) -> None:
         rows = entries(db_session=s)
         assert [r.seq for r in rows] == [1, 2, 3, 4, 5, 6]
         assert rows[0].prev_hash == GENESIS
-        assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False))
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
         assert verify(db_session=s).ok
     assert check(store) == (True, None, "")
 

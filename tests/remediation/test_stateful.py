@@ -127,7 +127,7 @@ class Workflow(RuleBasedStateMachine):
     @invariant()
     def every_execution_had_its_approvals(self) -> None:
         with self.factory() as s:
-            for ex, req in s.execute(
+            for _ex, req in s.execute(
                 sa.select(Execution, ApprovalRequest).join(
                     ApprovalRequest, Execution.request_id == ApprovalRequest.id
                 )
