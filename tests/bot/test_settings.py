@@ -1,0 +1,110 @@
+"""Settings: environment, YAML file, precedence, and bad values naming key, value and expectation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("REMEDIATE_", "SLACK_")):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_use_a_sqlite_file_in_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("REMEDIATE_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.effective_database_url == f"sqlite:///{tmp_path / 'remediate.sqlite'}"
+    assert settings.log_level == "INFO"
+
+
+def test_environment_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMEDIATE_DATABASE_URL", "postgresql://u@db/remediate")
+    monkeypatch.setenv("REMEDIATE_LOG_LEVEL", "debug")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    settings = load_settings()
+    assert settings.effective_database_url == "postgresql+psycopg://u@db/remediate"
+    assert settings.log_level == "DEBUG"
+    assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == "xoxb-1"
+
+
+def test_yaml_file_below_environment_below_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "remediate.yaml"
+    config.write_text("log_level: WARNING\nincident_channel: ops\ndatabase_url: sqlite:///from-yaml.db\n")
+    settings = load_settings(config)
+    assert (settings.log_level, settings.incident_channel) == ("WARNING", "ops")
+    monkeypatch.setenv("REMEDIATE_INCIDENT_CHANNEL", "env-channel")
+    monkeypatch.setenv("REMEDIATE_CONFIG", str(config))
+    settings = load_settings(database_url="sqlite:///flag.db")
+    assert settings.incident_channel == "env-channel"
+    assert settings.database_url == "sqlite:///flag.db"
+    assert settings.log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("REMEDIATE_LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR"),
+        ("REMEDIATE_DATABASE_URL", "mysql://x", "expected a sqlite:///PATH or postgresql+psycopg://"),
+        ("SLACK_API_URL", "slack.local", "expected an http(s):// base URL"),
+    ],
+)
+def test_bad_environment_value_names_key_value_and_expectation(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert env in message and repr(value) in message and expected in message
+
+
+def test_bad_yaml_value_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("log_level: shouting\n")
+    with pytest.raises(SettingsError, match=r"log_level in .*c\.yaml='shouting'.*expected one of"):
+        load_settings(config)
+
+
+def test_bad_yaml_files(tmp_path: Path) -> None:
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("databse_url: sqlite:///x\n")
+    with pytest.raises(SettingsError, match=r"unknown setting.*databse_url"):
+        load_settings(unknown)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("log_level: [\n")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(SettingsError, match="expected a mapping"):
+        load_settings(listing)
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_secrets_are_masked_in_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("slack_bot_token: [not, a, string]\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(config)
+    assert "not" not in str(info.value).split("=", 1)[1].split(":")[0]
+
+
+def test_bad_setting_fails_the_cli_start_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATE_", "SLACK_"))}
+    env["REMEDIATE_LOG_LEVEL"] = "chatty"
+    env["REMEDIATE_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", "db", "current"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1
+    assert "REMEDIATE_LOG_LEVEL='chatty'" in done.stderr and "Traceback" not in done.stderr
