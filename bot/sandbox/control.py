@@ -46,7 +46,7 @@ def _ui(sandbox: SlackSandbox, query: dict[str, str]) -> dict[str, Any]:
     user = query.get("user") or ws.config.users[0].id
     with ws.lock:
         state = _state(sandbox)
-        cid = query.get("channel") or next(iter(ws.channels))
+        cid = _channel_id(sandbox, query.get("channel") or next(iter(ws.channels)))
         all_messages = messages(sandbox, cid)
         tops = [m for m in all_messages if m.get("thread_ts") in (None, m["ts"])]
         for top in tops:

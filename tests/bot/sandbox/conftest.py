@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class ServedApp:
     url: str
     seen: list[tuple[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    bodies: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -91,6 +93,7 @@ def serve_app(sandbox: SlackSandbox) -> Iterator[Callable[[Callable[[App, Served
         @app.middleware
         def remember_headers(request: Any, response: Any, next: Callable[[], Any]) -> Any:
             served.headers.append({k: v[0] for k, v in request.headers.items()})
+            served.bodies.append(request.raw_body)
             return next()
 
         listeners(app, served)
@@ -101,3 +104,14 @@ def serve_app(sandbox: SlackSandbox) -> Iterator[Callable[[Callable[[App, Served
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def wait_for(predicate: Callable[[], Any], *, seconds: float = 10.0) -> Any:
+    """Poll until `predicate()` is truthy (work Bolt does after the ack); fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    pytest.fail(f"condition not met within {seconds}s: {predicate}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -13,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot.sandbox import SlackSandbox
-from tests.bot.sandbox.conftest import ALICE, control
+from tests.bot.sandbox.conftest import ALICE, control, wait_for
 
 
 def error_of(exc: pytest.ExceptionInfo[SlackApiError]) -> str:
@@ -217,10 +216,7 @@ def test_hang_then_process_still_posts(sandbox: SlackSandbox) -> None:
     impatient = WebClient(token=sandbox.bot_token, base_url=sandbox.api_url, timeout=0.2)
     with pytest.raises((TimeoutError, urllib.error.URLError)):
         impatient.chat_postMessage(channel="incidents", text="slow but delivered")
-    for _ in range(100):  # the server finishes the call after the client gave up, as Slack may
-        if sandbox.workspace.messages["C0INCIDENT"]:
-            break
-        time.sleep(0.05)
+    wait_for(lambda: sandbox.workspace.messages["C0INCIDENT"])  # finished after the client gave up
     assert [m.text for m in sandbox.workspace.messages["C0INCIDENT"]] == ["slow but delivered"]
 
 
