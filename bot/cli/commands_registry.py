@@ -14,3 +14,6 @@ def register(app: typer.Typer) -> None:
     sandbox_cmd.register(app)
     store_cmds.register(app)
     demo_cmd.register(app)
+    from bot.cli import safety_cmds
+
+    safety_cmds.register(app)

@@ -400,7 +400,9 @@ def reject(
     if earlier is not None:  # a person may change their mind before anything ran
         earlier.decision, earlier.at, earlier.comment = "reject", now, comment
     else:
-        db_session.add(Approval(request_id=row.id, approver=approver, decision="reject", at=now, comment=comment))
+        db_session.add(
+            Approval(request_id=row.id, approver=approver, decision="reject", at=now, comment=comment)
+        )
     _move(db_session, row, st.REJECTED, now)
     _audit(db_session, row, actor=approver, event="reject", decision="allowed", reason=comment or "rejected")
     db_session.commit()
