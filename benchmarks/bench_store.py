@@ -1,0 +1,277 @@
+"""Import and mining throughput of the incident store, on SQLite and PostgreSQL, against naive baselines.
+
+    .venv/bin/python benchmarks/bench_store.py [--incidents 100000] [--baseline 3000] [--skip-postgres]
+
+Generates `--incidents` synthetic incidents (about 20 events each, deterministic by seed) and a tenth of
+that, imports and mines each size on a fresh SQLite file and a fresh PostgreSQL database, and prints
+incidents/s and peak memory (ru_maxrss of a child process that does only that step). The baseline, in
+the same run, is the obvious code: one ORM object per row (`session.add`, a commit per incident) for
+import, and one query per incident with ORM-decoded JSON for mining; ratios are ours / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN = os.environ.get("REMEDIATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def generate(path: Path, count: int) -> None:
+    from incidents_db.synthetic import generate_incidents
+
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with path.open("w", encoding="utf-8") as out:
+        for record in generate_incidents(count, seed=42, open_fraction=0.05):
+            out.write(encode(record) + "\n")
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---- work done in a child process (so ru_maxrss is this step's alone) -------------------------------
+
+
+def child_import(url: str, path: str) -> dict[str, float]:
+    from incidents_db import db, importer
+
+    engine = db.open_store(url)
+    start = time.perf_counter()
+    with open(path, "rb") as lines:
+        report = importer.import_lines(engine=engine, lines=lines)
+    elapsed = time.perf_counter() - start
+    assert not report.refused, report.refused[:3]
+    return {"n": report.imported, "seconds": elapsed}
+
+
+def child_mine(url: str, out: str) -> dict[str, float]:
+    from incidents_db import db, mining
+
+    engine = db.open_store(url)
+    start = time.perf_counter()
+    summary = mining.mine(engine=engine, out_dir=Path(out), full=True)
+    elapsed = time.perf_counter() - start
+    return {"n": summary.incidents, "seconds": elapsed, "steps": summary.steps}
+
+
+def child_naive_import(url: str, path: str) -> dict[str, float]:
+    """The obvious importer: parse, one ORM object per row, one commit per incident."""
+    from incidents_db import db
+    from incidents_db.models import Incident, IncidentEvent
+    from incidents_db.schema import parse_line
+    from incidents_db.service import event_rows, incident_row
+
+    engine = db.open_store(url)
+    factory = db.make_sessionmaker(engine)
+    count = 0
+    start = time.perf_counter()
+    with open(path, "rb") as lines:
+        for raw in lines:
+            record = parse_line(raw)
+            with factory() as session:
+                if session.get(Incident, record.id) is None:
+                    session.add(Incident(**incident_row(record)))
+                    session.flush()
+                    for row in event_rows(record):
+                        session.add(IncidentEvent(**row))
+                    session.commit()
+                    count += 1
+    return {"n": count, "seconds": time.perf_counter() - start}
+
+
+def child_naive_mine(url: str, _out: str) -> dict[str, float]:
+    """The obvious miner: list resolved incidents, then one ORM query per incident for its events."""
+    from incidents_db import db, mining
+    from incidents_db.models import Incident, IncidentEvent
+    from playbooks.catalog import builtin_catalog
+
+    engine = db.open_store(url)
+    factory = db.make_sessionmaker(engine)
+    catalog, reward = builtin_catalog(), mining.RewardConfig()
+    count = steps = 0
+    start = time.perf_counter()
+    with factory() as session:
+        for incident in session.scalars(sa.select(Incident).where(Incident.status == "resolved")):
+            events = session.scalars(
+                sa.select(IncidentEvent)
+                .where(IncidentEvent.incident_id == incident.id)
+                .order_by(IncidentEvent.seq)
+            ).all()
+            assert incident.resolved_at is not None
+            header = argparse.Namespace(
+                id=incident.id,
+                severity=incident.severity,
+                root_cause_service=incident.root_cause_service,
+                root_cause_fault=incident.root_cause_fault,
+                opened_s=incident.opened_at.timestamp(),
+                resolved_s=incident.resolved_at.timestamp(),
+            )
+            timeline = [(e.at.timestamp(), e.type, e.service, json.dumps(e.payload)) for e in events]
+            steps += len(mining.build_trajectory(header, timeline, catalog, reward).steps)
+            count += 1
+    return {"n": count, "seconds": time.perf_counter() - start, "steps": steps}
+
+
+CHILDREN = {
+    "import": child_import,
+    "mine": child_mine,
+    "naive_import": child_naive_import,
+    "naive_mine": child_naive_mine,
+}
+
+
+def run_child(op: str, url: str, arg: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", op, url, arg], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{op} on {url} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# ---- databases -------------------------------------------------------------------------------------
+
+
+class Databases:
+    def __init__(self, workdir: Path, postgres: bool) -> None:
+        self.workdir = workdir
+        self.postgres = postgres
+        self.created: list[str] = []
+        self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT") if postgres else None
+
+    def fresh(self, backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{self.workdir / f'bench-{uuid.uuid4().hex[:8]}.sqlite'}"
+        assert self.admin is not None
+        name = f"remediate_bench_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if self.admin is None:
+            return
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--incidents", type=int, default=100_000, help="large history size")
+    parser.add_argument("--baseline", type=int, default=3_000, help="incidents for the naive baselines")
+    parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--child", nargs=3, metavar=("OP", "URL", "ARG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        op, url, arg = args.child
+        result = CHILDREN[op](url, arg)
+        result["peak_mib"] = peak_mib()
+        print(json.dumps(result))
+        return
+
+    backends = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
+    workdir = Path(tempfile.mkdtemp(prefix="remediate-bench-"))
+    dbs = Databases(workdir, postgres=not args.skip_postgres)
+    sizes = sorted({max(args.incidents // 10, 1), args.incidents})
+    rows: list[tuple[str, ...]] = []
+    ours: dict[tuple[str, str], float] = {}
+    try:
+        files = {}
+        for size in [*sizes, args.baseline]:
+            path = workdir / f"history-{size}.jsonl"
+            if path not in files.values():
+                start = time.perf_counter()
+                generate(path, size)
+                print(
+                    f"generated {size} incidents ({path.stat().st_size / 2**20:.0f} MiB) "
+                    f"in {time.perf_counter() - start:.1f}s",
+                    file=sys.stderr,
+                )
+            files[size] = path
+        for backend in backends:
+            for size in sizes:
+                url = dbs.fresh(backend)
+                imp = run_child("import", url, str(files[size]))
+                mine = run_child("mine", url, str(workdir / f"mined-{backend}-{size}"))
+                imp_rate, mine_rate = imp["n"] / imp["seconds"], mine["n"] / mine["seconds"]
+                ours[(backend, "import")] = imp_rate
+                ours[(backend, "mine")] = mine_rate
+                rows.append(
+                    (
+                        backend,
+                        f"{size:,}",
+                        "ours",
+                        f"{imp_rate:,.0f}",
+                        f"{imp['peak_mib']:.0f}",
+                        f"{mine_rate:,.0f}",
+                        f"{mine['peak_mib']:.0f}",
+                        f"{mine['steps']:,.0f}",
+                    )
+                )
+                print(f"done {backend} {size}", file=sys.stderr)
+            url = dbs.fresh(backend)
+            naive_imp = run_child("naive_import", url, str(files[args.baseline]))
+            naive_mine = run_child("naive_mine", url, "-")
+            ni, nm = naive_imp["n"] / naive_imp["seconds"], naive_mine["n"] / naive_mine["seconds"]
+            rows.append(
+                (
+                    backend,
+                    f"{args.baseline:,}",
+                    "naive ORM",
+                    f"{ni:,.0f}",
+                    f"{naive_imp['peak_mib']:.0f}",
+                    f"{nm:,.0f}",
+                    f"{naive_mine['peak_mib']:.0f}",
+                    f"{naive_mine['steps']:,.0f}",
+                )
+            )
+            rows.append(
+                (
+                    backend,
+                    "",
+                    "ratio",
+                    f"x{ours[(backend, 'import')] / ni:.1f}",
+                    "",
+                    f"x{ours[(backend, 'mine')] / nm:.1f}",
+                    "",
+                    "",
+                )
+            )
+    finally:
+        dbs.drop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    header = ("backend", "incidents", "code", "import inc/s", "import MiB", "mine inc/s", "mine MiB", "steps")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print("| " + " | ".join("-" * w for w in widths) + " |")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print(
+        "\nMiB = peak resident memory (ru_maxrss) of the child process doing that step; ratio = ours / naive"
+        " (measured in this run). Targets: import >= 5,000 inc/s, mining >= 20,000 inc/s, < 1 GiB, flat."
+    )
+
+
+if __name__ == "__main__":
+    main()
