@@ -92,20 +92,25 @@ class _Checker:
         elif len(text) > limit:
             self.fail(f"must be less than {limit + 1} characters", f"{pointer}/text")
 
+    def unique_id(self, obj: dict[str, Any], key: str, seen: set[str], pointer: str, limit: int) -> None:
+        """Check an `action_id` / `block_id`: a string within `limit` characters, unique in the message."""
+        value = obj.get(key)
+        if value is None:
+            return
+        if not isinstance(value, str) or len(value) > limit:
+            self.fail(f"must be less than {limit + 1} characters", f"{pointer}/{key}")
+        elif value in seen:
+            self.fail(f"{key} `{value}` already exists", f"{pointer}/{key}")
+        else:
+            seen.add(value)
+
     def element(self, el: Any, pointer: str) -> None:
         if not isinstance(el, dict) or not isinstance(el.get("type"), str):
             self.fail("must provide an element with a type", pointer)
             return
         kind = el["type"]
         if kind in INTERACTIVE_TYPES:
-            action_id = el.get("action_id")
-            if action_id is not None:
-                if not isinstance(action_id, str) or len(action_id) > MAX_ACTION_ID:
-                    self.fail(f"must be less than {MAX_ACTION_ID + 1} characters", f"{pointer}/action_id")
-                elif action_id in self.action_ids:
-                    self.fail(f"action_id `{action_id}` already exists", f"{pointer}/action_id")
-                else:
-                    self.action_ids.add(action_id)
+            self.unique_id(el, "action_id", self.action_ids, pointer, MAX_ACTION_ID)
         if kind == "button":
             self.text_object(el.get("text"), f"{pointer}/text", limit=MAX_BUTTON_TEXT, plain_only=True)
             value = el.get("value")
@@ -125,14 +130,7 @@ class _Checker:
             return
         if kind in VIEW_ONLY_BLOCKS and self.surface == "message":
             self.fail(f"unsupported type `{kind}` in messages", f"{pointer}/type")
-        block_id = block.get("block_id")
-        if block_id is not None:
-            if not isinstance(block_id, str) or len(block_id) > MAX_BLOCK_ID:
-                self.fail(f"must be less than {MAX_BLOCK_ID + 1} characters", f"{pointer}/block_id")
-            elif block_id in self.block_ids:
-                self.fail(f"block_id `{block_id}` already exists", f"{pointer}/block_id")
-            else:
-                self.block_ids.add(block_id)
+        self.unique_id(block, "block_id", self.block_ids, pointer, MAX_BLOCK_ID)
         getattr(self, f"_{kind}", lambda b, p: None)(block, pointer)
 
     def _section(self, block: dict[str, Any], pointer: str) -> None:
