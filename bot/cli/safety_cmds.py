@@ -124,31 +124,31 @@ def register(app: typer.Typer) -> None:
         label = "freeze" if kind == "freeze" else "kill switch"
         console.print(f"{label} {state} for {service or 'every service'}")
 
-    @app.command("freeze")
-    def freeze(
-        ctx: typer.Context,
-        state: Annotated[str, typer.Argument(help="on or off.")],
-        user: Annotated[str, typer.Option("--user", help="Your Slack user id (recorded in the audit log).")],
-        service: Annotated[
-            str | None, typer.Option("--service", help="Only this service (default: all).")
-        ] = None,
-        reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
-    ) -> None:
-        """Turn a change freeze on or off, globally or for one service (freeze override roles only)."""
-        _switch("freeze", state, ctx, service, user, reason)
+    def _switch_command(kind: str, name: str, summary: str) -> None:
+        def command(
+            ctx: typer.Context,
+            state: Annotated[str, typer.Argument(help="on or off.")],
+            user: Annotated[
+                str, typer.Option("--user", help="Your Slack user id (recorded in the audit log).")
+            ],
+            service: Annotated[
+                str | None, typer.Option("--service", help="Only this service (default: all).")
+            ] = None,
+            reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
+        ) -> None:
+            _switch(kind, state, ctx, service, user, reason)
 
-    @app.command("killswitch")
-    def killswitch(
-        ctx: typer.Context,
-        state: Annotated[str, typer.Argument(help="on or off.")],
-        user: Annotated[str, typer.Option("--user", help="Your Slack user id (recorded in the audit log).")],
-        service: Annotated[
-            str | None, typer.Option("--service", help="Only this service (default: all).")
-        ] = None,
-        reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
-    ) -> None:
-        """Stop (on) or allow again (off) every execution, globally or for one service."""
-        _switch("kill", state, ctx, service, user, reason)
+        command.__doc__ = summary
+        app.command(name)(command)
+
+    _switch_command(
+        "freeze",
+        "freeze",
+        "Turn a change freeze on or off, globally or for one service (freeze override roles only).",
+    )
+    _switch_command(
+        "kill", "killswitch", "Stop (on) or allow again (off) every execution, globally or for one service."
+    )
 
     @audit.command("verify")
     def verify_cmd(

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from incidents_db.models import AuditEntry
-from remediation.audit.service import GENESIS, append, entries, entry_hash, verify
+from remediation.audit.service import GENESIS, HASHED_FIELDS, append, entries, entry_hash, verify
 from tests.remediation.conftest import Store
 
 
@@ -74,26 +74,7 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(store: Store) -> None:
         row = s.get(AuditEntry, 3)
         assert row is not None
         row.reason = "forged"
-        row.hash = entry_hash(
-            {
-                c: getattr(row, c)
-                for c in (
-                    "seq",
-                    "at",
-                    "actor",
-                    "event",
-                    "decision",
-                    "reason",
-                    "action",
-                    "target",
-                    "params",
-                    "incident_id",
-                    "request_id",
-                    "policy_version",
-                    "prev_hash",
-                )
-            }
-        )
+        row.hash = entry_hash({c: getattr(row, c) for c in HASHED_FIELDS})
         s.commit()
     assert check(store)[:2] == (False, 4)
 
@@ -145,21 +126,7 @@ def test_appended_forgery_without_the_lock_row(store: Store) -> None:
     with store.factory() as s:
         last = s.get(AuditEntry, 6)
         assert last is not None
-        fields = {
-            c: getattr(last, c)
-            for c in (
-                "at",
-                "actor",
-                "event",
-                "decision",
-                "action",
-                "target",
-                "params",
-                "incident_id",
-                "request_id",
-                "policy_version",
-            )
-        }
+        fields = {c: getattr(last, c) for c in HASHED_FIELDS if c not in ("seq", "reason", "prev_hash")}
         fields.update(seq=7, reason="forged", prev_hash=last.hash)
         s.add(AuditEntry(**fields, hash=entry_hash(fields)))
         s.commit()
