@@ -1,0 +1,366 @@
+"""The batched core: B incidents on one topology, stepped together with numpy arrays.
+
+Action index layout (``n_actions = A`` per-service catalog actions, ``G`` global ones)::
+
+    index = service * A + action        for index < N * A   (service-major)
+    index = N * A + g                   for the global actions (wait, escalate, ...)
+
+One step: the chosen action takes its catalog duration; the system keeps its pre-action behaviour for
+that long (impact accrues, leaks grow, transient faults count down), then the action takes effect and
+the system is evaluated and observed. ``IncidentEnv`` is this core with B = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from playbooks.catalog import Catalog, builtin_catalog
+from sim.actions import FAILED, OUTCOMES, ActionTable, Effects
+from sim.dynamics import M_AVAIL, M_ERR, M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, statics
+from sim.errors import ActionError
+from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
+from sim.observation import ALERTS, GLOBALS, N_FEATURES, encode_features, encode_globals
+from sim.topology import Topology
+
+SURGE = FAULT_INDEX["traffic_surge"]
+# metric alerts: (row of the transformed metric block, threshold, evaluations it must hold)
+_ALERT_THRESHOLDS = np.array([0.05, 2.5, 0.9, 0.88, 0.95, 0.5])[None, :, None]
+_ALERT_FOR = np.array([1, 2, 2, 1, 1, 1])[None, :, None]
+DISK, CERT = FAULT_INDEX["disk_full"], FAULT_INDEX["certificate_expiry"]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Knobs of the simulation and the reward."""
+
+    max_steps: int = 30
+    """Steps before an unresolved incident is truncated."""
+    noise: float = 0.05
+    """Relative standard deviation of metric noise."""
+    cost_weight: float = 0.02
+    """Reward per US dollar spent (actions, extra replicas)."""
+    replica_cost_usd_per_min: float = 0.05
+    """What one replica above the normal count costs per minute."""
+    invalid_penalty: float = 0.1
+    """Reward lost for choosing a masked action (it does nothing)."""
+    herring_ttl_s: float = 900.0
+    """How long a red herring's passing symptom lasts."""
+
+
+class StepResult(NamedTuple):
+    """What one batched step returns (arrays over the B environments)."""
+
+    reward: np.ndarray  # (B,) float
+    terminated: np.ndarray  # (B,) bool: healthy again
+    truncated: np.ndarray  # (B,) bool: step limit reached first
+    outcome: np.ndarray  # (B,) int, index into sim.actions.OUTCOMES
+    impact: np.ndarray  # (B,) user impact accrued this step (user-minutes)
+    cost_usd: np.ndarray  # (B,)
+    duration_s: np.ndarray  # (B,)
+
+
+class BatchCore:
+    """B environments on one topology; every array is (B, ...) and every step is vectorised."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        n_envs: int,
+        *,
+        seed: int | np.random.Generator | None = None,
+        catalog: Catalog | None = None,
+        config: SimConfig | None = None,
+    ) -> None:
+        self.topology = topology
+        self.st: Statics = statics(topology)
+        self.n_envs = n_envs
+        self.config = config or SimConfig()
+        self.catalog = catalog or builtin_catalog()
+        self.table = ActionTable.from_catalog(self.catalog)
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        n, a = self.st.n, self.table.n_service
+        self.n_actions = a
+        self.n_global = len(self.table.ids) - a
+        self.action_space_size = n * a + self.n_global
+        self.state = BatchState(self.st, n_envs)
+        self.steps = np.zeros(n_envs, dtype=np.int64)
+        self.elapsed_s = np.zeros(n_envs)
+        self.impact_total = np.zeros(n_envs)
+        self.cost_total = np.zeros(n_envs)
+        self.impact_rate = np.zeros(n_envs)
+        self.has_ttl = np.zeros(n_envs, dtype=bool)
+        self.scenarios: list[Scenario | None] = [None] * n_envs
+        self.true = np.zeros((n_envs, 6, n))  # true metrics, METRICS order (sim.dynamics.M_*)
+        self.observed = np.zeros((n_envs, 6, n))  # noisy metrics as the team sees them
+        self.features = np.zeros((n_envs, N_FEATURES, n), dtype=np.float32)  # (B, F, N)
+        self.features[:, -self.st.static.shape[0] :] = self.st.static
+        self.globals = np.zeros((n_envs, len(GLOBALS)), dtype=np.float32)
+        self.alerts = np.zeros((n_envs, len(ALERTS), n), dtype=bool)
+        self._static_mask = np.ascontiguousarray(self.table.applies[:, self.st.kind_id].T).astype(np.int8)
+        self._col = {aid: i for i, aid in enumerate(self.table.ids[:a])}
+        self._wait = self.table.index("wait")
+        self._static_flat = np.ones(self.action_space_size, dtype=bool)
+        self._static_flat[: n * a] = self._static_mask.reshape(-1).astype(bool)
+        self._dynamic = np.array(
+            [aid in ("scale_in", "enable_rate_limiting", "disable_rate_limiting") for aid in self.table.ids]
+        )
+        # metric noise: one pool drawn up front, a random window of it per evaluation (cheap, seeded)
+        size = n_envs * 6 * n
+        self._noise = self.config.noise * self.rng.standard_normal(max(1 << 16, 4 * size))
+        self._lcg = int(self.rng.integers(0, 2**63))
+
+    # ---- episodes ----
+
+    def reset(
+        self,
+        envs: np.ndarray | Sequence[int] | None = None,
+        scenarios: Sequence[Scenario] | None = None,
+        faults: Sequence[FaultSpec] | None = None,
+    ) -> None:
+        """Start new incidents in some environments (all by default), drawn at random unless given."""
+        idx = np.arange(self.n_envs) if envs is None else np.asarray(envs, dtype=np.int64)
+        if scenarios is None:
+            scenarios = [sample_scenario(self.topology, self.rng, faults=faults) for _ in idx]
+        s, st, t = self.state, self.st, self.topology
+        fresh = BatchState(st, idx.size)
+        for name, value in vars(fresh).items():
+            getattr(s, name)[idx] = value
+        self.steps[idx] = 0
+        self.elapsed_s[idx] = 0.0
+        self.impact_total[idx] = 0.0
+        self.cost_total[idx] = 0.0
+        self.has_ttl[idx] = False
+        for b, sc in zip(idx.tolist(), scenarios, strict=True):
+            self.scenarios[b] = sc
+            s.load_scale[b] = sc.load_scale
+            for f in sc.faults:
+                k, n = FAULT_INDEX[f.kind], t.index[f.target]
+                if f.kind == "network_partition" and f.peer is not None:
+                    edge = np.flatnonzero((t.src == t.index[f.peer]) & (t.dst == n))
+                    s.partition[b, edge] = f.severity
+                    continue
+                s.sev[b, k, n] = f.severity
+                if f.ttl_s is not None:
+                    s.ttl[b, k, n] = f.ttl_s
+                    self.has_ttl[b] = True
+                if f.kind == "scale_to_zero":
+                    s.replicas[b, n] = 0.0
+                if f.kind == "memory_leak":
+                    s.leak[b, n] = max(0.86 - st.base_mem[n], 0.0)
+            for ch in sc.changes:
+                n = t.index[ch.service]
+                if ch.type == "deploy":
+                    s.ages[b, 0, n], s.has_prev_version[b, n], s.version[b, n] = ch.age_s, True, 2
+                else:
+                    s.ages[b, 1, n], s.has_prev_config[b, n], s.config_version[b, n] = ch.age_s, True, 2
+            for name in sc.herrings:
+                s.herring[b, t.index[name]] = 1.0
+            for name in sc.no_telemetry:
+                s.present[b, t.index[name]] = False
+            for name in sc.no_exporter:
+                s.exporter[b, t.index[name]] = False
+        s.refresh(st, idx)
+        # two evaluations settle retries and let "for two evaluations" alerts fire: the incident opens
+        target: np.ndarray | slice = slice(None) if idx.size == self.n_envs else idx
+        for _ in range(2):
+            self._observe(target)
+
+    # ---- stepping ----
+
+    def decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split action indices into (service index or -1, action id index into ``table.ids``)."""
+        n, a = self.st.n, self.n_actions
+        glob = actions >= n * a
+        svc = np.where(glob, -1, actions // a)
+        act = np.where(glob, a + actions - n * a, actions % a)
+        return svc, act
+
+    def action_masks(self) -> np.ndarray:
+        """Return (B, N * A + G) int8 masks, 1 = the action applies to that service now."""
+        s = self.state
+        out = np.ones((self.n_envs, self.action_space_size), dtype=np.int8)
+        mask = out[:, : self.st.n * self.n_actions].reshape(self.n_envs, self.st.n, self.n_actions)
+        mask[:] = self._static_mask
+        col = self._col
+        if "scale_in" in col:
+            mask[:, :, col["scale_in"]] &= s.replicas > 1
+        if "enable_rate_limiting" in col:
+            mask[:, :, col["enable_rate_limiting"]] &= ~s.rate_limited
+        if "disable_rate_limiting" in col:
+            mask[:, :, col["disable_rate_limiting"]] &= s.rate_limited
+        return out
+
+    def _valid(self, acts: np.ndarray, act: np.ndarray) -> np.ndarray:
+        """Return (B,) bool: the chosen actions are allowed by the mask (without building the whole mask)."""
+        ok = self._static_flat[acts]
+        if not np.count_nonzero(self._dynamic[act]):
+            return ok
+        s, col = self.state, self._col
+        rows = np.arange(self.n_envs)
+        n = np.minimum(acts // self.n_actions, self.st.n - 1)
+        a = act
+        if "scale_in" in col:
+            ok &= (a != col["scale_in"]) | (s.replicas[rows, n] > 1)
+        if "enable_rate_limiting" in col:
+            ok &= (a != col["enable_rate_limiting"]) | ~s.rate_limited[rows, n]
+        if "disable_rate_limiting" in col:
+            ok &= (a != col["disable_rate_limiting"]) | s.rate_limited[rows, n]
+        return ok
+
+    def step(self, actions: np.ndarray | Sequence[int]) -> StepResult:
+        """Advance every environment by one action each; see the module docstring for the timing."""
+        acts = np.asarray(actions, dtype=np.int64).reshape(self.n_envs)
+        if self.n_envs == 1:
+            bad = not 0 <= int(acts[0]) < self.action_space_size
+        else:
+            bad = bool(acts.min() < 0 or acts.max() >= self.action_space_size)
+        if bad:
+            raise ActionError(
+                f"action indices must be in 0..{self.action_space_size - 1}, got {acts.tolist()}"
+            )
+        svc, act = self.decode(acts)
+        valid = self._valid(acts, act)
+        dt = self.table.duration_s[act]
+        impact = self.impact_rate * (dt * (1.0 / 60.0))
+        self._advance(dt)
+        outcome = self._apply(svc, act, valid)
+        cost = self.table.cost_usd[act]
+        extra = self.state.replicas.sum(axis=1) - self.st.total_replicas
+        if np.count_nonzero(extra > 0):
+            cost = cost + np.maximum(extra, 0.0) * (self.config.replica_cost_usd_per_min / 60.0) * dt
+        self._observe(slice(None))
+        reward = -impact - self.config.cost_weight * cost - self.table.risk_penalty[act]
+        if np.count_nonzero(valid) < self.n_envs:
+            reward -= self.config.invalid_penalty * ~valid
+        self.steps += 1
+        self.impact_total += impact
+        self.cost_total += cost
+        terminated = self.healthy()
+        truncated = ~terminated & (self.steps >= self.config.max_steps)
+        return StepResult(reward, terminated, truncated, outcome, impact, cost, dt)
+
+    def _advance(self, dt: np.ndarray) -> None:
+        """Let time pass with the current behaviour: leaks grow, passing symptoms and transient faults fade."""
+        s = self.state
+        if np.count_nonzero(s.leak_rate):
+            s.leak += s.leak_rate * dt[:, None]
+        if np.count_nonzero(s.herring):
+            np.maximum(s.herring - dt[:, None] / self.config.herring_ttl_s, 0.0, out=s.herring)
+        s.ages += dt[:, None, None]
+        self.elapsed_s += dt
+        if np.count_nonzero(self.has_ttl):
+            b = np.flatnonzero(self.has_ttl)
+            ttl = s.ttl[b] - dt[b, None, None]
+            expired = ttl <= 0
+            s.sev[b] = np.where(expired, 0.0, s.sev[b])
+            s.ttl[b] = np.where(expired, np.inf, ttl)
+            self.has_ttl[b] = np.isfinite(s.ttl[b]).reshape(b.size, -1).any(axis=1)
+            if expired.any():
+                s.refresh(self.st, b)
+
+    def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Run the chosen actions, grouped by action id; return an outcome code per environment."""
+        outcome = np.where(valid, 0, FAILED)
+        live = valid & (act != self._wait)
+        if not np.count_nonzero(live):
+            return outcome
+        effects = Effects(self.st, self.state, self.true[:, M_UTIL], self.true[:, M_MEM])
+        for a in np.unique(act[live]).tolist():
+            handler = effects.handler(self.table.ids[a])
+            if handler is None:
+                continue
+            rows = np.flatnonzero(live & (act == a))
+            outcome[rows] = handler(rows, np.maximum(svc[rows], 0))
+        targeted = np.flatnonzero(live & (svc >= 0))
+        self.state.ages[targeted, 2, svc[targeted]] = 0.0
+        if np.count_nonzero(effects.changed):
+            changed = np.flatnonzero(effects.changed)
+            self.has_ttl[changed] = np.isfinite(self.state.ttl[changed]).reshape(changed.size, -1).any(axis=1)
+            self.state.refresh(self.st, changed)
+        return outcome
+
+    def _noise_window(self, shape: tuple[int, int, int]) -> np.ndarray:
+        size = shape[0] * shape[1] * shape[2]
+        # a 64-bit LCG picks the window: far cheaper than a Generator call, and seeded through the pool
+        self._lcg = (self._lcg * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        start = (self._lcg >> 24) % (self._noise.size - size)
+        return self._noise[start : start + size].reshape(shape)
+
+    def _observe(self, envs: np.ndarray | slice) -> None:
+        """Evaluate some environments and rebuild what their teams see: noisy metrics, alerts, features."""
+        st = self.st
+        whole = isinstance(envs, slice)
+        part = self.state if whole else self.state.take(envs)
+        true = self.true if whole else np.empty((part.replicas.shape[0], 6, st.n))
+        impact, fail = evaluate(st, part, true)
+        vals = true * (1.0 + self._noise_window(true.shape))
+        np.maximum(vals, 0.0, out=vals)
+        test = vals.copy()
+        test[:, M_P99] *= st.inv_healthy_p99
+        np.subtract(1.0, test[:, M_AVAIL], out=test[:, M_AVAIL])
+        holding = test > _ALERT_THRESHOLDS
+        holding &= part.present[:, None, :]
+        pending = (part.pending + 1) * holding
+        alerts = np.empty((vals.shape[0], len(ALERTS), st.n), dtype=bool)
+        np.greater_equal(pending, _ALERT_FOR, out=alerts[:, :6])
+        np.greater(part.sev[:, DISK], 0, out=alerts[:, 6])
+        alerts[:, 6] &= part.exporter
+        np.greater(part.sev[:, CERT], 0, out=alerts[:, 7])
+        alerts[:, 7] &= part.exporter
+        if whole:
+            self.state.fail_prev = fail
+            self.state.pending = pending
+            encode_features(vals, part.present, alerts, part.ages, None, out=self.features)
+            self.globals = encode_globals(self.elapsed_s, self.features, st.is_frontend)
+            self.alerts = alerts
+            self.observed = vals
+            self.impact_rate = impact
+            return
+        self.state.fail_prev[envs] = fail
+        self.state.pending[envs] = pending
+        self.true[envs] = true
+        feats = encode_features(vals, part.present, alerts, part.ages, st.static)
+        self.features[envs] = feats
+        self.globals[envs] = encode_globals(self.elapsed_s[envs], feats, st.is_frontend)
+        self.alerts[envs] = alerts
+        self.observed[envs] = vals
+        self.impact_rate[envs] = impact
+
+    # ---- ground truth ----
+
+    def healthy(self) -> np.ndarray:
+        """Return (B,) bool: no cause left, no absorbed surge still overloading, frontends within SLO."""
+        s, st = self.state, self.st
+        ok = ~s.cause
+        surge = s.sev[:, SURGE]
+        if np.count_nonzero(surge):
+            ok &= ~((surge > 0) & (self.true[:, M_UTIL] > 0.95)).any(axis=1)
+        fe = st.frontends
+        ok &= (self.true[:, M_ERR, fe] < 0.02).all(axis=1)
+        ok &= (self.true[:, M_P99, fe] < st.slo_p99).all(axis=1)
+        return ok
+
+    def active_faults(self, env: int) -> list[FaultSpec]:
+        """Return the faults still active in one environment (what the oracle knows), in kind order."""
+        s, t = self.state, self.topology
+        out: list[FaultSpec] = []
+        for k, n in zip(*np.nonzero(s.sev[env] > 0), strict=True):
+            if k == SURGE and self.true[env, M_UTIL, n] <= 0.95:
+                continue
+            ttl = float(s.ttl[env, k, n])
+            out.append(
+                FaultSpec(
+                    FAULT_IDS[k], t.services[n], None, float(s.sev[env, k, n]), ttl if ttl < 1e18 else None
+                )
+            )
+        for e in np.flatnonzero(s.partition[env] > 0).tolist():
+            out.append(FaultSpec("network_partition", t.services[t.dst[e]], t.services[t.src[e]]))
+        return out
+
+    def outcome_name(self, code: int) -> str:
+        """Return the outcome name of a code."""
+        return OUTCOMES[code]

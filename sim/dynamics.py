@@ -1,0 +1,330 @@
+"""The vectorised dynamics: per-topology constants, the batched state, and one evaluation of it.
+
+Model (all arrays (B, N): B environments, N services; see docs/simulator.md):
+
+* Traffic enters at frontends (or, without frontends, at services nobody calls) and flows along edges:
+  a callee receives ``weight`` times its caller's load. That normal load is fixed per topology; faults
+  multiply it locally (surges, a cold cache's database) and retries amplify it where calls fail.
+* Each service has ready replicas, capacity, and its *own* error rate and latency from its faults and
+  its utilisation (queueing latency, requests beyond capacity fail).
+* Failure and latency spread to callers. With ``ok = log(1 - error)``:
+  ``ok[c] = own_ok[c] + sum_d w[c,d] * (ok[d] + seen_ok[d])`` (a request fails when a call it needs
+  fails; ``seen`` is failure only callers see, such as an expired certificate) and
+  ``p99[c] = own[c] + sum_d w[c,d] * p99[d]``, solved as a power series over the call graph truncated at
+  ``depth`` hops (weights of a caller add up to at most 1, so cycles converge).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import networkx as nx
+import numpy as np
+
+from playbooks.models import SERVICE_KINDS
+from sim.faults import (
+    AVLOSS,
+    CAPLOSS,
+    CPU,
+    ERR,
+    FAULT_IDS,
+    FAULT_INDEX,
+    LAT,
+    LEAK,
+    LOAD,
+    SEEN,
+    STAMPEDE_LOAD,
+    cache_backends,
+    effect_matrix,
+)
+from sim.observation import static_features
+from sim.topology import Topology
+
+MAX_DEPTH = 12
+DENSE_MAX = 1000  # services; above it propagation sweeps the edge list (O(E) memory) instead
+ENTRY_RPS = 100.0
+TIMEOUT_MS = 1000.0
+BASE_UTIL = {"frontend": 0.35, "service": 0.3, "database": 0.35, "cache": 0.25, "queue": 0.3}
+BASE_LAT_MS = {"frontend": 25.0, "service": 15.0, "database": 6.0, "cache": 1.5, "queue": 3.0}
+RETRY_GAIN = 1.5  # callers retry failed calls: load on a failing service grows by up to 150 %
+_EFFECTS = effect_matrix()  # (K, C)
+
+
+@dataclass(frozen=True, eq=False)
+class Statics:
+    """Per-topology constants, computed once: normal load, capacity, propagation operators."""
+
+    topology: Topology
+    n: int
+    depth: int
+    kind_id: np.ndarray  # (N,) index into SERVICE_KINDS
+    is_frontend: np.ndarray  # (N,) bool
+    entry_share: np.ndarray  # (N,) share of user traffic entering here, sums to 1
+    base_replicas: np.ndarray  # (N,) float
+    base_load: np.ndarray  # (N,) rps at normal traffic
+    cap_per_replica: np.ndarray  # (N,) rps one ready replica serves
+    base_lat: np.ndarray  # (N,) own latency at zero load, ms
+    base_mem: np.ndarray  # (N,) memory share at rest
+    backends: np.ndarray  # (N, N) 1 where column is a database behind the row's cache
+    up: np.ndarray | None  # (N, N) dense (M^T), M = sum_k W^k; None when sweeping
+    up_seen: np.ndarray | None  # (N, N) dense (M W)^T
+    static: np.ndarray  # (S, N) graph features
+    healthy_p99: np.ndarray  # (N,) p99 latency with no fault, ms
+    frontends: np.ndarray  # indices of the services users reach (where impact is measured)
+    breach_scale: np.ndarray  # (len(frontends),) 1 / (8 * healthy p99)
+    inv_healthy_p99: np.ndarray  # (N,) 1 / healthy p99
+    slo_p99: np.ndarray  # (len(frontends),) twice the healthy p99: the latency SLO of the entry points
+    total_replicas: float  # replicas of the whole topology at normal size
+
+    def propagate(self, own: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
+        """Return ``sum_k W^k (own + W seen)`` row-wise for (B, N) arrays: what callers inherit."""
+        if self.up is not None and self.up_seen is not None:
+            out = own @ self.up
+            if seen is not None:
+                out += seen @ self.up_seen
+            return out
+        x = own if seen is None else own + self._callees_sum(seen)
+        out = x
+        for _ in range(self.depth):
+            out = x + self._callees_sum(out)
+        return out
+
+    def _callees_sum(self, v: np.ndarray) -> np.ndarray:
+        """Return (B, N) with sum over callees d of w[c, d] * v[:, d] for each caller c."""
+        t = self.topology
+        out = np.zeros_like(v)
+        if t.n_edges:
+            contrib = v[:, t.dst] * t.weights
+            out[:, _has_out(t)] += np.add.reduceat(contrib, _starts(t), axis=1)
+        return out
+
+
+@lru_cache(maxsize=64)
+def _has_out(t: Topology) -> np.ndarray:
+    return np.flatnonzero(np.bincount(t.src, minlength=t.n_services))
+
+
+@lru_cache(maxsize=64)
+def _starts(t: Topology) -> np.ndarray:
+    return np.searchsorted(t.src, _has_out(t))
+
+
+def _depth(t: Topology) -> int:
+    g = nx.DiGraph()
+    g.add_nodes_from(range(t.n_services))
+    g.add_edges_from(zip(t.src.tolist(), t.dst.tolist(), strict=True))
+    longest = nx.dag_longest_path_length(nx.condensation(g))
+    cyclic = not nx.is_directed_acyclic_graph(g)
+    return int(min(MAX_DEPTH, longest + (2 if cyclic else 0)))
+
+
+def _series(w: np.ndarray, depth: int) -> np.ndarray:
+    """Return sum_{k=0..depth} W^k."""
+    total = np.eye(w.shape[0])
+    term = np.eye(w.shape[0])
+    for _ in range(depth):
+        term = term @ w
+        total += term
+    return total
+
+
+def _stable_jitter(name: str) -> float:
+    """Return a number in [0, 1) fixed by the service name, so constants never depend on run order."""
+    h = 2166136261
+    for ch in name.encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h / 2**32
+
+
+@lru_cache(maxsize=32)
+def statics(topology: Topology) -> Statics:
+    """Return the constants of a topology (cached per topology object)."""
+    t = topology
+    n = t.n_services
+    kinds = np.array([SERVICE_KINDS.index(k) for k in t.kinds])
+    is_frontend = kinds == 0
+    in_degree = np.bincount(t.dst, minlength=n)
+    entry = is_frontend.copy() if is_frontend.any() else in_degree == 0
+    if not entry.any():
+        entry[:] = True
+    entry_share = entry / entry.sum()
+    w = np.zeros((n, n))
+    w[t.src, t.dst] = t.weights
+    depth = _depth(t)
+    series = _series(w, depth)
+    load = (entry * ENTRY_RPS) @ series  # row vector: callee gets w * caller load
+    load = np.maximum(load, 1.0)  # services nobody reaches still see health checks
+    jitter = np.array([_stable_jitter(s) for s in t.services])
+    util = np.array([BASE_UTIL[k] for k in t.kinds]) * (0.85 + 0.3 * jitter)
+    replicas = t.replicas.astype(float)
+    cap = load / (replicas * util)
+    backends = np.zeros((n, n))
+    for i, k in enumerate(t.kinds):
+        if k == "cache":
+            backends[i, cache_backends(t, i)] = 1.0
+    # dense operators beat sparse sweeps (a gather and a reduce per hop) at every size up to 500
+    # services on one CPU core: numpy's per-call cost dominates the sweeps; see benchmarks/bench_sim.py
+    dense = n <= DENSE_MAX
+    st = Statics(
+        topology=t,
+        n=n,
+        depth=depth,
+        kind_id=kinds,
+        is_frontend=is_frontend,
+        entry_share=entry_share,
+        base_replicas=replicas,
+        base_load=load,
+        cap_per_replica=cap,
+        base_lat=np.array([BASE_LAT_MS[k] for k in t.kinds]) * (0.7 + 0.6 * jitter),
+        base_mem=0.35 + 0.25 * jitter,
+        backends=backends,
+        up=np.ascontiguousarray(series.T) if dense else None,
+        up_seen=np.ascontiguousarray((series @ w).T) if dense else None,
+        static=static_features(t),
+        healthy_p99=np.zeros(n),
+        frontends=np.flatnonzero(entry),
+        breach_scale=np.zeros(int(entry.sum())),
+        inv_healthy_p99=np.zeros(n),
+        slo_p99=np.zeros(int(entry.sum())),
+        total_replicas=float(replicas.sum()),
+    )
+    block = np.zeros((1, 6, n))
+    evaluate(st, BatchState.healthy(st, 1), block)
+    object.__setattr__(st, "healthy_p99", block[0, M_P99].copy())
+    object.__setattr__(st, "breach_scale", 1.0 / (8.0 * st.healthy_p99[st.frontends]))
+    object.__setattr__(st, "inv_healthy_p99", 1.0 / st.healthy_p99)
+    object.__setattr__(st, "slo_p99", 2.0 * st.healthy_p99[st.frontends])
+    return st
+
+
+class BatchState:
+    """The mutable state of B environments on one topology (arrays (B, N) unless noted).
+
+    ``sev``/``ttl``/``partition`` are the faults; ``refresh`` turns them into the derived arrays
+    (``ok_f``, ``cap_f``, ...) that ``evaluate`` reads every step, so a step never loops over faults.
+    """
+
+    def __init__(self, st: Statics, batch: int) -> None:
+        n, k = st.n, len(FAULT_IDS)
+        self.replicas = np.tile(st.base_replicas, (batch, 1))
+        self.sev = np.zeros((batch, k, n))  # fault severity, 0 = not active
+        self.ttl = np.full((batch, k, n), np.inf)  # seconds until a transient fault clears
+        self.partition = np.zeros((batch, st.topology.n_edges))  # per edge, 1 = calls time out
+        self.leak = np.zeros((batch, n))  # memory leaked so far, share of the limit
+        self.herring = np.zeros((batch, n))  # passing symptom level, decays to 0
+        self.rate_limited = np.zeros((batch, n), dtype=bool)
+        self.has_prev_version = np.zeros((batch, n), dtype=bool)
+        self.has_prev_config = np.zeros((batch, n), dtype=bool)
+        self.ages = np.full((batch, 3, n), np.inf)  # seconds since deploy, config change, action
+        self.version = np.ones((batch, n), dtype=np.int64)
+        self.config_version = np.ones((batch, n), dtype=np.int64)
+        self.fail_prev = np.zeros((batch, n))  # failure callers saw last evaluation (drives retries)
+        self.present = np.ones((batch, n), dtype=bool)  # telemetry arrives
+        self.exporter = np.ones((batch, n), dtype=bool)  # disk / certificate exporters installed
+        self.pending = np.zeros((batch, 6, n), dtype=np.int64)  # consecutive evaluations per metric alert
+        self.load_scale = np.ones((batch, 1))
+        # derived from the faults by refresh()
+        self.ok_f = np.ones((batch, n))  # 1 - own error share from faults
+        self.up_f = np.ones((batch, n))  # share of replicas not taken down by faults
+        self.cap_f = np.tile(st.cap_per_replica, (batch, 1))  # capacity per ready replica
+        self.load_f = np.tile(st.base_load, (batch, 1))  # offered load before retries
+        self.lat_f = np.tile(st.base_lat, (batch, 1))  # own latency at zero load plus fault latency
+        self.cpu_f = np.full((batch, n), 0.08)  # CPU floor plus fault CPU
+        self.seen = np.zeros((batch, n))  # share of calls into the service failing at the caller
+        self.seen_log = np.zeros((batch, n))  # log(1 - seen)
+        self.leak_rate = np.zeros((batch, n))  # memory growth per second
+        self.cause = np.zeros(batch, dtype=bool)  # any fault other than a surge is active
+
+    @classmethod
+    def healthy(cls, st: Statics, batch: int) -> BatchState:
+        """Return a state with no fault at all."""
+        return cls(st, batch)
+
+    def take(self, envs: np.ndarray | slice) -> BatchState:
+        """Return the state of some environments (views for a slice, copies for an index array)."""
+        part = object.__new__(BatchState)
+        for name, value in vars(self).items():
+            setattr(part, name, value[envs])
+        return part
+
+    def refresh(self, st: Statics, envs: np.ndarray) -> None:
+        """Recompute the derived arrays of the given environments from their active faults."""
+        sev = self.sev[envs]
+        eff = np.einsum("bkn,kc->bcn", sev, _EFFECTS)
+        eff[:, LOAD] += STAMPEDE_LOAD * (sev[:, FAULT_INDEX["cache_stampede"]] @ st.backends)
+        t = st.topology
+        part = self.partition[envs]
+        if t.n_edges and part.any():
+            for row in np.flatnonzero(part.any(axis=1)).tolist():
+                cut = np.bincount(t.src, weights=part[row] * t.weights, minlength=st.n)
+                eff[row, ERR] += cut
+                eff[row, LAT] += TIMEOUT_MS * cut
+        self.ok_f[envs] = 1.0 - np.minimum(eff[:, ERR], 1.0)
+        self.up_f[envs] = 1.0 - np.minimum(eff[:, AVLOSS], 1.0)
+        self.cap_f[envs] = st.cap_per_replica * (1.0 - np.minimum(eff[:, CAPLOSS], 0.95))
+        self.load_f[envs] = st.base_load * self.load_scale[envs] * (1.0 + eff[:, LOAD])
+        self.lat_f[envs] = st.base_lat + eff[:, LAT]
+        self.cpu_f[envs] = 0.08 + eff[:, CPU]
+        seen = np.minimum(eff[:, SEEN], 1.0)
+        self.seen[envs] = seen
+        self.seen_log[envs] = np.log(np.maximum(1.0 - seen, 1e-3))
+        self.leak_rate[envs] = eff[:, LEAK]
+        causes = sev.copy()
+        causes[:, FAULT_INDEX["traffic_surge"]] = 0.0
+        self.cause[envs] = (causes > 0).reshape(sev.shape[0], -1).any(axis=1) | (part > 0).any(axis=1)
+
+
+# rows of the metric block every evaluation fills, METRICS order
+M_ERR, M_P99, M_CPU, M_MEM, M_UTIL, M_AVAIL = range(6)
+
+
+def evaluate(st: Statics, s: BatchState, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate every environment into ``out`` (B, 6, N) (METRICS order); return (impact (B,), fail (B, N)).
+
+    ``impact`` is the user-facing impact per minute: the failed share of frontend requests plus half
+    the latency breach (p99 beyond twice normal, full at ten times). ``fail`` is the share of calls into
+    each service that fail at the caller, which drives retries at the next evaluation.
+    """
+    memory = np.minimum(st.base_mem + s.leak, 1.0, out=out[:, M_MEM])
+    leaking = np.count_nonzero(s.leak) > 0
+    up = s.up_f
+    if leaking:
+        oom = np.minimum(np.maximum(memory - 0.9, 0.0) * 10.0, 1.0)  # share of pods being OOM-killed
+        up = up * (1.0 - 0.6 * oom)
+    ready = s.replicas * up
+    cap = ready * s.cap_f
+    load = s.load_f * (1.0 + RETRY_GAIN * s.fail_prev)
+    limited = np.count_nonzero(s.rate_limited) > 0
+    served = np.where(s.rate_limited, np.minimum(load, 0.9 * cap), load) if limited else load
+    util = np.minimum(served / np.maximum(cap, 1e-6), 50.0, out=out[:, M_UTIL])
+    over = np.maximum(util - 1.0, 0.0) / np.maximum(util, 1.0)  # beyond capacity: dropped or timed out
+    ok = s.ok_f * (1.0 - over)
+    if limited:
+        ok *= 1.0 - 0.5 * (load - served) / load  # rate-limited clients back off; half see an error
+    if leaking:
+        ok *= 1.0 - 0.5 * oom
+    ok[ready < 1e-3] = 0.0
+    q = np.minimum(util, 0.95)
+    lat = s.lat_f + st.base_lat * (2.0 * q / (1.0 - q)) + TIMEOUT_MS * over
+    if leaking:
+        lat += 200.0 * oom
+    herring = np.count_nonzero(s.herring) > 0
+    if herring:
+        lat += 400.0 * s.herring
+    # failure composes in log-success space: a request fails if any call it needs fails
+    err = out[:, M_ERR]
+    np.exp(st.propagate(np.log(np.maximum(ok, 1e-3)), s.seen_log), out=err)
+    np.subtract(1.0, err, out=err)
+    p99 = np.minimum(st.propagate(lat), 30000.0, out=out[:, M_P99])
+    fail = np.minimum(err + s.seen, 1.0)
+    cpu = out[:, M_CPU]
+    np.minimum(s.cpu_f + 0.75 * np.minimum(util, 1.3), 1.0, out=cpu)
+    if herring:
+        np.minimum(cpu + 0.3 * s.herring, 1.0, out=cpu)
+    cpu *= ready > 0
+    np.multiply(up, s.replicas > 0, out=out[:, M_AVAIL])
+    fe = st.frontends
+    breach = np.minimum(np.maximum(p99[:, fe] * st.breach_scale - 0.25, 0.0), 1.0)
+    impact = np.minimum(err[:, fe] + 0.5 * breach, 1.0) @ st.entry_share[fe]
+    return impact, fail

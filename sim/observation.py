@@ -1,0 +1,237 @@
+"""What the agent sees: per-service feature vectors plus the graph, built by one function.
+
+``encode_features`` is the single encoder. The simulator calls it on its batched arrays every step;
+``build_observation`` calls it on plain inputs (per-service metric dicts, the firing alerts, recent
+deploy/config changes and actions, the service graph), so ``remediation/`` can build exactly the same
+features, in the same order, from a live incident timeline.
+
+Per-service features, in order (``FEATURES``), every value in [0, 1]:
+
+==  =====================  ==============================================================
+ 0  error_rate             observed error rate (0 when telemetry is missing)
+ 1  latency_p99            log10(1 + p99 ms) / 5  (1.0 = 100 s)
+ 2  cpu                    CPU utilisation of the service's pods
+ 3  memory                 memory use as a share of the limit
+ 4  saturation             min(load / capacity, 2) / 2
+ 5  availability           share of the service's pods ready
+ 6  telemetry_missing      1 when no metrics arrived for the service
+ 7  alert_HighErrorRate    1 while the alert fires on the service (7..14: ``ALERTS`` order)
+ 8  alert_HighLatency
+ 9  alert_HighCPU
+10  alert_HighMemory
+11  alert_Saturated
+12  alert_ServiceDown
+13  alert_DiskFull
+14  alert_CertificateExpired
+15  recent_deploy          exp(-age / 30 min) of the service's latest deploy, 0 when none
+16  recent_config_change   exp(-age / 30 min) of its latest config change
+17  recent_action          exp(-age / 10 min) of the latest remediation action on it
+18  kind_frontend          one-hot kind (18..22: frontend, service, database, cache, queue)
+19  kind_service
+20  kind_database
+21  kind_cache
+22  kind_queue
+23  stateful               1 for stateful services
+24  in_degree              min(callers / 16, 1)
+25  out_degree             min(callees / 16, 1)
+==  =====================  ==============================================================
+
+Global features (``GLOBALS``): elapsed time since the incident opened (hours, capped at 1), share of
+services with a firing alert, worst observed frontend error rate. The root cause is never part of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from playbooks.models import SERVICE_KINDS
+from sim.topology import Topology
+
+METRICS: tuple[str, ...] = ("error_rate", "latency_p99_ms", "cpu", "memory", "saturation", "availability")
+ALERTS: tuple[str, ...] = (
+    "HighErrorRate",
+    "HighLatency",
+    "HighCPU",
+    "HighMemory",
+    "Saturated",
+    "ServiceDown",
+    "DiskFull",
+    "CertificateExpired",
+)
+STATIC_FEATURES: tuple[str, ...] = (
+    *(f"kind_{k}" for k in SERVICE_KINDS),
+    "stateful",
+    "in_degree",
+    "out_degree",
+)
+FEATURES: tuple[str, ...] = (
+    "error_rate",
+    "latency_p99",
+    "cpu",
+    "memory",
+    "saturation",
+    "availability",
+    "telemetry_missing",
+    *(f"alert_{a}" for a in ALERTS),
+    "recent_deploy",
+    "recent_config_change",
+    "recent_action",
+    *STATIC_FEATURES,
+)
+GLOBALS: tuple[str, ...] = ("elapsed_h", "share_alerting", "frontend_error_rate")
+N_FEATURES = len(FEATURES)
+CHANGE_DECAY_S = 1800.0
+ACTION_DECAY_S = 600.0
+_M0 = 0
+_MISSING = len(METRICS)
+_A0 = _MISSING + 1
+_CHANGES = _A0 + len(ALERTS)
+_S0 = _CHANGES + 3
+_DECAY = np.array([-1.0 / CHANGE_DECAY_S, -1.0 / CHANGE_DECAY_S, -1.0 / ACTION_DECAY_S])[None, :, None]
+
+
+class Observation(NamedTuple):
+    """One observation: services in index order, features per service, the call edges, global features."""
+
+    services: tuple[str, ...]
+    nodes: np.ndarray  # (N, F) float32, FEATURES order
+    edges: np.ndarray  # (E, 2) int64, caller index -> callee index
+    globals: np.ndarray  # (G,) float32, GLOBALS order
+
+
+def static_features(topology: Topology) -> np.ndarray:
+    """Return the (S, N) graph features of a topology (kind one-hot, stateful, degrees)."""
+    n = topology.n_services
+    out = np.zeros((len(STATIC_FEATURES), n))
+    for i, kind in enumerate(topology.kinds):
+        out[SERVICE_KINDS.index(kind), i] = 1.0
+    out[5] = topology.stateful
+    out[6] = np.minimum(np.bincount(topology.dst, minlength=n) / 16.0, 1.0)
+    out[7] = np.minimum(np.bincount(topology.src, minlength=n) / 16.0, 1.0)
+    return out
+
+
+def encode_features(
+    values: np.ndarray,
+    present: np.ndarray,
+    alerts: np.ndarray,
+    ages: np.ndarray,
+    static: np.ndarray | None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Encode raw per-service signals into the (B, F, N) feature block, FEATURES order along axis 1.
+
+    Args:
+        values: (B, M, N) raw metrics in METRICS order (ms for latency, ratios for the rest).
+        present: (B, N) bool, False where the service's telemetry is missing.
+        alerts: (B, A, N) bool, ALERTS order, True while firing.
+        ages: (B, 3, N) seconds since the latest deploy, config change and action (inf when none).
+        static: (S, N) graph features from ``static_features``; None leaves those rows of ``out`` as they
+            are (a caller reusing ``out`` writes them once).
+        out: optional (B, F, N) float32 array to write into.
+
+    Returns:
+        The (B, F, N) float32 features (``out`` when given); transpose to (B, N, F) for per-node rows.
+    """
+    batch, _, n = values.shape
+    if out is None:
+        out = np.empty((batch, N_FEATURES, n), dtype=np.float32)
+    m = out[:, _M0:_MISSING]
+    np.minimum(np.maximum(values, 0.0), 1.0, out=m)
+    out[:, 1] = np.minimum(np.log10(1.0 + np.maximum(values[:, 1], 0.0)) * 0.2, 1.0)
+    out[:, 4] = np.minimum(np.maximum(values[:, 4], 0.0), 2.0) * 0.5
+    m *= present[:, None, :]
+    out[:, _MISSING] = ~present
+    out[:, _A0:_CHANGES] = alerts
+    np.exp(ages * _DECAY, out=out[:, _CHANGES:_S0])
+    if static is not None:
+        out[:, _S0:] = static
+    return out
+
+
+def encode_globals(elapsed_s: np.ndarray, features: np.ndarray, is_frontend: np.ndarray) -> np.ndarray:
+    """Return (B, G) global features from elapsed seconds (B,) and the (B, F, N) feature block."""
+    alerting = features[:, _A0:_CHANGES].max(axis=1)  # (B, N)
+    out = np.empty((elapsed_s.shape[0], len(GLOBALS)), dtype=np.float32)
+    out[:, 0] = np.minimum(elapsed_s / 3600.0, 1.0)
+    out[:, 1] = alerting.mean(axis=1)
+    out[:, 2] = features[:, 0][:, is_frontend].max(axis=1) if is_frontend.any() else 0.0
+    return out
+
+
+def _age_s(now: datetime, at: Any) -> float:
+    when = datetime.fromisoformat(at.replace("Z", "+00:00")) if isinstance(at, str) else at
+    if not isinstance(when, datetime):
+        raise ValueError(f"expected a timestamp, got {at!r}")
+    return max(0.0, (now - when).total_seconds())
+
+
+def build_observation(
+    *,
+    topology: Topology,
+    metrics: Mapping[str, Mapping[str, float]],
+    alerts: Iterable[Mapping[str, Any]] = (),
+    changes: Iterable[Mapping[str, Any]] = (),
+    actions: Iterable[Mapping[str, Any]] = (),
+    now: datetime,
+    opened_at: datetime | None = None,
+) -> Observation:
+    """Build the observation from plain inputs, as a live incident timeline provides them.
+
+    Args:
+        topology: the service graph (``sim.topology.resolve_topology`` turns a name or file into one).
+        metrics: latest values per service, keys from METRICS; a service absent here counts as
+            telemetry missing, an absent key as 0.
+        alerts: firing alerts, each with ``name`` and ``service`` (``status`` other than firing is skipped;
+            unknown names and services are ignored).
+        changes: deploy and config events, each with ``type`` (deploy / config_change), ``service``, ``at``.
+        actions: remediation actions taken, each with ``target`` and ``at``.
+        now: the moment the observation describes (timezone-aware).
+        opened_at: when the incident opened (defaults to ``now``).
+
+    Returns:
+        The Observation, with the same features in the same order as the simulator's.
+    """
+    n = topology.n_services
+    index = topology.index
+    values = np.zeros((1, len(METRICS), n))
+    present = np.zeros((1, n), dtype=bool)
+    for service, row in metrics.items():
+        i = index.get(service)
+        if i is None:
+            continue
+        present[0, i] = True
+        for j, name in enumerate(METRICS):
+            value = row.get(name)
+            if value is not None and math.isfinite(float(value)):
+                values[0, j, i] = float(value)
+    fired = np.zeros((1, len(ALERTS), n), dtype=bool)
+    for alert in alerts:
+        i = index.get(str(alert.get("service")))
+        alert_name = str(alert.get("name"))
+        if i is not None and alert_name in ALERTS and alert.get("status", "firing") == "firing":
+            fired[0, ALERTS.index(alert_name), i] = True
+    ages = np.full((1, 3, n), np.inf)
+    for event in changes:
+        i = index.get(str(event.get("service")))
+        slot = {"deploy": 0, "config_change": 1}.get(str(event.get("type")))
+        if i is not None and slot is not None:
+            ages[0, slot, i] = min(ages[0, slot, i], _age_s(now, event["at"]))
+    for action in actions:
+        i = index.get(str(action.get("target")))
+        if i is not None:
+            ages[0, 2, i] = min(ages[0, 2, i], _age_s(now, action["at"]))
+    block = encode_features(values, present, fired, ages, static_features(topology))
+    is_frontend = np.array([k == "frontend" for k in topology.kinds])
+    elapsed = np.array([0.0 if opened_at is None else _age_s(now, opened_at)])
+    return Observation(
+        services=topology.services,
+        nodes=np.ascontiguousarray(block[0].T),
+        edges=np.stack([topology.src, topology.dst], axis=1),
+        globals=encode_globals(elapsed, block, is_frontend)[0],
+    )
