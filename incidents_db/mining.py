@@ -13,14 +13,17 @@ repeated runs incremental.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from pydantic_core import from_json
 
 from incidents_db.dataset import DATASET_FORMAT, ColumnWriter
 from incidents_db.errors import StoreError
@@ -143,7 +146,7 @@ def build_trajectory(
             latest[service or ""] = payload
         elif kind == "alert":
             saw_alert = True
-            alert = json.loads(payload)
+            alert = from_json(payload)
             key = (service or "", str(alert.get("name", "")))
             if alert.get("status") == "firing":
                 if not active:
@@ -157,9 +160,9 @@ def build_trajectory(
             for svc, raw in latest.items():
                 values = parsed.get(raw)
                 if values is None:
-                    values = parsed[raw] = json.loads(raw).get("values", {})
+                    values = parsed[raw] = from_json(raw).get("values", {})
                 metrics[svc] = values
-            raw_steps.append((at, tuple(sorted(active)), metrics, json.loads(payload)))
+            raw_steps.append((at, tuple(sorted(active)), metrics, from_json(payload)))
     if firing_since is not None:
         segments.append((firing_since, max(resolved, firing_since)))
     if not saw_alert:
@@ -225,21 +228,11 @@ def write_watermark(*, connection: sa.Connection, watermark: Watermark) -> None:
         connection.execute(table.insert().values(key=WATERMARK_KEY, value=value))
 
 
-def iter_trajectories(
-    *,
-    engine: sa.Engine,
-    since: Watermark | None = None,
-    catalog: Catalog | None = None,
-    reward: RewardConfig | None = None,
-    page_size: int = PAGE,
-) -> Iterator[tuple[Trajectory, Watermark]]:
-    """Yield each resolved incident changed after `since` as a trajectory, with its watermark position.
+Page = tuple[list[Any], Sequence[Any]]
 
-    Incidents are read in (updated_at, id) order: `updated_at` moves both when an incident resolves
-    and when history is imported, so late-imported old incidents are mined too.
-    """
-    catalog = catalog or builtin_catalog()
-    reward = reward or RewardConfig()
+
+def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterator[Page]:
+    """Yield (incident headers, their mined events) one page at a time, in (updated_at, id) order."""
     dialect = engine.dialect.name
     payload = sa.cast(EVENTS.c.payload, sa.Text) if dialect == "postgresql" else EVENTS.c.payload
     after = since
@@ -268,10 +261,9 @@ def iter_trajectories(
                         ),
                     )
                 )
-            headers = conn.execute(query).all()
+            headers = list(conn.execute(query).all())
             if not headers:
                 return
-            timelines: dict[str, list[tuple[float, str, str | None, str]]] = {h.id: [] for h in headers}
             # Raw payload text (no JSON decoding by the driver): only the events a step needs get parsed.
             rows = conn.execute(
                 sa.select(
@@ -281,17 +273,77 @@ def iter_trajectories(
                     EVENTS.c.service,
                     sa.type_coerce(payload, sa.Text),
                 )
-                .where(EVENTS.c.incident_id.in_(list(timelines)), EVENTS.c.type.in_(MINED_EVENT_TYPES))
-                .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
-            )
-            for incident_id, at, kind, service, text in rows:
-                timelines[incident_id].append((at, kind, service, text))
-            for header in headers:
-                yield (
-                    build_trajectory(header, timelines[header.id], catalog, reward),
-                    Watermark(header.updated_at, header.id),
+                .where(
+                    EVENTS.c.incident_id.in_([h.id for h in headers]), EVENTS.c.type.in_(MINED_EVENT_TYPES)
                 )
+                .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
+            ).all()
+            yield headers, rows
             after = Watermark(headers[-1].updated_at, headers[-1].id)
+
+
+def _prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
+    """Read pages in a background thread so the database works while Python builds trajectories.
+
+    Both drivers release the GIL while the database executes and transfers rows, so on two cores the
+    reads overlap the (pure Python) step building. At most `depth` pages wait, keeping memory flat.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if stop.is_set():
+                    return
+                queue.put(("page", page))
+            queue.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            queue.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="mining-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                queue.get_nowait()
+            except Empty:
+                worker.join(timeout=0.05)
+
+
+def iter_trajectories(
+    *,
+    engine: sa.Engine,
+    since: Watermark | None = None,
+    catalog: Catalog | None = None,
+    reward: RewardConfig | None = None,
+    page_size: int = PAGE,
+) -> Iterator[tuple[Trajectory, Watermark]]:
+    """Yield each resolved incident changed after `since` as a trajectory, with its watermark position.
+
+    Incidents are read in (updated_at, id) order: `updated_at` moves both when an incident resolves
+    and when history is imported, so late-imported old incidents are mined too.
+    """
+    catalog = catalog or builtin_catalog()
+    reward = reward or RewardConfig()
+    for headers, rows in _prefetched(_pages(engine, since, page_size)):
+        timelines: dict[str, list[tuple[float, str, str | None, str]]] = {h.id: [] for h in headers}
+        for incident_id, at, kind, service, text in rows:
+            timelines[incident_id].append((at, kind, service, text))
+        for header in headers:
+            yield (
+                build_trajectory(header, timelines[header.id], catalog, reward),
+                Watermark(header.updated_at, header.id),
+            )
 
 
 _COLUMNS = {
@@ -345,6 +397,7 @@ class _DatasetBuilder:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.action_index = {action_id: index for index, action_id in enumerate(catalog.ids)}
         self.writer = ColumnWriter(_COLUMNS)
         self.ids = open(self.writer.temp_path("traj_incident.txt"), "w", encoding="utf-8")  # noqa: SIM115
         self.vocab = {
@@ -373,7 +426,7 @@ class _DatasetBuilder:
             c["step_traj"].append(self.trajectories)
             c["step_time"].append(step.at)
             c["step_dt"].append(step.dt)
-            c["step_action"].append(self.catalog.index(step.action) if step.action != UNMAPPED else -1)
+            c["step_action"].append(self.action_index.get(step.action, -1))
             c["step_action_name"].append(v["action_names"](step.action_name))
             c["step_target"].append(services(step.target))
             c["step_outcome"].append(OUTCOMES.index(step.outcome) if step.outcome in OUTCOMES else 3)
@@ -385,13 +438,12 @@ class _DatasetBuilder:
                 c["alert_name"].append(v["alert_names"](name))
             self.alerts += len(step.alerts)
             c["step_alert_offsets"].append(self.alerts)
+            metric_names = v["metric_names"]
             for service, values in step.metrics.items():
-                sid = services(service)
-                for name, value in values.items():
-                    c["metric_service"].append(sid)
-                    c["metric_name"].append(v["metric_names"](name))
-                    c["metric_value"].append(value)
-                    self.metrics += 1
+                c["metric_service"].extend([services(service)] * len(values))
+                c["metric_name"].extend([metric_names(name) for name in values])
+                c["metric_value"].extend(values.values())
+                self.metrics += len(values)
             c["step_metric_offsets"].append(self.metrics)
             self.unmapped += step.action == UNMAPPED
             total += step.reward
