@@ -27,6 +27,7 @@ from sim.observation import ALERTS, GLOBALS, N_FEATURES, encode_features, encode
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
+NOISE_TABLE_SEED = 20260302
 # metric alerts: (row of the transformed metric block, threshold, evaluations it must hold)
 _ALERT_THRESHOLDS = np.array([0.05, 2.5, 0.9, 0.88, 0.95, 0.5])[None, :, None]
 _ALERT_FOR = np.array([1, 2, 2, 1, 1, 1])[None, :, None]
@@ -108,10 +109,18 @@ class BatchCore:
         self._dynamic = np.array(
             [aid in ("scale_in", "enable_rate_limiting", "disable_rate_limiting") for aid in self.table.ids]
         )
-        # metric noise: one pool drawn up front, a random window of it per evaluation (cheap, seeded)
+        # metric noise: a fixed table drawn once, a window of it per evaluation chosen by a generator
+        # seeded from ``rng`` (cheap per step; the same seed gives the same windows)
         size = n_envs * 6 * n
-        self._noise = self.config.noise * self.rng.standard_normal(max(1 << 16, 4 * size))
-        self._lcg = int(self.rng.integers(0, 2**63))
+        table = np.random.default_rng(NOISE_TABLE_SEED).standard_normal(max(1 << 16, 4 * size))
+        self._noise = self.config.noise * table
+        self._lcg = 0
+        self.reseed(self.rng)
+
+    def reseed(self, rng: np.random.Generator) -> None:
+        """Draw all later randomness (scenarios, metric noise) from ``rng``."""
+        self.rng = rng
+        self._lcg = int(rng.integers(0, 2**63))
 
     # ---- episodes ----
 

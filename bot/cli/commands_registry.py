@@ -13,6 +13,7 @@ MODULES: tuple[str, ...] = (
     "safety_cmds",
     "sandbox_cmd",
     "config_cmd",
+    "sim_cmds",
 )
 
 
