@@ -85,12 +85,12 @@ def generate_topology(n_services: int, *, seed: int = 0, name: str | None = None
                 edges.add((svc, callee))
             if depth + 2 < n_layers and rng.random() < 0.2:
                 edges.add((svc, pick(layers[depth + 2], 1)[0]))
-    # every service below layer 0 needs a caller, or it would never see traffic
-    for depth in range(1, n_layers):
+    # every service needs a caller, or it would never see traffic
+    for depth in range(n_layers):
         called = {b for _, b in edges}
         for svc in layers[depth]:
             if svc not in called:
-                edges.add((pick(layers[depth - 1], 1)[0], svc))
+                edges.add((pick(layers[depth - 1] if depth else frontends, 1)[0], svc))
     owners = [svc for layer in layers[max(0, n_layers - 2) :] for svc in layer]
     # each database gets one owner, some get a second or third (shared datastores)
     for db in databases:

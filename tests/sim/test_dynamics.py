@@ -1,0 +1,107 @@
+"""Failure and latency spread to callers, checked by hand on a four-service graph."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sim.core import BatchCore
+from sim.dynamics import M_ERR, M_P99
+from sim.faults import FaultSpec, Scenario
+from sim.topology import Topology
+
+
+def run(topology: Topology, *faults: FaultSpec) -> BatchCore:
+    core = BatchCore(topology, 1, seed=0)
+    core.reset(scenarios=[Scenario(faults=tuple(faults))])
+    return core
+
+
+def errors(core: BatchCore) -> dict[str, float]:
+    return {s: float(core.true[0, M_ERR, i]) for i, s in enumerate(core.topology.services)}
+
+
+def test_healthy_system_has_no_errors_and_no_alerts(chain: Topology) -> None:
+    core = run(chain)
+    assert max(errors(core).values()) == 0.0
+    assert not core.alerts.any()
+    assert core.healthy()[0]
+
+
+def test_a_bad_deploy_spreads_to_the_caller_by_hand_computed_share(chain: Topology) -> None:
+    core = run(chain, FaultSpec("bad_deploy", "api"))
+    err = errors(core)
+    assert err["api"] == pytest.approx(0.45)  # the fault's own error share
+    assert err["db"] == 0.0 and err["search"] == 0.0  # callees and siblings are untouched
+    # web sends half its requests through api: 1 - (1 - 0.45) ** 0.5
+    assert err["web"] == pytest.approx(1 - math.sqrt(0.55))
+
+
+def test_a_datastore_outage_breaks_every_caller_and_alerts_far_from_the_cause(chain: Topology) -> None:
+    core = run(chain, FaultSpec("datastore_outage", "db"))
+    err = errors(core)
+    assert all(err[s] > 0.99 for s in ("db", "api", "search", "web"))
+    web = chain.position("web")
+    assert core.alerts[0, :, web].any()  # the frontend pages, though nothing is wrong with it
+    assert core.impact_rate[0] > 0.99
+
+
+def test_latency_adds_up_along_calls(chain: Topology) -> None:
+    calm = run(chain)
+    slow = BatchCore(chain, 1, seed=0)
+    slow.reset(scenarios=[Scenario(faults=(), herrings=("db",))])  # 400 ms more at db, no errors
+    delta = {s: slow.true[0, M_P99, i] - calm.true[0, M_P99, i] for i, s in enumerate(chain.services)}
+    assert delta["db"] == pytest.approx(400.0)
+    # api and search call db with weight 1; web calls each with weight 1/2
+    assert delta["api"] == pytest.approx(400.0)
+    assert delta["search"] == pytest.approx(400.0)
+    assert delta["web"] == pytest.approx(0.5 * 400.0 + 0.5 * 400.0)
+    assert errors(slow)["web"] == 0.0
+
+
+def test_retries_amplify_load_on_a_failing_service(chain: Topology) -> None:
+    calm = run(chain)
+    failing = run(chain, FaultSpec("config_error", "db"))
+    db = chain.position("db")
+    from sim.dynamics import M_UTIL
+
+    assert failing.true[0, M_UTIL, db] > 1.5 * calm.true[0, M_UTIL, db]
+
+
+def test_certificate_expiry_hurts_callers_not_the_service_itself(chain: Topology) -> None:
+    core = run(chain, FaultSpec("certificate_expiry", "search"))
+    err = errors(core)
+    assert err["search"] == 0.0
+    assert err["web"] > 0.9
+    assert core.true[0, M_ERR, chain.position("api")] == 0.0
+
+
+def test_a_cold_cache_moves_its_load_onto_the_database() -> None:
+    from sim.dynamics import M_UTIL
+    from sim.topology import resolve_topology
+
+    hotel = resolve_topology("hotel-reservation")
+    calm = run(hotel)
+    cold = run(hotel, FaultSpec("cache_stampede", "memcached-rate"))
+    db = hotel.position("mongodb-rate")
+    assert cold.true[0, M_UTIL, db] > 3 * calm.true[0, M_UTIL, db]
+    assert cold.true[0, M_UTIL, hotel.position("mongodb-geo")] == pytest.approx(
+        calm.true[0, M_UTIL, hotel.position("mongodb-geo")]
+    )
+
+
+def test_batched_core_matches_single_environments() -> None:
+    from sim.faults import sample_scenario
+    from sim.topology import resolve_topology
+
+    topo = resolve_topology("hotel-reservation")
+    rng = np.random.default_rng(5)
+    scenarios = [sample_scenario(topo, rng) for _ in range(4)]
+    batch = BatchCore(topo, 4, seed=0)
+    batch.reset(scenarios=scenarios)
+    for b, sc in enumerate(scenarios):
+        single = BatchCore(topo, 1, seed=0)
+        single.reset(scenarios=[sc])
+        np.testing.assert_allclose(batch.true[b], single.true[0], rtol=1e-9, atol=1e-12)

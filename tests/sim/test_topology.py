@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from sim.errors import TopologyError
+from sim.generator import generate_topology
+from sim.topology import builtin_names, load_topology, parse_topology, resolve_topology
+from tests.sim.conftest import chain_document
+
+
+def test_builtins_load_with_their_real_sizes() -> None:
+    assert builtin_names() == ("hotel-reservation", "online-boutique")
+    boutique = resolve_topology("online-boutique")
+    hotel = resolve_topology("hotel-reservation")
+    assert (boutique.n_services, boutique.n_edges) == (12, 16)
+    assert (hotel.n_services, hotel.n_edges) == (22, 21)
+    assert boutique.kind_of("redis-cart") == "cache" and boutique.stateful[boutique.position("redis-cart")]
+    assert set(boutique.graph().successors("checkoutservice")) >= {"paymentservice", "cartservice"}
+
+
+def test_weights_of_a_caller_add_up_to_at_most_one(chain) -> None:
+    totals = {}
+    for s, w in zip(chain.src.tolist(), chain.weights.tolist(), strict=True):
+        totals[s] = totals.get(s, 0.0) + w
+    assert totals[chain.position("web")] == pytest.approx(1.0)
+    assert totals[chain.position("api")] == pytest.approx(1.0)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "topo.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: "{not json", "not JSON"),
+        (lambda d: {**d, "nodes": []}, "no nodes"),
+        (
+            lambda d: {**d, "edges": [*d["edges"], {"source": "web", "target": "ghost"}]},
+            "unknown node 'ghost'",
+        ),
+        (lambda d: {**d, "nodes": [*d["nodes"], {"id": "x", "kind": "lambda"}]}, "unknown kind 'lambda'"),
+        (
+            lambda d: {**d, "nodes": [*d["nodes"], {"id": "api", "kind": "service"}]},
+            "duplicate node id 'api'",
+        ),
+        (lambda d: {**d, "nodes": [*d["nodes"], {"id": "y"}]}, "unknown kind None"),
+        (lambda d: [1, 2], "expected a JSON object"),
+    ],
+)
+def test_broken_files_are_refused_with_a_clear_message(tmp_path: Path, mutate, message: str) -> None:
+    doc = mutate(chain_document())
+    path = write(tmp_path, doc if isinstance(doc, str) else json.dumps(doc))
+    with pytest.raises(TopologyError) as err:
+        load_topology(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_and_unknown_name_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="no such file"):
+        resolve_topology(str(tmp_path / "nope.json"))
+    with pytest.raises(TopologyError, match="not a built-in"):
+        resolve_topology("online-boutiqe")
+
+
+def test_cycles_are_legal_and_files_work_like_names(tmp_path: Path) -> None:
+    doc = chain_document()
+    doc["edges"].append({"source": "db", "target": "web"})
+    path = write(tmp_path, json.dumps(doc))
+    topo = resolve_topology(str(path))
+    assert not nx.is_directed_acyclic_graph(topo.graph())
+    assert topo.name == "chain"
+
+
+def test_node_link_written_by_networkx_round_trips(tmp_path: Path) -> None:
+    original = resolve_topology("hotel-reservation")
+    data = nx.node_link_data(original.graph(), edges="edges")
+    again = parse_topology(json.loads(json.dumps(data)), source="x", name="again")
+    assert again.services == original.services
+    assert again.src.tolist() == original.src.tolist() and again.dst.tolist() == original.dst.tolist()
+
+
+@pytest.mark.parametrize("size", [5, 40, 200, 500])
+def test_generator_makes_realistic_graphs_of_exact_size(size: int) -> None:
+    topo = generate_topology(size, seed=3)
+    g = topo.graph()
+    assert topo.n_services == size
+    assert "frontend" in topo.kinds and "database" in topo.kinds
+    frontends = [s for s, k in zip(topo.services, topo.kinds, strict=True) if k == "frontend"]
+    reached = set().union(*(nx.descendants(g, f) | {f} for f in frontends))
+    assert len(reached) == size  # every service sees traffic
+    if size >= 40:
+        assert {"cache", "queue"} <= set(topo.kinds)
+        dbs = [s for s, k in zip(topo.services, topo.kinds, strict=True) if k == "database"]
+        assert any(g.in_degree(d) > 1 for d in dbs)  # shared datastores
+
+
+def test_generator_is_deterministic_by_seed() -> None:
+    a, b, c = generate_topology(60, seed=1), generate_topology(60, seed=1), generate_topology(60, seed=2)
+    assert a.to_node_link() == b.to_node_link()
+    assert a.to_node_link() != c.to_node_link()
+
+
+def test_generator_refuses_sizes_out_of_range() -> None:
+    with pytest.raises(TopologyError, match=r"5\.\.500"):
+        generate_topology(4)
+    with pytest.raises(TopologyError, match=r"5\.\.500"):
+        resolve_topology("generated:501")
+
+
+def test_generated_topology_saved_to_a_file_loads_back(tmp_path: Path) -> None:
+    topo = generate_topology(30, seed=9)
+    path = write(tmp_path, json.dumps(topo.to_node_link()))
+    again = load_topology(path)
+    assert again.services == topo.services and again.weights.tolist() == pytest.approx(
+        topo.weights.tolist(), abs=1e-3
+    )
