@@ -52,6 +52,7 @@ class SlackCard(Base):
     incident_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     channel: Mapped[str] = mapped_column(sa.String(64))
     ts: Mapped[str] = mapped_column(sa.String(32))
+    thread_seq: Mapped[int] = mapped_column(sa.Integer, default=-1)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -211,7 +212,9 @@ def set_card(*, db_session: Session, incident_id: str, channel: str, ts: str, no
     """Remember where the incident's card lives (not committed)."""
     row = db_session.get(SlackCard, incident_id)
     if row is None:
-        db_session.add(SlackCard(incident_id=incident_id, channel=channel, ts=ts, updated_at=now))
+        db_session.add(
+            SlackCard(incident_id=incident_id, channel=channel, ts=ts, thread_seq=-1, updated_at=now)
+        )
     else:
         row.channel, row.ts, row.updated_at = channel, ts, now
 

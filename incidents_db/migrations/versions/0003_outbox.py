@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("incident_id", sa.String(200), primary_key=True),
         sa.Column("channel", sa.String(64), nullable=False),
         sa.Column("ts", sa.String(32), nullable=False),
+        sa.Column("thread_seq", sa.Integer, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(

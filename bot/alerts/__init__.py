@@ -1,0 +1,1 @@
+"""Alert intake: Alertmanager, PagerDuty, Grafana and generic webhooks, grouped into incidents."""

@@ -1,0 +1,136 @@
+"""Group incoming alerts into incidents and commit them (with their outbox rows) before the ack.
+
+An alert joins, in order: the open incident that already holds its fingerprint; else, for alerts of one
+delivery (an Alertmanager group), the incident the delivery's earlier alerts joined; else the open
+incident on the same service updated within the grouping window; else a new incident. A repeat of an
+alert's current status adds nothing, so a re-sent storm changes nothing; a resolved alert joins the
+timeline, and an alert-born incident resolves itself when all its alerts have resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from bot.alerts.models import AlertIn
+from bot.app import incidents
+from bot.app.delivery import announce
+from bot.app.services import Services
+from incidents_db.models import Incident, IncidentEvent
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What one delivery did: incidents touched, alerts recorded and alerts ignored as repeats."""
+
+    incidents: tuple[str, ...]
+    created: tuple[str, ...]
+    recorded: int
+    ignored: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON body of the webhook's answer."""
+        return {
+            "incidents": list(self.incidents),
+            "created": list(self.created),
+            "recorded": self.recorded,
+            "ignored": self.ignored,
+        }
+
+
+def _alert_states(db_session: Session) -> dict[str, tuple[str, str]]:
+    """Return fingerprint -> (incident id, latest status) over open incidents."""
+    rows = db_session.execute(
+        sa.select(IncidentEvent.incident_id, IncidentEvent.payload)
+        .join(Incident, Incident.id == IncidentEvent.incident_id)
+        .where(Incident.status == "open", IncidentEvent.type == "alert")
+        .order_by(IncidentEvent.incident_id, IncidentEvent.seq)
+    )
+    states: dict[str, tuple[str, str]] = {}
+    for incident_id, payload in rows:
+        fp = (payload or {}).get("fingerprint")
+        if fp:
+            states[str(fp)] = (incident_id, str(payload.get("status")))
+    return states
+
+
+def _recent_for_service(services: Services, db_session: Session, service: str) -> str | None:
+    incident = incidents.open_for_service(db_session=db_session, service=service)
+    if incident is None:
+        return None
+    if services.clock() - incident.updated_at > timedelta(seconds=services.group_window_s):
+        return None
+    return incident.id
+
+
+def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
+    """Record the alerts of one delivery in incidents and commit; return what was done."""
+    touched: dict[str, None] = {}
+    created: list[str] = []
+    recorded = ignored = 0
+    with services.lock, services.sessions() as s:
+        states = _alert_states(s)
+        by_group: dict[str, str] = {}
+        now = services.clock()
+        for alert in alerts:
+            known = states.get(alert.fingerprint)
+            if known is not None and known[1] == alert.status:
+                ignored += 1
+                continue
+            incident_id = known[0] if known else None
+            if incident_id is None and alert.group is not None:
+                incident_id = by_group.get(alert.group)
+            if incident_id is None:
+                incident_id = _recent_for_service(services, s, alert.service)
+            if incident_id is None:
+                if alert.status == "resolved":
+                    ignored += 1  # nothing open to resolve
+                    continue
+                title = alert.summary or f"{alert.name} on {alert.service}"
+                incident = incidents.create(
+                    db_session=s,
+                    title=title,
+                    services=[alert.service],
+                    severity=alert.severity,
+                    source="alert",
+                    now=now,
+                    topology=services.topology.name if services.topology else None,
+                )
+                incident_id = incident.id
+                created.append(incident_id)
+            incidents.append(
+                db_session=s,
+                incident_id=incident_id,
+                type_="alert",
+                at=max(alert.at, now - timedelta(days=1)) if alert.at else now,
+                service=alert.service,
+                status=alert.status,
+                name=alert.name,
+                labels=alert.labels or None,
+                value=alert.value,
+                fingerprint=alert.fingerprint,
+                source=alert.source,
+            )
+            states[alert.fingerprint] = (incident_id, alert.status)
+            if alert.group is not None:
+                by_group[alert.group] = incident_id
+            recorded += 1
+            touched[incident_id] = None
+        for incident_id in touched:
+            mine = [st for (inc, st) in states.values() if inc == incident_id]
+            incident = incidents.get(db_session=s, incident_id=incident_id)
+            if incident.source == "alert" and mine and all(st == "resolved" for st in mine):
+                incidents.resolve(
+                    db_session=s,
+                    incident_id=incident_id,
+                    actor="remediate",
+                    now=now,
+                    note="all alerts resolved",
+                )
+            announce(db_session=s, incident_id=incident_id, now=now)
+        s.commit()
+    return IntakeResult(tuple(touched), tuple(created), recorded, ignored)

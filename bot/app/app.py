@@ -1,0 +1,159 @@
+"""`build_app(settings, services)`: the Bolt app. Listeners ack first, then make one service call.
+
+Slow work runs after the ack in Bolt's lazy listeners (a thread each in HTTP mode). One error path,
+`reply_error`, turns our known errors into an ephemeral reply and anything else into a short message
+with a trace id; no traceback reaches Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, BoltResponse, Respond
+from slack_sdk import WebClient
+
+from bot.app.cards import render_card
+from bot.app.clicks import click
+from bot.app.commands import Outcome, run
+from bot.app.delivery import OutboxWorker
+from bot.app.services import Services
+from bot.app.suggest import rank
+from bot.errors import BotError
+from bot.settings import Settings
+from incidents_db import outbox
+from incidents_db.errors import StoreError
+from playbooks.errors import PlaybookError
+from remediation.errors import RemediationError
+from sim.errors import SimError
+
+log = logging.getLogger("remediate.bot")
+KNOWN_ERRORS: tuple[type[Exception], ...] = (BotError, RemediationError, StoreError, PlaybookError, SimError)
+BUTTONS = re.compile(r"^(approve|reject|why):\d+$")
+COMMAND = "/remediate"
+
+
+class RemediateApp:
+    """The Bolt app with what it needs beside it: the services and the outbox worker."""
+
+    def __init__(self, bolt: App, services: Services, worker: OutboxWorker) -> None:
+        self.bolt = bolt
+        self.services = services
+        self.worker = worker
+
+
+def error_text(error: Exception) -> str:
+    """Return what a person sees for an error: our message, or a trace id for a bug (logged)."""
+    if isinstance(error, KNOWN_ERRORS):
+        return f"⚠️ {error}"
+    trace = uuid.uuid4().hex[:12]
+    log.error("internal error %s", trace, exc_info=error)
+    return f"⚠️ Something went wrong on our side (trace id {trace}); it is logged."
+
+
+def web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
+    """Return a Web API client for the settings' token and API URL (the outbox does the retrying)."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout, retry_handlers=[])
+
+
+def build_app(settings: Settings, services: Services, *, client: WebClient | None = None) -> RemediateApp:
+    """Build the Bolt app and its outbox worker (not started) from settings and services."""
+    if settings.slack_signing_secret is None:
+        raise BotError("SLACK_SIGNING_SECRET is not set; the app cannot verify Slack's requests without it")
+    api = client or web_client(settings)
+    bolt = App(
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        client=api,
+        token_verification_enabled=False,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+
+    def render(session: Any, incident_id: str) -> tuple[str, list[dict[str, Any]]]:
+        ranking = rank(services, db_session=session, incident_id=incident_id)
+        return render_card(ranking, policy_name=services.policy.name, now=services.clock())
+
+    worker = OutboxWorker(services, api, render)
+
+    def finish(outcome: Outcome) -> Outcome:
+        if outcome.queued:
+            worker.wake()
+        return outcome
+
+    def guarded(reply: Callable[[str, bool], None], work: Callable[[], Outcome]) -> None:
+        try:
+            outcome = finish(work())
+        except Exception as exc:
+            reply(error_text(exc), False)
+            return
+        reply(outcome.reply.text, outcome.reply.in_channel)
+
+    @bolt.middleware
+    def dedupe_events(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+        """Acknowledge and drop Events API retries of an event id already handled."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            with services.sessions() as s:
+                first = outbox.first_delivery(db_session=s, event_id=str(event_id), now=services.clock())
+            if not first:
+                return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
+        next()
+        return None
+
+    def ack_now(ack: Ack) -> None:
+        ack()
+
+    def command(body: dict[str, Any], respond: Respond) -> None:
+        def reply(text: str, in_channel: bool) -> None:
+            respond(text=text, response_type="in_channel" if in_channel else "ephemeral")
+
+        guarded(reply, lambda: run(services, user=body["user_id"], text=body.get("text", "")))
+
+    def mention(event: dict[str, Any], client: WebClient) -> None:
+        channel, user = event["channel"], event.get("user", "")
+
+        def reply(text: str, in_channel: bool) -> None:
+            if in_channel:
+                client.chat_postMessage(channel=channel, text=text, thread_ts=event.get("thread_ts"))
+            else:
+                client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+        guarded(reply, lambda: run(services, user=user, text=event.get("text", "")))
+
+    def button(body: dict[str, Any], respond: Respond) -> None:
+        action = body["actions"][0]
+
+        def reply(text: str, _in_channel: bool) -> None:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+
+        guarded(
+            reply,
+            lambda: click(
+                services,
+                user=body["user"]["id"],
+                action_id=action["action_id"],
+                value=action.get("value", ""),
+            ),
+        )
+
+    bolt.command(COMMAND)(ack=ack_now, lazy=[command])
+    bolt.event("app_mention")(ack=ack_now, lazy=[mention])
+    bolt.action(BUTTONS)(ack=ack_now, lazy=[button])
+
+    @bolt.event("message")
+    def ignore_messages(ack: Ack) -> None:
+        """Messages without a mention are not for us; acknowledge them so Slack does not retry."""
+        ack()
+
+    @bolt.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> None:
+        """Listener errors (outside the lazy work) become one ephemeral line."""
+        text = error_text(error)
+        if respond is not None and body.get("response_url"):
+            respond(text=text, response_type="ephemeral", replace_original=False)
+
+    return RemediateApp(bolt, services, worker)

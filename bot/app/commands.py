@@ -1,0 +1,302 @@
+"""What each command does: one function per verb, each a short transaction against the store."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.app import incidents
+from bot.app.cards import key_signals, target_label, timeline_text
+from bot.app.delivery import announce, post_in_thread
+from bot.app.errors import NotAllowedError, NotFoundError
+from bot.app.grammar import HELP, Command, parse
+from bot.app.services import Services
+from bot.app.suggest import rank
+from incidents_db.models import Postmortem
+from playbooks.models import Risk
+from remediation.approvals import service as approvals
+from remediation.guardrails.decide import may, owned_services, roles_of
+from remediation.guardrails.service import set_switch
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the person sees: ephemeral unless ``in_channel``."""
+
+    text: str
+    in_channel: bool = False
+    blocks: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A reply plus whether the outbox got new rows (so the worker is woken)."""
+
+    reply: Reply
+    queued: bool = False
+
+
+def _need_role(services: Services, user: str, what: str) -> None:
+    if not roles_of(services.rbac, user):
+        raise NotAllowedError(f"<@{user}> has no role in the RBAC config, so may not {what}; ask an admin")
+
+
+def _incidents(services: Services, s: Session) -> Outcome:
+    rows = incidents.open_incidents(db_session=s)
+    if not rows:
+        return Outcome(Reply("No open incidents."))
+    lines = [f"• *{i.id}* [{i.severity}] {i.title} ({', '.join(i.services or [])})" for i in rows]
+    return Outcome(Reply("*Open incidents*\n" + "\n".join(lines)))
+
+
+def _declare(services: Services, s: Session, user: str, service: str, title: str) -> Outcome:
+    _need_role(services, user, "declare incidents")
+    now = services.clock()
+    incident = incidents.create(
+        db_session=s, title=title, services=[service], severity="sev3", source="slack", now=now
+    )
+    incidents.append(
+        db_session=s,
+        incident_id=incident.id,
+        type_="note",
+        at=now,
+        actor=user,
+        text=f"declared: {title}",
+        kind="declared",
+    )
+    announce(db_session=s, incident_id=incident.id, now=now)
+    return Outcome(
+        Reply(f"<@{user}> declared *{incident.id}* on `{service}`: {title}", in_channel=True), True
+    )
+
+
+def _suggest(services: Services, s: Session, incident_id: str) -> Outcome:
+    ranking = rank(services, db_session=s, incident_id=incident_id)
+    if not ranking.suggestions:
+        return Outcome(Reply(f"{ranking.record['id']} is resolved; nothing to suggest."))
+    lines = [
+        f"{v.n}. *{target_label(v.ranked.action, v.ranked.target)}* - confidence {v.ranked.confidence:.0%}, "
+        f"{v.ranked.risk} risk: {v.ranked.reason}"
+        + ("" if v.decision.allowed else f" (not approvable now: {v.decision.reason})")
+        for v in ranking.suggestions
+    ]
+    announce(db_session=s, incident_id=ranking.record["id"], now=services.clock())
+    return Outcome(Reply(f"*Suggestions for {ranking.record['id']}*\n" + "\n".join(lines)), True)
+
+
+def _why(services: Services, s: Session, incident_id: str, n: int) -> Outcome:
+    ranking = rank(services, db_session=s, incident_id=incident_id, k=max(n, services.top_k))
+    if n > len(ranking.suggestions):
+        raise NotFoundError(f"{incident_id} has {len(ranking.suggestions)} suggestion(s); there is no #{n}")
+    view = ranking.suggestions[n - 1]
+    item, decision = view.ranked, view.decision
+    text = (
+        f"*Why #{n}: {target_label(item.action, item.target)}* on {ranking.record['id']}\n"
+        f"• reason: {item.reason}\n"
+        f"• policy {services.policy.name}: score {item.score:.3f}, confidence {item.confidence:.0%}, "
+        f"expected time to mitigate {item.expected_ttm_s or 0:.0f} s\n"
+        f"• risk {item.risk}: needs {decision.approvals_required} approval(s) from "
+        f"{', '.join(decision.approver_roles) or 'nobody'}\n"
+        f"• guardrails: {decision.reason}\n"
+        f"• signals: {'; '.join(key_signals(ranking.record))}"
+    )
+    return Outcome(Reply(text))
+
+
+def _similar(services: Services, s: Session, incident_id: str) -> Outcome:
+    rec = incidents.record(db_session=s, incident_id=incident_id)
+
+    def features(r: dict[str, Any]) -> set[str]:
+        names = {f"alert:{e.get('name')}" for e in r.get("events", []) if e.get("type") == "alert"}
+        return names | {f"svc:{x}" for x in r.get("services") or []}
+
+    mine = features(rec)
+    scored = []
+    for other in incidents.recent_records(db_session=s, exclude=rec["id"]):
+        theirs = features(other)
+        score = len(mine & theirs) / len(mine | theirs) if mine | theirs else 0.0
+        if score > 0:
+            scored.append((score, other))
+    scored.sort(key=lambda p: (-p[0], p[1]["id"]))
+    if not scored:
+        return Outcome(Reply(f"No past incident looks like {rec['id']}."))
+    lines = []
+    for score, other in scored[:5]:
+        fixes = [
+            target_label(str(e.get("action")), e.get("target"))
+            for e in other.get("events", [])
+            if e.get("type") == "action" and e.get("outcome") == "succeeded"
+        ]
+        fixed = f" - fixed by {', '.join(fixes)}" if fixes else ""
+        lines.append(f"• *{other['id']}* ({score:.0%} alike) {other['title']}{fixed}")
+    return Outcome(Reply(f"*Incidents like {rec['id']}*\n" + "\n".join(lines)))
+
+
+def _decide_request(services: Services, s: Session, user: str, verb: str, request_id: str) -> Outcome:
+    from bot.app.clicks import after_request_change
+
+    if verb == "approve":
+        view = approvals.approve(
+            db_session=s,
+            guard=services.guard,
+            request_id=request_id,
+            approver=user,
+            executor=services.executor,
+        )
+    else:
+        view = approvals.reject(db_session=s, guard=services.guard, request_id=request_id, approver=user)
+    return Outcome(Reply(after_request_change(services, s, view, user)), view.incident_id is not None)
+
+
+def _status(services: Services, s: Session, incident_id: str) -> Outcome:
+    rec = incidents.record(db_session=s, incident_id=incident_id)
+    state = "resolved" if rec.get("resolved_at") else "open"
+    text = (
+        f"*{rec['id']}* [{rec['severity']}] {rec['title']} - {state}\n"
+        f"services: {', '.join(rec.get('services') or []) or 'unknown'}\n"
+        + "\n".join(key_signals(rec))
+        + "\n*Latest timeline*\n"
+        + timeline_text(rec["events"][-10:])
+    )
+    return Outcome(Reply(text))
+
+
+def _resolve(services: Services, s: Session, user: str, incident_id: str) -> Outcome:
+    _need_role(services, user, "resolve incidents")
+    now = services.clock()
+    if not incidents.resolve(db_session=s, incident_id=incident_id, actor=user, now=now):
+        return Outcome(Reply(f"{incident_id} was already resolved."))
+    real = incidents.get(db_session=s, incident_id=incident_id).id
+    announce(db_session=s, incident_id=real, now=now)
+    return Outcome(Reply(f"<@{user}> resolved *{real}*.", in_channel=True), True)
+
+
+def _postmortem(services: Services, s: Session, user: str, incident_id: str) -> Outcome:
+    rec = incidents.record(db_session=s, incident_id=incident_id)
+    actions = [e for e in rec["events"] if e.get("type") == "action"]
+    body = "\n".join(
+        [
+            f"*Postmortem draft: {rec['id']} - {rec['title']}*",
+            f"*Severity* {rec['severity']} · *Services* {', '.join(rec.get('services') or [])}",
+            f"*Opened* {rec['opened_at']} · *Resolved* {rec.get('resolved_at') or 'still open'}",
+            "*What was done*",
+            *(
+                f"• {target_label(str(a.get('action')), a.get('target'))}: {a.get('outcome')}"
+                for a in actions
+            ),
+            *(["• nothing was run"] if not actions else []),
+            "*Timeline*",
+            timeline_text(rec["events"], limit=20),
+            "*Root cause* _to be written_ · *Follow-ups* _to be written_",
+        ]
+    )
+    now = services.clock()
+    existing = s.query(Postmortem).filter_by(incident_id=rec["id"]).one_or_none()
+    if existing is None:
+        s.add(
+            Postmortem(
+                incident_id=rec["id"],
+                status="draft",
+                body=body,
+                reviewers=[user],
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    elif existing.status == "draft":
+        existing.body, existing.updated_at = body, now
+    post_in_thread(db_session=s, incident_id=rec["id"], text=body[:39000], now=now)
+    return Outcome(Reply(f"Postmortem draft for {rec['id']} posted in the card's thread."), True)
+
+
+def _freeze(services: Services, s: Session, user: str, state: str, service: str | None) -> Outcome:
+    set_switch(
+        db_session=s,
+        config=services.rbac,
+        kind="freeze",
+        engaged=state == "on",
+        actor=user,
+        now=services.clock(),
+        service=service,
+    )
+    where = service or "every service"
+    return Outcome(Reply(f"<@{user}> turned the freeze {state} for {where}.", in_channel=True))
+
+
+def _whoami(services: Services, user: str) -> Outcome:
+    config = services.rbac
+    roles = sorted(roles_of(config, user))
+    owned = sorted(owned_services(config, user))
+    approvable = [
+        r.value
+        for r in Risk
+        if may(config, user, "approve", r, None) or any(may(config, user, "approve", r, o) for o in owned)
+    ]
+    text = (
+        f"You are <@{user}>.\n• roles: {', '.join(roles) or 'none (read only)'}\n"
+        f"• owned services: {', '.join(owned) or 'none'}\n"
+        f"• may approve risks: {', '.join(approvable) or 'none'}\n"
+        f"• RBAC policy version: {config.policy_version}"
+    )
+    return Outcome(Reply(text))
+
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9_-]{2,}")
+
+
+def _free(services: Services, s: Session, text: str) -> Outcome:
+    known: set[str] = set(services.topology.services) if services.topology else set()
+    for incident in incidents.open_incidents(db_session=s, limit=200):
+        known.update(incident.services or [])
+    words = _WORD.findall(text.lower())
+    for word in words:
+        for service in sorted(known, key=len):
+            if word == service or (len(word) >= 4 and service.startswith(word)):
+                found = incidents.open_for_service(db_session=s, service=service)
+                if found is None:
+                    return Outcome(Reply(f"No open incident on `{service}`."))
+                return _status(services, s, found.id)
+    return Outcome(Reply(f"I did not understand that.\n{HELP}"))
+
+
+def run(services: Services, *, user: str, text: str) -> Outcome:
+    """Parse and run one command for a Slack user; raise the package errors for refusals."""
+    command: Command = parse(text)
+    verb, args = command.verb, command.args
+    if verb == "help":
+        return Outcome(Reply(HELP))
+    if verb == "policy":
+        p = services.policy
+        return Outcome(
+            Reply(f"Suggestions are ranked by *{p.name}* (version {p.version}), top {services.top_k}.")
+        )
+    if verb == "whoami":
+        return _whoami(services, user)
+    with services.lock, services.sessions() as s:
+        if verb == "incidents":
+            out = _incidents(services, s)
+        elif verb == "declare":
+            out = _declare(services, s, user, args[0], args[1])
+        elif verb == "suggest":
+            out = _suggest(services, s, args[0])
+        elif verb == "why":
+            out = _why(services, s, args[0], int(args[1]))
+        elif verb == "similar":
+            out = _similar(services, s, args[0])
+        elif verb in ("approve", "reject"):
+            out = _decide_request(services, s, user, verb, args[0])
+        elif verb == "status":
+            out = _status(services, s, args[0])
+        elif verb == "resolve":
+            out = _resolve(services, s, user, args[0])
+        elif verb == "postmortem":
+            out = _postmortem(services, s, user, args[0])
+        elif verb == "freeze":
+            out = _freeze(services, s, user, args[0], args[1] if len(args) > 1 else None)
+        else:
+            out = _free(services, s, command.text)
+        s.commit()
+    return out

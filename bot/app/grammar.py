@@ -1,0 +1,84 @@
+"""The one grammar `/remediate` and @mentions share: text in, a typed command out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.app.errors import UsageError
+
+USAGE: dict[str, str] = {
+    "help": "help - this list",
+    "incidents": "incidents - open incidents",
+    "declare": "declare <service> <title> - open an incident and post its card",
+    "suggest": "suggest <incident> - ranked actions for an incident",
+    "why": "why <incident> [n] - why suggestion n (default 1) is suggested",
+    "similar": "similar <incident> - past incidents like this one",
+    "approve": "approve <request> - approve an approval request",
+    "reject": "reject <request> - reject an approval request",
+    "status": "status <incident> - state, signals and latest timeline",
+    "resolve": "resolve <incident> - close an incident",
+    "postmortem": "postmortem <incident> - draft a postmortem into the card's thread",
+    "freeze": "freeze on|off [service] - stop (or allow again) changes, globally or for one service",
+    "policy": "policy - which policy ranks suggestions",
+    "whoami": "whoami - your roles and what you may approve",
+}
+HELP = "Usage: `/remediate <command>` or `@remediate <command>`\n" + "\n".join(
+    f"• `{line.split(' - ')[0]}` - {line.split(' - ', 1)[1]}" for line in USAGE.values()
+)
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command: its verb and arguments (free text keeps the words for service lookup)."""
+
+    verb: str
+    args: tuple[str, ...] = ()
+    text: str = ""
+
+
+def _usage(verb: str, problem: str) -> UsageError:
+    return UsageError(f"{problem}. Usage: `{USAGE[verb].split(' - ')[0]}`")
+
+
+def _one_id(verb: str, args: list[str], what: str) -> str:
+    if not args:
+        raise _usage(verb, f"name the {what}")
+    if len(args) > 1 or not _ID.match(args[0]):
+        raise _usage(verb, f"{args[0]!r} is not a {what} id" if len(args) == 1 else f"give one {what}")
+    return args[0]
+
+
+def parse(text: str) -> Command:
+    """Parse command text (mentions of the bot removed); raise UsageError with the right usage line.
+
+    Text whose first word is no command becomes ``Command("free", text=...)`` for the service lookup.
+    """
+    clean = _MENTION.sub(" ", text or "").strip()
+    words = clean.split()
+    if not words:
+        return Command("help")
+    verb, args = words[0].lower(), words[1:]
+    if verb in ("help", "incidents", "policy", "whoami"):
+        return Command(verb)
+    if verb in ("suggest", "similar", "status", "resolve", "postmortem"):
+        return Command(verb, (_one_id(verb, args, "incident"),))
+    if verb in ("approve", "reject"):
+        return Command(verb, (_one_id(verb, args, "request"),))
+    if verb == "why":
+        if not args or len(args) > 2:
+            raise _usage(verb, "name the incident and optionally the suggestion number")
+        if len(args) == 2 and (not args[1].isdigit() or not 1 <= int(args[1]) <= 10):
+            raise _usage(verb, f"{args[1]!r} is not a suggestion number (1-10)")
+        return Command(verb, (args[0], args[1] if len(args) == 2 else "1"))
+    if verb == "declare":
+        if len(args) < 2:
+            raise _usage(verb, "name the service and give a title")
+        return Command(verb, (args[0], " ".join(args[1:])))
+    if verb == "freeze":
+        if not args or args[0].lower() not in ("on", "off") or len(args) > 2:
+            raise _usage(verb, "say on or off, then optionally one service")
+        return Command(verb, (args[0].lower(), *args[1:]))
+    return Command("free", text=clean)

@@ -1,0 +1,149 @@
+"""Live incidents in the store: declare, append to the timeline, find, resolve.
+
+The store package offers import-shaped functions (whole records); a live incident grows one event at
+a time, so these keyword-only functions add that, on the same tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from bot.app.errors import NotFoundError
+from incidents_db.models import Incident, IncidentEvent
+from incidents_db.service import get_record
+
+SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+_NUMBERED = re.compile(r"^INC-(\d+)$")
+
+
+def next_incident_id(*, db_session: Session) -> str:
+    """Return ``INC-<n>`` one above the highest numbered incident id in the store."""
+    ids = db_session.execute(sa.select(Incident.id).where(Incident.id.like("INC-%"))).scalars()
+    highest = max((int(m.group(1)) for i in ids if (m := _NUMBERED.match(i))), default=0)
+    return f"INC-{highest + 1}"
+
+
+def create(
+    *,
+    db_session: Session,
+    title: str,
+    services: Iterable[str],
+    severity: str,
+    source: str,
+    now: datetime,
+    topology: str | None = None,
+) -> Incident:
+    """Add an open incident with an empty timeline (flushed, not committed)."""
+    if severity not in SEVERITIES:
+        severity = "sev3"
+    incident = Incident(
+        id=next_incident_id(db_session=db_session),
+        title=title[:500] or "untitled incident",
+        severity=severity,
+        status="open",
+        topology=topology,
+        services=sorted(set(services)),
+        source=source,
+        opened_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    db_session.add(incident)
+    db_session.flush()
+    return incident
+
+
+def append(
+    *,
+    db_session: Session,
+    incident_id: str,
+    type_: str,
+    at: datetime,
+    service: str | None = None,
+    **payload: Any,
+) -> int:
+    """Append one timeline event (flushed, not committed) and return its seq."""
+    last = db_session.execute(
+        sa.select(sa.func.max(IncidentEvent.seq)).where(IncidentEvent.incident_id == incident_id)
+    ).scalar_one()
+    seq = 0 if last is None else int(last) + 1
+    clean = {k: v for k, v in payload.items() if v is not None}
+    db_session.add(
+        IncidentEvent(incident_id=incident_id, seq=seq, at=at, type=type_, service=service, payload=clean)
+    )
+    incident = db_session.get(Incident, incident_id)
+    if incident is not None:
+        incident.updated_at = at
+        if service and service not in (incident.services or []):
+            incident.services = sorted({*incident.services, service})
+    db_session.flush()
+    return seq
+
+
+def get(*, db_session: Session, incident_id: str) -> Incident:
+    """Return the incident (ids are matched case-insensitively) or raise NotFoundError."""
+    incident = db_session.get(Incident, incident_id) or db_session.get(Incident, incident_id.upper())
+    if incident is None:
+        raise NotFoundError(f"no incident {incident_id!r}; `/remediate incidents` lists the open ones")
+    return incident
+
+
+def record(*, db_session: Session, incident_id: str) -> dict[str, Any]:
+    """Return the incident with its timeline in `remediate.incident/v1` form."""
+    return get_record(
+        db_session=db_session, incident_id=get(db_session=db_session, incident_id=incident_id).id
+    )
+
+
+def open_incidents(*, db_session: Session, limit: int = 20) -> list[Incident]:
+    """Return open incidents, newest first."""
+    query = (
+        sa.select(Incident).where(Incident.status == "open").order_by(Incident.opened_at.desc()).limit(limit)
+    )
+    return list(db_session.execute(query).scalars())
+
+
+def open_for_service(*, db_session: Session, service: str) -> Incident | None:
+    """Return the most recently updated open incident affecting the service, if any."""
+    for incident in sorted(
+        open_incidents(db_session=db_session, limit=200), key=lambda i: i.updated_at, reverse=True
+    ):
+        if service in (incident.services or []):
+            return incident
+    return None
+
+
+def resolve(*, db_session: Session, incident_id: str, actor: str, now: datetime, note: str = "") -> bool:
+    """Resolve an open incident (flushed, not committed); return False when it already was resolved."""
+    incident = get(db_session=db_session, incident_id=incident_id)
+    if incident.status == "resolved":
+        return False
+    if note:
+        append(db_session=db_session, incident_id=incident.id, type_="note", at=now, actor=actor, text=note)
+    append(db_session=db_session, incident_id=incident.id, type_="resolved", at=now, actor=actor)
+    incident.status = "resolved"
+    incident.resolved_at = max(now, incident.opened_at)
+    db_session.flush()
+    return True
+
+
+def requester_of(rec: dict[str, Any]) -> str | None:
+    """Return who declared the incident (the actor of its ``declared`` note), None for alert-born ones."""
+    for event in rec.get("events", []):
+        if event.get("type") == "note" and event.get("kind") == "declared":
+            return str(event.get("actor"))
+    return None
+
+
+def recent_records(*, db_session: Session, exclude: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Return up to ``limit`` other incidents (newest first) with their timelines, for similarity."""
+    ids = db_session.execute(
+        sa.select(Incident.id).where(Incident.id != exclude).order_by(Incident.opened_at.desc()).limit(limit)
+    ).scalars()
+    return [get_record(db_session=db_session, incident_id=i) for i in list(ids)]

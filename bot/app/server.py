@@ -1,0 +1,103 @@
+"""The HTTP face: Slack at /slack/events, health at /healthz, alert webhooks at /alerts/<source>."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.alerts.auth import authenticate
+from bot.alerts.errors import AlertError, BadPayloadError
+from bot.alerts.intake import ingest
+from bot.alerts.models import parse_alerts
+from bot.app.app import RemediateApp, error_text
+from incidents_db import outbox
+
+log = logging.getLogger("remediate.http")
+SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
+MAX_BODY = 1_000_000
+StartResponse = Callable[..., Any]
+
+
+def _json(start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+_REASONS = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 404: "404 Not Found",
+            405: "405 Method Not Allowed", 413: "413 Payload Too Large", 415: "415 Unsupported Media Type",
+            422: "422 Unprocessable Entity", 500: "500 Internal Server Error", 503: "503 Service Unavailable"}  # fmt: skip
+
+
+class Server:
+    """A WSGI application routing Slack, health and alert requests; one per process."""
+
+    def __init__(self, app: RemediateApp, *, alerts_token: str | None) -> None:
+        self.app = app
+        self.slack = SlackRequestHandler(app.bolt)
+        self.alerts_token = alerts_token
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        """Route one request."""
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/slack/events":
+            return self.slack(environ, start)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            return self.health(start)
+        if path.startswith("/alerts/"):
+            if method != "POST":
+                return _json(start, _REASONS[405], {"ok": False, "error": "POST the alert payload"})
+            return self.alerts(path.removeprefix("/alerts/").strip("/"), environ, start)
+        return _json(start, _REASONS[404], {"ok": False, "error": f"no route {path}"})
+
+    def health(self, start: StartResponse) -> list[bytes]:
+        """Answer 200 with outbox counts when the store answers, 503 otherwise."""
+        try:
+            with self.app.services.sessions() as s:
+                s.execute(sa.text("SELECT 1"))
+                counts = outbox.counts(db_session=s)
+        except Exception as exc:
+            return _json(
+                start, _REASONS[503], {"ok": False, "error": f"store unavailable: {type(exc).__name__}"}
+            )
+        return _json(start, _REASONS[200], {"ok": True, "outbox": counts})
+
+    def alerts(self, source: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """Authenticate, parse, group and commit one alert delivery; answer with the incidents touched."""
+        if source not in SOURCES:
+            return _json(
+                start,
+                _REASONS[404],
+                {"ok": False, "error": f"unknown alert source {source!r}; use one of {', '.join(SOURCES)}"},
+            )
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            return _json(start, _REASONS[413], {"ok": False, "error": f"body must be 1 to {MAX_BODY} bytes"})
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        services = self.app.services
+        try:
+            authenticate(source, headers, body, token=self.alerts_token, secrets=services.alert_secrets)
+            try:
+                decoded = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise BadPayloadError("the body is not JSON") from None
+            alerts = parse_alerts(source, decoded)
+            result = ingest(services, alerts)
+        except AlertError as exc:
+            return _json(start, _REASONS.get(exc.status, "400 Bad Request"), {"ok": False, "error": str(exc)})
+        except Exception as exc:
+            return _json(start, _REASONS[500], {"ok": False, "error": error_text(exc)})
+        self.app.worker.wake()
+        return _json(start, _REASONS[200], {"ok": True, **result.as_dict()})

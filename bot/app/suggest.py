@@ -1,0 +1,85 @@
+"""Rank an incident's actions with the policy and annotate each with guardrails and request state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from bot.app import incidents
+from bot.app.services import Services
+from incidents_db.models import ApprovalRequest
+from remediation.approvals import service as approvals
+from remediation.approvals import states as st
+from remediation.guardrails.decide import Decision, decide
+from remediation.policies import RankedAction
+from remediation.policies.observe import observation_from_record
+
+
+@dataclass(frozen=True)
+class SuggestionView:
+    """One ranked suggestion as the card shows it."""
+
+    n: int
+    ranked: RankedAction
+    decision: Decision
+    request: approvals.RequestView | None
+
+    @property
+    def approvable(self) -> bool:
+        """Return whether the card offers Approve / Reject for it."""
+        if self.request is not None and self.request.state in st.FINAL - {st.EXPIRED}:
+            return False
+        return self.decision.allowed
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """An incident record, who requests its actions, and its suggestions."""
+
+    record: dict[str, Any]
+    requester: str
+    suggestions: tuple[SuggestionView, ...]
+
+
+def latest_request(
+    *, db_session: Session, incident_id: str, action: str, target: str | None
+) -> approvals.RequestView | None:
+    """Return the newest approval request of the incident for this (action, target), if any."""
+    query = (
+        sa.select(ApprovalRequest.id)
+        .where(
+            ApprovalRequest.incident_id == incident_id,
+            ApprovalRequest.action == action,
+            ApprovalRequest.target.is_(None) if target is None else ApprovalRequest.target == target,
+        )
+        .order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id)
+        .limit(1)
+    )
+    found = db_session.execute(query).scalar_one_or_none()
+    return approvals.get(db_session=db_session, request_id=found) if found else None
+
+
+def rank(services: Services, *, db_session: Session, incident_id: str, k: int | None = None) -> Ranking:
+    """Return the incident's top-k suggestions with their plan-stage guardrail decision and request."""
+    rec = incidents.record(db_session=db_session, incident_id=incident_id)
+    requester = incidents.requester_of(rec) or services.requester
+    if rec.get("resolved_at"):
+        return Ranking(rec, requester, ())
+    now = services.clock()
+    observation, _ = observation_from_record(rec, topology=services.topology, now=now)
+    ranked = services.policy.rank(observation, k or services.top_k)
+    context = replace(
+        approvals.build_context(db_session=db_session, guard=services.guard, stage="plan"),
+        requester=requester,
+    )
+    views = []
+    for n, item in enumerate(ranked, start=1):
+        decision = decide(item.action, item.target, dict(item.params), None, context)
+        request = latest_request(
+            db_session=db_session, incident_id=rec["id"], action=item.action, target=item.target
+        )
+        views.append(SuggestionView(n, item, decision, request))
+    return Ranking(rec, requester, tuple(views))
