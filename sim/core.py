@@ -94,6 +94,7 @@ class BatchCore:
         self.cost_total = np.zeros(n_envs)
         self.impact_rate = np.zeros(n_envs)
         self.has_ttl = np.zeros(n_envs, dtype=bool)
+        self._needs_reset = np.zeros(n_envs, dtype=bool)
         self.scenarios: list[Scenario | None] = [None] * n_envs
         self.true = np.zeros((n_envs, 6, n))  # true metrics, METRICS order (sim.dynamics.M_*)
         self.observed = np.zeros((n_envs, 6, n))  # noisy metrics as the team sees them
@@ -104,6 +105,7 @@ class BatchCore:
         self._static_mask = np.ascontiguousarray(self.table.applies[:, self.st.kind_id].T).astype(np.int8)
         self._col = {aid: i for i, aid in enumerate(self.table.ids[:a])}
         self._wait = self.table.index("wait")
+        self._fe_kind = np.flatnonzero(self.st.is_frontend)
         self._static_flat = np.ones(self.action_space_size, dtype=bool)
         self._static_flat[: n * a] = self._static_mask.reshape(-1).astype(bool)
         self._dynamic = np.array(
@@ -132,6 +134,17 @@ class BatchCore:
     ) -> None:
         """Start new incidents in some environments (all by default), drawn at random unless given."""
         idx = np.arange(self.n_envs) if envs is None else np.asarray(envs, dtype=np.int64)
+        self._start(idx, scenarios, faults)
+        self._needs_reset[idx] = False
+        self._observe(slice(None) if idx.size == self.n_envs else idx)
+
+    def _start(
+        self,
+        idx: np.ndarray,
+        scenarios: Sequence[Scenario] | None = None,
+        faults: Sequence[FaultSpec] | None = None,
+    ) -> None:
+        """Set the state of some environments to the start of a new incident (no evaluation yet)."""
         if scenarios is None:
             scenarios = [sample_scenario(self.topology, self.rng, faults=faults) for _ in idx]
         s, st, t = self.state, self.st, self.topology
@@ -173,19 +186,18 @@ class BatchCore:
             for name in sc.no_exporter:
                 s.exporter[b, t.index[name]] = False
         s.refresh(st, idx)
-        # two evaluations settle retries and let "for two evaluations" alerts fire: the incident opens
-        target: np.ndarray | slice = slice(None) if idx.size == self.n_envs else idx
-        for _ in range(2):
-            self._observe(target)
+        s.pending[idx] = 1  # the incident opens with the alerts whose condition holds: it held before
 
     # ---- stepping ----
 
     def decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split action indices into (service index or -1, action id index into ``table.ids``)."""
         n, a = self.st.n, self.n_actions
-        glob = actions >= n * a
-        svc = np.where(glob, -1, actions // a)
-        act = np.where(glob, a + actions - n * a, actions % a)
+        svc, act = np.divmod(actions, a)
+        glob = svc >= n
+        if np.count_nonzero(glob):
+            act[glob] = a + actions[glob] - n * a
+            svc[glob] = -1
         return svc, act
 
     def action_masks(self) -> np.ndarray:
@@ -220,8 +232,13 @@ class BatchCore:
             ok &= (a != col["disable_rate_limiting"]) | s.rate_limited[rows, n]
         return ok
 
-    def step(self, actions: np.ndarray | Sequence[int]) -> StepResult:
-        """Advance every environment by one action each; see the module docstring for the timing."""
+    def step(self, actions: np.ndarray | Sequence[int], *, autoreset: bool = False) -> StepResult:
+        """Advance every environment by one action each; see the module docstring for the timing.
+
+        With ``autoreset`` an environment that ended at the previous step starts a new random incident
+        instead (Gymnasium's next-step autoreset): its action is ignored, its reward is 0 and the
+        observation is the new incident's first.
+        """
         acts = np.asarray(actions, dtype=np.int64).reshape(self.n_envs)
         if self.n_envs == 1:
             bad = not 0 <= int(acts[0]) < self.action_space_size
@@ -241,6 +258,11 @@ class BatchCore:
         extra = self.state.replicas.sum(axis=1) - self.st.total_replicas
         if np.count_nonzero(extra > 0):
             cost = cost + np.maximum(extra, 0.0) * (self.config.replica_cost_usd_per_min / 60.0) * dt
+        fresh = self._needs_reset if autoreset else None
+        restarting = fresh is not None and bool(np.count_nonzero(fresh))
+        if restarting:
+            assert fresh is not None
+            self._start(np.flatnonzero(fresh))
         self._observe(slice(None))
         reward = -impact - self.config.cost_weight * cost - self.table.risk_penalty[act]
         if np.count_nonzero(valid) < self.n_envs:
@@ -250,6 +272,17 @@ class BatchCore:
         self.cost_total += cost
         terminated = self.healthy()
         truncated = ~terminated & (self.steps >= self.config.max_steps)
+        if restarting:
+            assert fresh is not None
+            for arr in (reward, impact, cost):
+                arr[fresh] = 0.0
+            outcome[fresh] = 0
+            terminated &= ~fresh
+            truncated &= ~fresh
+            self.steps[fresh] = 0
+            self.impact_total[fresh] = 0.0
+            self.cost_total[fresh] = 0.0
+        self._needs_reset = terminated | truncated
         return StepResult(reward, terminated, truncated, outcome, impact, cost, dt)
 
     def _advance(self, dt: np.ndarray) -> None:
@@ -262,13 +295,13 @@ class BatchCore:
         s.ages += dt[:, None, None]
         self.elapsed_s += dt
         if np.count_nonzero(self.has_ttl):
-            b = np.flatnonzero(self.has_ttl)
-            ttl = s.ttl[b] - dt[b, None, None]
-            expired = ttl <= 0
-            s.sev[b] = np.where(expired, 0.0, s.sev[b])
-            s.ttl[b] = np.where(expired, np.inf, ttl)
-            self.has_ttl[b] = np.isfinite(s.ttl[b]).reshape(b.size, -1).any(axis=1)
-            if expired.any():
+            s.ttl -= dt[:, None, None]  # inf stays inf: faults without a time limit
+            expired = s.ttl <= 0
+            if np.count_nonzero(expired):
+                s.sev[expired] = 0.0
+                s.ttl[expired] = np.inf
+                b = np.flatnonzero(expired.any(axis=(1, 2)))
+                self.has_ttl[b] = np.isfinite(s.ttl[b]).any(axis=(1, 2))
                 s.refresh(self.st, b)
 
     def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -278,7 +311,8 @@ class BatchCore:
         if not np.count_nonzero(live):
             return outcome
         effects = Effects(self.st, self.state, self.true[:, M_UTIL], self.true[:, M_MEM])
-        for a in np.unique(act[live]).tolist():
+        kinds = [int(act[0])] if self.n_envs == 1 else np.unique(act[live]).tolist()
+        for a in kinds:
             handler = effects.handler(self.table.ids[a])
             if handler is None:
                 continue
@@ -324,7 +358,7 @@ class BatchCore:
             self.state.fail_prev = fail
             self.state.pending = pending
             encode_features(vals, part.present, alerts, part.ages, None, out=self.features)
-            self.globals = encode_globals(self.elapsed_s, self.features, st.is_frontend)
+            self.globals = encode_globals(self.elapsed_s, alerts, self.features, self._fe_kind)
             self.alerts = alerts
             self.observed = vals
             self.impact_rate = impact
@@ -334,7 +368,7 @@ class BatchCore:
         self.true[envs] = true
         feats = encode_features(vals, part.present, alerts, part.ages, st.static)
         self.features[envs] = feats
-        self.globals[envs] = encode_globals(self.elapsed_s[envs], feats, st.is_frontend)
+        self.globals[envs] = encode_globals(self.elapsed_s[envs], alerts, feats, self._fe_kind)
         self.alerts[envs] = alerts
         self.observed[envs] = vals
         self.impact_rate[envs] = impact

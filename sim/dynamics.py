@@ -48,7 +48,7 @@ TIMEOUT_MS = 1000.0
 BASE_UTIL = {"frontend": 0.35, "service": 0.3, "database": 0.35, "cache": 0.25, "queue": 0.3}
 BASE_LAT_MS = {"frontend": 25.0, "service": 15.0, "database": 6.0, "cache": 1.5, "queue": 3.0}
 RETRY_GAIN = 1.5  # callers retry failed calls: load on a failing service grows by up to 150 %
-_EFFECTS = effect_matrix()  # (K, C)
+_EFFECTS_T = np.ascontiguousarray(effect_matrix().T)  # (C, K)
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,7 +251,7 @@ class BatchState:
     def refresh(self, st: Statics, envs: np.ndarray) -> None:
         """Recompute the derived arrays of the given environments from their active faults."""
         sev = self.sev[envs]
-        eff = np.einsum("bkn,kc->bcn", sev, _EFFECTS)
+        eff = np.matmul(_EFFECTS_T, sev)  # (C, K) @ (b, K, N) -> (b, C, N)
         eff[:, LOAD] += STAMPEDE_LOAD * (sev[:, FAULT_INDEX["cache_stampede"]] @ st.backends)
         t = st.topology
         part = self.partition[envs]

@@ -201,9 +201,14 @@ def parse_faults(
     return tuple(out)
 
 
+@lru_cache(maxsize=64)
+def _possible(topology: Topology) -> list[FaultKind]:
+    return [k for k in FAULT_KINDS if candidates(topology, k)]
+
+
 def sample_fault(topology: Topology, rng: np.random.Generator, kind: str | None = None) -> FaultSpec:
     """Draw one fault (of ``kind`` or of any kind that fits this topology) on a random service."""
-    kinds = [fault_kind(kind)] if kind else [k for k in FAULT_KINDS if candidates(topology, k)]
+    kinds = [fault_kind(kind)] if kind else _possible(topology)
     chosen = kinds[int(rng.integers(len(kinds)))]
     pool = candidates(topology, chosen)
     if not pool:

@@ -154,13 +154,21 @@ def encode_features(
     return out
 
 
-def encode_globals(elapsed_s: np.ndarray, features: np.ndarray, is_frontend: np.ndarray) -> np.ndarray:
-    """Return (B, G) global features from elapsed seconds (B,) and the (B, F, N) feature block."""
-    alerting = features[:, _A0:_CHANGES].max(axis=1)  # (B, N)
+def encode_globals(
+    elapsed_s: np.ndarray, alerts: np.ndarray, features: np.ndarray, frontends: np.ndarray
+) -> np.ndarray:
+    """Return (B, G) global features.
+
+    Args:
+        elapsed_s: (B,) seconds since the incident opened.
+        alerts: (B, A, N) bool firing alerts.
+        features: (B, F, N) encoded features (for the observed frontend error rates).
+        frontends: indices of the frontend services (may be empty).
+    """
     out = np.empty((elapsed_s.shape[0], len(GLOBALS)), dtype=np.float32)
-    out[:, 0] = np.minimum(elapsed_s / 3600.0, 1.0)
-    out[:, 1] = alerting.mean(axis=1)
-    out[:, 2] = features[:, 0][:, is_frontend].max(axis=1) if is_frontend.any() else 0.0
+    np.minimum(elapsed_s * (1.0 / 3600.0), 1.0, out=out[:, 0])
+    out[:, 1] = np.count_nonzero(alerts.any(axis=1), axis=1) * (1.0 / alerts.shape[2])
+    out[:, 2] = features[:, 0, frontends].max(axis=1) if frontends.size else 0.0
     return out
 
 
@@ -227,11 +235,11 @@ def build_observation(
         if i is not None:
             ages[0, 2, i] = min(ages[0, 2, i], _age_s(now, action["at"]))
     block = encode_features(values, present, fired, ages, static_features(topology))
-    is_frontend = np.array([k == "frontend" for k in topology.kinds])
+    frontends = np.array([i for i, k in enumerate(topology.kinds) if k == "frontend"], dtype=np.int64)
     elapsed = np.array([0.0 if opened_at is None else _age_s(now, opened_at)])
     return Observation(
         services=topology.services,
         nodes=np.ascontiguousarray(block[0].T),
         edges=np.stack([topology.src, topology.dst], axis=1),
-        globals=encode_globals(elapsed, block, is_frontend)[0],
+        globals=encode_globals(elapsed, fired, block, frontends)[0],
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.core import BatchCore
-from sim.dynamics import M_ERR, M_P99
+from sim.dynamics import M_ERR, M_P99, M_UTIL
 from sim.faults import FaultSpec, Scenario
 from sim.topology import Topology
 
@@ -65,8 +65,10 @@ def test_retries_amplify_load_on_a_failing_service(chain: Topology) -> None:
     calm = run(chain)
     failing = run(chain, FaultSpec("config_error", "db"))
     db = chain.position("db")
-    from sim.dynamics import M_UTIL
-
+    before = failing.true[0, M_UTIL, db]
+    for core in (calm, failing):  # callers see the errors, then retry
+        core.step([core.action_space_size - 1])  # wait
+    assert before == pytest.approx(calm.true[0, M_UTIL, db])
     assert failing.true[0, M_UTIL, db] > 1.5 * calm.true[0, M_UTIL, db]
 
 
@@ -79,7 +81,6 @@ def test_certificate_expiry_hurts_callers_not_the_service_itself(chain: Topology
 
 
 def test_a_cold_cache_moves_its_load_onto_the_database() -> None:
-    from sim.dynamics import M_UTIL
     from sim.topology import resolve_topology
 
     hotel = resolve_topology("hotel-reservation")
@@ -105,3 +106,22 @@ def test_batched_core_matches_single_environments() -> None:
         single = BatchCore(topo, 1, seed=0)
         single.reset(scenarios=[sc])
         np.testing.assert_allclose(batch.true[b], single.true[0], rtol=1e-9, atol=1e-12)
+
+
+def test_autoreset_starts_a_new_incident_on_the_next_step() -> None:
+    from sim.core import SimConfig
+    from sim.topology import resolve_topology
+
+    topo = resolve_topology("online-boutique")
+    core = BatchCore(topo, 3, seed=1, config=SimConfig(max_steps=2))
+    core.reset()
+    wait = np.full(3, core.action_space_size - 1)
+    core.step(wait, autoreset=True)
+    ended = core.step(wait, autoreset=True)
+    assert ended.truncated.any() or ended.terminated.any()
+    done = ended.truncated | ended.terminated
+    before = [core.scenarios[b] for b in range(3)]
+    after = core.step(wait, autoreset=True)
+    assert (after.reward[done] == 0).all() and not (after.terminated | after.truncated)[done].any()
+    assert (core.steps[done] == 0).all() and (core.elapsed_s[done] == 0).all()
+    assert all(core.scenarios[b] is not before[b] for b in np.flatnonzero(done))
