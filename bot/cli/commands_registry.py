@@ -14,6 +14,7 @@ MODULES: tuple[str, ...] = (
     "sandbox_cmd",
     "config_cmd",
     "sim_cmds",
+    "serve_cmd",
 )
 
 

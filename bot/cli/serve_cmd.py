@@ -1,0 +1,82 @@
+"""`remediate serve`: the Slack app, health check and alert webhooks on one HTTP server (waitress)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import console, refuse, settings_of
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the `serve` command."""
+
+    @app.command("serve")
+    def serve(
+        ctx: typer.Context,
+        port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 3000,
+        host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+        threads: Annotated[int, typer.Option("--threads", min=1, help="Worker threads of the server.")] = 8,
+        socket_mode: Annotated[
+            bool,
+            typer.Option("--socket-mode", help="Talk to Slack over Socket Mode (needs SLACK_APP_TOKEN)."),
+        ] = False,
+        topology: Annotated[
+            str, typer.Option("--topology", help="Built-in topology name or node-link JSON file.")
+        ] = "online-boutique",
+        requester: Annotated[
+            str | None,
+            typer.Option("--requester", help="Slack user id proposing actions for alert-born incidents."),
+        ] = None,
+        pagerduty_secret: Annotated[
+            str | None,
+            typer.Option(
+                "--pagerduty-secret",
+                envvar="REMEDIATE_PAGERDUTY_WEBHOOK_SECRET",
+                help="PagerDuty webhook signing secret (X-PagerDuty-Signature).",
+                show_default=False,
+            ),
+        ] = None,
+    ) -> None:
+        """Serve /slack/events, /healthz and /alerts/{alertmanager,pagerduty,grafana,generic} until Ctrl-C."""
+        from waitress import serve as waitress_serve
+
+        from bot.app.app import build_app
+        from bot.app.server import Server
+        from bot.app.services import build_services
+
+        settings = settings_of(ctx)
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if settings.slack_bot_token is None:
+            refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
+        services = build_services(
+            settings,
+            topology=topology,
+            requester=requester or "",
+            alert_secrets={"pagerduty": pagerduty_secret} if pagerduty_secret else {},
+        )
+        remediate = build_app(settings, services)
+        if not services.requester:
+            try:
+                services.requester = str(remediate.bolt.client.auth_test()["user_id"])
+            except Exception as exc:
+                console.print(f"warning: auth.test failed ({exc}); alert-born incidents get no requester")
+        remediate.worker.start()
+        token = settings.alerts_token.get_secret_value() if settings.alerts_token else None
+        try:
+            if socket_mode:
+                if settings.slack_app_token is None:
+                    refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
+                from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+                console.print("remediate: Socket Mode; alert webhooks are not served in this mode")
+                SocketModeHandler(remediate.bolt, settings.slack_app_token.get_secret_value()).start()
+                return
+            console.print(f"remediate: serving on http://{host}:{port} (/slack/events, /healthz, /alerts/*)")
+            waitress_serve(Server(remediate, alerts_token=token), host=host, port=port, threads=threads)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            remediate.worker.stop()
