@@ -75,7 +75,12 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         sa.event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(parsed, **kwargs)
+    # psycopg prepares a statement after 5 runs and PostgreSQL then reuses a generic plan made while the
+    # tables were small (a sequential scan over `id IN (...)`), which turned a 100k import quadratic.
+    # Planning each statement with its real values costs far less than that.
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("prepare_threshold", None)
+    return sa.create_engine(parsed, connect_args=connect_args, **kwargs)
 
 
 def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from queue import Full, Queue
 from typing import Any
 
 import sqlalchemy as sa
@@ -221,6 +223,78 @@ def _copy(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[An
             copy.write_row(row)
 
 
+class _BackgroundWriter:
+    """Runs `_Writer` in a thread so the database stores batch N while Python parses batch N + 1.
+
+    Batches are written strictly in order, one at a time; `on_commit` is called from the writer thread
+    after each commit. Both drivers release the GIL while the database works, so on two cores the
+    parsing and the writing overlap. At most `depth` batches wait, which keeps memory flat.
+    """
+
+    def __init__(
+        self,
+        writer: _Writer,
+        parsed: ImportReport,
+        on_commit: Callable[[Progress], None] | None,
+        depth: int = 2,
+    ) -> None:
+        self.writer = writer
+        self.parsed = parsed
+        self.stored = ImportReport()
+        self.on_commit = on_commit
+        self.queue: Queue[tuple[list[_Parsed], int, int] | None] = Queue(maxsize=depth)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.failure is not None:
+                continue  # keep draining so the producer never blocks
+            batch, last_line, bytes_read = item
+            try:
+                if batch:
+                    self.writer.write(batch, self.stored)
+                if self.on_commit is not None:
+                    self.on_commit(
+                        Progress(
+                            self.stored.imported,
+                            self.stored.skipped_existing + self.parsed.skipped_existing,
+                            len(self.stored.refused) + len(self.parsed.refused),
+                            last_line,
+                            bytes_read,
+                        )
+                    )
+            except BaseException as exc:  # handed to the importing thread, which re-raises it
+                self.failure = exc
+
+    def submit(self, batch: list[_Parsed], last_line: int, bytes_read: int) -> None:
+        """Queue a batch (or an empty one, to report progress) for writing."""
+        self._check()
+        self.queue.put((batch, last_line, bytes_read))
+
+    def finish(self) -> ImportReport:
+        """Wait until every queued batch is written and return what the writer stored."""
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+        return self.stored
+
+    def abandon(self) -> None:
+        """Stop the thread after the batch in flight (used when the importing thread fails)."""
+        self.failure = self.failure or RuntimeError("import abandoned")
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=0.1)
+            except Full:
+                continue
+            self.thread.join()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
 def import_lines(
     *,
     engine: sa.Engine,
@@ -236,56 +310,57 @@ def import_lines(
         lines: the file's lines as bytes (a binary file object works), read once, in order.
         batch_size: incidents per transaction.
         source: value of `incidents.source` for the new rows.
-        on_commit: called after each committed batch with what is durably stored so far.
+        on_commit: called after each committed batch with what is durably stored so far (from the
+            writer thread; every valid incident up to `Progress.last_line` is committed).
 
     Returns:
         How many incidents were imported, skipped because their id exists, and each refused line.
     """
-    report = ImportReport()
-    writer = _Writer(engine, source)
+    parsed = ImportReport()
+    writer = _BackgroundWriter(_Writer(engine, source), parsed, on_commit)
     seen: dict[str, tuple[int, bytes]] = {}
     batch: list[_Parsed] = []
     bytes_read = 0
     number = 0
-
-    def flush() -> None:
-        if batch:
-            writer.write(batch, report)
-            batch.clear()
-        if on_commit is not None:
-            on_commit(
-                Progress(report.imported, report.skipped_existing, len(report.refused), number, bytes_read)
-            )
-
-    with relaxed_gc():
-        for number, raw in enumerate(lines, start=1):
-            bytes_read += len(raw)
-            report.lines = number
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                record = parse_line(line)
-            except ValidationError as exc:
-                report.refused.append(Refusal(number, format_error(exc)[:MAX_ERROR_CHARS]))
-                continue
-            digest = _digest(line)
-            earlier = seen.get(record.id)
-            if earlier is not None:
-                if earlier[1] == digest:
-                    report.skipped_existing += 1
-                else:
-                    report.refused.append(
-                        Refusal(
-                            number,
-                            f"id: duplicate id {record.id!r}; line {earlier[0]} already holds a different "
-                            "incident with this id (ids must be unique)",
+    try:
+        with relaxed_gc():
+            for number, raw in enumerate(lines, start=1):
+                bytes_read += len(raw)
+                line = raw.strip()
+                if not line:
+                    continue
+                try:
+                    record = parse_line(line)
+                except ValidationError as exc:
+                    parsed.refused.append(Refusal(number, format_error(exc)[:MAX_ERROR_CHARS]))
+                    continue
+                digest = _digest(line)
+                earlier = seen.get(record.id)
+                if earlier is not None:
+                    if earlier[1] == digest:
+                        parsed.skipped_existing += 1
+                    else:
+                        parsed.refused.append(
+                            Refusal(
+                                number,
+                                f"id: duplicate id {record.id!r}; line {earlier[0]} already holds a different "
+                                "incident with this id (ids must be unique)",
+                            )
                         )
-                    )
-                continue
-            seen[record.id] = (number, digest)
-            batch.append(_Parsed(number, record))
-            if len(batch) >= batch_size:
-                flush()
-        flush()
-    return report
+                    continue
+                seen[record.id] = (number, digest)
+                batch.append(_Parsed(number, record))
+                if len(batch) >= batch_size:
+                    writer.submit(batch, number, bytes_read)
+                    batch = []
+            writer.submit(batch, number, bytes_read)
+            stored = writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
+    return ImportReport(
+        imported=stored.imported,
+        skipped_existing=stored.skipped_existing + parsed.skipped_existing,
+        refused=sorted(parsed.refused + stored.refused, key=lambda r: r.line),
+        lines=number,
+    )

@@ -21,19 +21,17 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from pydantic_core import from_json
 
-from incidents_db.dataset import DATASET_FORMAT, ColumnWriter
+from incidents_db.dataset import DATASET_FORMAT, UNMAPPED, DatasetBuilder
 from incidents_db.errors import StoreError
 from incidents_db.models import MiningState, utcnow
 from incidents_db.perf import relaxed_gc
-from incidents_db.schema import OUTCOMES, SEVERITIES, iso
+from incidents_db.schema import SEVERITIES, iso
 from incidents_db.service import EVENTS, INCIDENTS
 from playbooks.catalog import Catalog, builtin_catalog
 
-UNMAPPED = "unmapped"
 WATERMARK_KEY = "trajectories.watermark"
 PAGE = 2000
 MINED_EVENT_TYPES = ("alert", "metrics", "action")
@@ -346,133 +344,6 @@ def iter_trajectories(
             )
 
 
-_COLUMNS = {
-    "traj_severity": "i1",
-    "traj_opened_at": "f8",
-    "traj_resolved_at": "f8",
-    "traj_root_service": "i4",
-    "traj_root_fault": "i4",
-    "traj_return": "f4",
-    "traj_step_offsets": "i8",
-    "step_traj": "i4",
-    "step_time": "f8",
-    "step_dt": "f4",
-    "step_action": "i4",
-    "step_action_name": "i4",
-    "step_target": "i4",
-    "step_outcome": "i1",
-    "step_impact_minutes": "f4",
-    "step_reward": "f4",
-    "step_done": "?",
-    "step_alert_offsets": "i8",
-    "step_metric_offsets": "i8",
-    "alert_service": "i4",
-    "alert_name": "i4",
-    "metric_service": "i4",
-    "metric_name": "i4",
-    "metric_value": "f4",
-}
-
-
-class _Vocab:
-    """Strings to dense indices, in first-seen order."""
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-
-    def __call__(self, value: str | None) -> int:
-        if value is None:
-            return -1
-        found = self.index.get(value)
-        if found is None:
-            found = self.index[value] = len(self.index)
-        return found
-
-    def array(self) -> np.ndarray[Any, Any]:
-        return np.asarray(list(self.index), dtype=str) if self.index else np.zeros(0, dtype="<U1")
-
-
-class _DatasetBuilder:
-    """Buffers one page of trajectories as columns and flushes them to the writer."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.action_index = {action_id: index for index, action_id in enumerate(catalog.ids)}
-        self.writer = ColumnWriter(_COLUMNS)
-        self.ids = open(self.writer.temp_path("traj_incident.txt"), "w", encoding="utf-8")  # noqa: SIM115
-        self.vocab = {
-            name: _Vocab() for name in ("services", "faults", "alert_names", "metric_names", "action_names")
-        }
-        self.cols: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-        self.trajectories = 0
-        self.steps = 0
-        self.alerts = 0
-        self.metrics = 0
-        self.unmapped = 0
-        for name in ("traj_step_offsets", "step_alert_offsets", "step_metric_offsets"):
-            self.cols[name].append(0)
-
-    def add(self, trajectory: Trajectory) -> None:
-        c, v = self.cols, self.vocab
-        services = v["services"]
-        self.ids.write(json.dumps(trajectory.incident_id) + "\n")
-        c["traj_severity"].append(SEVERITIES.index(trajectory.severity) + 1)
-        c["traj_opened_at"].append(trajectory.opened_at)
-        c["traj_resolved_at"].append(trajectory.resolved_at)
-        c["traj_root_service"].append(services(trajectory.root_service))
-        c["traj_root_fault"].append(v["faults"](trajectory.root_fault))
-        total = 0.0
-        for step in trajectory.steps:
-            c["step_traj"].append(self.trajectories)
-            c["step_time"].append(step.at)
-            c["step_dt"].append(step.dt)
-            c["step_action"].append(self.action_index.get(step.action, -1))
-            c["step_action_name"].append(v["action_names"](step.action_name))
-            c["step_target"].append(services(step.target))
-            c["step_outcome"].append(OUTCOMES.index(step.outcome) if step.outcome in OUTCOMES else 3)
-            c["step_impact_minutes"].append(step.impact_minutes)
-            c["step_reward"].append(step.reward)
-            c["step_done"].append(step.done)
-            for service, name in step.alerts:
-                c["alert_service"].append(services(service))
-                c["alert_name"].append(v["alert_names"](name))
-            self.alerts += len(step.alerts)
-            c["step_alert_offsets"].append(self.alerts)
-            metric_names = v["metric_names"]
-            for service, values in step.metrics.items():
-                c["metric_service"].extend([services(service)] * len(values))
-                c["metric_name"].extend([metric_names(name) for name in values])
-                c["metric_value"].extend(values.values())
-                self.metrics += len(values)
-            c["step_metric_offsets"].append(self.metrics)
-            self.unmapped += step.action == UNMAPPED
-            total += step.reward
-        self.steps += len(trajectory.steps)
-        self.trajectories += 1
-        c["traj_return"].append(total)
-        c["traj_step_offsets"].append(self.steps)
-
-    def flush(self) -> None:
-        for name, values in self.cols.items():
-            if values:
-                self.writer.append(name, values)
-                values.clear()
-
-    def finish(self, path: Path, meta: dict[str, Any]) -> None:
-        self.flush()
-        self.ids.close()
-        small = {name: vocab.array() for name, vocab in self.vocab.items()}
-        small["catalog_actions"] = np.asarray(self.catalog.ids, dtype=str)
-        small["outcome_names"] = np.asarray(OUTCOMES, dtype=str)
-        small["severity_names"] = np.asarray(("", *SEVERITIES), dtype=str)
-        small["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
-        self.writer.write_npz(path, small, {"traj_incident": self.writer.temp_path("traj_incident.txt")})
-
-    def close(self) -> None:
-        self.ids.close()
-        self.writer.close()
-
-
 def mine(
     *,
     engine: sa.Engine,
@@ -504,7 +375,7 @@ def mine(
         raise MiningError(f"cannot create the output directory {out_dir}: {exc.strerror or exc}") from None
     with engine.connect() as conn:
         since = None if full else read_watermark(connection=conn)
-    builder = _DatasetBuilder(catalog)
+    builder = DatasetBuilder(catalog)
     incidents = 0
     last: Watermark | None = None
     try:
