@@ -1,0 +1,27 @@
+"""The Slack manifest names exactly what the app listens to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bot.app.app import COMMAND
+
+MANIFEST = Path(__file__).resolve().parents[3] / "deploy" / "slack" / "manifest.yaml"
+
+
+def test_manifest_matches_the_app() -> None:
+    doc = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    commands = doc["features"]["slash_commands"]
+    assert [c["command"] for c in commands] == [COMMAND]
+    settings = doc["settings"]
+    urls = {
+        commands[0]["url"],
+        settings["event_subscriptions"]["request_url"],
+        settings["interactivity"]["request_url"],
+    }
+    assert len(urls) == 1 and urls.pop().endswith("/slack/events")
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert settings["interactivity"]["is_enabled"] is True
+    assert sorted(doc["oauth_config"]["scopes"]["bot"]) == ["app_mentions:read", "chat:write", "commands"]
