@@ -1,0 +1,72 @@
+"""`remediate eval`: every policy on the same held-out simulated episodes of a topology."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bot.cli.common import console, print_json, refuse, settings_of
+from incidents_db import db
+from remediation.evaluation.plots import plot_policies
+from remediation.evaluation.sim_eval import evaluate_policies
+from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy
+from remediation.learning.ranking import LearnedPolicy
+from remediation.policies.base import Policy
+from remediation.registry.workflow import resolve_artifact
+from sim.errors import SimError
+from sim.topology import resolve_topology
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the `eval` command."""
+
+    @app.command("eval")
+    def eval_command(
+        ctx: typer.Context,
+        topology: Annotated[str, typer.Option("--topology", help="Built-in name or node-link JSON file.")],
+        episodes: Annotated[int, typer.Option("--episodes", min=1, help="Seeded episodes per policy.")] = 100,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the episodes.")] = 1,
+        policy: Annotated[
+            str | None, typer.Option("--policy", help="Registered VERSION or artifact PATH.")
+        ] = None,
+        plots: Annotated[Path | None, typer.Option("--plots", help="Directory for PNG plots.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    ) -> None:
+        """Compare learned, runbook, operator BC, random and oracle policies side by side."""
+        try:
+            topo = resolve_topology(topology)
+        except SimError as exc:
+            refuse(str(exc))
+        settings = settings_of(ctx)
+        engine = db.open_store(settings.effective_database_url)
+        try:
+            artifact = resolve_artifact(engine=engine, ref=policy)
+        finally:
+            engine.dispose()
+        policies: dict[str, Policy] = {
+            "learned": LearnedPolicy(
+                artifact.net, temperature=artifact.temperature, version=artifact.version, explain=False
+            ),
+            "runbook": RunbookPolicy(),
+            "operator_bc": OperatorBCPolicy(artifact.operator_bc),
+            "random": RandomPolicy(seed),
+            "oracle": OraclePolicy(),
+        }
+        results = evaluate_policies(topo, policies, episodes=episodes, seed=seed)
+        out_dir = plots or settings.data_dir / "eval"
+        plot_policies(results, out_dir / f"policy-eval-{topo.name}.png", f"{topo.name}, {episodes} episodes")
+        if as_json:
+            print_json({"topology": topo.name, "episodes": episodes,
+                        "policies": {name: res.as_json() for name, res in results.items()}})  # fmt: skip
+            return
+        table = Table("policy", "success", "mean TTM s", "p90 TTM s", "actions", "cost $", "violations",
+                      "top-1", "top-3", "regret", "ECE", title=f"{topo.name}: {episodes} episodes, seed {seed}")  # fmt: skip
+        for name, res in results.items():
+            j = res.as_row()
+            table.add_row(name, f"{res.success_rate:.0%}", str(j["mean_ttm_s"]), str(j["p90_ttm_s"]),
+                          str(j["actions_per_incident"]), str(j["cost_usd"]), str(res.violations),
+                          f"{res.top1:.0%}", f"{res.top3:.0%}", str(j["regret"]), str(j["ece"]))  # fmt: skip
+        console.print(table)

@@ -1,0 +1,64 @@
+"""`remediate train`: train a policy (offline on history, then in the simulator) and register it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import console, print_json, progress_bar, refuse, settings_of
+from incidents_db import db
+from remediation.learning.train import TrainArgs
+from remediation.registry.workflow import train_and_register
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the `train` command."""
+
+    @app.command("train")
+    def train_command(
+        ctx: typer.Context,
+        history: Annotated[
+            Path | None, typer.Option("--history", help="remediate.incident/v1 file to learn from.")
+        ] = None,
+        from_store: Annotated[
+            bool, typer.Option("--from-store", help="Learn from the store's resolved incidents.")
+        ] = False,
+        minutes: Annotated[
+            float, typer.Option("--minutes", min=0.05, help="Budget for simulator training.")
+        ] = 5.0,
+        seed: Annotated[int, typer.Option("--seed", help="Seed; same seed, same weights.")] = 0,
+        iterations: Annotated[int, typer.Option("--iterations", min=1, help="Most PPO iterations.")] = 400,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    ) -> None:
+        """Train a policy and register it as a candidate version."""
+        if history is not None and from_store:
+            refuse("use either --history FILE or --from-store, not both")
+        if history is not None and not history.is_file():
+            refuse(f"{history}: no such file")
+        settings = settings_of(ctx)
+        run_root = settings.data_dir / "runs"
+        args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root))
+        engine = db.open_store(settings.effective_database_url)
+        try:
+            with progress_bar(quiet=as_json) as bar:
+                tasks: dict[str, object] = {}
+
+                def progress(phase: str, done: int, total: int, metrics: dict[str, float]) -> None:
+                    if phase not in tasks:
+                        tasks[phase] = bar.add_task(phase, total=total)
+                    bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
+
+                summary = train_and_register(
+                    engine=engine, data_dir=settings.data_dir, args=args, history_file=history,
+                    from_store_url=settings.effective_database_url if from_store else None, progress=progress,
+                )  # fmt: skip
+        finally:
+            engine.dispose()
+        if as_json:
+            print_json(summary)
+            return
+        console.print(f"registered {summary['version']} (candidate) at {summary['path']}")
+        for key, value in summary["metrics"].items():
+            console.print(f"  {key}: {value}")

@@ -1,0 +1,189 @@
+"""Every policy on the same held-out seeded episodes of one topology, measured the same way.
+
+Protocol (docs/policy.md): ``episodes`` scenarios are drawn once from ``seed`` (one or two concurrent
+faults, red herrings, missing telemetry) and replayed for each policy, with the same metric noise. A
+policy ranks; its first suggestion runs. An action the guardrails deny (or the simulator's mask
+forbids) counts as a violation and does not run (the incident waits instead). Success = healthy
+within 10 actions. Time to mitigate of an unresolved incident counts as the time spent when the 10
+actions ran out (censored, so failing fast is never rewarded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from playbooks.catalog import Catalog, builtin_catalog
+from remediation.learning.algorithms import expected_calibration_error
+from remediation.learning.baselines import OraclePolicy
+from remediation.learning.encoding import observation_from_core
+from remediation.learning.ranking import guardrail_mask
+from remediation.learning.rollout import EPISODE_STEPS
+from remediation.policies.base import Policy, RankedAction
+from sim.core import BatchCore, SimConfig
+from sim.faults import sample_scenario
+from sim.topology import Topology
+
+
+class _Masked(Protocol):
+    mask: Any
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """What one policy did on the episodes."""
+
+    success_rate: float
+    mean_ttm_s: float
+    p90_ttm_s: float
+    actions_per_incident: float
+    cost_usd: float
+    violations: int
+    top1: float
+    top3: float
+    regret: float
+    ece: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        """Return exactly the per-policy keys ``remediate eval --json`` prints."""
+        full = self.as_row()
+        return {
+            k: full[k]
+            for k in ("success_rate", "mean_ttm_s", "p90_ttm_s", "top1", "top3", "violations", "ece")
+        }
+
+    def as_row(self) -> dict[str, Any]:
+        """Return every measured value (the table and the benchmark)."""
+        return {
+            "success_rate": round(self.success_rate, 4),
+            "mean_ttm_s": round(self.mean_ttm_s, 1),
+            "p90_ttm_s": round(self.p90_ttm_s, 1),
+            "top1": round(self.top1, 4),
+            "top3": round(self.top3, 4),
+            "violations": self.violations,
+            "ece": None if self.ece is None else round(self.ece, 4),
+            "actions_per_incident": round(self.actions_per_incident, 2),
+            "cost_usd": round(self.cost_usd, 2),
+            "regret": round(self.regret, 4),
+        }
+
+
+def _index(core: BatchCore, choice: RankedAction) -> int:
+    a = core.table.index(choice.action)
+    if a < 0:
+        return -1
+    if choice.target is None:
+        return core.st.n * core.n_actions + (a - core.n_actions) if a >= core.n_actions else -1
+    pos = core.topology.index.get(choice.target)
+    return -1 if pos is None or a >= core.n_actions else pos * core.n_actions + a
+
+
+def run_policy(
+    topology: Topology,
+    policy: Policy,
+    *,
+    episodes: int,
+    seed: int,
+    guard: np.ndarray,
+    catalog: Catalog,
+    calibrated: bool,
+) -> tuple[PolicyResult, np.ndarray]:
+    """Run one policy on the seeded episodes; return its result and the per-episode impact."""
+    rng = np.random.default_rng(seed)
+    scenarios = [sample_scenario(topology, rng) for _ in range(episodes)]
+    core = BatchCore(
+        topology, episodes, seed=seed, catalog=catalog, config=SimConfig(max_steps=EPISODE_STEPS)
+    )
+    core.reset(scenarios=scenarios)
+    masked = hasattr(policy, "mask")
+    oracle = OraclePolicy(catalog)
+    if isinstance(policy, OraclePolicy):
+        oracle = policy
+    wait = core.st.n * core.n_actions + core.table.index("wait") - core.n_actions
+    alive = np.ones(episodes, dtype=bool)
+    resolved_at = np.full(episodes, np.nan)
+    actions = np.zeros(episodes)
+    violations = 0
+    top1 = top3 = 0
+    conf, correct = [], []
+    for step in range(EPISODE_STEPS):
+        chosen = np.full(episodes, wait)
+        sim_masks = core.action_masks()
+        for b in np.flatnonzero(alive).tolist():
+            obs = observation_from_core(core, b)
+            if masked:
+                # what the bot does live: the guardrails' mask and the current state's mask, before softmax
+                policy.mask = guard & sim_masks[b]  # type: ignore[attr-defined]
+            best = oracle.bind(core, b).rank(obs, 1)[0]
+            if isinstance(policy, OraclePolicy):
+                policy.bind(core, b)
+            ranked = policy.rank(obs, 3)
+            if not ranked:
+                continue
+            hits = [(r.action, r.target) == (best.action, best.target) for r in ranked]
+            if step == 0:
+                top1 += int(hits[0])
+                top3 += int(any(hits))
+            conf.append(ranked[0].confidence)
+            correct.append(hits[0])
+            index = _index(core, ranked[0])
+            sim_ok = index >= 0 and bool(sim_masks[b, index])
+            if index < 0 or not sim_ok or not guard[index]:
+                violations += 1
+                continue
+            chosen[b] = index
+            actions[b] += 1
+        result = core.step(chosen)
+        done_now = alive & result.terminated
+        resolved_at[done_now] = core.elapsed_s[done_now]
+        alive &= ~(result.terminated | result.truncated)
+        if not alive.any():
+            break
+    resolved = ~np.isnan(resolved_at)
+    ttm = np.where(resolved, resolved_at, core.elapsed_s)
+    ece = expected_calibration_error(torch.tensor(conf), torch.tensor(correct)) if calibrated else None
+    return (
+        PolicyResult(
+            success_rate=float(resolved.mean()),
+            mean_ttm_s=float(ttm.mean()),
+            p90_ttm_s=float(np.percentile(ttm, 90)),
+            actions_per_incident=float(actions.mean()),
+            cost_usd=float(core.cost_total.mean()),
+            violations=violations,
+            top1=top1 / episodes,
+            top3=top3 / episodes,
+            regret=0.0,
+            ece=ece,
+        ),
+        core.impact_total.copy(),
+    )
+
+
+def evaluate_policies(
+    topology: Topology,
+    policies: Mapping[str, Policy],
+    *,
+    episodes: int,
+    seed: int,
+    catalog: Catalog | None = None,
+    calibrated: frozenset[str] = frozenset({"learned", "operator_bc", "random", "oracle"}),
+) -> dict[str, PolicyResult]:
+    """Run every policy on the same episodes; regret = mean extra user impact over the oracle's."""
+    catalog = catalog or builtin_catalog()
+    guard = guardrail_mask(topology.services, topology.kinds, catalog, [int(r) for r in topology.replicas])
+    results: dict[str, PolicyResult] = {}
+    impacts: dict[str, np.ndarray] = {}
+    for name, policy in policies.items():
+        results[name], impacts[name] = run_policy(
+            topology, policy, episodes=episodes, seed=seed, guard=guard, catalog=catalog,
+            calibrated=name in calibrated,
+        )  # fmt: skip
+    if "oracle" in impacts:
+        for name, res in results.items():
+            regret = float((impacts[name] - impacts["oracle"]).mean())
+            results[name] = PolicyResult(**{**res.__dict__, "regret": regret})
+    return results

@@ -1,0 +1,1 @@
+"""Learned remediation policy: encoding, graph network, training (offline + simulator), ranking."""

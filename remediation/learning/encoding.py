@@ -1,0 +1,217 @@
+"""Observation encoding shared by live incidents, mined history and the simulator.
+
+Every path ends in ``sim.observation.encode_features`` (the one feature builder), so the network sees
+the same features in the same order whether an observation comes from a live timeline
+(``sim.observation.build_observation``), from a mined trajectory step (``observation_of_step``) or from
+a batch of simulated incidents (``batch_from_core``). ``GraphBatch`` packs graphs of different sizes
+into padded tensors plus a flat edge list, which is what the graph network reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from sim.core import BatchCore
+from sim.observation import ALERTS, METRICS, Observation, build_observation
+from sim.topology import Topology
+
+# Alert names seen in real history mapped onto the simulator's alert vocabulary (an unknown name is
+# dropped by build_observation, so a mapping here is the difference between a feature and nothing).
+ALERT_ALIASES: dict[str, str] = {
+    "CacheUnavailable": "ServiceDown",
+    "ConnectionPoolExhausted": "HighLatency",
+    "DiskAlmostFull": "DiskFull",
+    "HighMemoryUsage": "HighMemory",
+    "TLSHandshakeFailures": "CertificateExpired",
+    "UpstreamErrors": "HighErrorRate",
+    "PacketLoss": "HighLatency",
+    "PodCrashLooping": "ServiceDown",
+}
+
+
+class GraphBatch(NamedTuple):
+    """B observations as padded tensors (N = the largest graph of the batch).
+
+    ``mask`` covers the flat action space ``N * A + G`` (service-major, then global actions), the same
+    layout as ``sim.core`` and ``remediation.guardrails.mask``; padded services are never allowed.
+    """
+
+    x: torch.Tensor  # (B, N, F) float32 node features, FEATURES order
+    node_mask: torch.Tensor  # (B, N) bool
+    src: torch.Tensor  # (E,) int64 caller, flat index b * N + i
+    dst: torch.Tensor  # (E,) int64 callee, flat index b * N + j
+    glob: torch.Tensor  # (B, G) float32 global features
+    mask: torch.Tensor  # (B, N * A + G_actions) bool, True = allowed
+
+
+def observation_from_core(core: BatchCore, env: int) -> Observation:
+    """Return the Observation of one simulated incident (what ``build_observation`` would give live)."""
+    t = core.topology
+    return Observation(
+        services=t.services,
+        nodes=np.ascontiguousarray(core.features[env].T),
+        edges=np.stack([t.src, t.dst], axis=1),
+        globals=core.globals[env].copy(),
+    )
+
+
+def batch_from_core(core: BatchCore, extra_mask: npt.NDArray[np.int8] | None = None) -> GraphBatch:
+    """Encode every environment of a batched core (one topology) without copying per environment.
+
+    Args:
+        core: the simulator core.
+        extra_mask: optional (N * A + G,) int8 mask (guardrails) combined with the simulator's mask.
+
+    Returns:
+        The GraphBatch of all ``core.n_envs`` incidents.
+    """
+    b, n = core.n_envs, core.st.n
+    t = core.topology
+    offsets = (np.arange(b) * n)[:, None]
+    mask = core.action_masks().astype(bool)
+    if extra_mask is not None:
+        mask &= extra_mask.astype(bool)[None, :]
+    return GraphBatch(
+        x=torch.from_numpy(np.ascontiguousarray(core.features.transpose(0, 2, 1))),
+        node_mask=torch.ones((b, n), dtype=torch.bool),
+        src=torch.from_numpy((t.src[None, :] + offsets).reshape(-1).astype(np.int64)),
+        dst=torch.from_numpy((t.dst[None, :] + offsets).reshape(-1).astype(np.int64)),
+        glob=torch.from_numpy(np.ascontiguousarray(core.globals, dtype=np.float32)),
+        mask=torch.from_numpy(mask),
+    )
+
+
+def batch_from_observations(
+    observations: Sequence[Observation],
+    masks: Sequence[npt.NDArray[Any]],
+    n_actions: int,
+    n_global: int,
+) -> GraphBatch:
+    """Pad observations of any sizes into one GraphBatch.
+
+    Args:
+        observations: the observations (any topology each).
+        masks: per observation an (n_i * A + G,) mask, 1 = allowed.
+        n_actions: A, per-service actions.
+        n_global: G, global actions.
+
+    Returns:
+        The padded GraphBatch.
+    """
+    b = len(observations)
+    n = max(len(o.services) for o in observations)
+    f = observations[0].nodes.shape[1]
+    x = np.zeros((b, n, f), dtype=np.float32)
+    node_mask = np.zeros((b, n), dtype=bool)
+    glob = np.stack([np.asarray(o.globals, dtype=np.float32) for o in observations])
+    mask = np.zeros((b, n * n_actions + n_global), dtype=bool)
+    src, dst = [], []
+    for i, (obs, m) in enumerate(zip(observations, masks, strict=True)):
+        k = len(obs.services)
+        x[i, :k] = obs.nodes
+        node_mask[i, :k] = True
+        m = np.asarray(m).astype(bool)
+        mask[i, : k * n_actions] = m[: k * n_actions]
+        mask[i, n * n_actions :] = m[k * n_actions :]
+        if len(obs.edges):
+            src.append(obs.edges[:, 0] + i * n)
+            dst.append(obs.edges[:, 1] + i * n)
+    cat = (lambda parts: np.concatenate(parts).astype(np.int64)) if src else (lambda _: np.zeros(0, np.int64))
+    return GraphBatch(
+        x=torch.from_numpy(x),
+        node_mask=torch.from_numpy(node_mask),
+        src=torch.from_numpy(cat(src)),
+        dst=torch.from_numpy(cat(dst)),
+        glob=torch.from_numpy(glob),
+        mask=torch.from_numpy(mask),
+    )
+
+
+def index_batch(batch: GraphBatch, rows: torch.Tensor) -> GraphBatch:
+    """Return the sub-batch of some rows (edges re-offset), for minibatches of one padded size."""
+    b, n = batch.node_mask.shape
+    keep = torch.zeros(b, dtype=torch.bool)
+    keep[rows] = True
+    new_pos = torch.full((b,), -1, dtype=torch.long)
+    new_pos[rows] = torch.arange(rows.numel())
+    g = batch.src // n
+    edge_keep = keep[g]
+    base = new_pos[g[edge_keep]] * n
+    return GraphBatch(
+        x=batch.x[rows],
+        node_mask=batch.node_mask[rows],
+        src=base + batch.src[edge_keep] % n,
+        dst=base + batch.dst[edge_keep] % n,
+        glob=batch.glob[rows],
+        mask=batch.mask[rows],
+    )
+
+
+def concat_batches(batches: Sequence[GraphBatch], n_actions: int) -> GraphBatch:
+    """Concatenate GraphBatches of possibly different padded sizes into one (padding to the largest)."""
+    n = max(gb.node_mask.shape[1] for gb in batches)
+    xs, nms, srcs, dsts, globs, masks = [], [], [], [], [], []
+    row = 0
+    for gb in batches:
+        b, k = gb.node_mask.shape
+        pad = n - k
+        xs.append(torch.nn.functional.pad(gb.x, (0, 0, 0, pad)))
+        nms.append(torch.nn.functional.pad(gb.node_mask, (0, pad)))
+        g = gb.src // k
+        srcs.append((g + row) * n + gb.src % k)
+        dsts.append((g + row) * n + gb.dst % k)
+        globs.append(gb.glob)
+        svc = gb.mask[:, : k * n_actions]
+        tail = gb.mask[:, k * n_actions :]
+        masks.append(torch.cat([svc, torch.zeros((b, pad * n_actions), dtype=torch.bool), tail], dim=1))
+        row += b
+    return GraphBatch(
+        torch.cat(xs), torch.cat(nms), torch.cat(srcs), torch.cat(dsts), torch.cat(globs), torch.cat(masks)
+    )
+
+
+def observation_of_step(
+    *,
+    topology: Topology,
+    alerts: Sequence[tuple[str, str]],
+    metrics: Sequence[tuple[str, str, float]],
+    actions: Sequence[tuple[str, float]],
+    now_s: float,
+    opened_s: float,
+) -> Observation:
+    """Return the observation of one mined trajectory step (``incidents_db`` dataset layout).
+
+    Args:
+        topology: the service graph the incident ran on.
+        alerts: (service, alert name) pairs firing before the action (aliases mapped, see ALERT_ALIASES).
+        metrics: (service, metric name, value) latest values; unknown metric names are dropped.
+        actions: (target, unix seconds) of earlier actions in the incident.
+        now_s: the step's time (unix seconds).
+        opened_s: when the incident opened (unix seconds).
+
+    Returns:
+        The observation, built by ``sim.observation.build_observation``.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    for service, name, value in metrics:
+        if name in METRICS:
+            rows.setdefault(service, {})[name] = value
+    fired = [
+        {"name": ALERT_ALIASES.get(name, name), "service": service}
+        for service, name in alerts
+        if ALERT_ALIASES.get(name, name) in ALERTS
+    ]
+    return build_observation(
+        topology=topology,
+        metrics=rows,
+        alerts=fired,
+        actions=[{"target": t, "at": datetime.fromtimestamp(at, tz=UTC)} for t, at in actions],
+        now=datetime.fromtimestamp(now_s, tz=UTC),
+        opened_at=datetime.fromtimestamp(opened_s, tz=UTC),
+    )

@@ -1,0 +1,326 @@
+"""The training entry point, top to bottom: arguments, seeding, run directory, data, phases, artifact.
+
+Phases: (1) logged history: simulated on-call operators on training topologies, plus mined real
+history when given; (2) the operator behaviour-cloning baseline; (3) offline pre-training of the
+learned policy (behaviour cloning + discrete CQL); (4) fine-tuning in the simulator with masked PPO
+plus imitation of the oracle in the states the policy visits; (5) temperature scaling on held-out
+states; (6) the similar-incident memory. Same arguments and seed, same weights (with ``iterations``
+as the binding limit; a ``minutes`` budget that cuts training short depends on machine speed).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from playbooks.catalog import Catalog, builtin_catalog
+from remediation.learning.algorithms import (
+    CqlConfig,
+    PpoConfig,
+    bc_loss,
+    cql_loss,
+    expected_calibration_error,
+    fit_temperature,
+    frozen_copy,
+    ppo_loss,
+    soft_update,
+)
+from remediation.learning.buffer import Transitions, concat_transitions, take_rollout, take_transitions
+from remediation.learning.encoding import GraphBatch
+from remediation.learning.policy import GraphPolicy, NetConfig
+from remediation.learning.rollout import collect_logged, collect_rollout, training_topology
+from sim.observation import GLOBALS, N_FEATURES
+from sim.topology import resolve_topology
+
+Progress = Callable[[str, int, int, dict[str, float]], None]
+"""Called as (phase, done, total, metrics) after each unit of work."""
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """Every knob of one training run (saved in the artifact)."""
+
+    seed: int = 0
+    """Seeds numpy, torch and Python's random; same seed and iterations, same weights."""
+    minutes: float = 5.0
+    """Wall-clock budget for simulator fine-tuning; the run stops early when it is spent."""
+    iterations: int = 60
+    """Most PPO iterations (each: fresh rollouts, then a few epochs over them)."""
+    envs: int = 48
+    """Incidents simulated side by side per topology per iteration (the batched core's B)."""
+    topologies_per_iteration: int = 2
+    """Freshly generated training topologies per iteration."""
+    min_services: int = 6
+    """Smallest generated training topology."""
+    max_services: int = 40
+    """Largest generated training topology."""
+    logged_topologies: int = 4
+    """Training topologies on which simulated operators produce logged history."""
+    logged_envs: int = 48
+    """Simulated operator incidents per logged topology."""
+    offline_epochs: int = 5
+    """Epochs of behaviour cloning + CQL on the logged history (also the operator baseline's epochs)."""
+    ppo_epochs: int = 3
+    """Passes over each PPO batch."""
+    minibatch: int = 256
+    """Steps per gradient step."""
+    lr: float = 2e-3
+    """Adam learning rate."""
+    hidden: int = 64
+    """Hidden units of the graph network."""
+    layers: int = 3
+    """Message passing rounds (hops each service hears about)."""
+    history: str | None = None
+    """A mined ``.npz`` dataset to add to the logged history (``remediate train`` mines it for you)."""
+    history_topology: str = "online-boutique"
+    """Topology (name or file) the mined history's services live on."""
+    run_root: str = "runs"
+    """Where run directories are created."""
+    name: str = ""
+    """Run directory name; empty = ``train-<UTC stamp>-s<seed>``."""
+
+
+class Memory(NamedTuple):
+    """Encoded past incidents for the 'most similar past incidents' part of a reason."""
+
+    embeddings: torch.Tensor  # (M, 2H) unit-norm graph embeddings of the incident's first observation
+    incidents: list[str]  # what the incident was
+    fixes: list[str]  # what fixed it
+
+
+class TrainResult(NamedTuple):
+    """What a run produced."""
+
+    net: GraphPolicy
+    operator_bc: GraphPolicy
+    temperature: float
+    memory: Memory
+    metrics: dict[str, float]
+    curve: list[dict[str, float]]
+    run_dir: Path
+    config: dict[str, Any]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator the run uses."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def new_net(args: TrainArgs, catalog: Catalog) -> GraphPolicy:
+    """Return a fresh graph network for the catalog's action space."""
+    return GraphPolicy(
+        NetConfig(
+            n_features=N_FEATURES,
+            n_globals=len(GLOBALS),
+            n_actions=len(catalog.service_actions),
+            n_global_actions=len(catalog.global_actions),
+            hidden=args.hidden,
+            layers=args.layers,
+        )
+    )
+
+
+def _minibatches(n: int, size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=gen)
+    parts = [order[i : i + size] for i in range(0, n, size)]
+    if len(parts) > 1 and parts[-1].numel() < size // 4:
+        # a tiny tail minibatch gives noisy statistics: fold it into the one before
+        parts[-2:] = [torch.cat(parts[-2:])]
+    return parts
+
+
+def _offline(net: GraphPolicy, data: Transitions, args: TrainArgs, gen: torch.Generator, *, cql: bool,
+             progress: Progress | None, phase: str) -> float:  # fmt: skip
+    """Behaviour cloning (+ discrete CQL on the Q head when ``cql``); return the final loss."""
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    target = frozen_copy(net)
+    loss_value = 0.0
+    for epoch in range(args.offline_epochs):
+        for rows in _minibatches(data.actions.numel(), args.minibatch, gen):
+            part = take_transitions(data, rows)
+            loss = bc_loss(net, part)
+            if cql:
+                loss = loss + cql_loss(net, target, part, CqlConfig())
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            loss_value = float(loss.detach())
+        soft_update(target, net)
+        if progress:
+            progress(phase, epoch + 1, args.offline_epochs, {"loss": loss_value})
+    return loss_value
+
+
+def build_memory(net: GraphPolicy, data: Transitions, fixes: list[tuple[str, str]]) -> Memory:
+    """Embed the first observation of each resolved logged incident next to what fixed it."""
+    first: dict[int, int] = {}
+    for row, traj in enumerate(data.traj.tolist()):
+        first.setdefault(traj, row)
+    resolved_traj = [t for t in first if bool(data.dones[data.traj == t].any())]
+    rows = torch.tensor([first[t] for t in resolved_traj][: len(fixes)], dtype=torch.long)
+    from remediation.learning.encoding import index_batch
+
+    with torch.no_grad():
+        pooled = net(index_batch(data.obs, rows)).pooled if rows.numel() else torch.zeros((0, 2))
+    emb = torch.nn.functional.normalize(pooled, dim=1)
+    kept = fixes[: rows.numel()]
+    return Memory(emb, [k[0] for k in kept], [k[1] for k in kept])
+
+
+def calibration_set(net: GraphPolicy, args: TrainArgs, rng: np.random.Generator,
+                    gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Return (logits, oracle labels) on states of fresh topologies the policy never trained on."""
+    logits: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for _ in range(2):
+        topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
+        rollout, _ = collect_rollout(net, topo, n_envs=args.envs, rng=rng, generator=gen, gamma=0.97, lam=0.9)
+        with torch.no_grad():
+            out = net(rollout.obs).logits
+        width = max(out.shape[1], max((lg.shape[1] for lg in logits), default=0))
+        logits = [torch.nn.functional.pad(lg, (0, width - lg.shape[1]), value=-1e9) for lg in logits]
+        # global actions sit at the end of the flat axis; align them by padding service columns
+        logits.append(_align(out, width, net.config))
+        labels.append(_align_labels(rollout.oracle, out.shape[1], width, net.config))
+    width = max(lg.shape[1] for lg in logits)
+    logits = [_align(lg, width, net.config) for lg in logits]
+    return torch.cat(logits), torch.cat(labels)
+
+
+def _align(logits: torch.Tensor, width: int, cfg: NetConfig) -> torch.Tensor:
+    """Widen (S, n*A+G) logits to (S, width) keeping the G global columns last."""
+    if logits.shape[1] == width:
+        return logits
+    g = cfg.n_global_actions
+    pad = torch.full((logits.shape[0], width - logits.shape[1]), -1e9)
+    return torch.cat([logits[:, :-g], pad, logits[:, -g:]], dim=1)
+
+
+def _align_labels(labels: torch.Tensor, old: int, width: int, cfg: NetConfig) -> torch.Tensor:
+    g = cfg.n_global_actions
+    return torch.where(labels >= old - g, labels + (width - old), labels)
+
+
+def train(
+    args: TrainArgs, *, catalog: Catalog | None = None, progress: Progress | None = None
+) -> TrainResult:
+    """Run every phase and return the trained networks, calibration, memory and metrics."""
+    # 1. seeding and the run directory
+    seed_everything(args.seed)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    catalog = catalog or builtin_catalog()
+    rng = np.random.default_rng(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(args.run_root) / (args.name or f"train-{stamp}-s{args.seed}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "args.json").write_text(json.dumps(asdict(args), indent=2))
+    started = time.perf_counter()
+    n_actions = len(catalog.service_actions)
+
+    # 2. logged history: simulated operators on training topologies, plus mined history if given
+    parts, fixes = [], []
+    for i in range(args.logged_topologies):
+        topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
+        data, fx = collect_logged(
+            topo, n_envs=args.logged_envs, seed=args.seed * 100 + i, n_actions=n_actions
+        )
+        parts.append(data)
+        fixes += [(f"simulated incident: {cause}", fix) for cause, fix in fx]
+    mined_steps = 0
+    if args.history:
+        from remediation.learning.history import load_mined
+
+        mined, mined_fixes = load_mined(Path(args.history), resolve_topology(args.history_topology), catalog)
+        mined_steps = int(mined.actions.numel())
+        parts.insert(0, mined)
+        fixes = [(f"incident {inc}", fix) for inc, fix in mined_fixes] + fixes
+    logged = concat_transitions(parts, n_actions)
+
+    # 3. the operator baseline: behaviour cloning of the logged operators
+    operator_bc = new_net(args, catalog)
+    _offline(operator_bc, logged, args, gen, cql=False, progress=progress, phase="operator BC")
+
+    # 4. offline pre-training of the learned policy: BC + discrete CQL
+    net = new_net(args, catalog)
+    offline_loss = _offline(net, logged, args, gen, cql=True, progress=progress, phase="offline BC+CQL")
+
+    # 5. simulator fine-tuning: masked PPO + oracle imitation on fresh random topologies
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    ppo = PpoConfig()
+    curve: list[dict[str, float]] = []
+    budget = args.minutes * 60.0
+    sim_started = time.perf_counter()
+    for it in range(args.iterations):
+        rollouts, succ = [], []
+        for _ in range(args.topologies_per_iteration):
+            topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
+            r, stats = collect_rollout(
+                net, topo, n_envs=args.envs, rng=rng, generator=gen, gamma=ppo.gamma, lam=ppo.lam
+            )
+            rollouts.append(r)
+            succ.append(stats["success_rate"])
+        last: dict[str, float] = {}
+        for r in rollouts:
+            for _ in range(args.ppo_epochs):
+                for rows in _minibatches(r.actions.numel(), args.minibatch, gen):
+                    loss, last = ppo_loss(net, take_rollout(r, rows), ppo)
+                    opt.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                    opt.step()
+        row = {"iteration": float(it + 1), "train_success_rate": float(np.mean(succ)), **last,
+               "elapsed_s": time.perf_counter() - started}  # fmt: skip
+        curve.append(row)
+        with open(run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if progress:
+            progress("simulator PPO", it + 1, args.iterations, row)
+        if time.perf_counter() - sim_started > budget:
+            break
+
+    # 6. temperature scaling on held-out states, ECE before and after
+    logits, labels = calibration_set(net, args, rng, gen)
+    keep = labels >= 0
+    logits, labels = logits[keep], labels[keep]
+    half = logits.shape[0] // 2
+    temperature = fit_temperature(logits[:half], labels[:half])
+    probs_raw = torch.softmax(logits[half:], dim=1)
+    probs_cal = torch.softmax(logits[half:] / temperature, dim=1)
+    correct = probs_raw.argmax(1) == labels[half:]
+    ece_raw = expected_calibration_error(probs_raw.max(1).values, correct)
+    ece_cal = expected_calibration_error(probs_cal.max(1).values, correct)
+
+    # 7. the similar-incident memory
+    memory = build_memory(net, logged, fixes)
+    metrics = {
+        "train_wall_s": round(time.perf_counter() - started, 1),
+        "iterations": len(curve),
+        "train_success_rate": curve[-1]["train_success_rate"] if curve else 0.0,
+        "offline_loss": offline_loss,
+        "logged_steps": int(logged.actions.numel()),
+        "mined_steps": mined_steps,
+        "temperature": temperature,
+        "ece_uncalibrated": round(ece_raw, 4),
+        "ece": round(ece_cal, 4),
+        "heldout_top1": round(float(correct.float().mean()), 4),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
+    return TrainResult(net, operator_bc, temperature, memory, metrics, curve, run_dir, asdict(args))
+
+
+def graph_batch_size(batch: GraphBatch) -> int:
+    """Return the number of graphs in a batch."""
+    return int(batch.node_mask.shape[0])

@@ -1,0 +1,1 @@
+"""Versioned policy artifacts and their life cycle in the store's ``policy_versions`` table."""

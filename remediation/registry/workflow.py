@@ -1,0 +1,99 @@
+"""Train-and-register, artifact lookup, and the promotion gate (simulator evaluation + off-policy checks)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from incidents_db.db import make_sessionmaker, session_scope
+from incidents_db.models import PolicyVersion
+from remediation.evaluation.ope import fitted_q_evaluation, weighted_importance_sampling
+from remediation.evaluation.plots import plot_training
+from remediation.evaluation.sim_eval import evaluate_policies
+from remediation.learning.baselines import OraclePolicy, RunbookPolicy
+from remediation.learning.ranking import LearnedPolicy
+from remediation.learning.rollout import collect_logged, held_out_topologies
+from remediation.learning.train import Progress, TrainArgs, train
+from remediation.registry import service
+from remediation.registry.artifact import Artifact, ArtifactError, load_artifact, save_artifact
+
+
+def train_and_register(*, engine: sa.Engine, data_dir: Path, args: TrainArgs, history_file: Path | None,
+                       from_store_url: str | None, progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
+    """Mine history if asked, train, save the artifact under ``data_dir/policies`` and register it."""
+    if history_file is not None or from_store_url is not None:
+        from remediation.learning.history import mine_history_file, mine_store
+
+        scratch = Path(tempfile.mkdtemp(prefix="remediate-train-"))
+        npz = (
+            mine_history_file(history_file, scratch)
+            if history_file
+            else mine_store(str(from_store_url), scratch)
+        )
+        args = replace(args, history=str(npz))
+    result = train(args, progress=progress)
+    plot_training(result.curve, result.run_dir / "training.png")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    version = f"policy-{stamp}-s{args.seed}"
+    factory = make_sessionmaker(engine)
+    with session_scope(factory) as session:
+        current = service.promoted(db_session=session)
+        parent = current.id if current else None
+    directory = data_dir / "policies" / version
+    digest = save_artifact(result, directory, version=version, parent=parent)
+    with session_scope(factory) as session:
+        service.register(db_session=session, version=version, path=str(directory), sha256=digest, parent=parent,
+                         metrics=result.metrics, config=result.config)  # fmt: skip
+    return {"version": version, "path": str(directory), "sha256": digest, "parent": parent,
+            "run_dir": str(result.run_dir), "metrics": result.metrics}  # fmt: skip
+
+
+def resolve_artifact(*, engine: sa.Engine, ref: str | None) -> Artifact:
+    """Load a policy by path or registered version (default: promoted, else the newest), SHA-256 checked."""
+    if ref and Path(ref).exists():
+        return load_artifact(Path(ref))
+    with session_scope(make_sessionmaker(engine)) as session:
+        row: PolicyVersion | None
+        if ref:
+            row = service.get_version(db_session=session, version=ref)
+        else:
+            row = service.promoted(db_session=session) or next(
+                iter(service.list_versions(db_session=session)), None
+            )
+            if row is None:
+                raise ArtifactError("no policy registered yet: run `remediate train` or pass --policy PATH")
+        path, digest = Path(row.path), row.sha256
+    return load_artifact(path, expected_sha256=digest)
+
+
+def promotion_gate(artifact: Artifact, *, episodes: int = 40, seed: int = 7) -> dict[str, Any]:
+    """Check a candidate before promotion; return the evidence and ``passed``.
+
+    On a held-out topology it must mitigate at least as often as the runbook, and on simulated operator
+    history its off-policy value (FQE, WIS) must not be confidently below the operators'.
+    """
+    topology = held_out_topologies()[1]
+    learned = LearnedPolicy(artifact.net, temperature=artifact.temperature, explain=False)
+    sim = evaluate_policies(topology, {"learned": learned, "runbook": RunbookPolicy(), "oracle": OraclePolicy()},
+                            episodes=episodes, seed=seed)  # fmt: skip
+    logged, _ = collect_logged(topology, n_envs=episodes, seed=seed, n_actions=artifact.net.config.n_actions)
+    fqe = fitted_q_evaluation(artifact.net, logged, seed=seed)
+    wis = weighted_importance_sampling(artifact.net, artifact.operator_bc, logged, seed=seed)
+    behaviour = float(
+        np.mean([logged.rewards[logged.traj == t].sum().item() for t in logged.traj.unique().tolist()])
+    )
+    sim_ok = sim["learned"].success_rate >= sim["runbook"].success_rate
+    ope_ok = fqe.high >= behaviour or wis.high >= behaviour
+    return {
+        "passed": bool(sim_ok and ope_ok),
+        "sim": {name: res.as_json() for name, res in sim.items()},
+        "fqe": fqe.__dict__,
+        "wis": wis.__dict__,
+        "logged_operator_return": behaviour,
+    }
