@@ -29,6 +29,7 @@ from remediation.learning.encoding import observation_from_core  # noqa: E402
 from remediation.learning.ranking import LearnedPolicy  # noqa: E402
 from remediation.learning.rollout import held_out_topologies  # noqa: E402
 from remediation.learning.train import TrainArgs, train  # noqa: E402
+from remediation.policies.base import Policy  # noqa: E402
 from sim.core import BatchCore  # noqa: E402
 from sim.generator import generate_topology  # noqa: E402
 
@@ -66,7 +67,7 @@ def main() -> None:
     )
     learned = LearnedPolicy(result.net, temperature=result.temperature, explain=False)
     for topology in held_out_topologies():
-        policies = {"learned": learned, "runbook": RunbookPolicy(), "operator_bc": OperatorBCPolicy(result.operator_bc),
+        policies: dict[str, Policy] = {"learned": learned, "runbook": RunbookPolicy(), "operator_bc": OperatorBCPolicy(result.operator_bc),
                     "random": RandomPolicy(opts.seed), "oracle": OraclePolicy()}  # fmt: skip
         res = evaluate_policies(topology, policies, episodes=opts.episodes, seed=1000 + opts.seed)
         plot_policies(res, img / f"policy-eval-{topology.name}.png", f"{topology.name} (held out)")

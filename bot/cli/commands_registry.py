@@ -15,6 +15,9 @@ MODULES: tuple[str, ...] = (
     "config_cmd",
     "sim_cmds",
     "serve_cmd",
+    "train_cmd",
+    "policy_cmds",
+    "eval_cmd",
 )
 
 
