@@ -132,6 +132,7 @@ class Effects:
         s.version[b, n] -= 1
         s.has_prev_version[b, n] = False
         s.ages[b, 0, n] = 0.0
+        s.recent[b, 0, n] = 1.0
         fixed = (
             self.clear(b, n, "bad_deploy") | self.clear(b, n, "crash_loop") | self.clear(b, n, "memory_leak")
         )
@@ -148,6 +149,7 @@ class Effects:
         s.config_version[b, n] -= 1
         s.has_prev_config[b, n] = False
         s.ages[b, 1, n] = 0.0
+        s.recent[b, 1, n] = 1.0
         out = np.full(recent.shape, NO_EFFECT)
         out[recent] = np.where(self.clear(b, n, "config_error"), SUCCEEDED, NO_EFFECT)
         return out

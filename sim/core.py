@@ -20,17 +20,25 @@ import numpy as np
 
 from playbooks.catalog import Catalog, builtin_catalog
 from sim.actions import FAILED, OUTCOMES, ActionTable, Effects
-from sim.dynamics import M_AVAIL, M_ERR, M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, statics
+from sim.dynamics import M_AVAIL, M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
-from sim.observation import ALERTS, GLOBALS, N_FEATURES, encode_features, encode_globals
+from sim.observation import (
+    ALERTS,
+    GLOBALS,
+    N_FEATURES,
+    RECENCY_DECAY,
+    encode_features,
+    encode_globals,
+    recency,
+)
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
 NOISE_TABLE_SEED = 20260302
 # metric alerts: (row of the transformed metric block, threshold, evaluations it must hold)
 _ALERT_THRESHOLDS = np.array([0.05, 2.5, 0.9, 0.88, 0.95, 0.5])[None, :, None]
-_ALERT_FOR = np.array([1, 2, 2, 1, 1, 1])[None, :, None]
+_FOR_TWO = slice(1, 3)  # HighLatency and HighCPU fire only after holding two evaluations
 DISK, CERT = FAULT_INDEX["disk_full"], FAULT_INDEX["certificate_expiry"]
 
 
@@ -93,6 +101,7 @@ class BatchCore:
         self.impact_total = np.zeros(n_envs)
         self.cost_total = np.zeros(n_envs)
         self.impact_rate = np.zeros(n_envs)
+        self.slo_ok = np.ones(n_envs, dtype=bool)
         self.has_ttl = np.zeros(n_envs, dtype=bool)
         self._needs_reset = np.zeros(n_envs, dtype=bool)
         self.scenarios: list[Scenario | None] = [None] * n_envs
@@ -106,6 +115,8 @@ class BatchCore:
         self._col = {aid: i for i, aid in enumerate(self.table.ids[:a])}
         self._wait = self.table.index("wait")
         self._fe_kind = np.flatnonzero(self.st.is_frontend)
+        self._alert_thresholds = np.tile(_ALERT_THRESHOLDS, (1, 1, n))
+        self._alert_thresholds[0, M_P99] = 2.5 * self.st.healthy_p99
         self._static_flat = np.ones(self.action_space_size, dtype=bool)
         self._static_flat[: n * a] = self._static_mask.reshape(-1).astype(bool)
         self._dynamic = np.array(
@@ -115,7 +126,7 @@ class BatchCore:
         # seeded from ``rng`` (cheap per step; the same seed gives the same windows)
         size = n_envs * 6 * n
         table = np.random.default_rng(NOISE_TABLE_SEED).standard_normal(max(1 << 16, 4 * size))
-        self._noise = self.config.noise * table
+        self._noise = 1.0 + self.config.noise * np.maximum(table, -1.0 / self.config.noise)  # factors >= 0
         self._lcg = 0
         self.reseed(self.rng)
 
@@ -185,8 +196,9 @@ class BatchCore:
                 s.present[b, t.index[name]] = False
             for name in sc.no_exporter:
                 s.exporter[b, t.index[name]] = False
+        s.recent[idx] = recency(s.ages[idx])
         s.refresh(st, idx)
-        s.pending[idx] = 1  # the incident opens with the alerts whose condition holds: it held before
+        s.held[idx] = True  # the incident opens with the alerts whose condition holds: it held before
 
     # ---- stepping ----
 
@@ -293,6 +305,7 @@ class BatchCore:
         if np.count_nonzero(s.herring):
             np.maximum(s.herring - dt[:, None] / self.config.herring_ttl_s, 0.0, out=s.herring)
         s.ages += dt[:, None, None]
+        s.recent *= np.exp(dt[:, None, None] * RECENCY_DECAY)
         self.elapsed_s += dt
         if np.count_nonzero(self.has_ttl):
             s.ttl -= dt[:, None, None]  # inf stays inf: faults without a time limit
@@ -320,6 +333,7 @@ class BatchCore:
             outcome[rows] = handler(rows, np.maximum(svc[rows], 0))
         targeted = np.flatnonzero(live & (svc >= 0))
         self.state.ages[targeted, 2, svc[targeted]] = 0.0
+        self.state.recent[targeted, 2, svc[targeted]] = 1.0
         if np.count_nonzero(effects.changed):
             changed = np.flatnonzero(effects.changed)
             self.has_ttl[changed] = np.isfinite(self.state.ttl[changed]).reshape(changed.size, -1).any(axis=1)
@@ -339,53 +353,46 @@ class BatchCore:
         whole = isinstance(envs, slice)
         part = self.state if whole else self.state.take(envs)
         true = self.true if whole else np.empty((part.replicas.shape[0], 6, st.n))
-        impact, fail = evaluate(st, part, true)
-        vals = true * (1.0 + self._noise_window(true.shape))
-        np.maximum(vals, 0.0, out=vals)
-        test = vals.copy()
-        test[:, M_P99] *= st.inv_healthy_p99
-        np.subtract(1.0, test[:, M_AVAIL], out=test[:, M_AVAIL])
-        holding = test > _ALERT_THRESHOLDS
+        impact, fail, slo_ok = evaluate(st, part, true)
+        vals = true * self._noise_window(true.shape)
+        holding = np.greater(vals, self._alert_thresholds)
+        np.less(vals[:, M_AVAIL], 0.5, out=holding[:, M_AVAIL])
         holding &= part.present[:, None, :]
-        pending = (part.pending + 1) * holding
         alerts = np.empty((vals.shape[0], len(ALERTS), st.n), dtype=bool)
-        np.greater_equal(pending, _ALERT_FOR, out=alerts[:, :6])
-        np.greater(part.sev[:, DISK], 0, out=alerts[:, 6])
-        alerts[:, 6] &= part.exporter
-        np.greater(part.sev[:, CERT], 0, out=alerts[:, 7])
-        alerts[:, 7] &= part.exporter
+        alerts[:, :6] = holding
+        alerts[:, _FOR_TWO] &= part.held[:, _FOR_TWO]  # these must hold two evaluations in a row
+        alerts[:, 6:] = part.fault_alerts
         if whole:
             self.state.fail_prev = fail
-            self.state.pending = pending
-            encode_features(vals, part.present, alerts, part.ages, None, out=self.features)
+            self.state.held = holding
+            encode_features(vals, part.present, alerts, part.recent, None, out=self.features)
             self.globals = encode_globals(self.elapsed_s, alerts, self.features, self._fe_kind)
             self.alerts = alerts
             self.observed = vals
             self.impact_rate = impact
+            self.slo_ok = slo_ok
             return
         self.state.fail_prev[envs] = fail
-        self.state.pending[envs] = pending
+        self.state.held[envs] = holding
         self.true[envs] = true
-        feats = encode_features(vals, part.present, alerts, part.ages, st.static)
+        feats = encode_features(vals, part.present, alerts, part.recent, st.static)
         self.features[envs] = feats
         self.globals[envs] = encode_globals(self.elapsed_s[envs], alerts, feats, self._fe_kind)
         self.alerts[envs] = alerts
         self.observed[envs] = vals
         self.impact_rate[envs] = impact
+        self.slo_ok[envs] = slo_ok
 
     # ---- ground truth ----
 
     def healthy(self) -> np.ndarray:
         """Return (B,) bool: no cause left, no absorbed surge still overloading, frontends within SLO."""
-        s, st = self.state, self.st
+        s = self.state
         ok = ~s.cause
         surge = s.sev[:, SURGE]
         if np.count_nonzero(surge):
             ok &= ~((surge > 0) & (self.true[:, M_UTIL] > 0.95)).any(axis=1)
-        fe = st.frontends
-        ok &= (self.true[:, M_ERR, fe] < 0.02).all(axis=1)
-        ok &= (self.true[:, M_P99, fe] < st.slo_p99).all(axis=1)
-        return ok
+        return ok & self.slo_ok
 
     def active_faults(self, env: int) -> list[FaultSpec]:
         """Return the faults still active in one environment (what the oracle knows), in kind order."""

@@ -217,12 +217,13 @@ class BatchState:
         self.has_prev_version = np.zeros((batch, n), dtype=bool)
         self.has_prev_config = np.zeros((batch, n), dtype=bool)
         self.ages = np.full((batch, 3, n), np.inf)  # seconds since deploy, config change, action
+        self.recent = np.zeros((batch, 3, n))  # recency(ages), kept up to date by multiplication
         self.version = np.ones((batch, n), dtype=np.int64)
         self.config_version = np.ones((batch, n), dtype=np.int64)
         self.fail_prev = np.zeros((batch, n))  # failure callers saw last evaluation (drives retries)
         self.present = np.ones((batch, n), dtype=bool)  # telemetry arrives
         self.exporter = np.ones((batch, n), dtype=bool)  # disk / certificate exporters installed
-        self.pending = np.zeros((batch, 6, n), dtype=np.int64)  # consecutive evaluations per metric alert
+        self.held = np.zeros((batch, 6, n), dtype=bool)  # metric alert condition held at the last evaluation
         self.load_scale = np.ones((batch, 1))
         # derived from the faults by refresh()
         self.ok_f = np.ones((batch, n))  # 1 - own error share from faults
@@ -235,6 +236,7 @@ class BatchState:
         self.seen_log = np.zeros((batch, n))  # log(1 - seen)
         self.leak_rate = np.zeros((batch, n))  # memory growth per second
         self.cause = np.zeros(batch, dtype=bool)  # any fault other than a surge is active
+        self.fault_alerts = np.zeros((batch, 2, n), dtype=bool)  # DiskFull, CertificateExpired firing
 
     @classmethod
     def healthy(cls, st: Statics, batch: int) -> BatchState:
@@ -270,6 +272,8 @@ class BatchState:
         self.seen[envs] = seen
         self.seen_log[envs] = np.log(np.maximum(1.0 - seen, 1e-3))
         self.leak_rate[envs] = eff[:, LEAK]
+        self.fault_alerts[envs, 0] = (sev[:, FAULT_INDEX["disk_full"]] > 0) & self.exporter[envs]
+        self.fault_alerts[envs, 1] = (sev[:, FAULT_INDEX["certificate_expiry"]] > 0) & self.exporter[envs]
         causes = sev.copy()
         causes[:, FAULT_INDEX["traffic_surge"]] = 0.0
         self.cause[envs] = (causes > 0).reshape(sev.shape[0], -1).any(axis=1) | (part > 0).any(axis=1)
@@ -279,12 +283,13 @@ class BatchState:
 M_ERR, M_P99, M_CPU, M_MEM, M_UTIL, M_AVAIL = range(6)
 
 
-def evaluate(st: Statics, s: BatchState, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate every environment into ``out`` (B, 6, N) (METRICS order); return (impact (B,), fail (B, N)).
+def evaluate(st: Statics, s: BatchState, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluate every environment into ``out`` (B, 6, N) (METRICS order); return (impact, fail, slo_ok).
 
     ``impact`` is the user-facing impact per minute: the failed share of frontend requests plus half
     the latency breach (p99 beyond twice normal, full at ten times). ``fail`` is the share of calls into
-    each service that fail at the caller, which drives retries at the next evaluation.
+    each service that fail at the caller, which drives retries at the next evaluation. ``slo_ok`` (B,)
+    says every entry point is under 2 % errors and twice its normal p99.
     """
     memory = np.minimum(st.base_mem + s.leak, 1.0, out=out[:, M_MEM])
     leaking = np.count_nonzero(s.leak) > 0
@@ -325,6 +330,9 @@ def evaluate(st: Statics, s: BatchState, out: np.ndarray) -> tuple[np.ndarray, n
     cpu *= ready > 0
     np.multiply(up, s.replicas > 0, out=out[:, M_AVAIL])
     fe = st.frontends
-    breach = np.minimum(np.maximum(p99[:, fe] * st.breach_scale - 0.25, 0.0), 1.0)
-    impact = np.minimum(err[:, fe] + 0.5 * breach, 1.0) @ st.entry_share[fe]
-    return impact, fail
+    fe_err = err[:, fe]
+    fe_slow = p99[:, fe] * st.breach_scale  # 0.25 = twice the normal p99
+    breach = np.minimum(np.maximum(fe_slow - 0.25, 0.0), 1.0)
+    impact = np.minimum(fe_err + 0.5 * breach, 1.0) @ st.entry_share[fe]
+    slo_ok = (np.maximum(fe_err * 12.5, fe_slow) < 0.25).all(axis=1)  # 12.5 x 2 % = 0.25
+    return impact, fail, slo_ok

@@ -92,7 +92,7 @@ _MISSING = len(METRICS)
 _A0 = _MISSING + 1
 _CHANGES = _A0 + len(ALERTS)
 _S0 = _CHANGES + 3
-_DECAY = np.array([-1.0 / CHANGE_DECAY_S, -1.0 / CHANGE_DECAY_S, -1.0 / ACTION_DECAY_S])[None, :, None]
+RECENCY_DECAY = np.array([-1.0 / CHANGE_DECAY_S, -1.0 / CHANGE_DECAY_S, -1.0 / ACTION_DECAY_S])[None, :, None]
 
 
 class Observation(NamedTuple):
@@ -116,11 +116,16 @@ def static_features(topology: Topology) -> np.ndarray:
     return out
 
 
+def recency(ages: np.ndarray) -> np.ndarray:
+    """Return the (B, 3, N) recency features from ages in seconds (deploy, config change, action; inf = never)."""
+    return np.exp(ages * RECENCY_DECAY)
+
+
 def encode_features(
     values: np.ndarray,
     present: np.ndarray,
     alerts: np.ndarray,
-    ages: np.ndarray,
+    recent: np.ndarray,
     static: np.ndarray | None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -130,7 +135,7 @@ def encode_features(
         values: (B, M, N) raw metrics in METRICS order (ms for latency, ratios for the rest).
         present: (B, N) bool, False where the service's telemetry is missing.
         alerts: (B, A, N) bool, ALERTS order, True while firing.
-        ages: (B, 3, N) seconds since the latest deploy, config change and action (inf when none).
+        recent: (B, 3, N) ``recency(ages)`` of the latest deploy, config change and action.
         static: (S, N) graph features from ``static_features``; None leaves those rows of ``out`` as they
             are (a caller reusing ``out`` writes them once).
         out: optional (B, F, N) float32 array to write into.
@@ -142,13 +147,13 @@ def encode_features(
     if out is None:
         out = np.empty((batch, N_FEATURES, n), dtype=np.float32)
     m = out[:, _M0:_MISSING]
-    np.minimum(np.maximum(values, 0.0), 1.0, out=m)
+    np.clip(values, 0.0, 1.0, out=m)
     out[:, 1] = np.minimum(np.log10(1.0 + np.maximum(values[:, 1], 0.0)) * 0.2, 1.0)
     out[:, 4] = np.minimum(np.maximum(values[:, 4], 0.0), 2.0) * 0.5
     m *= present[:, None, :]
     out[:, _MISSING] = ~present
     out[:, _A0:_CHANGES] = alerts
-    np.exp(ages * _DECAY, out=out[:, _CHANGES:_S0])
+    out[:, _CHANGES:_S0] = recent
     if static is not None:
         out[:, _S0:] = static
     return out
@@ -234,7 +239,7 @@ def build_observation(
         i = index.get(str(action.get("target")))
         if i is not None:
             ages[0, 2, i] = min(ages[0, 2, i], _age_s(now, action["at"]))
-    block = encode_features(values, present, fired, ages, static_features(topology))
+    block = encode_features(values, present, fired, recency(ages), static_features(topology))
     frontends = np.array([i for i, k in enumerate(topology.kinds) if k == "frontend"], dtype=np.int64)
     elapsed = np.array([0.0 if opened_at is None else _age_s(now, opened_at)])
     return Observation(
