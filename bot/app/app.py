@@ -144,10 +144,14 @@ def build_app(settings: Settings, services: Services, *, client: WebClient | Non
     bolt.event("app_mention")(ack=ack_now, lazy=[mention])
     bolt.action(BUTTONS)(ack=ack_now, lazy=[button])
 
-    @bolt.event("message")
-    def ignore_messages(ack: Ack) -> None:
-        """Messages without a mention are not for us; acknowledge them so Slack does not retry."""
-        ack()
+    anything = re.compile(".*")
+    # Everything else Slack may send (other events, buttons of other apps' messages, shortcuts, modals)
+    # is acknowledged and ignored, so Slack neither retries it nor shows the person an error.
+    bolt.event(anything)(ack_now)
+    bolt.action(anything)(ack_now)
+    bolt.shortcut(anything)(ack_now)
+    bolt.view(anything)(ack_now)
+    bolt.view_closed(anything)(ack_now)
 
     @bolt.error
     def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> None:

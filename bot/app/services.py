@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.settings import Settings
 from incidents_db.db import make_sessionmaker, open_store
 from playbooks.catalog import Catalog, load_catalog
+from playbooks.runbooks import load_runbooks
 from remediation.approvals.service import Guard
 from remediation.executors.base import Executor
 from remediation.guardrails.config import load_rbac
@@ -110,7 +111,7 @@ def build_services(
         sessions=make_sessionmaker(store),
         catalog=catalog,
         rbac=load_rbac(settings.rbac_config),
-        policy=policy or RunbookPolicy(catalog=catalog),
+        policy=policy or RunbookPolicy(catalog=catalog, runbooks=load_runbooks(catalog, extra)),
         executor=executor,
         clock=clock or utc_now,
         topology=graph,

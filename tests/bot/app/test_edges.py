@@ -160,3 +160,14 @@ def test_event_retries_are_processed_once(harness: Harness) -> None:
     assert retry.status == 200 and retry.headers.get("x-slack-no-retry") == "1"
     time.sleep(0.5)  # give a wrongly re-processed retry the chance to show up
     assert len([e for e in harness.ephemerals(BOB) if "Latest timeline" in e]) == 1
+
+
+def test_every_slack_sample_payload_is_accepted(harness: Harness) -> None:
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "slack"
+    samples = sorted(fixtures.glob("*.json"))
+    assert samples
+    for path in samples:
+        delivery = harness.driver.deliver_sample(json.loads(path.read_text()), user=BOB, channel="incidents")
+        assert delivery.status == 200, (path.name, delivery.summary())
