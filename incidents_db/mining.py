@@ -233,35 +233,32 @@ def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterat
     """Yield (incident headers, their mined events) one page at a time, in (updated_at, id) order."""
     dialect = engine.dialect.name
     payload = sa.cast(EVENTS.c.payload, sa.Text) if dialect == "postgresql" else EVENTS.c.payload
-    after = since
-    with engine.connect() as conn:
-        while True:
-            query = (
-                sa.select(
-                    INCIDENTS.c.id,
-                    INCIDENTS.c.severity,
-                    INCIDENTS.c.root_cause_service,
-                    INCIDENTS.c.root_cause_fault,
-                    INCIDENTS.c.updated_at,
-                    _epoch(INCIDENTS.c.opened_at, dialect).label("opened_s"),
-                    _epoch(INCIDENTS.c.resolved_at, dialect).label("resolved_s"),
-                )
-                .where(INCIDENTS.c.status == "resolved", INCIDENTS.c.resolved_at.is_not(None))
-                .order_by(INCIDENTS.c.updated_at, INCIDENTS.c.id)
-                .limit(page_size)
+    query = (
+        sa.select(
+            INCIDENTS.c.id,
+            INCIDENTS.c.severity,
+            INCIDENTS.c.root_cause_service,
+            INCIDENTS.c.root_cause_fault,
+            INCIDENTS.c.updated_at,
+            _epoch(INCIDENTS.c.opened_at, dialect).label("opened_s"),
+            _epoch(INCIDENTS.c.resolved_at, dialect).label("resolved_s"),
+        )
+        .where(INCIDENTS.c.status == "resolved", INCIDENTS.c.resolved_at.is_not(None))
+        .order_by(INCIDENTS.c.updated_at, INCIDENTS.c.id)
+    )
+    if since is not None:
+        query = query.where(
+            sa.or_(
+                INCIDENTS.c.updated_at > since.updated_at,
+                sa.and_(INCIDENTS.c.updated_at == since.updated_at, INCIDENTS.c.id > since.incident_id),
             )
-            if after is not None:
-                query = query.where(
-                    sa.or_(
-                        INCIDENTS.c.updated_at > after.updated_at,
-                        sa.and_(
-                            INCIDENTS.c.updated_at == after.updated_at, INCIDENTS.c.id > after.incident_id
-                        ),
-                    )
-                )
-            headers = list(conn.execute(query).all())
-            if not headers:
-                return
+        )
+    with engine.connect() as conn:
+        # One sorted, streamed read of the headers (a server-side cursor on PostgreSQL): re-querying
+        # page by page would rescan and re-sort the whole table for every page.
+        headers_result = conn.execution_options(stream_results=True, yield_per=page_size).execute(query)
+        for page in headers_result.partitions():
+            headers = list(page)
             # Raw payload text (no JSON decoding by the driver): only the events a step needs get parsed.
             rows = conn.execute(
                 sa.select(
@@ -271,13 +268,10 @@ def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterat
                     EVENTS.c.service,
                     sa.type_coerce(payload, sa.Text),
                 )
-                .where(
-                    EVENTS.c.incident_id.in_([h.id for h in headers]), EVENTS.c.type.in_(MINED_EVENT_TYPES)
-                )
+                .where(EVENTS.c.incident_id.in_([h.id for h in headers]), EVENTS.c.type.in_(MINED_EVENT_TYPES))
                 .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
             ).all()
             yield headers, rows
-            after = Watermark(headers[-1].updated_at, headers[-1].id)
 
 
 def _prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
