@@ -124,35 +124,42 @@ class Effects:
         self.s.leak[b[leaking], n[leaking]] = 0.0
         return np.where(harm, HARMFUL, np.where(fixed | relieved, SUCCEEDED, NO_EFFECT))
 
-    def rollback_deploy(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
-        """Go back one version when there was a recent deploy; ends faults the new version brought."""
+    def _undo(
+        self,
+        b: np.ndarray,
+        n: np.ndarray,
+        slot: int,
+        has_prev: np.ndarray,
+        version: np.ndarray,
+        ends: tuple[str, ...],
+    ) -> np.ndarray:
+        """Go back one deploy (slot 0) or config change (slot 1) if recent; clear the faults it brought."""
         s = self.s
-        recent = (s.ages[b, 0, n] < RECENT_S) & s.has_prev_version[b, n]
+        recent = (s.ages[b, slot, n] < RECENT_S) & has_prev[b, n]
         b, n = b[recent], n[recent]
-        s.version[b, n] -= 1
-        s.has_prev_version[b, n] = False
-        s.ages[b, 0, n] = 0.0
-        s.recent[b, 0, n] = 1.0
-        fixed = (
-            self.clear(b, n, "bad_deploy") | self.clear(b, n, "crash_loop") | self.clear(b, n, "memory_leak")
-        )
-        s.leak[b, n] = 0.0
+        version[b, n] -= 1
+        has_prev[b, n] = False
+        s.ages[b, slot, n] = 0.0  # going back is itself a deploy / config change
+        s.recent[b, slot, n] = 1.0
+        fixed = np.zeros(b.shape, dtype=bool)
+        for kind in ends:
+            fixed |= self.clear(b, n, kind)
         out = np.full(recent.shape, NO_EFFECT)
         out[recent] = np.where(fixed, SUCCEEDED, NO_EFFECT)
         return out
 
+    def rollback_deploy(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Go back one version when there was a recent deploy; ends faults the new version brought."""
+        out = self._undo(
+            b, n, 0, self.s.has_prev_version, self.s.version, ("bad_deploy", "crash_loop", "memory_leak")
+        )
+        undone = out == SUCCEEDED
+        self.s.leak[b[undone], n[undone]] = 0.0
+        return out
+
     def revert_config(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Undo a recent config change; ends a config error."""
-        s = self.s
-        recent = (s.ages[b, 1, n] < RECENT_S) & s.has_prev_config[b, n]
-        b, n = b[recent], n[recent]
-        s.config_version[b, n] -= 1
-        s.has_prev_config[b, n] = False
-        s.ages[b, 1, n] = 0.0
-        s.recent[b, 1, n] = 1.0
-        out = np.full(recent.shape, NO_EFFECT)
-        out[recent] = np.where(self.clear(b, n, "config_error"), SUCCEEDED, NO_EFFECT)
-        return out
+        return self._undo(b, n, 1, self.s.has_prev_config, self.s.config_version, ("config_error",))
 
     def scale_out(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Add two replicas (back to the normal count from zero)."""
