@@ -9,13 +9,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.orm import Session
 
 from bot.app import incidents
-from bot.app.cards import target_label
 from bot.app.commands import Outcome, Reply, run
 from bot.app.delivery import announce
 from bot.app.errors import UsageError
+from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
 from bot.app.suggest import latest_request
-from incidents_db.models import Execution
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.errors import RemediationError
@@ -42,55 +41,6 @@ def parse_value(raw: str) -> ButtonValue:
     if value.r is None and value.a is None:
         raise UsageError("this button names no action; reload the card")
     return value
-
-
-def after_request_change(services: Services, s: Session, view: approvals.RequestView, user: str) -> str:
-    """Record what a request's change means for its incident (timeline, card) and describe it."""
-    label = target_label(view.action, view.target)
-    now = services.clock()
-    if view.incident_id is not None:
-        if view.state in (st.SUCCEEDED, st.FAILED, st.UNKNOWN):
-            execution = s.query(Execution).filter_by(request_id=view.id).one_or_none()
-            detail = str((execution.outcome or {}).get("detail", "")) if execution else ""
-            incidents.append(
-                db_session=s,
-                incident_id=view.incident_id,
-                type_="action",
-                at=now,
-                action=view.action,
-                target=view.target,
-                params=dict(view.params),
-                actor=",".join(view.approvers) or user,
-                outcome=view.state,
-                request_id=view.id,
-                detail=detail[:500] or None,
-            )
-        elif view.state == st.REJECTED:
-            incidents.append(
-                db_session=s,
-                incident_id=view.incident_id,
-                type_="note",
-                at=now,
-                actor=user,
-                text=f"rejected {label}",
-            )
-        elif view.state == st.PENDING:
-            incidents.append(
-                db_session=s,
-                incident_id=view.incident_id,
-                type_="note",
-                at=now,
-                actor=user,
-                text=f"approved {label} ({len(view.approvers)} of {view.required_approvals})",
-            )
-        announce(db_session=s, incident_id=view.incident_id, now=now)
-    if view.state == st.PENDING:
-        return f"Approved {label}: {len(view.approvers)} of {view.required_approvals} approvals."
-    if view.state == st.APPROVED:
-        return f"Approved {label}; no executor is configured, so nothing ran."
-    if view.state == st.REJECTED:
-        return f"Rejected {label}."
-    return f"{label}: {view.state}."
 
 
 def _request_for(services: Services, s: Session, value: ButtonValue) -> str:
@@ -127,18 +77,7 @@ def click(services: Services, *, user: str, action_id: str, value: str) -> Outco
     with services.lock, services.sessions() as s:
         request_id = _request_for(services, s, parsed)
         try:
-            if verb == "approve":
-                view = approvals.approve(
-                    db_session=s,
-                    guard=services.guard,
-                    request_id=request_id,
-                    approver=user,
-                    executor=services.executor,
-                )
-            else:
-                view = approvals.reject(
-                    db_session=s, guard=services.guard, request_id=request_id, approver=user
-                )
+            view = decide_request(services, s, user=user, verb=verb, request_id=request_id)
         except RemediationError:
             # The refusal is audited by the workflow; the card still shows the (new) pending request.
             s.rollback()

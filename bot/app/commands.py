@@ -13,11 +13,11 @@ from bot.app.cards import key_signals, target_label, timeline_text
 from bot.app.delivery import announce, post_in_thread
 from bot.app.errors import NotAllowedError, NotFoundError
 from bot.app.grammar import HELP, Command, parse
+from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
 from bot.app.suggest import rank
 from incidents_db.models import Postmortem
 from playbooks.models import Risk
-from remediation.approvals import service as approvals
 from remediation.guardrails.decide import may, owned_services, roles_of
 from remediation.guardrails.service import set_switch
 
@@ -136,18 +136,7 @@ def _similar(services: Services, s: Session, incident_id: str) -> Outcome:
 
 
 def _decide_request(services: Services, s: Session, user: str, verb: str, request_id: str) -> Outcome:
-    from bot.app.clicks import after_request_change
-
-    if verb == "approve":
-        view = approvals.approve(
-            db_session=s,
-            guard=services.guard,
-            request_id=request_id,
-            approver=user,
-            executor=services.executor,
-        )
-    else:
-        view = approvals.reject(db_session=s, guard=services.guard, request_id=request_id, approver=user)
+    view = decide_request(services, s, user=user, verb=verb, request_id=request_id)
     return Outcome(Reply(after_request_change(services, s, view, user)), view.incident_id is not None)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +20,7 @@ from bot.app.services import Services, build_services
 from bot.sandbox import AppDriver, SandboxOptions, SlackSandbox
 from bot.settings import load_settings
 from remediation.executors.sim import SimExecutor
+from tests.bot.sandbox.conftest import control, wait_for
 
 SECRET = "bot-test-signing-secret"
 TOKEN = "alerts-test-token"
@@ -160,31 +160,6 @@ class Harness:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
-
-
-def control(
-    sandbox: SlackSandbox, path: str, body: dict[str, Any] | None = None, method: str = "POST"
-) -> Any:
-    data = None if method == "GET" else json.dumps(body or {}).encode()
-    req = urllib.request.Request(
-        sandbox.url + "_sandbox/" + path,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-def wait_for(predicate: Callable[[], Any], *, seconds: float = 15.0) -> Any:
-    """Poll until `predicate()` is truthy (work done after the ack); fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.03)
-    pytest.fail(f"condition not met within {seconds}s")
 
 
 def generic(name: str, service: str, status: str = "firing", **extra: Any) -> dict[str, Any]:

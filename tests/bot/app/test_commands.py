@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.bot.app.conftest import ALICE, BOB, CAROL, Harness, generic, wait_for
+from tests.bot.app.conftest import ALICE, BOB, CAROL, Harness, generic
+from tests.bot.sandbox.conftest import wait_for
 
 
 def test_help_and_unknown_input_get_short_ephemeral_help(harness: Harness) -> None:

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from incidents_db import outbox
 from incidents_db.models import Incident, IncidentEvent
-from tests.bot.app.conftest import BOB, Harness, control, generic, wait_for
+from tests.bot.app.conftest import BOB, Harness, generic
+from tests.bot.sandbox.conftest import control, wait_for
 
 
 def test_forged_and_replayed_slack_requests_are_rejected(harness: Harness) -> None:

@@ -7,7 +7,8 @@ import json
 import sqlalchemy as sa
 
 from incidents_db.models import AuditEntry
-from tests.bot.app.conftest import ALICE, BOB, CAROL, DAVE, Harness, generic, wait_for
+from tests.bot.app.conftest import ALICE, BOB, CAROL, DAVE, Harness, generic
+from tests.bot.sandbox.conftest import wait_for
 
 
 def _buttons(card: dict) -> dict[str, dict]:
