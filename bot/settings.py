@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
     incident_channel: str = Field(default="incidents", description="Slack channel for incident cards.")
     alerts_token: SecretStr | None = Field(default=None, description="Bearer token for alert webhooks.")
+    pagerduty_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signing secret of the PagerDuty V3 webhook subscription."
+    )
     rbac_config: Path | None = Field(default=None, description="RBAC/guardrails YAML; built-in if unset.")
     playbooks_dir: Path | None = Field(default=None, description="Extra playbook directory beside built-ins.")
     slack_bot_token: SecretStr | None = Field(

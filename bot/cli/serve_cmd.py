@@ -51,6 +51,8 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         if settings.slack_bot_token is None:
             refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
+        if pagerduty_secret is None and settings.pagerduty_webhook_secret is not None:
+            pagerduty_secret = settings.pagerduty_webhook_secret.get_secret_value()
         services = build_services(
             settings,
             topology=topology,
