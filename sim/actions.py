@@ -77,8 +77,10 @@ def touching(t: Topology) -> np.ndarray:
 class Effects:
     """Applies actions to a BatchState; ``changed`` collects environments whose faults changed."""
 
-    def __init__(self, st: Statics, s: BatchState, util: np.ndarray, memory: np.ndarray) -> None:
-        self.st, self.s, self.util, self.memory = st, s, util, memory
+    def __init__(
+        self, st: Statics, s: BatchState, util: np.ndarray, memory: np.ndarray, elapsed_s: np.ndarray
+    ) -> None:
+        self.st, self.s, self.util, self.memory, self.elapsed_s = st, s, util, memory, elapsed_s
         self.changed = np.zeros(s.replicas.shape[0], dtype=bool)
         self.touching = touching(st.topology)
 
@@ -95,7 +97,7 @@ class Effects:
         """Start a fault caused by an action, clearing by itself after ``ttl_s``."""
         if b.size:
             self.s.sev[b, _K[kind], n] = 1.0
-            self.s.ttl[b, _K[kind], n] = ttl_s
+            self.s.ttl[b, _K[kind], n] = self.elapsed_s[b] + ttl_s
             self.changed[b] = True
 
     def healthy_at(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:

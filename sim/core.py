@@ -102,7 +102,7 @@ class BatchCore:
         self.cost_total = np.zeros(n_envs)
         self.impact_rate = np.zeros(n_envs)
         self.slo_ok = np.ones(n_envs, dtype=bool)
-        self.has_ttl = np.zeros(n_envs, dtype=bool)
+        self.next_expiry = np.full(n_envs, np.inf)  # elapsed time at which a transient fault clears next
         self._needs_reset = np.zeros(n_envs, dtype=bool)
         self.scenarios: list[Scenario | None] = [None] * n_envs
         self.true = np.zeros((n_envs, 6, n))  # true metrics, METRICS order (sim.dynamics.M_*)
@@ -166,7 +166,6 @@ class BatchCore:
         self.elapsed_s[idx] = 0.0
         self.impact_total[idx] = 0.0
         self.cost_total[idx] = 0.0
-        self.has_ttl[idx] = False
         for b, sc in zip(idx.tolist(), scenarios, strict=True):
             self.scenarios[b] = sc
             s.load_scale[b] = sc.load_scale
@@ -178,8 +177,7 @@ class BatchCore:
                     continue
                 s.sev[b, k, n] = f.severity
                 if f.ttl_s is not None:
-                    s.ttl[b, k, n] = f.ttl_s
-                    self.has_ttl[b] = True
+                    s.ttl[b, k, n] = f.ttl_s  # deadlines are elapsed seconds; a new incident starts at 0
                 if f.kind == "scale_to_zero":
                     s.replicas[b, n] = 0.0
                 if f.kind == "memory_leak":
@@ -197,6 +195,7 @@ class BatchCore:
             for name in sc.no_exporter:
                 s.exporter[b, t.index[name]] = False
         s.recent[idx] = recency(s.ages[idx])
+        self.next_expiry[idx] = s.ttl[idx].min(axis=(1, 2))
         s.refresh(st, idx)
         s.held[idx] = True  # the incident opens with the alerts whose condition holds: it held before
 
@@ -307,15 +306,16 @@ class BatchCore:
         s.ages += dt[:, None, None]
         s.recent *= np.exp(dt[:, None, None] * RECENCY_DECAY)
         self.elapsed_s += dt
-        if np.count_nonzero(self.has_ttl):
-            s.ttl -= dt[:, None, None]  # inf stays inf: faults without a time limit
-            expired = s.ttl <= 0
-            if np.count_nonzero(expired):
-                s.sev[expired] = 0.0
-                s.ttl[expired] = np.inf
-                b = np.flatnonzero(expired.any(axis=(1, 2)))
-                self.has_ttl[b] = np.isfinite(s.ttl[b]).any(axis=(1, 2))
-                s.refresh(self.st, b)
+        due = self.elapsed_s >= self.next_expiry
+        if np.count_nonzero(due):
+            b = np.flatnonzero(due)
+            ttl, sev = s.ttl[b], s.sev[b]
+            expired = ttl <= self.elapsed_s[b, None, None]
+            sev[expired] = 0.0
+            ttl[expired] = np.inf
+            s.ttl[b], s.sev[b] = ttl, sev
+            self.next_expiry[b] = ttl.min(axis=(1, 2))
+            s.refresh(self.st, b)
 
     def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Run the chosen actions, grouped by action id; return an outcome code per environment."""
@@ -323,7 +323,7 @@ class BatchCore:
         live = valid & (act != self._wait)
         if not np.count_nonzero(live):
             return outcome
-        effects = Effects(self.st, self.state, self.true[:, M_UTIL], self.true[:, M_MEM])
+        effects = Effects(self.st, self.state, self.true[:, M_UTIL], self.true[:, M_MEM], self.elapsed_s)
         kinds = [int(act[0])] if self.n_envs == 1 else np.unique(act[live]).tolist()
         for a in kinds:
             handler = effects.handler(self.table.ids[a])
@@ -336,7 +336,7 @@ class BatchCore:
         self.state.recent[targeted, 2, svc[targeted]] = 1.0
         if np.count_nonzero(effects.changed):
             changed = np.flatnonzero(effects.changed)
-            self.has_ttl[changed] = np.isfinite(self.state.ttl[changed]).reshape(changed.size, -1).any(axis=1)
+            self.next_expiry[changed] = self.state.ttl[changed].min(axis=(1, 2))
             self.state.refresh(self.st, changed)
         return outcome
 
@@ -401,7 +401,7 @@ class BatchCore:
         for k, n in zip(*np.nonzero(s.sev[env] > 0), strict=True):
             if k == SURGE and self.true[env, M_UTIL, n] <= 0.95:
                 continue
-            ttl = float(s.ttl[env, k, n])
+            ttl = float(s.ttl[env, k, n] - self.elapsed_s[env])
             out.append(
                 FaultSpec(
                     FAULT_IDS[k], t.services[n], None, float(s.sev[env, k, n]), ttl if ttl < 1e18 else None

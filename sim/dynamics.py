@@ -209,7 +209,7 @@ class BatchState:
         n, k = st.n, len(FAULT_IDS)
         self.replicas = np.tile(st.base_replicas, (batch, 1))
         self.sev = np.zeros((batch, k, n))  # fault severity, 0 = not active
-        self.ttl = np.full((batch, k, n), np.inf)  # seconds until a transient fault clears
+        self.ttl = np.full((batch, k, n), np.inf)  # elapsed seconds at which a transient fault clears
         self.partition = np.zeros((batch, st.topology.n_edges))  # per edge, 1 = calls time out
         self.leak = np.zeros((batch, n))  # memory leaked so far, share of the limit
         self.herring = np.zeros((batch, n))  # passing symptom level, decays to 0
@@ -291,10 +291,13 @@ def evaluate(st: Statics, s: BatchState, out: np.ndarray) -> tuple[np.ndarray, n
     each service that fail at the caller, which drives retries at the next evaluation. ``slo_ok`` (B,)
     says every entry point is under 2 % errors and twice its normal p99.
     """
-    memory = np.minimum(st.base_mem + s.leak, 1.0, out=out[:, M_MEM])
     leaking = np.count_nonzero(s.leak) > 0
+    memory = out[:, M_MEM]
     up = s.up_f
-    if leaking:
+    if not leaking:
+        memory[:] = st.base_mem
+    else:
+        np.minimum(st.base_mem + s.leak, 1.0, out=memory)
         oom = np.minimum(np.maximum(memory - 0.9, 0.0) * 10.0, 1.0)  # share of pods being OOM-killed
         up = up * (1.0 - 0.6 * oom)
     ready = s.replicas * up
@@ -303,15 +306,15 @@ def evaluate(st: Statics, s: BatchState, out: np.ndarray) -> tuple[np.ndarray, n
     limited = np.count_nonzero(s.rate_limited) > 0
     served = np.where(s.rate_limited, np.minimum(load, 0.9 * cap), load) if limited else load
     util = np.minimum(served / np.maximum(cap, 1e-6), 50.0, out=out[:, M_UTIL])
-    over = np.maximum(util - 1.0, 0.0) / np.maximum(util, 1.0)  # beyond capacity: dropped or timed out
-    ok = s.ok_f * (1.0 - over)
+    kept = 1.0 / np.maximum(util, 1.0)  # share served; the rest is beyond capacity: dropped or timed out
+    ok = s.ok_f * kept
     if limited:
         ok *= 1.0 - 0.5 * (load - served) / load  # rate-limited clients back off; half see an error
     if leaking:
         ok *= 1.0 - 0.5 * oom
     ok[ready < 1e-3] = 0.0
     q = np.minimum(util, 0.95)
-    lat = s.lat_f + st.base_lat * (2.0 * q / (1.0 - q)) + TIMEOUT_MS * over
+    lat = s.lat_f + st.base_lat * (2.0 * q / (1.0 - q)) + TIMEOUT_MS * (1.0 - kept)
     if leaking:
         lat += 200.0 * oom
     herring = np.count_nonzero(s.herring) > 0
