@@ -103,6 +103,7 @@ class BatchCore:
         self.impact_rate = np.zeros(n_envs)
         self.slo_ok = np.ones(n_envs, dtype=bool)
         self.next_expiry = np.full(n_envs, np.inf)  # elapsed time at which a transient fault clears next
+        self._dirty = np.zeros(n_envs, dtype=bool)  # faults changed; derived arrays need a refresh
         self._needs_reset = np.zeros(n_envs, dtype=bool)
         self.scenarios: list[Scenario | None] = [None] * n_envs
         self.true = np.zeros((n_envs, 6, n))  # true metrics, METRICS order (sim.dynamics.M_*)
@@ -146,6 +147,7 @@ class BatchCore:
         """Start new incidents in some environments (all by default), drawn at random unless given."""
         idx = np.arange(self.n_envs) if envs is None else np.asarray(envs, dtype=np.int64)
         self._start(idx, scenarios, faults)
+        self._refresh_dirty()
         self._needs_reset[idx] = False
         self._observe(slice(None) if idx.size == self.n_envs else idx)
 
@@ -195,8 +197,7 @@ class BatchCore:
             for name in sc.no_exporter:
                 s.exporter[b, t.index[name]] = False
         s.recent[idx] = recency(s.ages[idx])
-        self.next_expiry[idx] = s.ttl[idx].min(axis=(1, 2))
-        s.refresh(st, idx)
+        self._dirty[idx] = True
         s.held[idx] = True  # the incident opens with the alerts whose condition holds: it held before
 
     # ---- stepping ----
@@ -274,6 +275,7 @@ class BatchCore:
         if restarting:
             assert fresh is not None
             self._start(np.flatnonzero(fresh))
+        self._refresh_dirty()
         self._observe(slice(None))
         reward = -impact - self.config.cost_weight * cost - self.table.risk_penalty[act]
         if np.count_nonzero(valid) < self.n_envs:
@@ -314,8 +316,7 @@ class BatchCore:
             sev[expired] = 0.0
             ttl[expired] = np.inf
             s.ttl[b], s.sev[b] = ttl, sev
-            self.next_expiry[b] = ttl.min(axis=(1, 2))
-            s.refresh(self.st, b)
+            self._dirty[b] = True
 
     def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Run the chosen actions, grouped by action id; return an outcome code per environment."""
@@ -334,11 +335,16 @@ class BatchCore:
         targeted = np.flatnonzero(live & (svc >= 0))
         self.state.ages[targeted, 2, svc[targeted]] = 0.0
         self.state.recent[targeted, 2, svc[targeted]] = 1.0
-        if np.count_nonzero(effects.changed):
-            changed = np.flatnonzero(effects.changed)
-            self.next_expiry[changed] = self.state.ttl[changed].min(axis=(1, 2))
-            self.state.refresh(self.st, changed)
+        self._dirty |= effects.changed
         return outcome
+
+    def _refresh_dirty(self) -> None:
+        """Rebuild the derived arrays of environments whose faults changed this step (one batched call)."""
+        if np.count_nonzero(self._dirty):
+            b = np.flatnonzero(self._dirty)
+            self.next_expiry[b] = self.state.ttl[b].min(axis=(1, 2))
+            self.state.refresh(self.st, b)
+            self._dirty[:] = False
 
     def _noise_window(self, shape: tuple[int, int, int]) -> np.ndarray:
         size = shape[0] * shape[1] * shape[2]
