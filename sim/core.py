@@ -104,6 +104,7 @@ class BatchCore:
         self.slo_ok = np.ones(n_envs, dtype=bool)
         self.next_expiry = np.full(n_envs, np.inf)  # elapsed time at which a transient fault clears next
         self._dirty = np.zeros(n_envs, dtype=bool)  # faults changed; derived arrays need a refresh
+        self._template = vars(BatchState(self.st, 1))  # one healthy environment, copied in on reset
         self._needs_reset = np.zeros(n_envs, dtype=bool)
         self.scenarios: list[Scenario | None] = [None] * n_envs
         self.true = np.zeros((n_envs, 6, n))  # true metrics, METRICS order (sim.dynamics.M_*)
@@ -161,9 +162,8 @@ class BatchCore:
         if scenarios is None:
             scenarios = [sample_scenario(self.topology, self.rng, faults=faults) for _ in idx]
         s, st, t = self.state, self.st, self.topology
-        fresh = BatchState(st, idx.size)
-        for name, value in vars(fresh).items():
-            getattr(s, name)[idx] = value
+        for name, value in self._template.items():
+            getattr(s, name)[idx] = value  # broadcasts the healthy row
         self.steps[idx] = 0
         self.elapsed_s[idx] = 0.0
         self.impact_total[idx] = 0.0
