@@ -1,9 +1,16 @@
-"""The learned policy behind the ``Policy`` protocol: calibrated top-k with time to mitigate, risk, reason."""
+"""The learned policy behind the ``Policy`` protocol: calibrated top-k with time to mitigate, risk, reason.
+
+Ranking one incident is one forward pass. What only depends on the topology (edge index tensors, the
+catalog-kind mask) is cached per service graph; explanations reuse that same pass: gradient x input of
+the top-k logits in one batched backward, and the graph embedding of the pass for the nearest past
+incidents (a dot product with the memory's precomputed unit-norm matrix).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -14,30 +21,42 @@ from playbooks.models import SERVICE_KINDS
 from remediation.guardrails.config import load_rbac
 from remediation.guardrails.decide import Context
 from remediation.guardrails.mask import action_mask
-from remediation.learning.encoding import GraphBatch, batch_from_observations
+from remediation.learning.encoding import GraphBatch
 from remediation.learning.policy import GraphPolicy
 from remediation.learning.train import Memory
 from remediation.policies.base import RankedAction
 from sim.observation import FEATURES, Observation
 
 _KIND0 = FEATURES.index("kind_frontend")
-_SIGNALS = [
-    i
-    for i, f in enumerate(FEATURES)
-    if not f.startswith("kind_") and f not in ("stateful", "in_degree", "out_degree")
-]
+_SIGNALS = np.array(
+    [
+        i
+        for i, f in enumerate(FEATURES)
+        if not f.startswith("kind_") and f not in ("stateful", "in_degree", "out_degree")
+    ]
+)
+_CACHE_SIZE = 16
+"""Service graphs whose index tensors a policy keeps (a bot sees a handful of topologies)."""
+
+
+def kind_applies(catalog: Catalog) -> npt.NDArray[np.int8]:
+    """Return the (K, A) table: 1 where service action ``a`` applies to service kind ``k`` (SERVICE_KINDS)."""
+    return np.array(
+        [[kind in catalog.get(a).applies_to for a in catalog.service_actions] for kind in SERVICE_KINDS],
+        dtype=np.int8,
+    )
 
 
 def static_mask(observation: Observation, catalog: Catalog) -> npt.NDArray[np.int8]:
     """Return the (N * A + G,) mask of actions whose catalog kinds fit each service (read from its features)."""
-    kinds = [
-        SERVICE_KINDS[int(np.argmax(row[_KIND0 : _KIND0 + len(SERVICE_KINDS)]))] for row in observation.nodes
-    ]
-    per = np.array(
-        [[kind in catalog.get(a).applies_to for a in catalog.service_actions] for kind in kinds],
-        dtype=np.int8,
-    )
-    return np.concatenate([per.reshape(-1), np.ones(len(catalog.global_actions), dtype=np.int8)])
+    return _static_mask(observation, kind_applies(catalog), len(catalog.global_actions))
+
+
+def _static_mask(
+    observation: Observation, applies: npt.NDArray[np.int8], n_global: int
+) -> npt.NDArray[np.int8]:
+    kinds = np.argmax(observation.nodes[:, _KIND0 : _KIND0 + len(SERVICE_KINDS)], axis=1)
+    return np.concatenate([applies[kinds].reshape(-1), np.ones(n_global, dtype=np.int8)])
 
 
 def guardrail_mask(services: Sequence[str], kinds: Sequence[str], catalog: Catalog,
@@ -52,6 +71,17 @@ def guardrail_mask(services: Sequence[str], kinds: Sequence[str], catalog: Catal
         replicas={s: int(r) for s, r in zip(services, replicas or [2] * len(services), strict=True)},
     )
     return action_mask(services, catalog, context)
+
+
+class _Graph(NamedTuple):
+    """What a ranking needs from a service graph, built once per graph."""
+
+    edges: npt.NDArray[np.int64]  # (E, 2) the edges it was built from (compared on lookup)
+    src: torch.Tensor  # (E,) int64 caller
+    dst: torch.Tensor  # (E,) int64 callee
+    node_mask: torch.Tensor  # (1, N) bool, all True
+    kinds: npt.NDArray[np.int64]  # (N,) SERVICE_KINDS index read from the features
+    static: npt.NDArray[np.bool_]  # (N * A + G,) catalog-kind mask
 
 
 class LearnedPolicy:
@@ -77,74 +107,134 @@ class LearnedPolicy:
         self.explain = explain
         self.mask: npt.NDArray[np.int8] | None = None
         """Optional extra mask (guardrails) for the next ``rank`` calls, same layout as the action space."""
+        self._service_actions = self.catalog.service_actions
+        self._global_actions = self.catalog.global_actions
+        self._applies = kind_applies(self.catalog)
+        self._risk = {a: self.catalog.get(a).risk.value for a in self.catalog.ids}
+        self._graphs: dict[tuple[tuple[str, ...], int], _Graph] = {}
+
+    def _graph(self, observation: Observation) -> _Graph:
+        """Return the cached index tensors and kind mask of this observation's service graph."""
+        key = (observation.services, int(observation.edges.shape[0]))
+        kinds = np.argmax(observation.nodes[:, _KIND0 : _KIND0 + len(SERVICE_KINDS)], axis=1)
+        hit = self._graphs.get(key)
+        if (
+            hit is not None
+            and np.array_equal(hit.edges, observation.edges)
+            and np.array_equal(hit.kinds, kinds)
+        ):
+            return hit
+        edges = np.asarray(observation.edges, dtype=np.int64).reshape(-1, 2).copy()
+        static = np.concatenate(
+            [self._applies[kinds].reshape(-1), np.ones(len(self._global_actions), dtype=np.int8)]
+        ).astype(bool)
+        graph = _Graph(
+            edges=edges,
+            src=torch.from_numpy(edges[:, 0].copy()),
+            dst=torch.from_numpy(edges[:, 1].copy()),
+            node_mask=torch.ones((1, len(observation.services)), dtype=torch.bool),
+            kinds=kinds,
+            static=static,
+        )
+        if len(self._graphs) >= _CACHE_SIZE:
+            self._graphs.pop(next(iter(self._graphs)))
+        self._graphs[key] = graph
+        return graph
+
+    def encode(self, observation: Observation) -> GraphBatch:
+        """Return the one-incident GraphBatch of an observation, masks applied (static, then ``self.mask``)."""
+        graph = self._graph(observation)
+        mask = graph.static if self.mask is None else graph.static & self.mask.astype(bool)
+        return GraphBatch(
+            x=torch.from_numpy(np.asarray(observation.nodes, dtype=np.float32))[None],
+            node_mask=graph.node_mask,
+            src=graph.src,
+            dst=graph.dst,
+            glob=torch.from_numpy(np.asarray(observation.globals, dtype=np.float32))[None],
+            mask=torch.from_numpy(mask)[None],
+        )
 
     def scores(self, observation: Observation) -> tuple[GraphBatch, torch.Tensor, torch.Tensor]:
         """Return the encoded batch, calibrated probabilities (A,) and predicted seconds to mitigate (A,)."""
-        mask = static_mask(observation, self.catalog)
-        if self.mask is not None:
-            mask = mask & self.mask.astype(np.int8)
-        a, g = len(self.catalog.service_actions), len(self.catalog.global_actions)
-        batch = batch_from_observations([observation], [mask], a, g)
-        with torch.no_grad():
+        batch = self.encode(observation)
+        with torch.inference_mode():
             heads = self.net(batch)
         probs = torch.softmax(heads.logits[0] / self.temperature, dim=0)
         return batch, probs, torch.expm1(heads.ttm[0].clamp(0, 12))
 
     def rank(self, observation: Observation, k: int) -> list[RankedAction]:
-        """Return the top ``k`` allowed actions, best first."""
+        """Return the top ``k`` allowed actions, best first (one forward pass, plus one backward for reasons)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        batch, probs, ttm = self.scores(observation)
+        batch = self.encode(observation)
+        if self.explain:
+            # gradients w.r.t. the inputs only, for the reasons; the weights stay untouched
+            x = batch.x.clone().requires_grad_(True)
+            with torch.enable_grad():
+                heads = self.net(batch._replace(x=x))
+        else:
+            with torch.inference_mode():
+                heads = self.net(batch)
+        logits = heads.logits[0].detach()
+        probs = torch.softmax(logits / self.temperature, dim=0)
+        ttm = torch.expm1(heads.ttm[0].detach().clamp(0, 12))
         allowed = int(batch.mask[0].sum())
-        top = torch.topk(probs, min(k, allowed)).indices.tolist()
-        similar = self._similar(batch) if self.explain else ""
+        top = torch.topk(probs, min(k, allowed)).indices
+        reasons = [""] * top.numel()
+        if self.explain:
+            signals = self._signals(x, heads.logits[0], top, observation.services)
+            similar = self._similar(heads.pooled.detach())
+            reasons = [s + similar for s in signals]
         out = []
-        for index in top:
+        for index, reason in zip(top.tolist(), reasons, strict=True):
             action, target = self._decode(index, observation.services)
-            reason = ""
-            if self.explain:
-                reason = self._signals(batch, index, observation) + similar
+            p = float(probs[index])
             out.append(
                 RankedAction(
                     action=action,
                     target=target,
-                    score=float(torch.log(probs[index].clamp(min=1e-12))),
-                    confidence=round(float(probs[index]), 4),
+                    score=float(np.log(max(p, 1e-12))),
+                    confidence=round(p, 4),
                     expected_ttm_s=round(float(ttm[index]), 1),
-                    risk=self.catalog.get(action).risk.value,
+                    risk=self._risk[action],
                     reason=reason,
                 )
             )
         return out
 
     def _decode(self, index: int, services: Sequence[str]) -> tuple[str, str | None]:
-        a, n = len(self.catalog.service_actions), len(services)
+        a, n = len(self._service_actions), len(services)
         if index >= n * a:
-            return self.catalog.global_actions[index - n * a], None
-        return self.catalog.service_actions[index % a], services[index // a]
+            return self._global_actions[index - n * a], None
+        return self._service_actions[index % a], services[index // a]
 
-    def _signals(self, batch: GraphBatch, index: int, observation: Observation) -> str:
-        """Name the three (service, signal) inputs with the largest gradient x input for this action."""
-        x = batch.x.clone().requires_grad_(True)
-        logit = self.net(batch._replace(x=x)).logits[0, index]
-        (grad,) = torch.autograd.grad(logit, x)
-        attribution = (grad * x).detach()[0][:, _SIGNALS]
-        flat = attribution.reshape(-1)
-        best = torch.topk(flat, min(3, flat.numel())).indices.tolist()
-        parts = []
-        for i in best:
-            node, feat = divmod(i, len(_SIGNALS))
-            if float(flat[i]) <= 0:
-                continue
-            parts.append(f"{FEATURES[_SIGNALS[feat]]} on {observation.services[node]}")
-        return "driven by " + ", ".join(parts) if parts else "no single signal stands out"
+    def _signals(self, x: torch.Tensor, logits: torch.Tensor, top: torch.Tensor,
+                 services: Sequence[str]) -> list[str]:  # fmt: skip
+        """Per top action, the three (service, signal) inputs with the largest gradient x input."""
+        k = top.numel()
+        # one batched backward: row i of the result is d logit[top[i]] / d x
+        (grad,) = torch.autograd.grad(logits[top], x, grad_outputs=torch.eye(k), is_grads_batched=True)
+        attribution = (grad[:, 0] * x.detach()[0]).numpy()[:, :, _SIGNALS]  # (k, N, S)
+        flat = attribution.reshape(k, -1)
+        width = min(3, flat.shape[1])
+        part = np.argpartition(-flat, width - 1, axis=1)[:, :width]
+        best = np.take_along_axis(part, np.argsort(-np.take_along_axis(flat, part, axis=1), axis=1), axis=1)
+        out = []
+        for row in range(k):
+            parts = []
+            for i in best[row].tolist():
+                if flat[row, i] <= 0:
+                    continue
+                node, feat = divmod(i, len(_SIGNALS))
+                parts.append(f"{FEATURES[_SIGNALS[feat]]} on {services[node]}")
+            out.append("driven by " + ", ".join(parts) if parts else "no single signal stands out")
+        return out
 
-    def _similar(self, batch: GraphBatch) -> str:
+    def _similar(self, pooled: torch.Tensor) -> str:
         """Name the two most similar past incidents (cosine over graph embeddings) and what fixed them."""
         if self.memory is None or not self.memory.incidents:
             return ""
-        with torch.no_grad():
-            emb = torch.nn.functional.normalize(self.net(batch).pooled, dim=1)[0]
+        emb = torch.nn.functional.normalize(pooled, dim=1)[0]
         sims = self.memory.embeddings @ emb
         best = torch.topk(sims, min(2, sims.numel())).indices.tolist()
         past = "; ".join(
