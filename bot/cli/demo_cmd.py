@@ -1,9 +1,10 @@
-"""`remediate demo`: import the shipped sample history into the default store and mine it."""
+"""`remediate demo`: import the sample history, mine it, then run the live demo (bot/demo/cli.py)."""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -23,8 +24,42 @@ def register(app: typer.Typer) -> None:
     """Mount `demo`."""
 
     @app.command("demo")
-    def demo(ctx: typer.Context) -> None:
-        """Import the sample history (idempotent), mine it into trajectories and say what happened."""
+    def demo(
+        ctx: typer.Context,
+        serve: Annotated[
+            bool, typer.Option("--serve/--no-serve", help="Start sandbox, bot and live world after setup.")
+        ] = True,
+        minutes: Annotated[
+            float | None, typer.Option("--minutes", min=0.01, help="Stop the live demo after this long.")
+        ] = None,
+        topology: Annotated[
+            str, typer.Option("--topology", help="Topology of the live world.")
+        ] = "online-boutique",
+        port: Annotated[int, typer.Option("--port", help="Bot port (0: a free one).")] = 3000,
+        sandbox_port: Annotated[
+            int, typer.Option("--sandbox-port", help="Sandbox page port (0: free).")
+        ] = 3001,
+        fault_every: Annotated[
+            float, typer.Option("--fault-every", min=0, help="Seconds between faults.")
+        ] = 60.0,
+        first_fault: Annotated[
+            float, typer.Option("--first-fault", min=0, help="Seconds to the first fault.")
+        ] = 5.0,
+        tick: Annotated[
+            float, typer.Option("--tick", min=0.05, help="Real seconds per simulated minute.")
+        ] = 5.0,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of history and world.")] = 0,
+        history_incidents: Annotated[
+            int, typer.Option("--history-incidents", min=0, help="Simulated incidents to import first.")
+        ] = 200,
+        train_minutes: Annotated[
+            float | None,
+            typer.Option("--train-minutes", min=0.05, help="Train a quick policy (else runbook)."),
+        ] = None,
+    ) -> None:
+        """Import and mine history, then serve the sandbox, the bot and a live simulated world until Ctrl-C."""
+        from bot.demo.cli import LiveDemoArgs, live_demo
+
         settings = settings_of(ctx)
         url = settings.effective_database_url
         console.print(f"[bold]remediate demo[/] store: {db.redact(url)}", highlight=False)
@@ -36,6 +71,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code)
         console.print("3. mining resolved incidents into trajectories (incremental)")
         print_mining(mine_store(ctx, None, full=False, as_json=False))
-        console.print(
-            "next: `remediate incidents list`, `remediate incidents show INC-1001`, `remediate mine --full`"
-        )
+        live = LiveDemoArgs(serve=serve, minutes=minutes, topology=topology, port=port, sandbox_port=sandbox_port,
+                            fault_every_s=fault_every, first_fault_s=first_fault, tick_s=tick, seed=seed,
+                            history_incidents=history_incidents, train_minutes=train_minutes)  # fmt: skip
+        live_demo(ctx, live)
+        if not serve:
+            console.print(
+                "next: `remediate incidents list`, `remediate incidents show INC-1001`, `remediate mine --full`"
+            )

@@ -114,7 +114,10 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
     env.pop("REMEDIATE_CONFIG", None)
     runs = [
         subprocess.run(
-            [sys.executable, "-m", "bot.cli.main", "demo"], capture_output=True, text=True, env=env
+            [sys.executable, "-m", "bot.cli.main", "demo", "--no-serve", "--history-incidents", "0"],
+            capture_output=True,
+            text=True,
+            env=env,
         )
         for _ in range(2)
     ]
