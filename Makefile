@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck pytest bench clean
+.PHONY: demo test install system-deps lint typecheck pytest bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
@@ -33,7 +33,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
-test: lint typecheck pytest
+# Alertmanager and Chromium for the bot's integration tests (installs only what is missing; needs root).
+system-deps:
+	@bash deploy/ci/install-system-deps.sh
+
+test: system-deps lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
