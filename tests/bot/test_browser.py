@@ -1,0 +1,156 @@
+"""A real headless Chromium opens the sandbox page, clicks Approve on a live card, and sees the card change.
+
+Driven over the DevTools protocol (a websocket, `websocket-client`): the click is a real mouse event
+at the button's position, so it runs the page's own JavaScript exactly as a person's click does.
+Needs the Debian package ``chromium`` (``deploy/ci/install-system-deps.sh``); missing it fails the
+test with that instruction, unless ``REMEDIATE_TEST_BROWSER=off`` opts out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websocket
+
+from bot.demo.stack import DemoStack
+from tests.bot.demo.conftest import demo_factory, wait_card
+from tests.bot.sandbox.conftest import control, wait_for
+
+__all__ = ["demo_factory"]  # the fixture, shared with tests/bot/demo
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+)
+
+
+def _binary() -> str:
+    if os.environ.get("REMEDIATE_TEST_BROWSER", "").lower() == "off":
+        pytest.skip("REMEDIATE_TEST_BROWSER=off")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail(
+            "chromium is not installed: run `sudo bash deploy/ci/install-system-deps.sh` "
+            "(or set REMEDIATE_TEST_BROWSER=off to skip this test)"
+        )
+    return path
+
+
+class Page:
+    """One browser tab over the DevTools protocol: evaluate JavaScript, dispatch mouse events."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws = websocket.create_connection(ws_url, timeout=20, suppress_origin=True)
+        self.ids = itertools.count(1)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == msg_id:
+                assert "error" not in reply, reply["error"]
+                return dict(reply.get("result", {}))
+
+    def js(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def click_at(self, x: float, y: float) -> None:
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Callable[[str], Page]]:
+    binary = _binary()
+    procs: list[subprocess.Popen[bytes]] = []
+    pages: list[Page] = []
+
+    def open_page(url: str) -> Page:
+        profile = tmp_path / "chromium-profile"
+        log = (tmp_path / "chromium.log").open("wb")
+        proc = subprocess.Popen(
+            [binary, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2000", url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        active = profile / "DevToolsActivePort"
+
+        def port() -> str | None:
+            assert proc.poll() is None, (tmp_path / "chromium.log").read_text(errors="replace")[-2000:]
+            lines = active.read_text().split() if active.is_file() else []
+            return lines[0] if lines else None
+
+        devtools = f"http://127.0.0.1:{wait_for(port, seconds=30)}"
+
+        def target() -> dict[str, Any] | None:
+            with urllib.request.urlopen(devtools + "/json/list", timeout=5) as resp:
+                found = json.loads(resp.read())
+            return next((t for t in found if t.get("type") == "page" and t["url"].startswith(url[:20])), None)
+
+        page = Page(wait_for(target, seconds=20)["webSocketDebuggerUrl"])
+        pages.append(page)
+        return page
+
+    yield open_page
+    for page in pages:
+        page.close()
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_approve_click_in_chromium_updates_the_card(
+    demo_factory: Callable[..., DemoStack], browser: Callable[[str], Page]
+) -> None:
+    stack = demo_factory()
+    assert stack.world is not None
+    wait_card(stack, lambda b: "restart_service on cartservice" in b)
+    page = browser(stack.page_url + "#C0INCIDENT")
+    approve = "document.querySelector('#messages button[data-action-id=\"approve:1\"]')"
+    wait_for(lambda: page.js(f"!!{approve}"), seconds=20)
+    assert "Open" in page.js("document.querySelector('#messages').innerText")
+    # Act as alice (on call; may approve this medium-risk restart), as a person picks her in the list.
+    page.js(
+        "(() => { const s = document.getElementById('user-select'); s.value = 'U0ALICE001';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    wait_for(lambda: page.js("document.getElementById('user-select').value") == "U0ALICE001")
+    box = page.js(
+        f"(() => {{ const b = {approve}; b.scrollIntoView({{block: 'center'}});"
+        " const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    page.click_at(*box)
+    # The card in the page changes: the action ran in the world, the incident resolved, buttons gone.
+    wait_for(lambda: "Resolved" in page.js("document.querySelector('#messages').innerText"), seconds=30)
+    assert not page.js(f"!!{approve}")
+    assert stack.world.status().actions == (("restart_service", "cartservice", "succeeded"),)
+    assert stack.sandbox is not None
+    deliveries = json.dumps(control(stack.sandbox, "deliveries", method="GET"))
+    assert "approve:1" in deliveries and "U0ALICE001" in deliveries  # the page's click, as alice
