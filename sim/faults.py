@@ -206,27 +206,26 @@ def _possible(topology: Topology) -> list[FaultKind]:
     return [k for k in FAULT_KINDS if candidates(topology, k)]
 
 
-def sample_fault(topology: Topology, rng: np.random.Generator, kind: str | None = None) -> FaultSpec:
-    """Draw one fault (of ``kind`` or of any kind that fits this topology) on a random service."""
-    kinds = [fault_kind(kind)] if kind else _possible(topology)
-    u = rng.random(5).tolist()  # one draw for every choice: cheap enough for autoreset in training
-    chosen = kinds[int(u[0] * len(kinds))]
-    pool = _candidates(topology, chosen.id)
-    if not pool:
-        raise ScenarioError(f"topology {topology.name!r} has no service fault {chosen.id} can strike")
-    target = topology.services[pool[int(u[1] * len(pool))]]
-    severity = 0.7 + 0.6 * u[2]
-    ttl = 600.0 + 1200.0 * u[4] if chosen.id == "traffic_surge" and u[3] < 0.3 else None
-    peer = None
-    if chosen.needs_peer:
-        callers = topology.callers(topology.position(target))
-        peer = topology.services[int(callers[int(u[4] * len(callers))])]
-    return FaultSpec(chosen.id, target, peer, severity, ttl)
-
-
 @lru_cache(maxsize=64)
 def _names(topology: Topology) -> np.ndarray:
     return np.array(topology.services, dtype=object)
+
+
+def sample_fault(topology: Topology, rng: np.random.Generator, kind: str | None = None) -> FaultSpec:
+    """Draw one fault (of ``kind`` or of any kind that fits this topology) on a random service."""
+    kinds = [fault_kind(kind)] if kind else _possible(topology)
+    chosen = kinds[int(rng.integers(len(kinds)))]
+    pool = candidates(topology, chosen)
+    if not pool:
+        raise ScenarioError(f"topology {topology.name!r} has no service fault {chosen.id} can strike")
+    target = topology.services[pool[int(rng.integers(len(pool)))]]
+    severity = float(rng.uniform(0.7, 1.3))
+    ttl = float(rng.uniform(600, 1800)) if chosen.id == "traffic_surge" and rng.random() < 0.3 else None
+    peer = None
+    if chosen.needs_peer:
+        callers = topology.callers(topology.position(target))
+        peer = topology.services[int(callers[int(rng.integers(len(callers)))])]
+    return FaultSpec(chosen.id, target, peer, severity, ttl)
 
 
 def sample_scenario(
@@ -239,45 +238,44 @@ def sample_scenario(
     missing_telemetry_p: float = 0.05,
 ) -> Scenario:
     """Draw an incident: 1..max_faults faults unless given, red herrings, change events, blind spots."""
-    u = rng.random(8).tolist()
     if faults is not None:
         specs = parse_faults(topology, faults)
     else:
-        n = 1 + int(u[0] * max_faults) if max_faults > 1 else 1
+        n = 1 + int(rng.integers(max_faults)) if max_faults > 1 else 1
         drawn: dict[tuple[str, str], FaultSpec] = {}
         for _ in range(n):
             spec = sample_fault(topology, rng)
             drawn.setdefault((spec.kind, spec.target), spec)
         specs = tuple(drawn.values())
     changes: list[ChangeEvent] = []
-    ages = rng.uniform(120, 1500, size=len(specs)).tolist()
-    for spec, age in zip(specs, ages, strict=True):
+    for spec in specs:
         event = fault_kind(spec.kind).change_event
         if event:
-            changes.append(ChangeEvent(event, spec.target, age))
+            changes.append(ChangeEvent(event, spec.target, float(rng.uniform(120, 1500))))
     herrings: list[str] = []
     causes = np.zeros(topology.n_services, dtype=bool)
     causes[[topology.index[f.target] for f in specs]] = True
-    if u[1] < herring_p and not causes.all():
+    if rng.random() < herring_p and not causes.all():
         # a harmless recent change somewhere else, and a service with a passing symptom
         others = np.flatnonzero(~causes)
         changes.append(
             ChangeEvent(
-                "deploy" if u[2] < 0.6 else "config_change",
-                topology.services[int(others[int(u[3] * others.size)])],
-                300.0 + 2700.0 * u[4],
+                "deploy" if rng.random() < 0.6 else "config_change",
+                topology.services[int(others[rng.integers(others.size)])],
+                float(rng.uniform(300, 3000)),
             )
         )
         backends = np.flatnonzero(~causes & ~_frontends(topology))
         if backends.size:
-            herrings.append(topology.services[int(backends[int(u[5] * backends.size)])])
+            herrings.append(topology.services[int(backends[rng.integers(backends.size)])])
     names = _names(topology)
-    blind = rng.random((2, topology.n_services))
+    missing = tuple(names[rng.random(topology.n_services) < missing_telemetry_p].tolist())
+    no_exporter = tuple(names[rng.random(topology.n_services) < 0.3].tolist())
     return Scenario(
         faults=specs,
         changes=tuple(sorted(changes, key=lambda c: -c.age_s)),
         herrings=tuple(herrings),
-        no_telemetry=tuple(names[blind[0] < missing_telemetry_p].tolist()),
-        no_exporter=tuple(names[blind[1] < 0.3].tolist()),
-        load_scale=0.8 + 0.4 * u[6],
+        no_telemetry=missing,
+        no_exporter=no_exporter,
+        load_scale=float(rng.uniform(0.8, 1.2)),
     )
