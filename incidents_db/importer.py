@@ -10,16 +10,16 @@ that survives a crash.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from queue import Full, Queue
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from incidents_db.models import utcnow
 from incidents_db.perf import relaxed_gc
@@ -97,11 +97,17 @@ def _sqlite_ts(value: datetime | None) -> str | None:
     # The text form SQLAlchemy's SQLite DateTime reads back: naive UTC with microseconds.
     if value is None:
         return None
+    if value.utcoffset() == _ZERO:
+        # Already UTC (the usual `Z`): dropping the "+00:00" tail saves two datetime copies.
+        return value.isoformat(sep=" ", timespec="microseconds")[:26]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _pg_ts(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
+
+
+_ZERO = timedelta(0)
 
 
 # Per event type, the keys that go to `payload` (everything of the event but at/type/service).
@@ -111,8 +117,10 @@ _PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-# One encoder reused: json.dumps with non-default options builds a new encoder on every call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+def _encode(value: Any) -> str:
+    # pydantic-core's Rust encoder: a third of the time of json.dumps for the same compact JSON (floats
+    # may be spelled differently, e.g. 0.00001 for 1e-05, but parse back to the same value).
+    return to_json(value).decode()
 
 
 @dataclass(frozen=True)
@@ -157,9 +165,10 @@ class _Writer:
         report.imported += imported
         report.skipped_existing += skipped
 
-    def _rows(self, item: _Parsed, now: str | None) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    def _rows(
+        self, item: _Parsed, now: str | None, stamps: dict[datetime, str | None]
+    ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
         record = item.record
-        ts = self.ts
         root = record.root_cause
         incident = (
             record.id,
@@ -171,8 +180,8 @@ class _Writer:
             root.service if root else None,
             root.fault if root else None,
             self.source,
-            ts(record.opened_at),
-            ts(record.resolved_at),
+            self.ts(record.opened_at),
+            self.ts(record.resolved_at),
             now,
             now,
         )
@@ -182,7 +191,12 @@ class _Writer:
             # reading __dict__ skips model_dump, which costs more than the rest of the row.
             fields = event.__dict__
             payload = {k: fields[k] for k in _PAYLOAD_KEYS[event.type] if fields[k] is not None}
-            events.append((record.id, seq, ts(event.at), event.type, fields.get("service"), _encode(payload)))
+            # Events of an incident share few distinct times (alerts and metrics land together), so each
+            # time is formatted once per batch.
+            at = stamps.get(event.at)
+            if at is None:
+                at = stamps[event.at] = self.ts(event.at)
+            events.append((record.id, seq, at, event.type, fields.get("service"), _encode(payload)))
         return incident, events
 
     def _insert(self, conn: sa.Connection, batch: list[_Parsed]) -> tuple[int, int]:
@@ -190,10 +204,11 @@ class _Writer:
         now = self.ts(utcnow())
         incidents: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
+        stamps: dict[datetime, str | None] = {}
         for item in batch:
             if item.record.id in present:
                 continue
-            incident, timeline = self._rows(item, now)
+            incident, timeline = self._rows(item, now, stamps)
             incidents.append(incident)
             events.extend(timeline)
         if incidents:
