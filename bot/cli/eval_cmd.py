@@ -10,12 +10,7 @@ from rich.table import Table
 
 from bot.cli.common import console, print_json, refuse, settings_of
 from incidents_db import db
-from remediation.evaluation.plots import plot_policies
-from remediation.evaluation.sim_eval import evaluate_policies
-from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy
-from remediation.learning.ranking import LearnedPolicy
 from remediation.policies.base import Policy
-from remediation.registry.workflow import resolve_artifact
 from sim.errors import SimError
 from sim.topology import resolve_topology
 
@@ -36,6 +31,13 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     ) -> None:
         """Compare learned, runbook, operator BC, random and oracle policies side by side."""
+        # torch and matplotlib load only when this command runs
+        from remediation.evaluation.plots import plot_policies
+        from remediation.evaluation.sim_eval import evaluate_policies
+        from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy
+        from remediation.learning.ranking import LearnedPolicy
+        from remediation.registry.workflow import resolve_artifact
+
         try:
             topo = resolve_topology(topology)
         except SimError as exc:

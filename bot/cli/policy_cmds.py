@@ -11,7 +11,9 @@ from bot.cli.common import console, print_json, refuse, settings_of
 from incidents_db import db
 from incidents_db.models import PolicyVersion
 from remediation.registry import service
-from remediation.registry.workflow import promotion_gate, resolve_artifact
+
+# remediation.registry.workflow (torch, the simulator) is imported inside the commands that load an
+# artifact, so `remediate --help`, `policy list|show|rollback` start without torch.
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -64,11 +66,16 @@ def register(app: typer.Typer) -> None:
 
     @group.command("shadow")
     def shadow_cmd(ctx: typer.Context, version: str, as_json: JsonOpt = False) -> None:
-        """Run a version in shadow next to the promoted one."""
+        """Run a version in shadow next to the promoted one (its artifact is verified first)."""
+        from remediation.registry.workflow import resolve_artifact
+
         engine, scope = session_of(ctx)
-        with scope as session:
-            row = _row(service.set_shadow(db_session=session, version=version))
-        engine.dispose()
+        try:
+            resolve_artifact(engine=engine, ref=version)
+            with scope as session:
+                row = _row(service.set_shadow(db_session=session, version=version))
+        finally:
+            engine.dispose()
         print_json(row) if as_json else console.print(f"{version} is now in shadow")
 
     @group.command("promote")
@@ -76,13 +83,20 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         version: str,
         force: Annotated[bool, typer.Option("--force", help="Skip the evaluation gate.")] = False,
+        episodes: Annotated[
+            int, typer.Option("--episodes", min=4, help="Simulated and logged incidents the gate runs.")
+        ] = 40,
         as_json: JsonOpt = False,
     ) -> None:
         """Promote a version after the gate: simulator evaluation and off-policy estimates."""
+        from remediation.registry.workflow import promotion_gate, resolve_artifact
+
         engine, scope = session_of(ctx)
         try:
             artifact = resolve_artifact(engine=engine, ref=version)
-            gate: dict[str, Any] = {"passed": True, "skipped": True} if force else promotion_gate(artifact)
+            gate: dict[str, Any] = (
+                {"passed": True, "skipped": True} if force else promotion_gate(artifact, episodes=episodes)
+            )
             if not gate["passed"]:
                 refuse(f"{version} failed the promotion gate (learned vs runbook in simulation, FQE/WIS vs "
                        f"operators): {gate['sim']['learned']['success_rate']} success; rerun with --force to override")  # fmt: skip

@@ -9,8 +9,8 @@ import typer
 
 from bot.cli.common import console, print_json, progress_bar, refuse, settings_of
 from incidents_db import db
-from remediation.learning.train import TrainArgs
-from remediation.registry.workflow import train_and_register
+from sim.errors import SimError
+from sim.topology import resolve_topology
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +30,19 @@ def register(app: typer.Typer) -> None:
         ] = 5.0,
         seed: Annotated[int, typer.Option("--seed", help="Seed; same seed, same weights.")] = 0,
         iterations: Annotated[int, typer.Option("--iterations", min=1, help="Most PPO iterations.")] = 400,
+        history_topology: Annotated[
+            str,
+            typer.Option(
+                "--history-topology",
+                help="Topology (built-in name or node-link JSON file) of the history's services.",
+            ),
+        ] = "online-boutique",
+        quick: Annotated[
+            bool,
+            typer.Option(
+                "--quick", help="Smoke test: tiny network and few incidents (seconds); not for use."
+            ),
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     ) -> None:
         """Train a policy and register it as a candidate version."""
@@ -37,9 +50,17 @@ def register(app: typer.Typer) -> None:
             refuse("use either --history FILE or --from-store, not both")
         if history is not None and not history.is_file():
             refuse(f"{history}: no such file")
+        try:
+            resolve_topology(history_topology)
+        except SimError as exc:
+            refuse(f"--history-topology: {exc}")
+        from remediation.learning.train import QUICK, TrainArgs  # torch: only when training
+        from remediation.registry.workflow import train_and_register
+
         settings = settings_of(ctx)
         run_root = settings.data_dir / "runs"
-        args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root))
+        args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root),
+                         history_topology=history_topology, **(QUICK if quick else {}))  # fmt: skip
         engine = db.open_store(settings.effective_database_url)
         try:
             with progress_bar(quiet=as_json) as bar:

@@ -89,6 +89,19 @@ class TrainArgs:
     """Run directory name; empty = ``train-<UTC stamp>-s<seed>``."""
 
 
+QUICK: dict[str, Any] = {
+    "envs": 24,
+    "logged_topologies": 1,
+    "logged_envs": 16,
+    "offline_epochs": 2,
+    "min_services": 6,
+    "max_services": 12,
+    "hidden": 32,
+    "layers": 2,
+}
+"""Overrides of a smoke-test run (``remediate train --quick``): seconds, for checking a setup, not for use."""
+
+
 class Memory(NamedTuple):
     """Encoded past incidents for the 'most similar past incidents' part of a reason."""
 

@@ -40,11 +40,16 @@ def train_and_register(*, engine: sa.Engine, data_dir: Path, args: TrainArgs, hi
     result = train(args, progress=progress)
     plot_training(result.curve, result.run_dir / "training.png")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    version = f"policy-{stamp}-s{args.seed}"
     factory = make_sessionmaker(engine)
     with session_scope(factory) as session:
         current = service.promoted(db_session=session)
         parent = current.id if current else None
+        taken = {v.id for v in service.list_versions(db_session=session)}
+    version = f"policy-{stamp}-s{args.seed}"
+    suffix = 2
+    while version in taken or (data_dir / "policies" / version).exists():
+        # two runs in the same second: keep versions unique and readable
+        version, suffix = f"policy-{stamp}-s{args.seed}-{suffix}", suffix + 1
     directory = data_dir / "policies" / version
     digest = save_artifact(result, directory, version=version, parent=parent)
     with session_scope(factory) as session:
