@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bot.demo.alerts import AlertmanagerApiSink
 from bot.demo.stack import DemoStack
 from incidents_db.models import IncidentEvent
-from tests.bot.demo.conftest import demo_factory, replies, wait_card
+from tests.bot.demo.conftest import demo_factory, replies, stop_process, wait_card
 from tests.bot.sandbox.conftest import wait_for
 
 __all__ = ["demo_factory"]  # the fixture, shared with tests/bot/demo
@@ -103,11 +103,7 @@ def alertmanager(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
 
     yield start
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def test_alertmanager_delivers_to_the_bot_and_resolves(

@@ -22,7 +22,7 @@ import pytest
 import websocket
 
 from bot.demo.stack import DemoStack
-from tests.bot.demo.conftest import demo_factory, wait_card
+from tests.bot.demo.conftest import demo_factory, stop_process, wait_card
 from tests.bot.sandbox.conftest import control, wait_for
 
 __all__ = ["demo_factory"]  # the fixture, shared with tests/bot/demo
@@ -118,12 +118,7 @@ def browser(tmp_path: Path) -> Iterator[Callable[[str], Page]]:
     for page in pages:
         page.close()
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_approve_click_in_chromium_updates_the_card(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,13 @@ def demo_factory(tmp_path: Path) -> Iterator[Callable[..., DemoStack]]:
     yield start
     for stack in stacks:
         stack.stop()
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a program the test started (kill it when it lingers) and reap it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
