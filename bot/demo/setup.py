@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from incidents_db.db import make_sessionmaker, session_scope
-from remediation.learning.ranking import LearnedPolicy
-from remediation.learning.train import TrainArgs
-from remediation.registry import service as registry
-from remediation.registry.workflow import resolve_artifact, train_and_register
 from sim.history import generate_history, write_history
 from sim.topology import resolve_topology
+
+if TYPE_CHECKING:
+    from remediation.learning.ranking import LearnedPolicy
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
 
@@ -44,6 +43,12 @@ def train_quick_policy(
     progress: Progress | None = None,
 ) -> LearnedPolicy:
     """Train on the store's history for ``minutes``, promote the result (no gate: a demo) and load it."""
+    # torch loads only when a policy is trained: the runbook demo starts without it
+    from remediation.learning.ranking import LearnedPolicy
+    from remediation.learning.train import TrainArgs
+    from remediation.registry import service as registry
+    from remediation.registry.workflow import resolve_artifact, train_and_register
+
     args = TrainArgs(seed=seed, minutes=minutes, run_root=str(data_dir / "runs"), name="demo")
     summary = train_and_register(
         engine=engine,
