@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DATASET_FORMAT = "remediate.trajectories/v1"
 UNMAPPED = "unmapped"
+_OUTCOME_INDEX = {name: index for index, name in enumerate(OUTCOMES)}
 _CHUNK = 1 << 20
 
 
@@ -47,13 +48,16 @@ class ColumnWriter:
         """Return how many values the column holds so far."""
         return self._lengths[name]
 
-    def write_npz(self, path: Path, small: dict[str, npt.NDArray[Any]], strings: dict[str, Path]) -> None:
+    def write_npz(
+        self, path: Path, small: dict[str, npt.NDArray[Any]], strings: dict[str, tuple[Path, int]]
+    ) -> None:
         """Write every column, the small in-memory arrays and the string columns into `path` atomically.
 
         Args:
             path: the `.npz` file to create.
             small: arrays kept in memory (vocabularies, metadata).
-            strings: string columns stored one JSON string per line in a text file.
+            strings: string columns, each a text file of one JSON string per line and the longest
+                string's length.
         """
         for handle in self._files.values():
             handle.close()
@@ -62,8 +66,8 @@ class ColumnWriter:
             for name, dtype in self._dtypes.items():
                 source = Path(self._dir.name) / f"{name}.bin"
                 self._write_member(archive, name, dtype, self._lengths[name], source)
-            for name, text_path in strings.items():
-                self._write_strings(archive, name, text_path)
+            for name, (text_path, width) in strings.items():
+                self._write_strings(archive, name, text_path, width)
             for name, array in small.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
@@ -80,12 +84,9 @@ class ColumnWriter:
                 member.write(chunk)
 
     @staticmethod
-    def _write_strings(archive: zipfile.ZipFile, name: str, source: Path) -> None:
-        width, count = 1, 0
+    def _write_strings(archive: zipfile.ZipFile, name: str, source: Path, width: int) -> None:
         with open(source, encoding="utf-8") as lines:
-            for line in lines:
-                width = max(width, len(json.loads(line)))
-                count += 1
+            count = sum(1 for _ in lines)
         dtype = np.dtype(f"<U{width}")
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (count,)}
         with (
@@ -180,48 +181,56 @@ class DatasetBuilder:
         self.alerts = 0
         self.metrics = 0
         self.unmapped = 0
+        self.id_width = 1
         for name in ("traj_step_offsets", "step_alert_offsets", "step_metric_offsets"):
             self.cols[name].append(0)
 
     def add(self, trajectory: Trajectory) -> None:
         """Append one trajectory (its steps, alerts and metrics) to the buffered columns."""
         c, v = self.cols, self.vocab
-        services = v["services"]
+        services, alert_names, metric_names = v["services"], v["alert_names"], v["metric_names"]
         self.ids.write(json.dumps(trajectory.incident_id) + "\n")
+        self.id_width = max(self.id_width, len(trajectory.incident_id))
         c["traj_severity"].append(SEVERITIES.index(trajectory.severity) + 1)
         c["traj_opened_at"].append(trajectory.opened_at)
         c["traj_resolved_at"].append(trajectory.resolved_at)
         c["traj_root_service"].append(services(trajectory.root_service))
         c["traj_root_fault"].append(v["faults"](trajectory.root_fault))
-        total = 0.0
-        for step in trajectory.steps:
-            c["step_traj"].append(self.trajectories)
-            c["step_time"].append(step.at)
-            c["step_dt"].append(step.dt)
-            c["step_action"].append(self.action_index.get(step.action, -1))
-            c["step_action_name"].append(v["action_names"](step.action_name))
-            c["step_target"].append(services(step.target))
-            c["step_outcome"].append(OUTCOMES.index(step.outcome) if step.outcome in OUTCOMES else 3)
-            c["step_impact_minutes"].append(step.impact_minutes)
-            c["step_reward"].append(step.reward)
-            c["step_done"].append(step.done)
+        steps = trajectory.steps
+        # Per-step scalar columns are appended in bulk, one list per column, not step by step.
+        c["step_traj"].extend([self.trajectories] * len(steps))
+        c["step_time"].extend([step.at for step in steps])
+        c["step_dt"].extend([step.dt for step in steps])
+        c["step_action"].extend([self.action_index.get(step.action, -1) for step in steps])
+        c["step_action_name"].extend([v["action_names"](step.action_name) for step in steps])
+        c["step_target"].extend([services(step.target) for step in steps])
+        c["step_outcome"].extend([_OUTCOME_INDEX.get(step.outcome, 3) for step in steps])
+        c["step_impact_minutes"].extend([step.impact_minutes for step in steps])
+        c["step_reward"].extend([step.reward for step in steps])
+        c["step_done"].extend([step.done for step in steps])
+        alert_service, alert_name, alert_offsets = (
+            c["alert_service"],
+            c["alert_name"],
+            c["step_alert_offsets"],
+        )
+        metric_service, metric_name, metric_value = c["metric_service"], c["metric_name"], c["metric_value"]
+        metric_offsets = c["step_metric_offsets"]
+        for step in steps:
             for service, name in step.alerts:
-                c["alert_service"].append(services(service))
-                c["alert_name"].append(v["alert_names"](name))
+                alert_service.append(services(service))
+                alert_name.append(alert_names(name))
             self.alerts += len(step.alerts)
-            c["step_alert_offsets"].append(self.alerts)
-            metric_names = v["metric_names"]
+            alert_offsets.append(self.alerts)
             for service, values in step.metrics.items():
-                c["metric_service"].extend([services(service)] * len(values))
-                c["metric_name"].extend([metric_names(name) for name in values])
-                c["metric_value"].extend(values.values())
+                metric_service.extend([services(service)] * len(values))
+                metric_name.extend([metric_names(name) for name in values])
+                metric_value.extend(values.values())
                 self.metrics += len(values)
-            c["step_metric_offsets"].append(self.metrics)
-            self.unmapped += step.action == UNMAPPED
-            total += step.reward
-        self.steps += len(trajectory.steps)
+            metric_offsets.append(self.metrics)
+        self.unmapped += sum(step.action == UNMAPPED for step in steps)
+        self.steps += len(steps)
         self.trajectories += 1
-        c["traj_return"].append(total)
+        c["traj_return"].append(sum(step.reward for step in steps))
         c["traj_step_offsets"].append(self.steps)
 
     def flush(self) -> None:
@@ -240,7 +249,9 @@ class DatasetBuilder:
         small["outcome_names"] = np.asarray(OUTCOMES, dtype=str)
         small["severity_names"] = np.asarray(("", *SEVERITIES), dtype=str)
         small["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
-        self.writer.write_npz(path, small, {"traj_incident": self.writer.temp_path("traj_incident.txt")})
+        self.writer.write_npz(
+            path, small, {"traj_incident": (self.writer.temp_path("traj_incident.txt"), self.id_width)}
+        )
 
     def close(self) -> None:
         """Remove the scratch files."""

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
@@ -125,10 +127,14 @@ def _overlap(segments: list[tuple[float, float]], start: float, end: float) -> f
     return total
 
 
+EventRow = tuple[str, float, str, str | None, str]
+"""One mined event as read: (incident id, epoch seconds, type, service, payload JSON)."""
+
+
 def build_trajectory(
-    header: Any, events: list[tuple[float, str, str | None, str]], catalog: Catalog, reward: RewardConfig
+    header: Any, events: Sequence[EventRow], catalog: Catalog, reward: RewardConfig
 ) -> Trajectory:
-    """Turn one incident header and its (epoch, type, service, payload JSON) events into a trajectory."""
+    """Turn one incident header and its event rows (in timeline order) into a trajectory."""
     opened, resolved = float(header.opened_s), float(header.resolved_s)
     active: dict[tuple[str, str], float] = {}
     latest: dict[str, str] = {}
@@ -139,7 +145,7 @@ def build_trajectory(
     raw_steps: list[
         tuple[float, tuple[tuple[str, str], ...], dict[str, dict[str, float]], dict[str, Any]]
     ] = []
-    for at, kind, service, payload in events:
+    for _, at, kind, service, payload in events:
         if kind == "metrics":
             latest[service or ""] = payload
         elif kind == "alert":
@@ -268,7 +274,9 @@ def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterat
                     EVENTS.c.service,
                     sa.type_coerce(payload, sa.Text),
                 )
-                .where(EVENTS.c.incident_id.in_([h.id for h in headers]), EVENTS.c.type.in_(MINED_EVENT_TYPES))
+                .where(
+                    EVENTS.c.incident_id.in_([h.id for h in headers]), EVENTS.c.type.in_(MINED_EVENT_TYPES)
+                )
                 .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
             ).all()
             yield headers, rows
@@ -327,13 +335,13 @@ def iter_trajectories(
     """
     catalog = catalog or builtin_catalog()
     reward = reward or RewardConfig()
+    no_events: list[EventRow] = []
     for headers, rows in _prefetched(_pages(engine, since, page_size)):
-        timelines: dict[str, list[tuple[float, str, str | None, str]]] = {h.id: [] for h in headers}
-        for incident_id, at, kind, service, text in rows:
-            timelines[incident_id].append((at, kind, service, text))
+        # Rows come sorted by incident id: groupby slices them in C, no per-row Python work.
+        timelines = {incident_id: list(group) for incident_id, group in groupby(rows, itemgetter(0))}
         for header in headers:
             yield (
-                build_trajectory(header, timelines[header.id], catalog, reward),
+                build_trajectory(header, timelines.get(header.id, no_events), catalog, reward),
                 Watermark(header.updated_at, header.id),
             )
 
