@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
 from playbooks.errors import PlaybookError
 from playbooks.models import Action, CatalogFile
+from playbooks.yamlfiles import data_files, format_validation, load_yaml_model
+
+__all__ = ["format_validation"]  # re-exported: older callers import it from here
 
 BUILTIN_DIR = Path(__file__).parent / "catalog"
 
@@ -24,27 +24,9 @@ class UnknownActionError(PlaybookError):
     """An action id is not in the catalog."""
 
 
-def format_validation(path: Path, exc: ValidationError) -> str:
-    """Render every pydantic error of a file as ``FILE: key.path: message``, joined by semicolons."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{path}: {loc}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def read_actions_file(path: Path) -> list[Action]:
     """Parse one actions YAML file; raise CatalogError naming the file and key of each problem."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML ({exc})") from None
-    try:
-        return CatalogFile.model_validate(raw).actions
-    except ValidationError as exc:
-        raise CatalogError(format_validation(path, exc)) from None
+    return load_yaml_model(path, CatalogFile, CatalogError).actions
 
 
 @dataclass(frozen=True)
@@ -111,13 +93,8 @@ def build_catalog(files: Iterable[Path]) -> Catalog:
 
 
 def action_files(extra_dirs: Iterable[Path] = ()) -> list[Path]:
-    """List the built-in actions file(s) then `*.actions.yaml` / `actions.yaml` in each extra directory."""
-    files = sorted(BUILTIN_DIR.glob("actions*.yaml"))
-    for directory in extra_dirs:
-        if not directory.is_dir():
-            raise CatalogError(f"{directory}: playbook directory does not exist")
-        files.extend(sorted(directory.glob("actions*.yaml")))
-    return files
+    """List the built-in actions file(s) then ``actions*.yaml`` in each extra directory."""
+    return data_files(BUILTIN_DIR, "actions*.yaml", extra_dirs, CatalogError)
 
 
 @cache

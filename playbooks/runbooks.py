@@ -12,11 +12,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
-from pydantic import ValidationError
-
-from playbooks.catalog import BUILTIN_DIR, Catalog, CatalogError, format_validation
+from playbooks.catalog import BUILTIN_DIR, Catalog, CatalogError
 from playbooks.models import Runbook, RunbookFile, RunbookStep
+from playbooks.yamlfiles import data_files, load_yaml_model
 
 
 class RunbookError(CatalogError):
@@ -25,26 +23,12 @@ class RunbookError(CatalogError):
 
 def read_runbooks_file(path: Path) -> RunbookFile:
     """Parse one runbooks YAML file; raise RunbookError naming the file and key of each problem."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RunbookError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise RunbookError(f"{path}: not valid YAML ({exc})") from None
-    try:
-        return RunbookFile.model_validate(raw)
-    except ValidationError as exc:
-        raise RunbookError(format_validation(path, exc)) from None
+    return load_yaml_model(path, RunbookFile, RunbookError)
 
 
 def runbook_files(extra_dirs: Iterable[Path] = ()) -> list[Path]:
     """List the built-in runbooks file(s) then ``runbooks*.yaml`` in each extra directory."""
-    files = sorted(BUILTIN_DIR.glob("runbooks*.yaml"))
-    for directory in extra_dirs:
-        if not directory.is_dir():
-            raise RunbookError(f"{directory}: playbook directory does not exist")
-        files.extend(sorted(directory.glob("runbooks*.yaml")))
-    return files
+    return data_files(BUILTIN_DIR, "runbooks*.yaml", extra_dirs, RunbookError)
 
 
 @dataclass(frozen=True)

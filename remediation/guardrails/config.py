@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
+from playbooks.yamlfiles import load_yaml_model
 from remediation.errors import RemediationError
 from remediation.guardrails.models import RbacConfig
 
@@ -19,15 +17,4 @@ class GuardrailConfigError(RemediationError):
 
 def load_rbac(path: Path | None = None) -> RbacConfig:
     """Parse and validate the guardrails config at ``path`` (the shipped example when None)."""
-    source = path or DEFAULT_RBAC
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GuardrailConfigError(f"{source}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise GuardrailConfigError(f"{source}: not valid YAML ({exc})") from None
-    try:
-        return RbacConfig.model_validate(raw)
-    except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
-        raise GuardrailConfigError(f"{source}: " + "; ".join(parts)) from None
+    return load_yaml_model(path or DEFAULT_RBAC, RbacConfig, GuardrailConfigError)
