@@ -20,25 +20,17 @@ import numpy as np
 
 from playbooks.catalog import Catalog, builtin_catalog
 from sim.actions import FAILED, OUTCOMES, ActionTable, Effects
-from sim.dynamics import M_AVAIL, M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, statics
+from sim.dynamics import M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
-from sim.observation import (
-    ALERTS,
-    GLOBALS,
-    N_FEATURES,
-    RECENCY_DECAY,
-    encode_features,
-    encode_globals,
-    recency,
-)
+from sim.kernels import advance, encode_globals_into, observe_alerts, prepare_actions, settle
+from sim.observation import ALERTS, GLOBALS, N_FEATURES, RECENCY_DECAY, encode_features, recency
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
 NOISE_TABLE_SEED = 20260302
 # metric alerts: (row of the transformed metric block, threshold, evaluations it must hold)
 _ALERT_THRESHOLDS = np.array([0.05, 2.5, 0.9, 0.88, 0.95, 0.5])[None, :, None]
-_FOR_TWO = slice(1, 3)  # HighLatency and HighCPU fire only after holding two evaluations
 DISK, CERT = FAULT_INDEX["disk_full"], FAULT_INDEX["certificate_expiry"]
 
 
@@ -104,6 +96,8 @@ class BatchCore:
         self.slo_ok = np.ones(n_envs, dtype=bool)
         self.next_expiry = np.full(n_envs, np.inf)  # elapsed time at which a transient fault clears next
         self._dirty = np.zeros(n_envs, dtype=bool)  # faults changed; derived arrays need a refresh
+        self._due = np.zeros(n_envs, dtype=bool)  # a transient fault's deadline passed
+        self._decay = np.ascontiguousarray(RECENCY_DECAY.reshape(-1))
         self._template = vars(BatchState(self.st, 1))  # one healthy environment, copied in on reset
         self._needs_reset = np.zeros(n_envs, dtype=bool)
         self.scenarios: list[Scenario | None] = [None] * n_envs
@@ -117,13 +111,16 @@ class BatchCore:
         self._col = {aid: i for i, aid in enumerate(self.table.ids[:a])}
         self._wait = self.table.index("wait")
         self._fe_kind = np.flatnonzero(self.st.is_frontend)
-        self._alert_thresholds = np.tile(_ALERT_THRESHOLDS, (1, 1, n))
-        self._alert_thresholds[0, M_P99] = 2.5 * self.st.healthy_p99
+        self._alert_thresholds = np.tile(_ALERT_THRESHOLDS[0], (1, n))  # (6, N)
+        self._alert_thresholds[M_P99] = 2.5 * self.st.healthy_p99
         self._static_flat = np.ones(self.action_space_size, dtype=bool)
         self._static_flat[: n * a] = self._static_mask.reshape(-1).astype(bool)
-        self._dynamic = np.array(
-            [aid in ("scale_in", "enable_rate_limiting", "disable_rate_limiting") for aid in self.table.ids]
-        )
+        dynamic = ("scale_in", "enable_rate_limiting", "disable_rate_limiting")
+        self._dynamic = np.array([aid in dynamic for aid in self.table.ids])
+        self._dyn_cols = np.array([self._col.get(aid, -1) for aid in dynamic], dtype=np.int64)
+        self._env0 = np.zeros(1, dtype=np.int64)
+        self._svc, self._act = np.empty(n_envs, dtype=np.int64), np.empty(n_envs, dtype=np.int64)
+        self._valid, self._live = np.empty(n_envs, dtype=bool), np.empty(n_envs, dtype=bool)
         # metric noise: a fixed table drawn once, a window of it per evaluation chosen by a generator
         # seeded from ``rng`` (cheap per step; the same seed gives the same windows)
         size = n_envs * 6 * n
@@ -131,6 +128,10 @@ class BatchCore:
         self._noise = 1.0 + self.config.noise * np.maximum(table, -1.0 / self.config.noise)  # factors >= 0
         self._lcg = 0
         self.reseed(self.rng)
+        # views of arrays updated in place, so one Effects serves every step
+        self._effects = Effects(
+            self.st, self.state, self.true[:, M_UTIL], self.true[:, M_MEM], self.elapsed_s
+        )
 
     def reseed(self, rng: np.random.Generator) -> None:
         """Draw all later randomness (scenarios, metric noise) from ``rng``."""
@@ -227,23 +228,6 @@ class BatchCore:
             mask[:, :, col["disable_rate_limiting"]] &= s.rate_limited
         return out
 
-    def _valid(self, acts: np.ndarray, act: np.ndarray) -> np.ndarray:
-        """Return (B,) bool: the chosen actions are allowed by the mask (without building the whole mask)."""
-        ok = self._static_flat[acts]
-        if not np.count_nonzero(self._dynamic[act]):
-            return ok
-        s, col = self.state, self._col
-        rows = np.arange(self.n_envs)
-        n = np.minimum(acts // self.n_actions, self.st.n - 1)
-        a = act
-        if "scale_in" in col:
-            ok &= (a != col["scale_in"]) | (s.replicas[rows, n] > 1)
-        if "enable_rate_limiting" in col:
-            ok &= (a != col["enable_rate_limiting"]) | ~s.rate_limited[rows, n]
-        if "disable_rate_limiting" in col:
-            ok &= (a != col["disable_rate_limiting"]) | s.rate_limited[rows, n]
-        return ok
-
     def step(self, actions: np.ndarray | Sequence[int], *, autoreset: bool = False) -> StepResult:
         """Advance every environment by one action each; see the module docstring for the timing.
 
@@ -252,24 +236,20 @@ class BatchCore:
         observation is the new incident's first.
         """
         acts = np.asarray(actions, dtype=np.int64).reshape(self.n_envs)
-        if self.n_envs == 1:
-            bad = not 0 <= int(acts[0]) < self.action_space_size
-        else:
-            bad = bool(acts.min() < 0 or acts.max() >= self.action_space_size)
-        if bad:
+        b = self.n_envs
+        svc, act, valid, live = self._svc, self._act, self._valid, self._live  # scratch, overwritten
+        dt, impact = np.empty(b), np.empty(b)
+        n_live = prepare_actions(
+            acts, self.st.n, self.n_actions, self._wait, self._static_flat, self._dynamic, self._dyn_cols,
+            self.state.replicas, self.state.rate_limited, self.table.duration_s, self.impact_rate,
+            svc, act, valid, live, dt, impact,
+        )  # fmt: skip
+        if n_live < 0:
             raise ActionError(
                 f"action indices must be in 0..{self.action_space_size - 1}, got {acts.tolist()}"
             )
-        svc, act = self.decode(acts)
-        valid = self._valid(acts, act)
-        dt = self.table.duration_s[act]
-        impact = self.impact_rate * (dt * (1.0 / 60.0))
         self._advance(dt)
-        outcome = self._apply(svc, act, valid)
-        cost = self.table.cost_usd[act]
-        extra = self.state.replicas.sum(axis=1) - self.st.total_replicas
-        if np.count_nonzero(extra > 0):
-            cost = cost + np.maximum(extra, 0.0) * (self.config.replica_cost_usd_per_min / 60.0) * dt
+        outcome = self._apply(svc, act, valid, live) if n_live else np.where(valid, 0, FAILED)
         fresh = self._needs_reset if autoreset else None
         restarting = fresh is not None and bool(np.count_nonzero(fresh))
         if restarting:
@@ -277,14 +257,15 @@ class BatchCore:
             self._start(np.flatnonzero(fresh))
         self._refresh_dirty()
         self._observe(slice(None))
-        reward = -impact - self.config.cost_weight * cost - self.table.risk_penalty[act]
-        if np.count_nonzero(valid) < self.n_envs:
-            reward -= self.config.invalid_penalty * ~valid
-        self.steps += 1
-        self.impact_total += impact
-        self.cost_total += cost
-        terminated = self.healthy()
-        truncated = ~terminated & (self.steps >= self.config.max_steps)
+        reward, cost = np.empty(b), np.empty(b)
+        terminated, truncated = np.empty(b, bool), np.empty(b, bool)
+        cfg, s = self.config, self.state
+        settle(
+            act, valid, dt, impact, self.table.cost_usd, self.table.risk_penalty, s.replicas,
+            self.st.total_replicas, cfg.replica_cost_usd_per_min / 60.0, cfg.cost_weight, cfg.invalid_penalty,
+            cfg.max_steps, s.cause, s.sev[:, SURGE], self.true[:, M_UTIL], self.slo_ok, self.steps,
+            self.impact_total, self.cost_total, reward, cost, terminated, truncated,
+        )  # fmt: skip
         if restarting:
             assert fresh is not None
             for arr in (reward, impact, cost):
@@ -301,15 +282,11 @@ class BatchCore:
     def _advance(self, dt: np.ndarray) -> None:
         """Let time pass with the current behaviour: leaks grow, passing symptoms and transient faults fade."""
         s = self.state
-        if np.count_nonzero(s.leak_rate):
-            s.leak += s.leak_rate * dt[:, None]
-        if np.count_nonzero(s.herring):
-            np.maximum(s.herring - dt[:, None] / self.config.herring_ttl_s, 0.0, out=s.herring)
-        s.ages += dt[:, None, None]
-        s.recent *= np.exp(dt[:, None, None] * RECENCY_DECAY)
-        self.elapsed_s += dt
-        due = self.elapsed_s >= self.next_expiry
-        if np.count_nonzero(due):
+        due = self._due
+        if advance(
+            dt, self._decay, self.config.herring_ttl_s, s.leak, s.leak_rate, s.herring, s.ages, s.recent,
+            self.elapsed_s, self.next_expiry, due,
+        ):  # fmt: skip
             b = np.flatnonzero(due)
             ttl, sev = s.ttl[b], s.sev[b]
             expired = ttl <= self.elapsed_s[b, None, None]
@@ -318,23 +295,27 @@ class BatchCore:
             s.ttl[b], s.sev[b] = ttl, sev
             self._dirty[b] = True
 
-    def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Run the chosen actions, grouped by action id; return an outcome code per environment."""
+    def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """Run the live actions, grouped by action id; return an outcome code per environment."""
         outcome = np.where(valid, 0, FAILED)
-        live = valid & (act != self._wait)
-        if not np.count_nonzero(live):
-            return outcome
-        effects = Effects(self.st, self.state, self.true[:, M_UTIL], self.true[:, M_MEM], self.elapsed_s)
-        kinds = [int(act[0])] if self.n_envs == 1 else np.unique(act[live]).tolist()
+        effects = self._effects
+        effects.changed[:] = False
+        single = self.n_envs == 1  # then the one environment is live: no grouping, no index search
+        kinds = [int(act[0])] if single else np.unique(act[live]).tolist()
         for a in kinds:
             handler = effects.handler(self.table.ids[a])
             if handler is None:
                 continue
-            rows = np.flatnonzero(live & (act == a))
+            rows = self._env0 if single else np.flatnonzero(live & (act == a))
             outcome[rows] = handler(rows, np.maximum(svc[rows], 0))
-        targeted = np.flatnonzero(live & (svc >= 0))
-        self.state.ages[targeted, 2, svc[targeted]] = 0.0
-        self.state.recent[targeted, 2, svc[targeted]] = 1.0
+        if single:
+            if svc[0] >= 0:
+                self.state.ages[0, 2, svc[0]] = 0.0
+                self.state.recent[0, 2, svc[0]] = 1.0
+        else:
+            targeted = np.flatnonzero(live & (svc >= 0))
+            self.state.ages[targeted, 2, svc[targeted]] = 0.0
+            self.state.recent[targeted, 2, svc[targeted]] = 1.0
         self._dirty |= effects.changed
         return outcome
 
@@ -357,33 +338,31 @@ class BatchCore:
         """Evaluate some environments and rebuild what their teams see: noisy metrics, alerts, features."""
         st = self.st
         whole = isinstance(envs, slice)
-        part = self.state if whole else self.state.take(envs)
-        true = self.true if whole else np.empty((part.replicas.shape[0], 6, st.n))
-        impact, fail, slo_ok = evaluate(st, part, true)
-        vals = true * self._noise_window(true.shape)
-        holding = np.greater(vals, self._alert_thresholds)
-        np.less(vals[:, M_AVAIL], 0.5, out=holding[:, M_AVAIL])
-        holding &= part.present[:, None, :]
-        alerts = np.empty((vals.shape[0], len(ALERTS), st.n), dtype=bool)
-        alerts[:, :6] = holding
-        alerts[:, _FOR_TWO] &= part.held[:, _FOR_TWO]  # these must hold two evaluations in a row
-        alerts[:, 6:] = part.fault_alerts
+        part = self.state if whole else self.state.take(envs)  # copies for an index array: written back below
+        batch = part.replicas.shape[0]
+        true = self.true if whole else np.empty((batch, 6, st.n))
+        impact, _, slo_ok = evaluate(st, part, true, fail=part.fail_prev)
+        # fresh arrays each step: callers may keep the previous step's (torch.from_numpy shares memory)
+        vals = np.empty((batch, 6, st.n))
+        alerts = np.empty((batch, len(ALERTS), st.n), dtype=bool)
+        globs = np.empty((batch, len(GLOBALS)), dtype=np.float32)
+        observe_alerts(
+            true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
+            part.fault_alerts, vals, alerts,
+        )  # fmt: skip
         if whole:
-            self.state.fail_prev = fail
-            self.state.held = holding
             encode_features(vals, part.present, alerts, part.recent, None, out=self.features)
-            self.globals = encode_globals(self.elapsed_s, alerts, self.features, self._fe_kind)
-            self.alerts = alerts
-            self.observed = vals
-            self.impact_rate = impact
-            self.slo_ok = slo_ok
+            encode_globals_into(self.elapsed_s, alerts, self.features, self._fe_kind, globs)
+            self.globals, self.alerts, self.observed = globs, alerts, vals
+            self.impact_rate, self.slo_ok = impact, slo_ok
             return
-        self.state.fail_prev[envs] = fail
-        self.state.held[envs] = holding
+        self.state.fail_prev[envs] = part.fail_prev
+        self.state.held[envs] = part.held
         self.true[envs] = true
         feats = encode_features(vals, part.present, alerts, part.recent, st.static)
         self.features[envs] = feats
-        self.globals[envs] = encode_globals(self.elapsed_s[envs], alerts, feats, self._fe_kind)
+        encode_globals_into(self.elapsed_s[envs], alerts, feats, self._fe_kind, globs)
+        self.globals[envs] = globs
         self.alerts[envs] = alerts
         self.observed[envs] = vals
         self.impact_rate[envs] = impact

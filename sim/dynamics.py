@@ -38,6 +38,7 @@ from sim.faults import (
     cache_backends,
     effect_matrix,
 )
+from sim.kernels import M_AVAIL, M_CPU, M_ERR, M_MEM, M_P99, M_UTIL, own_behaviour, spread_metrics  # noqa: F401 (M_*: re-exported)
 from sim.observation import static_features
 from sim.topology import Topology
 
@@ -61,6 +62,7 @@ class Statics:
     kind_id: np.ndarray  # (N,) index into SERVICE_KINDS
     is_frontend: np.ndarray  # (N,) bool
     entry_share: np.ndarray  # (N,) share of user traffic entering here, sums to 1
+    frontend_share: np.ndarray  # (len(frontends),) entry_share of the entry points
     base_replicas: np.ndarray  # (N,) float
     base_load: np.ndarray  # (N,) rps at normal traffic
     cap_per_replica: np.ndarray  # (N,) rps one ready replica serves
@@ -89,6 +91,17 @@ class Statics:
         for _ in range(self.depth):
             out = x + self._callees_sum(out)
         return out
+
+    def propagate_pair(self, x: np.ndarray, seen_log: np.ndarray) -> np.ndarray:
+        """Propagate (2, B, N) [log own success, own latency] at once; return (2, B, N).
+
+        Dense: one matrix product for both rows (the ``seen`` term is ``BatchState.seen_up``, added by the
+        caller). Sweeping: ``seen_log`` is folded into the first row here and ``seen_up`` stays 0.
+        """
+        if self.up is not None:
+            batch = x.shape[1]
+            return np.matmul(x.reshape(2 * batch, self.n), self.up).reshape(x.shape)
+        return np.stack([self.propagate(x[0], seen_log), self.propagate(x[1])])
 
     def _callees_sum(self, v: np.ndarray) -> np.ndarray:
         """Return (B, N) with sum over callees d of w[c, d] * v[:, d] for each caller c."""
@@ -173,6 +186,7 @@ def statics(topology: Topology) -> Statics:
         kind_id=kinds,
         is_frontend=is_frontend,
         entry_share=entry_share,
+        frontend_share=entry_share[np.flatnonzero(entry)],
         base_replicas=replicas,
         base_load=load,
         cap_per_replica=cap,
@@ -234,6 +248,7 @@ class BatchState:
         self.cpu_f = np.full((batch, n), 0.08)  # CPU floor plus fault CPU
         self.seen = np.zeros((batch, n))  # share of calls into the service failing at the caller
         self.seen_log = np.zeros((batch, n))  # log(1 - seen)
+        self.seen_up = np.zeros((batch, n))  # seen_log @ up_seen: what callers inherit from it (dense only)
         self.leak_rate = np.zeros((batch, n))  # memory growth per second
         self.cause = np.zeros(batch, dtype=bool)  # any fault other than a surge is active
         self.fault_alerts = np.zeros((batch, 2, n), dtype=bool)  # DiskFull, CertificateExpired firing
@@ -270,7 +285,10 @@ class BatchState:
         self.cpu_f[envs] = 0.08 + eff[:, CPU]
         seen = np.minimum(eff[:, SEEN], 1.0)
         self.seen[envs] = seen
-        self.seen_log[envs] = np.log(np.maximum(1.0 - seen, 1e-3))
+        seen_log = np.log(np.maximum(1.0 - seen, 1e-3))
+        self.seen_log[envs] = seen_log
+        if st.up_seen is not None:
+            self.seen_up[envs] = seen_log @ st.up_seen  # changes only with the faults: not every step
         self.leak_rate[envs] = eff[:, LEAK]
         self.fault_alerts[envs, 0] = (sev[:, FAULT_INDEX["disk_full"]] > 0) & self.exporter[envs]
         self.fault_alerts[envs, 1] = (sev[:, FAULT_INDEX["certificate_expiry"]] > 0) & self.exporter[envs]
@@ -279,63 +297,35 @@ class BatchState:
         self.cause[envs] = (causes > 0).reshape(sev.shape[0], -1).any(axis=1) | (part > 0).any(axis=1)
 
 
-# rows of the metric block every evaluation fills, METRICS order
-M_ERR, M_P99, M_CPU, M_MEM, M_UTIL, M_AVAIL = range(6)
-
-
-def evaluate(st: Statics, s: BatchState, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def evaluate(
+    st: Statics, s: BatchState, out: np.ndarray, fail: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluate every environment into ``out`` (B, 6, N) (METRICS order); return (impact, fail, slo_ok).
 
     ``impact`` is the user-facing impact per minute: the failed share of frontend requests plus half
     the latency breach (p99 beyond twice normal, full at ten times). ``fail`` is the share of calls into
-    each service that fail at the caller, which drives retries at the next evaluation. ``slo_ok`` (B,)
-    says every entry point is under 2 % errors and twice its normal p99.
+    each service that fail at the caller, which drives retries at the next evaluation (written into the
+    given array, which may be ``s.fail_prev`` itself). ``slo_ok`` (B,) says every entry point is under
+    2 % errors and twice its normal p99.
+
+    Per service (``sim.kernels.own_behaviour``): memory = min(base + leak, 1), past 90 % pods are
+    OOM-killed; ready = replicas x share up; utilisation = load x (1 + RETRY_GAIN x fail_prev) / capacity
+    (capped at 50); the share beyond capacity is dropped and adds a timeout; queueing latency grows as
+    q / (1 - q). Then ``ok = log(success)`` and latency spread to callers through the dense operators
+    (one matrix product for both) and ``sim.kernels.spread_metrics`` turns them into error rates, p99,
+    impact and SLO.
     """
-    leaking = np.count_nonzero(s.leak) > 0
-    memory = out[:, M_MEM]
-    up = s.up_f
-    if not leaking:
-        memory[:] = st.base_mem
-    else:
-        np.minimum(st.base_mem + s.leak, 1.0, out=memory)
-        oom = np.minimum(np.maximum(memory - 0.9, 0.0) * 10.0, 1.0)  # share of pods being OOM-killed
-        up = up * (1.0 - 0.6 * oom)
-    ready = s.replicas * up
-    cap = ready * s.cap_f
-    load = s.load_f * (1.0 + RETRY_GAIN * s.fail_prev)
-    limited = np.count_nonzero(s.rate_limited) > 0
-    served = np.where(s.rate_limited, np.minimum(load, 0.9 * cap), load) if limited else load
-    util = np.minimum(served / np.maximum(cap, 1e-6), 50.0, out=out[:, M_UTIL])
-    kept = 1.0 / np.maximum(util, 1.0)  # share served; the rest is beyond capacity: dropped or timed out
-    ok = s.ok_f * kept
-    if limited:
-        ok *= 1.0 - 0.5 * (load - served) / load  # rate-limited clients back off; half see an error
-    if leaking:
-        ok *= 1.0 - 0.5 * oom
-    ok[ready < 1e-3] = 0.0
-    q = np.minimum(util, 0.95)
-    lat = s.lat_f + st.base_lat * (2.0 * q / (1.0 - q)) + TIMEOUT_MS * (1.0 - kept)
-    if leaking:
-        lat += 200.0 * oom
-    herring = np.count_nonzero(s.herring) > 0
-    if herring:
-        lat += 400.0 * s.herring
-    # failure composes in log-success space: a request fails if any call it needs fails
-    err = out[:, M_ERR]
-    np.exp(st.propagate(np.log(np.maximum(ok, 1e-3)), s.seen_log), out=err)
-    np.subtract(1.0, err, out=err)
-    p99 = np.minimum(st.propagate(lat), 30000.0, out=out[:, M_P99])
-    fail = np.minimum(err + s.seen, 1.0)
-    cpu = out[:, M_CPU]
-    np.minimum(s.cpu_f + 0.75 * np.minimum(util, 1.3), 1.0, out=cpu)
-    if herring:
-        np.minimum(cpu + 0.3 * s.herring, 1.0, out=cpu)
-    cpu *= ready > 0
-    np.multiply(up, s.replicas > 0, out=out[:, M_AVAIL])
-    fe = st.frontends
-    fe_err = err[:, fe]
-    fe_slow = p99[:, fe] * st.breach_scale  # 0.25 = twice the normal p99
-    breach = np.minimum(np.maximum(fe_slow - 0.25, 0.0), 1.0)
-    impact = np.minimum(fe_err + 0.5 * breach, 1.0) @ st.entry_share[fe]
-    slo_ok = (np.maximum(fe_err * 12.5, fe_slow) < 0.25).all(axis=1)  # 12.5 x 2 % = 0.25
+    batch = out.shape[0]
+    x = np.empty((2, batch, st.n))
+    own_behaviour(
+        st.base_mem, st.base_lat, s.replicas, s.up_f, s.cap_f, s.load_f, s.fail_prev, s.rate_limited,
+        s.ok_f, s.lat_f, s.cpu_f, s.leak, s.herring, RETRY_GAIN, TIMEOUT_MS, out, x,
+    )  # fmt: skip
+    prop = st.propagate_pair(x, s.seen_log)
+    fail = np.empty((batch, st.n)) if fail is None else fail
+    impact = np.empty(batch)
+    slo_ok = np.empty(batch, dtype=bool)
+    spread_metrics(
+        prop, s.seen_up, s.seen, st.frontends, st.breach_scale, st.frontend_share, out, fail, impact, slo_ok
+    )
     return impact, fail, slo_ok

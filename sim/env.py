@@ -100,9 +100,11 @@ class IncidentEnv(gym.Env[ObsType, np.int64]):
         self._padded = t.n_services != self.max_services
 
     def _obs(self) -> ObsType:
-        n = self.topology.n_services
-        nodes = np.zeros((self.max_services, len(FEATURES)), dtype=np.float32)
-        nodes[:n] = self.core.features[0].T
+        if self._padded:
+            nodes = np.zeros((self.max_services, len(FEATURES)), dtype=np.float32)
+            nodes[: self.topology.n_services] = self.core.features[0].T
+        else:
+            nodes = np.ascontiguousarray(self.core.features[0].T)
         return {
             "nodes": nodes,
             "node_mask": self._node_mask.copy(),

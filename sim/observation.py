@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from playbooks.models import SERVICE_KINDS
+from sim.kernels import encode, encode_globals_into
 from sim.topology import Topology
 
 METRICS: tuple[str, ...] = ("error_rate", "latency_p99_ms", "cpu", "memory", "saturation", "availability")
@@ -146,14 +147,9 @@ def encode_features(
     batch, _, n = values.shape
     if out is None:
         out = np.empty((batch, N_FEATURES, n), dtype=np.float32)
-    m = out[:, _M0:_MISSING]
-    np.clip(values, 0.0, 1.0, out=m)
-    out[:, 1] = np.minimum(np.log10(1.0 + np.maximum(values[:, 1], 0.0)) * 0.2, 1.0)
-    out[:, 4] = np.minimum(np.maximum(values[:, 4], 0.0), 2.0) * 0.5
-    m *= present[:, None, :]
-    out[:, _MISSING] = ~present
-    out[:, _A0:_CHANGES] = alerts
-    out[:, _CHANGES:_S0] = recent
+    # rows 0..17, compiled: metrics clipped to [0, 1] (latency as log10(1 + ms) / 5, saturation as
+    # min(util, 2) / 2) and zeroed where telemetry is missing, telemetry_missing, alert flags, recency
+    encode(values, present, alerts, recent, out)
     if static is not None:
         out[:, _S0:] = static
     return out
@@ -171,9 +167,7 @@ def encode_globals(
         frontends: indices of the frontend services (may be empty).
     """
     out = np.empty((elapsed_s.shape[0], len(GLOBALS)), dtype=np.float32)
-    np.minimum(elapsed_s * (1.0 / 3600.0), 1.0, out=out[:, 0])
-    out[:, 1] = np.count_nonzero(alerts.any(axis=1), axis=1) * (1.0 / alerts.shape[2])
-    out[:, 2] = features[:, 0, frontends].max(axis=1) if frontends.size else 0.0
+    encode_globals_into(elapsed_s, alerts, features, frontends, out)
     return out
 
 

@@ -1,0 +1,338 @@
+"""Compiled inner loops of a step: one pass over (environment, service) instead of ~150 numpy calls.
+
+A step on a small graph is bound by per-call overhead, not arithmetic: each numpy call costs about a
+microsecond whatever the array size. These numba kernels compute the same formulas, in the same
+order, element by element (the numpy expressions they replace are quoted in ``sim/dynamics.py`` and
+``sim/observation.py``). Only the dense propagation stays a BLAS matrix product between two kernels.
+``cache=True`` keeps the compiled code in ``__pycache__``, so only the first run ever compiles.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# metric rows of the (B, 6, N) block, METRICS order (sim.dynamics re-exports them)
+M_ERR, M_P99, M_CPU, M_MEM, M_UTIL, M_AVAIL = range(6)
+
+
+@njit(cache=True)
+def own_behaviour(
+    base_mem: np.ndarray,
+    base_lat: np.ndarray,
+    replicas: np.ndarray,
+    up_f: np.ndarray,
+    cap_f: np.ndarray,
+    load_f: np.ndarray,
+    fail_prev: np.ndarray,
+    rate_limited: np.ndarray,
+    ok_f: np.ndarray,
+    lat_f: np.ndarray,
+    cpu_f: np.ndarray,
+    leak: np.ndarray,
+    herring: np.ndarray,
+    retry_gain: float,
+    timeout_ms: float,
+    out: np.ndarray,
+    x: np.ndarray,
+) -> None:
+    """Each service on its own: fill memory, utilisation, CPU, availability of ``out`` (B, 6, N).
+
+    ``x`` (2, B, N) receives what propagation spreads to callers: log of the own success share and
+    the own latency. Terms that are zero without a leak, a rate limit or a red herring are added
+    anyway (adding 0 or multiplying by 1 is exact), so there is no branch per batch.
+    """
+    batch, n = replicas.shape
+    for b in range(batch):
+        for i in range(n):
+            mem = min(base_mem[i] + leak[b, i], 1.0)
+            oom = min(max(mem - 0.9, 0.0) * 10.0, 1.0)  # share of pods being OOM-killed
+            up = up_f[b, i] * (1.0 - 0.6 * oom)
+            ready = replicas[b, i] * up
+            cap = ready * cap_f[b, i]
+            load = load_f[b, i] * (1.0 + retry_gain * fail_prev[b, i])
+            served = min(load, 0.9 * cap) if rate_limited[b, i] else load
+            util = min(served / max(cap, 1e-6), 50.0)
+            kept = 1.0 / max(util, 1.0)  # share served; the rest is dropped or timed out
+            ok = ok_f[b, i] * kept
+            if rate_limited[b, i]:
+                ok *= 1.0 - 0.5 * (load - served) / load  # rate-limited clients back off
+            ok *= 1.0 - 0.5 * oom
+            if ready < 1e-3:
+                ok = 0.0
+            q = min(util, 0.95)
+            lat = lat_f[b, i] + base_lat[i] * (2.0 * q / (1.0 - q)) + timeout_ms * (1.0 - kept)
+            lat += 200.0 * oom
+            lat += 400.0 * herring[b, i]
+            cpu = min(cpu_f[b, i] + 0.75 * min(util, 1.3), 1.0)
+            cpu = min(cpu + 0.3 * herring[b, i], 1.0)
+            out[b, M_MEM, i] = mem
+            out[b, M_UTIL, i] = util
+            out[b, M_CPU, i] = cpu if ready > 0.0 else 0.0
+            out[b, M_AVAIL, i] = up if replicas[b, i] > 0.0 else 0.0
+            x[0, b, i] = math.log(max(ok, 1e-3))
+            x[1, b, i] = lat
+
+
+@njit(cache=True)
+def spread_metrics(
+    prop: np.ndarray,
+    seen_up: np.ndarray,
+    seen: np.ndarray,
+    frontends: np.ndarray,
+    breach_scale: np.ndarray,
+    entry_share: np.ndarray,
+    out: np.ndarray,
+    fail: np.ndarray,
+    impact: np.ndarray,
+    slo_ok: np.ndarray,
+) -> None:
+    """Error rate and p99 into ``out`` and ``fail`` (B, N) from the propagated sums ``prop`` (2, B, N).
+
+    Per environment: ``impact``, the user impact per minute, and ``slo_ok``, every entry point within
+    its SLO (see ``sim.dynamics.evaluate``).
+    """
+    batch, n = seen.shape
+    for b in range(batch):
+        for i in range(n):
+            err = 1.0 - math.exp(prop[0, b, i] + seen_up[b, i])  # failure composes in log-success space
+            out[b, M_ERR, i] = err
+            out[b, M_P99, i] = min(prop[1, b, i], 30000.0)
+            fail[b, i] = min(err + seen[b, i], 1.0)
+        total = 0.0
+        ok = True
+        for j in range(frontends.size):
+            f = frontends[j]
+            fe_err = out[b, M_ERR, f]
+            fe_slow = out[b, M_P99, f] * breach_scale[j]  # 0.25 = twice the normal p99
+            breach = min(max(fe_slow - 0.25, 0.0), 1.0)
+            total += min(fe_err + 0.5 * breach, 1.0) * entry_share[j]
+            ok = ok and max(fe_err * 12.5, fe_slow) < 0.25  # 12.5 x 2 % = 0.25
+        impact[b] = total
+        slo_ok[b] = ok
+
+
+@njit(cache=True)
+def observe_alerts(
+    true: np.ndarray,
+    noise: np.ndarray,
+    thresholds: np.ndarray,
+    present: np.ndarray,
+    held: np.ndarray,
+    fault_alerts: np.ndarray,
+    observed: np.ndarray,
+    alerts: np.ndarray,
+) -> None:
+    """Noisy metrics into ``observed`` and Prometheus-style alerts into ``alerts`` (B, 8, N).
+
+    Metric alerts fire above their threshold (``ServiceDown``: availability below 0.5) where telemetry
+    arrives; HighLatency and HighCPU only when the condition also held at the previous evaluation.
+    ``held`` (B, 6, N) is read and then overwritten with this evaluation's conditions.
+    """
+    batch, rows, n = true.shape
+    for b in range(batch):
+        for m in range(rows):
+            for i in range(n):
+                v = true[b, m, i] * noise[b, m, i]
+                observed[b, m, i] = v
+                cond = (v < 0.5 if m == M_AVAIL else v > thresholds[m, i]) and present[b, i]
+                alerts[b, m, i] = cond and held[b, m, i] if m in (M_P99, M_CPU) else cond
+                held[b, m, i] = cond
+        for m in range(fault_alerts.shape[1]):
+            for i in range(n):
+                alerts[b, rows + m, i] = fault_alerts[b, m, i]
+
+
+@njit(cache=True)
+def encode(
+    values: np.ndarray, present: np.ndarray, alerts: np.ndarray, recent: np.ndarray, out: np.ndarray
+) -> None:
+    """The dynamic rows of ``sim.observation.encode_features`` (0 .. 17), FEATURES order."""
+    batch, rows, n = values.shape
+    n_alerts = alerts.shape[1]
+    for b in range(batch):  # row by row: contiguous inner loops
+        for m in range(rows):
+            for i in range(n):
+                v = max(values[b, m, i], 0.0)
+                if m == 1:
+                    f = min(math.log10(1.0 + v) * 0.2, 1.0)
+                elif m == 4:
+                    f = min(v, 2.0) * 0.5
+                else:
+                    f = min(v, 1.0)
+                out[b, m, i] = f if present[b, i] else 0.0
+        for i in range(n):
+            out[b, rows, i] = 0.0 if present[b, i] else 1.0
+        for a in range(n_alerts):
+            for i in range(n):
+                out[b, rows + 1 + a, i] = 1.0 if alerts[b, a, i] else 0.0
+        for c in range(recent.shape[1]):
+            for i in range(n):
+                out[b, rows + 1 + n_alerts + c, i] = recent[b, c, i]
+
+
+@njit(cache=True)
+def encode_globals_into(
+    elapsed_s: np.ndarray, alerts: np.ndarray, features: np.ndarray, frontends: np.ndarray, out: np.ndarray
+) -> None:
+    """``sim.observation.encode_globals``: elapsed hours, share of services alerting, worst frontend error."""
+    batch, n_alerts, n = alerts.shape
+    for b in range(batch):
+        out[b, 0] = min(elapsed_s[b] * (1.0 / 3600.0), 1.0)
+        firing = 0
+        for i in range(n):
+            any_alert = False
+            for a in range(n_alerts):
+                any_alert = any_alert or alerts[b, a, i]
+            firing += any_alert
+        out[b, 1] = firing * (1.0 / n)
+        worst = np.float32(0.0)
+        for j in range(frontends.size):
+            v = features[b, 0, frontends[j]]
+            worst = v if j == 0 or v > worst else worst
+        out[b, 2] = worst
+
+
+@njit(cache=True)
+def advance(
+    dt: np.ndarray,
+    decay: np.ndarray,
+    herring_ttl_s: float,
+    leak: np.ndarray,
+    leak_rate: np.ndarray,
+    herring: np.ndarray,
+    ages: np.ndarray,
+    recent: np.ndarray,
+    elapsed_s: np.ndarray,
+    next_expiry: np.ndarray,
+    due: np.ndarray,
+) -> bool:
+    """Let ``dt`` (B,) seconds pass: leaks grow, red herrings fade, ages and recency move on.
+
+    ``due`` (B,) marks environments where a transient fault's deadline has passed; returns whether any.
+    """
+    batch, n = leak.shape
+    any_due = False
+    for b in range(batch):
+        d = dt[b]
+        for i in range(n):
+            leak[b, i] += leak_rate[b, i] * d
+            herring[b, i] = max(herring[b, i] - d / herring_ttl_s, 0.0)
+        for c in range(ages.shape[1]):
+            factor = math.exp(d * decay[c])
+            for i in range(n):
+                ages[b, c, i] += d
+                recent[b, c, i] *= factor
+        elapsed_s[b] += d
+        due[b] = elapsed_s[b] >= next_expiry[b]
+        any_due = any_due or due[b]
+    return any_due
+
+
+@njit(cache=True)
+def prepare_actions(
+    acts: np.ndarray,
+    n: int,
+    a: int,
+    wait: int,
+    static_flat: np.ndarray,
+    dynamic: np.ndarray,
+    cols: np.ndarray,
+    replicas: np.ndarray,
+    rate_limited: np.ndarray,
+    duration_s: np.ndarray,
+    impact_rate: np.ndarray,
+    svc: np.ndarray,
+    act: np.ndarray,
+    valid: np.ndarray,
+    live: np.ndarray,
+    dt: np.ndarray,
+    impact: np.ndarray,
+) -> int:
+    """Decode action indices (``BatchCore.decode``), check them against the mask, look up durations.
+
+    ``cols`` holds the action columns of scale_in, enable_rate_limiting, disable_rate_limiting (-1 when
+    the catalog lacks one). ``live``: valid and not ``wait``. ``impact``: what users feel while the
+    action runs. Returns the number of live actions, or -1 when an index is out of range.
+    """
+    batch = acts.shape[0]
+    size = static_flat.shape[0]
+    n_live = 0
+    for b in range(batch):
+        if acts[b] < 0 or acts[b] >= size:
+            return -1
+    for b in range(batch):
+        s, k = divmod(acts[b], a)
+        if s >= n:
+            k = a + acts[b] - n * a
+            s = -1
+        svc[b], act[b] = s, k
+        ok = static_flat[acts[b]]
+        if ok and dynamic[k]:
+            i = min(acts[b] // a, n - 1)
+            if k == cols[0]:
+                ok = replicas[b, i] > 1
+            elif k == cols[1]:
+                ok = not rate_limited[b, i]
+            elif k == cols[2]:
+                ok = rate_limited[b, i]
+        valid[b] = ok
+        live[b] = ok and k != wait
+        n_live += live[b]
+        dt[b] = duration_s[k]
+        impact[b] = impact_rate[b] * (dt[b] * (1.0 / 60.0))
+    return n_live
+
+
+@njit(cache=True)
+def settle(
+    act: np.ndarray,
+    valid: np.ndarray,
+    dt: np.ndarray,
+    impact: np.ndarray,
+    cost_usd: np.ndarray,
+    risk_penalty: np.ndarray,
+    replicas: np.ndarray,
+    total_replicas: float,
+    replica_cost_per_s: float,
+    cost_weight: float,
+    invalid_penalty: float,
+    max_steps: int,
+    cause: np.ndarray,
+    surge: np.ndarray,
+    util: np.ndarray,
+    slo_ok: np.ndarray,
+    steps: np.ndarray,
+    impact_total: np.ndarray,
+    cost_total: np.ndarray,
+    reward: np.ndarray,
+    cost: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+) -> None:
+    """End of a step: cost (action plus extra replicas), reward, totals, terminated / truncated.
+
+    Terminated = healthy: no cause left, no surge still overloading its target (util > 0.95), every
+    entry point within its SLO (``BatchCore.healthy``).
+    """
+    batch, n = replicas.shape
+    for b in range(batch):
+        extra = 0.0
+        for i in range(n):
+            extra += replicas[b, i]
+        extra -= total_replicas
+        c = cost_usd[act[b]] + max(extra, 0.0) * replica_cost_per_s * dt[b]
+        r = -impact[b] - cost_weight * c - risk_penalty[act[b]]
+        if not valid[b]:
+            r -= invalid_penalty
+        cost[b], reward[b] = c, r
+        steps[b] += 1
+        impact_total[b] += impact[b]
+        cost_total[b] += c
+        ok = not cause[b] and slo_ok[b]
+        for i in range(n):
+            ok = ok and not (surge[b, i] > 0.0 and util[b, i] > 0.95)
+        terminated[b] = ok
+        truncated[b] = not ok and steps[b] >= max_steps
