@@ -2,19 +2,27 @@
 
 Run: ``.venv/bin/python benchmarks/bench_policy.py [--minutes 5] [--episodes 100] [--seed 0]``.
 Prints the eval table per held-out topology, ratios against the runbook and operator baselines
-measured in the same run, training wall time, and rank() latency p99 on a 200-service graph. Writes
-docs/img/policy-training.png and docs/img/policy-eval-<topology>.png.
+measured in the same run, training wall time, rank() latency p99 on a 200-service graph, and
+sb3-contrib's MaskablePPO trained on the same Gymnasium env (``sim.env.IncidentEnv``) for the same
+wall time, evaluated on the same episodes. MaskablePPO runs in a separate virtual environment
+(``--sb3-venv``, default /tmp/sb3venv; create it with ``python3 -m venv /tmp/sb3venv &&
+/tmp/sb3venv/bin/pip install torch==2.13.0 sb3-contrib``), never as a project dependency: this file
+re-runs itself there with ``--sb3-worker``. Writes docs/img/policy-training.png and
+docs/img/policy-eval-<topology>.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,29 +31,158 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from remediation.evaluation.plots import plot_policies, plot_training  # noqa: E402
-from remediation.evaluation.sim_eval import evaluate_policies  # noqa: E402
+from remediation.evaluation.sim_eval import PolicyResult, evaluate_policies  # noqa: E402
 from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy  # noqa: E402
 from remediation.learning.encoding import observation_from_core  # noqa: E402
-from remediation.learning.ranking import LearnedPolicy  # noqa: E402
-from remediation.learning.rollout import held_out_topologies  # noqa: E402
+from remediation.learning.ranking import LearnedPolicy, static_mask  # noqa: E402
+from remediation.learning.rollout import EPISODE_STEPS, held_out_topologies, training_topology  # noqa: E402
 from remediation.learning.train import TrainArgs, train  # noqa: E402
-from remediation.policies.base import Policy  # noqa: E402
+from remediation.policies.base import Policy, RankedAction  # noqa: E402
 from sim.core import BatchCore  # noqa: E402
 from sim.generator import generate_topology  # noqa: E402
+from sim.observation import Observation  # noqa: E402
+
+SB3_SERVICES = 64
+"""MaskablePPO's MLP reads a fixed-size observation: every topology is padded to this many services."""
+SB3_EDGES = 512
 
 
-def sb3_available() -> str | None:
-    """Return None when sb3-contrib downloads offline, else the reason it is skipped."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, "sb3-contrib"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    if proc.returncode != 0:
-        return "pip download sb3-contrib failed offline: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
-    return (
-        "sb3-contrib downloads, but the side-by-side MaskablePPO run is not implemented in this benchmark yet"
+def print_table(name: str, n_services: int, episodes: int, res: dict[str, PolicyResult]) -> None:
+    """Print one held-out topology's table and the TTM ratios of the issue's targets."""
+    print(f"\n{name} ({n_services} services, never trained on), {episodes} episodes")
+    print(f"{'policy':12} {'success':>8} {'meanTTM':>8} {'p90TTM':>8} {'actions':>8} {'cost$':>7} {'viol':>5} "
+          f"{'top1':>6} {'top3':>6} {'regret':>7} {'ECE':>6}")  # fmt: skip
+    for policy, r in res.items():
+        j = r.as_row()
+        print(f"{policy:12} {r.success_rate:8.2f} {r.mean_ttm_s:8.0f} {r.p90_ttm_s:8.0f} {r.actions_per_incident:8.2f} "
+              f"{r.cost_usd:7.2f} {r.violations:5d} {r.top1:6.2f} {r.top3:6.2f} {r.regret:7.3f} {j['ece']!s:>6}")  # fmt: skip
+    ll, rb, op = res["learned"], res["runbook"], res["operator_bc"]
+    print(f"ratios: learned/runbook mean TTM {ll.mean_ttm_s / rb.mean_ttm_s:.2f} (target <= 0.60), "
+          f"learned/operator_bc {ll.mean_ttm_s / op.mean_ttm_s:.2f} (target <= 0.65)")  # fmt: skip
+
+
+# ---- MaskablePPO (runs inside the sb3 virtual environment) ----
+
+
+def sb3_worker(minutes: float, seed: int, episodes: int, out: Path) -> None:
+    """Train MaskablePPO on IncidentEnv with random training topologies, evaluate like ours, write JSON."""
+    import gymnasium as gym
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from sim.core import SimConfig
+    from sim.env import IncidentEnv
+
+    torch.set_num_threads(2)
+
+    class RandomTopology(gym.Wrapper):  # type: ignore[type-arg]
+        """A fresh training topology (same generator and seed range as ours) every few episodes."""
+
+        def __init__(self, rank: int) -> None:
+            super().__init__(IncidentEnv("online-boutique", max_services=SB3_SERVICES, max_edges=SB3_EDGES,
+                                         config=SimConfig(max_steps=EPISODE_STEPS)))  # fmt: skip
+            self.rng = np.random.default_rng(seed * 100 + rank)
+            self.episodes = 0
+
+        def reset(self, **kwargs: Any) -> Any:
+            options = dict(kwargs.pop("options", None) or {})
+            if self.episodes % 8 == 0:
+                options["topology"] = training_topology(self.rng)
+            self.episodes += 1
+            return self.env.reset(options=options, **kwargs)
+
+        def action_masks(self) -> np.ndarray:
+            return self.env.unwrapped.action_masks().astype(bool)  # type: ignore[attr-defined]
+
+    class Deadline(BaseCallback):
+        def __init__(self, seconds: float) -> None:
+            super().__init__()
+            self.end = time.perf_counter() + seconds
+
+        def _on_step(self) -> bool:
+            return time.perf_counter() < self.end
+
+    vec = DummyVecEnv([lambda r=r: RandomTopology(r) for r in range(8)])
+    model = MaskablePPO(
+        "MultiInputPolicy", vec, n_steps=256, batch_size=256, seed=seed, verbose=0, device="cpu"
     )
+    started = time.perf_counter()
+    model.learn(total_timesteps=10**9, callback=Deadline(minutes * 60.0))
+    wall = time.perf_counter() - started
+
+    class Sb3Policy:
+        """MaskablePPO behind our Policy protocol (padded observation in, top-k of its masked probabilities out)."""
+
+        name = version = "maskable_ppo"
+
+        def __init__(self) -> None:
+            self.mask: np.ndarray | None = None
+            self.graphs: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+        def rank(self, observation: Observation, k: int) -> list[RankedAction]:
+            n, f = observation.nodes.shape
+            a = vec.get_attr("n_actions")[0]
+            nodes = np.zeros((SB3_SERVICES, f), dtype=np.float32)
+            nodes[:n] = observation.nodes
+            edges = np.zeros((SB3_EDGES, 2), dtype=np.int64)
+            edges[: len(observation.edges)] = observation.edges
+            edge_mask = np.zeros(SB3_EDGES, dtype=np.int8)
+            edge_mask[: len(observation.edges)] = 1
+            obs = {"nodes": nodes, "node_mask": (np.arange(SB3_SERVICES) < n).astype(np.int8), "edges": edges,
+                   "edge_mask": edge_mask, "globals": np.asarray(observation.globals, dtype=np.float32)}  # fmt: skip
+            small = static_mask(observation, catalog)
+            if self.mask is not None:
+                small = small & self.mask.astype(np.int8)
+            mask = np.zeros(SB3_SERVICES * a + (small.size - n * a), dtype=bool)
+            mask[: n * a] = small[: n * a]
+            mask[SB3_SERVICES * a :] = small[n * a :]
+            tensor, _ = model.policy.obs_to_tensor(obs)
+            with torch.no_grad():
+                dist = model.policy.get_distribution(tensor, action_masks=mask[None])
+                probs = dist.distribution.probs[0].numpy()  # type: ignore[union-attr]
+            out = []
+            for index in np.argsort(-probs)[: min(k, int(mask.sum()))].tolist():
+                if index >= SB3_SERVICES * a:
+                    action, target = catalog.global_actions[index - SB3_SERVICES * a], None
+                else:
+                    action, target = catalog.service_actions[index % a], observation.services[index // a]
+                out.append(RankedAction(action=action, target=target, confidence=float(probs[index])))
+            return out
+
+    from playbooks.catalog import builtin_catalog
+
+    catalog = builtin_catalog()
+    policy = Sb3Policy()
+    results = {}
+    for topology in held_out_topologies():
+        res = evaluate_policies(topology, {"maskable_ppo": policy}, episodes=episodes, seed=1000 + seed)
+        results[topology.name] = res["maskable_ppo"].as_row()
+    out.write_text(
+        json.dumps({"train_wall_s": wall, "timesteps": int(model.num_timesteps), "results": results})
+    )
+
+
+def run_sb3(venv: Path, minutes: float, seed: int, episodes: int) -> dict[str, Any] | str:
+    """Run the MaskablePPO worker in the sb3 virtual environment; return its results or why it did not run."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return f"no virtual environment at {venv} (python3 -m venv {venv} && {venv}/bin/pip install torch==2.13.0 sb3-contrib)"
+    check = subprocess.run([str(python), "-c", "import sb3_contrib, stable_baselines3"], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    if check.returncode != 0:
+        return f"sb3-contrib not importable in {venv}: {(check.stderr.strip().splitlines() or ['?'])[-1]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "sb3.json"
+        # the project's own dependencies (pydantic, networkx, ...) come after the sb3 venv's packages
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])}
+        proc = subprocess.run([str(python), __file__, "--sb3-worker", "--minutes", str(minutes), "--seed", str(seed),
+                               "--episodes", str(episodes), "--sb3-out", str(out)], env=env, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        if proc.returncode != 0 or not out.exists():
+            return f"MaskablePPO worker failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
 
 
 def main() -> None:
@@ -54,7 +191,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sb3-venv", type=Path, default=Path("/tmp/sb3venv"))
+    parser.add_argument("--sb3-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sb3-out", type=Path, help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.sb3_worker:
+        sb3_worker(opts.minutes, opts.seed, opts.episodes, opts.sb3_out)
+        return
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as runs:
         started = time.perf_counter()
@@ -62,43 +205,49 @@ def main() -> None:
         wall = time.perf_counter() - started
     img = ROOT / "docs" / "img"
     plot_training(result.curve, img / "policy-training.png")
-    print(
-        f"training: {wall:.0f} s wall, {result.metrics['iterations']} PPO iterations, metrics {json.dumps(result.metrics)}"
-    )
+    print(f"training: {wall:.0f} s wall, {result.metrics['iterations']} PPO iterations, "
+          f"metrics {json.dumps(result.metrics)}")  # fmt: skip
     learned = LearnedPolicy(result.net, temperature=result.temperature, explain=False)
+    all_results: dict[str, dict[str, PolicyResult]] = {}
     for topology in held_out_topologies():
         policies: dict[str, Policy] = {"learned": learned, "runbook": RunbookPolicy(), "operator_bc": OperatorBCPolicy(result.operator_bc),
                     "random": RandomPolicy(opts.seed), "oracle": OraclePolicy()}  # fmt: skip
         res = evaluate_policies(topology, policies, episodes=opts.episodes, seed=1000 + opts.seed)
+        all_results[topology.name] = res
         plot_policies(res, img / f"policy-eval-{topology.name}.png", f"{topology.name} (held out)")
-        print(
-            f"\n{topology.name} ({topology.n_services} services, never trained on), {opts.episodes} episodes"
-        )
-        print(
-            f"{'policy':12} {'success':>8} {'meanTTM':>8} {'p90TTM':>8} {'actions':>8} {'cost$':>7} {'viol':>5} {'top1':>6} {'top3':>6} {'regret':>7} {'ECE':>6}"
-        )
-        for name, r in res.items():
-            j = r.as_row()
-            print(f"{name:12} {r.success_rate:8.2f} {r.mean_ttm_s:8.0f} {r.p90_ttm_s:8.0f} {r.actions_per_incident:8.2f} "
-                  f"{r.cost_usd:7.2f} {r.violations:5d} {r.top1:6.2f} {r.top3:6.2f} {r.regret:7.3f} {j['ece']!s:>6}")  # fmt: skip
-        ll, rb, op = res["learned"], res["runbook"], res["operator_bc"]
-        print(f"ratios: learned/runbook mean TTM {ll.mean_ttm_s / rb.mean_ttm_s:.2f} (target <= 0.60), "
-              f"learned/operator_bc {ll.mean_ttm_s / op.mean_ttm_s:.2f} (target <= 0.65)")  # fmt: skip
-    # rank() latency for one incident on a 200-service graph (with explanations)
+        print_table(topology.name, topology.n_services, opts.episodes, res)
+        worst = sorted(res["learned"].by_fault.items(), key=lambda kv: kv[1]["success_rate"])[:4]  # type: ignore[union-attr]
+        print("learned, hardest fault kinds: " + ", ".join(
+            f"{k} {v['success_rate']:.2f} success / {v['top1']:.2f} top-1 (n={v['episodes']:.0f})" for k, v in worst
+        ) + f"; top-1 counting any active fault's fix: {res['learned'].top1_any:.2f}")  # fmt: skip
+    # rank() latency for one incident on a 200-service graph (with reasons: signals and similar incidents)
     big = generate_topology(200, seed=424_242)
     core = BatchCore(big, 1, seed=1)
     core.reset()
     obs = observation_from_core(core, 0)
     full = LearnedPolicy(result.net, temperature=result.temperature, memory=result.memory)
+    for _ in range(10):
+        full.rank(obs, 3)
     lat = []
-    for _ in range(100):
+    for _ in range(200):
         t0 = time.perf_counter()
         full.rank(obs, 3)
         lat.append((time.perf_counter() - t0) * 1000)
-    print(
-        f"\nrank() latency on 200 services, k=3 with reasons: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms (target < 20 ms)"
-    )
-    print(f"MaskablePPO (sb3-contrib): skipped: {sb3_available()}")
+    print(f"\nrank() latency on 200 services, k=3 with reasons: p50 {np.percentile(lat, 50):.1f} ms, "
+          f"p99 {np.percentile(lat, 99):.1f} ms (target < 20 ms)")  # fmt: skip
+    sb3 = run_sb3(opts.sb3_venv, opts.minutes, opts.seed, opts.episodes)
+    if isinstance(sb3, str):
+        print(f"MaskablePPO (sb3-contrib): not run: {sb3}")
+        return
+    print(f"\nMaskablePPO (sb3-contrib, same IncidentEnv, same {opts.minutes:g}-minute budget: "
+          f"{sb3['train_wall_s']:.0f} s, {sb3['timesteps']} env steps) vs ours, same held-out episodes")  # fmt: skip
+    print(f"{'topology':18} {'policy':13} {'success':>8} {'meanTTM':>8} {'top1':>6} {'top3':>6} {'viol':>5}")
+    for name, row in sb3["results"].items():
+        ours = all_results[name]["learned"]
+        print(f"{name:18} {'learned':13} {ours.success_rate:8.2f} {ours.mean_ttm_s:8.0f} {ours.top1:6.2f} "
+              f"{ours.top3:6.2f} {ours.violations:5d}")  # fmt: skip
+        print(f"{'':18} {'maskable_ppo':13} {row['success_rate']:8.2f} {row['mean_ttm_s']:8.0f} {row['top1']:6.2f} "
+              f"{row['top3']:6.2f} {row['violations']:5d}")  # fmt: skip
 
 
 if __name__ == "__main__":

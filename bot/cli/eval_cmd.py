@@ -28,6 +28,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--policy", help="Registered VERSION or artifact PATH.")
         ] = None,
         plots: Annotated[Path | None, typer.Option("--plots", help="Directory for PNG plots.")] = None,
+        by_fault: Annotated[
+            bool,
+            typer.Option("--by-fault", help="Also break the learned policy's results down by fault kind."),
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     ) -> None:
         """Compare learned, runbook, operator BC, random and oracle policies side by side."""
@@ -60,9 +64,13 @@ def register(app: typer.Typer) -> None:
         results = evaluate_policies(topo, policies, episodes=episodes, seed=seed)
         out_dir = plots or settings.data_dir / "eval"
         plot_policies(results, out_dir / f"policy-eval-{topo.name}.png", f"{topo.name}, {episodes} episodes")
+        breakdown = dict(results["learned"].by_fault or {})
         if as_json:
-            print_json({"topology": topo.name, "episodes": episodes,
-                        "policies": {name: res.as_json() for name, res in results.items()}})  # fmt: skip
+            payload = {"topology": topo.name, "episodes": episodes,
+                       "policies": {name: res.as_json() for name, res in results.items()}}  # fmt: skip
+            if by_fault:
+                payload["learned_by_fault"] = breakdown
+            print_json(payload)
             return
         table = Table("policy", "success", "mean TTM s", "p90 TTM s", "actions", "cost $", "violations",
                       "top-1", "top-3", "regret", "ECE", title=f"{topo.name}: {episodes} episodes, seed {seed}")  # fmt: skip
@@ -72,3 +80,16 @@ def register(app: typer.Typer) -> None:
                           str(j["actions_per_incident"]), str(j["cost_usd"]), str(res.violations),
                           f"{res.top1:.0%}", f"{res.top3:.0%}", str(j["regret"]), str(j["ece"]))  # fmt: skip
         console.print(table)
+        if by_fault:
+            kinds = Table(
+                "fault kind",
+                "episodes",
+                "success",
+                "top-1",
+                title="learned policy by fault kind (worst first)",
+            )
+            for kind, row in sorted(breakdown.items(), key=lambda kv: kv[1]["success_rate"]):
+                kinds.add_row(
+                    kind, str(int(row["episodes"])), f"{row['success_rate']:.0%}", f"{row['top1']:.0%}"
+                )
+            console.print(kinds)

@@ -25,7 +25,7 @@ from remediation.learning.ranking import guardrail_mask
 from remediation.learning.rollout import EPISODE_STEPS
 from remediation.policies.base import Policy, RankedAction
 from sim.core import BatchCore, SimConfig
-from sim.faults import sample_scenario
+from sim.faults import fault_kind, sample_scenario
 from sim.topology import Topology
 
 
@@ -47,6 +47,10 @@ class PolicyResult:
     top3: float
     regret: float
     ece: float | None
+    top1_any: float = 0.0
+    """Share of episodes whose first suggestion fixes some active fault (not necessarily the oracle's first)."""
+    by_fault: Mapping[str, Mapping[str, float]] | None = None
+    """Per fault kind: episodes, success rate and top-1 over the episodes that had that fault."""
 
     def as_json(self) -> dict[str, Any]:
         """Return exactly the per-policy keys ``remediate eval --json`` prints."""
@@ -69,6 +73,7 @@ class PolicyResult:
             "actions_per_incident": round(self.actions_per_incident, 2),
             "cost_usd": round(self.cost_usd, 2),
             "regret": round(self.regret, 4),
+            "top1_any": round(self.top1_any, 4),
         }
 
 
@@ -108,7 +113,8 @@ def run_policy(
     resolved_at = np.full(episodes, np.nan)
     actions = np.zeros(episodes)
     violations = 0
-    top1 = top3 = 0
+    top1 = top3 = top1_any = 0
+    first_hit = np.zeros(episodes, dtype=bool)
     conf, correct = [], []
     for step in range(EPISODE_STEPS):
         chosen = np.full(episodes, wait)
@@ -128,6 +134,9 @@ def run_policy(
             if step == 0:
                 top1 += int(hits[0])
                 top3 += int(any(hits))
+                first_hit[b] = hits[0]
+                fixes = {(fault_kind(f.kind).fix, f.target) for f in core.active_faults(b)}
+                top1_any += int((ranked[0].action, ranked[0].target) in fixes)
             conf.append(ranked[0].confidence)
             correct.append(hits[0])
             index = _index(core, ranked[0])
@@ -145,6 +154,11 @@ def run_policy(
             break
     resolved = ~np.isnan(resolved_at)
     ttm = np.where(resolved, resolved_at, core.elapsed_s)
+    by_fault: dict[str, dict[str, float]] = {}
+    for kind in sorted({f.kind for sc in scenarios for f in sc.faults}):
+        rows = np.array([any(f.kind == kind for f in sc.faults) for sc in scenarios])
+        by_fault[kind] = {"episodes": float(rows.sum()), "success_rate": float(resolved[rows].mean()),
+                          "top1": float(first_hit[rows].mean())}  # fmt: skip
     ece = expected_calibration_error(torch.tensor(conf), torch.tensor(correct)) if calibrated else None
     return (
         PolicyResult(
@@ -158,6 +172,8 @@ def run_policy(
             top3=top3 / episodes,
             regret=0.0,
             ece=ece,
+            top1_any=top1_any / episodes,
+            by_fault=by_fault,
         ),
         core.impact_total.copy(),
     )

@@ -98,6 +98,15 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, alive: torch.Tensor, done: 
     return adv, adv + values
 
 
+def imitation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy towards the oracle's action where it is known (label >= 0); 0 when none is."""
+    known = labels >= 0
+    if not known.any():
+        return logits.sum() * 0
+    # -log pi(a_oracle | s) over the masked softmax, averaged over labelled states
+    return F.cross_entropy(logits[known], labels[known])
+
+
 def ppo_loss(net: GraphPolicy, data: Rollout, cfg: PpoConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Masked PPO-clip loss plus critic, entropy, oracle imitation and time-to-mitigate terms."""
     heads = net(data.obs)
@@ -115,8 +124,7 @@ def ppo_loss(net: GraphPolicy, data: Rollout, cfg: PpoConfig) -> tuple[torch.Ten
     probs = logp_all.exp()
     entropy = -(probs * logp_all).sum(1).mean()
     # imitation of the oracle in the states the policy itself visits (DAgger)
-    known = data.oracle >= 0
-    imitation = F.cross_entropy(heads.logits[known], data.oracle[known]) if known.any() else logp.sum() * 0
+    imitation = imitation_loss(heads.logits, data.oracle)
     # time-to-mitigate head: Huber on log(1 + seconds) of the action actually taken
     has_ttm = ~torch.isnan(data.ttm_target)
     ttm_pred = heads.ttm.gather(1, data.actions[:, None]).squeeze(1)

@@ -53,8 +53,12 @@ def collect_rollout(
     generator: torch.Generator,
     gamma: float,
     lam: float,
+    greedy: bool = False,
 ) -> tuple[Rollout, dict[str, float]]:
-    """Run ``n_envs`` whole incidents with the (sampling) policy; label each state with the oracle's action."""
+    """Run ``n_envs`` whole incidents with the policy; label each state with the oracle's action.
+
+    The policy samples its actions, or takes its argmax when ``greedy`` (the states a deployed policy meets).
+    """
     from remediation.learning.algorithms import gae
 
     core = BatchCore(topology, n_envs, seed=rng, config=SimConfig(max_steps=EPISODE_STEPS))
@@ -70,7 +74,10 @@ def collect_rollout(
         with torch.no_grad():
             heads = net(batch)
         probs = torch.softmax(heads.logits, dim=1)
-        action = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        if greedy:
+            action = probs.argmax(dim=1)
+        else:
+            action = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         logp = torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-12))
         label = np.array([oracle_index(core, b, oracle) if alive[b] else -1 for b in range(n_envs)])
         before = core.elapsed_s.copy()

@@ -31,11 +31,12 @@ from remediation.learning.algorithms import (
     expected_calibration_error,
     fit_temperature,
     frozen_copy,
+    imitation_loss,
     ppo_loss,
     soft_update,
 )
 from remediation.learning.buffer import Transitions, concat_transitions, take_rollout, take_transitions
-from remediation.learning.encoding import GraphBatch
+from remediation.learning.encoding import GraphBatch, index_batch
 from remediation.learning.policy import GraphPolicy, NetConfig
 from remediation.learning.rollout import collect_logged, collect_rollout, training_topology
 from sim.observation import GLOBALS, N_FEATURES
@@ -69,6 +70,12 @@ class TrainArgs:
     """Simulated operator incidents per logged topology."""
     offline_epochs: int = 5
     """Epochs of behaviour cloning + CQL on the logged history (also the operator baseline's epochs)."""
+    dagger_states: int = 40_000
+    """Most oracle-labelled visited states kept for imitation (DAgger's aggregated data set), oldest dropped."""
+    dagger_steps: int = 8
+    """Imitation-only minibatches drawn from that data set after each PPO update."""
+    calibration_topologies: int = 4
+    """Fresh topologies whose greedy-policy states fit the temperature and measure ECE."""
     ppo_epochs: int = 3
     """Passes over each PPO batch."""
     minibatch: int = 256
@@ -79,6 +86,7 @@ class TrainArgs:
     """Hidden units of the graph network."""
     layers: int = 3
     """Message passing rounds (hops each service hears about)."""
+
     history: str | None = None
     """A mined ``.npz`` dataset to add to the logged history (``remediate train`` mines it for you)."""
     history_topology: str = "online-boutique"
@@ -183,8 +191,6 @@ def build_memory(net: GraphPolicy, data: Transitions, fixes: list[tuple[str, str
         first.setdefault(traj, row)
     resolved_traj = [t for t in first if bool(data.dones[data.traj == t].any())]
     rows = torch.tensor([first[t] for t in resolved_traj][: len(fixes)], dtype=torch.long)
-    from remediation.learning.encoding import index_batch
-
     with torch.no_grad():
         pooled = net(index_batch(data.obs, rows)).pooled if rows.numel() else torch.zeros((0, 2))
     emb = torch.nn.functional.normalize(pooled, dim=1)
@@ -197,9 +203,11 @@ def calibration_set(net: GraphPolicy, args: TrainArgs, rng: np.random.Generator,
     """Return (logits, oracle labels) on states of fresh topologies the policy never trained on."""
     logits: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
-    for _ in range(2):
+    for _ in range(args.calibration_topologies):
+        # the states a deployed (greedy) policy meets, on topologies it never trained on
         topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
-        rollout, _ = collect_rollout(net, topo, n_envs=args.envs, rng=rng, generator=gen, gamma=0.97, lam=0.9)
+        rollout, _ = collect_rollout(net, topo, n_envs=args.envs, rng=rng, generator=gen, gamma=0.97, lam=0.9,
+                                     greedy=True)  # fmt: skip
         with torch.no_grad():
             out = net(rollout.obs).logits
         width = max(out.shape[1], max((lg.shape[1] for lg in logits), default=0))
@@ -276,6 +284,7 @@ def train(
     curve: list[dict[str, float]] = []
     budget = args.minutes * 60.0
     sim_started = time.perf_counter()
+    dagger: list[tuple[GraphBatch, torch.Tensor]] = []  # (states, oracle labels) per rollout, oldest first
     for it in range(args.iterations):
         rollouts, succ = [], []
         for _ in range(args.topologies_per_iteration):
@@ -294,6 +303,19 @@ def train(
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                     opt.step()
+        # DAgger: aggregate the oracle-labelled states the policy visited, then imitate over all of them
+        dagger += [(r.obs, r.oracle) for r in rollouts]
+        while sum(int(d[1].numel()) for d in dagger) > args.dagger_states and len(dagger) > 1:
+            dagger.pop(0)
+        for _ in range(args.dagger_steps):
+            obs, labels = dagger[int(torch.randint(len(dagger), (1,), generator=gen))]
+            rows = torch.randperm(labels.numel(), generator=gen)[: args.minibatch]
+            loss = imitation_loss(net(index_batch(obs, rows)).logits, labels[rows])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            last["dagger_loss"] = float(loss.detach())
         row = {"iteration": float(it + 1), "train_success_rate": float(np.mean(succ)), **last,
                "elapsed_s": time.perf_counter() - started}  # fmt: skip
         curve.append(row)

@@ -17,7 +17,7 @@ from remediation.evaluation.sim_eval import evaluate_policies
 from remediation.learning.baselines import OraclePolicy, RandomPolicy
 from remediation.learning.encoding import batch_from_core, observation_from_core
 from remediation.learning.ranking import LearnedPolicy
-from remediation.learning.train import TrainArgs, TrainResult, train
+from remediation.learning.train import QUICK, TrainArgs, TrainResult, train
 from remediation.registry import service
 from remediation.registry.artifact import ArtifactError, load_artifact, save_artifact
 from remediation.registry.service import RegistryError
@@ -25,12 +25,14 @@ from sim.core import BatchCore
 from sim.generator import generate_topology
 
 torch.set_num_threads(1)
+ITERATIONS = 40
 
 
 def tiny_args(tmp: Path, seed: int = 0) -> TrainArgs:
-    return TrainArgs(seed=seed, iterations=70, envs=24, logged_topologies=1, logged_envs=16, offline_epochs=2,
-                     min_services=6, max_services=12, hidden=32, layers=2, minutes=10.0, run_root=str(tmp),
-                     name=f"tiny-{seed}")  # fmt: skip
+    # the `remediate train --quick` sizes; iterations (not minutes) bind, so runs are repeatable
+    return TrainArgs(
+        seed=seed, iterations=ITERATIONS, minutes=10.0, run_root=str(tmp), name=f"tiny-{seed}", **QUICK
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +137,7 @@ def test_eval_cli_on_an_unseen_topology_file(trained: TrainResult, tmp_path: Pat
     env = {**os.environ, "REMEDIATE_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli.main", "eval", "--topology", str(topo_file), "--episodes", "6",
-         "--policy", str(tmp_path / "art"), "--json", "--plots", str(tmp_path / "plots")],
+         "--policy", str(tmp_path / "art"), "--json", "--by-fault", "--plots", str(tmp_path / "plots")],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -149,6 +151,9 @@ def test_eval_cli_on_an_unseen_topology_file(trained: TrainResult, tmp_path: Pat
     }
     keys = {"success_rate", "mean_ttm_s", "p90_ttm_s", "top1", "top3", "violations", "ece"}
     assert all(set(v) == keys for v in out["policies"].values())
+    by_fault = out["learned_by_fault"]
+    assert by_fault and all(set(v) == {"episodes", "success_rate", "top1"} for v in by_fault.values())
+    assert sum(v["episodes"] for v in by_fault.values()) >= 6  # concurrent faults count for each kind
     assert out["policies"]["oracle"]["success_rate"] >= out["policies"]["random"]["success_rate"]
     assert list((tmp_path / "plots").glob("*.png"))
     missing = subprocess.run([sys.executable, "-m", "bot.cli.main", "eval", "--topology", "nope-topology",
