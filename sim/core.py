@@ -23,7 +23,7 @@ from sim.actions import FAILED, OUTCOMES, ActionTable, Effects
 from sim.dynamics import M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
-from sim.kernels import advance, encode_globals_into, observe_alerts, prepare_actions, settle
+from sim.kernels import advance, encode_globals_into, observe, observe_alerts, prepare_actions, settle
 from sim.observation import ALERTS, GLOBALS, N_FEATURES, RECENCY_DECAY, encode_features, recency
 from sim.topology import Topology
 
@@ -346,16 +346,19 @@ class BatchCore:
         vals = np.empty((batch, 6, st.n))
         alerts = np.empty((batch, len(ALERTS), st.n), dtype=bool)
         globs = np.empty((batch, len(GLOBALS)), dtype=np.float32)
+        if whole:
+            # the same encoder as sim.observation.encode_features (static rows of self.features stay)
+            observe(
+                true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
+                part.fault_alerts, part.recent, self.elapsed_s, self._fe_kind, vals, alerts, self.features, globs,
+            )  # fmt: skip
+            self.globals, self.alerts, self.observed = globs, alerts, vals
+            self.impact_rate, self.slo_ok = impact, slo_ok
+            return
         observe_alerts(
             true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
             part.fault_alerts, vals, alerts,
         )  # fmt: skip
-        if whole:
-            encode_features(vals, part.present, alerts, part.recent, None, out=self.features)
-            encode_globals_into(self.elapsed_s, alerts, self.features, self._fe_kind, globs)
-            self.globals, self.alerts, self.observed = globs, alerts, vals
-            self.impact_rate, self.slo_ok = impact, slo_ok
-            return
         self.state.fail_prev[envs] = part.fail_prev
         self.state.held[envs] = part.held
         self.true[envs] = true

@@ -336,3 +336,25 @@ def settle(
             ok = ok and not (surge[b, i] > 0.0 and util[b, i] > 0.95)
         terminated[b] = ok
         truncated[b] = not ok and steps[b] >= max_steps
+
+
+@njit(cache=True)
+def observe(
+    true: np.ndarray,
+    noise: np.ndarray,
+    thresholds: np.ndarray,
+    present: np.ndarray,
+    held: np.ndarray,
+    fault_alerts: np.ndarray,
+    recent: np.ndarray,
+    elapsed_s: np.ndarray,
+    frontends: np.ndarray,
+    observed: np.ndarray,
+    alerts: np.ndarray,
+    features: np.ndarray,
+    globs: np.ndarray,
+) -> None:
+    """``observe_alerts``, ``encode`` and ``encode_globals_into`` in one call (one dispatch per step)."""
+    observe_alerts(true, noise, thresholds, present, held, fault_alerts, observed, alerts)
+    encode(observed, present, alerts, recent, features)
+    encode_globals_into(elapsed_s, alerts, features, frontends, globs)
