@@ -321,11 +321,12 @@ def evaluate(
         st.base_mem, st.base_lat, s.replicas, s.up_f, s.cap_f, s.load_f, s.fail_prev, s.rate_limited,
         s.ok_f, s.lat_f, s.cpu_f, s.leak, s.herring, RETRY_GAIN, TIMEOUT_MS, out, x,
     )  # fmt: skip
+    np.log(x[0], out=x[0])  # failure composes in log-success space
     prop = st.propagate_pair(x, s.seen_log)
+    np.add(prop[0], s.seen_up, out=prop[0])
+    np.exp(prop[0], out=prop[0])
     fail = np.empty((batch, st.n)) if fail is None else fail
     impact = np.empty(batch)
     slo_ok = np.empty(batch, dtype=bool)
-    spread_metrics(
-        prop, s.seen_up, s.seen, st.frontends, st.breach_scale, st.frontend_share, out, fail, impact, slo_ok
-    )
+    spread_metrics(prop, s.seen, st.frontends, st.breach_scale, st.frontend_share, out, fail, impact, slo_ok)
     return impact, fail, slo_ok

@@ -40,8 +40,8 @@ def own_behaviour(
 ) -> None:
     """Each service on its own: fill memory, utilisation, CPU, availability of ``out`` (B, 6, N).
 
-    ``x`` (2, B, N) receives what propagation spreads to callers: log of the own success share and
-    the own latency. Terms that are zero without a leak, a rate limit or a red herring are added
+    ``x`` (2, B, N) receives what propagation spreads to callers: the own success share (at least
+    0.001; the caller takes its log in place) and the own latency. Terms that are zero without a leak, a rate limit or a red herring are added
     anyway (adding 0 or multiplying by 1 is exact), so there is no branch per batch.
     """
     batch, n = replicas.shape
@@ -72,14 +72,13 @@ def own_behaviour(
             out[b, M_UTIL, i] = util
             out[b, M_CPU, i] = cpu if ready > 0.0 else 0.0
             out[b, M_AVAIL, i] = up if replicas[b, i] > 0.0 else 0.0
-            x[0, b, i] = math.log(max(ok, 1e-3))
+            x[0, b, i] = max(ok, 1e-3)  # the caller takes the log: numpy's SIMD log is ~10x faster
             x[1, b, i] = lat
 
 
 @njit(cache=True)
 def spread_metrics(
     prop: np.ndarray,
-    seen_up: np.ndarray,
     seen: np.ndarray,
     frontends: np.ndarray,
     breach_scale: np.ndarray,
@@ -89,7 +88,10 @@ def spread_metrics(
     impact: np.ndarray,
     slo_ok: np.ndarray,
 ) -> None:
-    """Error rate and p99 into ``out`` and ``fail`` (B, N) from the propagated sums ``prop`` (2, B, N).
+    """Error rate and p99 into ``out`` and ``fail`` (B, N) from the propagated ``prop`` (2, B, N).
+
+    ``prop[0]`` is the success share after propagation (the caller exponentiates the log sums),
+    ``prop[1]`` the propagated latency.
 
     Per environment: ``impact``, the user impact per minute, and ``slo_ok``, every entry point within
     its SLO (see ``sim.dynamics.evaluate``).
@@ -97,7 +99,7 @@ def spread_metrics(
     batch, n = seen.shape
     for b in range(batch):
         for i in range(n):
-            err = 1.0 - math.exp(prop[0, b, i] + seen_up[b, i])  # failure composes in log-success space
+            err = 1.0 - prop[0, b, i]
             out[b, M_ERR, i] = err
             out[b, M_P99, i] = min(prop[1, b, i], 30000.0)
             fail[b, i] = min(err + seen[b, i], 1.0)
@@ -134,11 +136,13 @@ def observe_alerts(
     batch, rows, n = true.shape
     for b in range(batch):
         for m in range(rows):
+            below = m == M_AVAIL  # ServiceDown fires below its threshold
+            two = m in (M_P99, M_CPU)
             for i in range(n):
                 v = true[b, m, i] * noise[b, m, i]
                 observed[b, m, i] = v
-                cond = (v < 0.5 if m == M_AVAIL else v > thresholds[m, i]) and present[b, i]
-                alerts[b, m, i] = cond and held[b, m, i] if m in (M_P99, M_CPU) else cond
+                cond = (v < 0.5 if below else v > thresholds[m, i]) and present[b, i]
+                alerts[b, m, i] = cond and held[b, m, i] if two else cond
                 held[b, m, i] = cond
         for m in range(fault_alerts.shape[1]):
             for i in range(n):
