@@ -90,3 +90,35 @@ def test_unknown_services_and_alert_names_are_ignored() -> None:
     assert row[FEATURES.index("alert_HighErrorRate")] == 0.0
     assert obs.nodes[topo.position("cartservice"), FEATURES.index("telemetry_missing")] == 1.0
     assert obs.nodes.min() >= 0.0 and obs.nodes.max() <= 1.0
+
+
+def test_compiled_encoder_follows_the_documented_scaling() -> None:
+    """The numba encoder against the formulas of the sim/observation.py docstring, written in numpy."""
+    from sim.observation import STATIC_FEATURES, encode_features, encode_globals, recency
+
+    rng = np.random.default_rng(4)
+    b, n = 3, 7
+    values = rng.uniform(-0.5, 3.0, (b, len(METRICS), n))
+    values[:, 1] = rng.uniform(-10.0, 2e5, (b, n))  # latency in ms, beyond the 100 s cap too
+    present = rng.random((b, n)) < 0.7
+    alerts = rng.random((b, len(ALERTS), n)) < 0.3
+    recent = recency(rng.choice([np.inf, 60.0, 4000.0], size=(b, 3, n)))
+    static = rng.random((len(STATIC_FEATURES), n))
+    got = encode_features(values, present, alerts, recent, static)
+    want = np.clip(values, 0.0, 1.0)
+    want[:, 1] = np.minimum(np.log10(1.0 + np.maximum(values[:, 1], 0.0)) / 5.0, 1.0)
+    want[:, 4] = np.clip(values[:, 4], 0.0, 2.0) / 2.0
+    want *= present[:, None, :]
+    np.testing.assert_allclose(got[:, : len(METRICS)], want, rtol=1e-6)
+    assert np.array_equal(got[:, len(METRICS)], ~present)
+    assert np.array_equal(got[:, len(METRICS) + 1 : len(METRICS) + 1 + len(ALERTS)], alerts)
+    np.testing.assert_allclose(got[:, -len(STATIC_FEATURES) - 3 : -len(STATIC_FEATURES)], recent, rtol=1e-6)
+    np.testing.assert_allclose(
+        got[:, -len(STATIC_FEATURES) :], np.broadcast_to(static, (b, *static.shape)), rtol=1e-6
+    )
+    frontends = np.array([0, 3])
+    elapsed = np.array([0.0, 1800.0, 9000.0])
+    globs = encode_globals(elapsed, alerts, got, frontends)
+    np.testing.assert_allclose(globs[:, 0], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(globs[:, 1], alerts.any(axis=1).sum(axis=1) / n, rtol=1e-6)
+    np.testing.assert_allclose(globs[:, 2], got[:, 0, frontends].max(axis=1))
