@@ -37,7 +37,9 @@ def postgres_url() -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:  # fail loudly: PostgreSQL cases are never skipped silently
-        pytest.fail(f"PostgreSQL at {admin} is unreachable ({exc.orig}); start it or set REMEDIATE_TEST_POSTGRES_URL=off")
+        pytest.fail(
+            f"PostgreSQL at {admin} is unreachable ({exc.orig}); start it or set REMEDIATE_TEST_POSTGRES_URL=off"
+        )
     url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
