@@ -11,9 +11,10 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import Ack, App, BoltResponse, Respond
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 from slack_sdk import WebClient
 
 from bot.app.cards import render_card
@@ -34,15 +35,25 @@ log = logging.getLogger("remediate.bot")
 KNOWN_ERRORS: tuple[type[Exception], ...] = (BotError, RemediationError, StoreError, PlaybookError, SimError)
 BUTTONS = re.compile(r"^(approve|reject|why):\d+$")
 COMMAND = "/remediate"
+WORK_THREADS = 8
 
 
 class RemediateApp:
     """The Bolt app with what it needs beside it: the services and the outbox worker."""
 
-    def __init__(self, bolt: App, services: Services, worker: OutboxWorker) -> None:
+    def __init__(
+        self, bolt: App, services: Services, worker: OutboxWorker, work: ThreadPoolExecutor | None = None
+    ) -> None:
         self.bolt = bolt
         self.services = services
         self.worker = worker
+        self.work = work
+
+    def close(self) -> None:
+        """Stop the outbox worker and let queued after-ack work finish (call once the server stopped)."""
+        self.worker.stop()
+        if self.work is not None:
+            self.work.shutdown(wait=True, cancel_futures=False)
 
 
 def error_text(error: Exception) -> str:
@@ -60,16 +71,29 @@ def web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
     return WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout, retry_handlers=[])
 
 
-def build_app(settings: Settings, services: Services, *, client: WebClient | None = None) -> RemediateApp:
-    """Build the Bolt app and its outbox worker (not started) from settings and services."""
+def build_app(
+    settings: Settings,
+    services: Services,
+    *,
+    client: WebClient | None = None,
+    work_threads: int = WORK_THREADS,
+) -> RemediateApp:
+    """Build the Bolt app and its outbox worker (not started) from settings and services.
+
+    The ack runs in the HTTP server's request thread (``process_before_response``), so an ack never
+    waits for a free worker; the work after the ack (the lazy listeners) runs on its own bounded pool
+    of ``work_threads`` threads, queued when all are busy, so a burst of slow work cannot starve acks.
+    """
     if settings.slack_signing_secret is None:
         raise BotError("SLACK_SIGNING_SECRET is not set; the app cannot verify Slack's requests without it")
     api = client or web_client(settings)
+    work = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="remediate-work")
     bolt = App(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         client=api,
         token_verification_enabled=False,
-        process_before_response=False,
+        process_before_response=True,
+        listener_executor=work,
         raise_error_for_unhandled_request=False,
     )
 
@@ -92,15 +116,24 @@ def build_app(settings: Settings, services: Services, *, client: WebClient | Non
             return
         reply(outcome.reply.text, outcome.reply.in_channel)
 
+    def first_delivery(event_id: str) -> bool:
+        with services.sessions() as s:
+            return outbox.first_delivery(db_session=s, event_id=event_id, now=services.clock())
+
     @bolt.middleware
-    def dedupe_events(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
-        """Acknowledge and drop Events API retries of an event id already handled."""
+    def dedupe_retries(
+        req: BoltRequest, body: dict[str, Any], context: BoltContext, next: Callable[[], None]
+    ) -> BoltResponse | None:
+        """Acknowledge and drop Events API retries of an event id already handled.
+
+        Only retries (``X-Slack-Retry-Num``) touch the store before the ack; a first delivery records
+        its event id after the ack, in the lazy work. Whichever records the id first is processed.
+        """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id:
-            with services.sessions() as s:
-                first = outbox.first_delivery(db_session=s, event_id=str(event_id), now=services.clock())
-            if not first:
+        if event_id and req.headers.get("x-slack-retry-num"):
+            if not first_delivery(str(event_id)):
                 return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
+            context["event_recorded"] = True
         next()
         return None
 
@@ -113,7 +146,10 @@ def build_app(settings: Settings, services: Services, *, client: WebClient | Non
 
         guarded(reply, lambda: run(services, user=body["user_id"], text=body.get("text", "")))
 
-    def mention(event: dict[str, Any], client: WebClient) -> None:
+    def mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        event_id = body.get("event_id")
+        if event_id and not context.get("event_recorded") and not first_delivery(str(event_id)):
+            return  # a retry recorded it first and was processed
         channel, user = event["channel"], event.get("user", "")
 
         def reply(text: str, in_channel: bool) -> None:
@@ -160,4 +196,4 @@ def build_app(settings: Settings, services: Services, *, client: WebClient | Non
         if respond is not None and body.get("response_url"):
             respond(text=text, response_type="ephemeral", replace_original=False)
 
-    return RemediateApp(bolt, services, worker)
+    return RemediateApp(bolt, services, worker, work)

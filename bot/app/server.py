@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from bot.alerts.auth import authenticate
 from bot.alerts.errors import AlertError, BadPayloadError
@@ -20,6 +21,7 @@ from incidents_db import outbox
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
 MAX_BODY = 1_000_000
+HTTP_THREADS = 8
 StartResponse = Callable[..., Any]
 
 
@@ -101,3 +103,14 @@ class Server:
             return _json(start, _REASONS[500], {"ok": False, "error": error_text(exc)})
         self.app.worker.wake()
         return _json(start, _REASONS[200], {"ok": True, **result.as_dict()})
+
+
+def http_server(
+    app: RemediateApp, *, alerts_token: str | None, host: str, port: int, threads: int = HTTP_THREADS
+) -> BaseWSGIServer | MultiSocketServer:
+    """Return a bound (not yet running) waitress server for the app; `.run()` serves, `.close()` stops.
+
+    The ``threads`` request threads only verify, route and ack (Slack) or ingest (alerts); the work
+    after a Slack ack runs on the app's own pool, so it never holds a request thread.
+    """
+    return create_server(Server(app, alerts_token=alerts_token), host=host, port=port, threads=threads)

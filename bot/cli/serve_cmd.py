@@ -18,7 +18,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 3000,
         host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-        threads: Annotated[int, typer.Option("--threads", min=1, help="Worker threads of the server.")] = 8,
+        threads: Annotated[
+            int, typer.Option("--threads", min=1, help="HTTP request threads (they only verify and ack).")
+        ] = 8,
+        work_threads: Annotated[
+            int, typer.Option("--work-threads", min=1, help="Threads for the work after a Slack ack.")
+        ] = 8,
         socket_mode: Annotated[
             bool,
             typer.Option("--socket-mode", help="Talk to Slack over Socket Mode (needs SLACK_APP_TOKEN)."),
@@ -41,10 +46,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Serve /slack/events, /healthz and /alerts/{alertmanager,pagerduty,grafana,generic} until Ctrl-C."""
-        from waitress import serve as waitress_serve
-
         from bot.app.app import build_app
-        from bot.app.server import Server
+        from bot.app.server import http_server
         from bot.app.services import build_services
 
         settings = settings_of(ctx)
@@ -59,7 +62,7 @@ def register(app: typer.Typer) -> None:
             requester=requester or "",
             alert_secrets={"pagerduty": pagerduty_secret} if pagerduty_secret else {},
         )
-        remediate = build_app(settings, services)
+        remediate = build_app(settings, services, work_threads=work_threads)
         if not services.requester:
             try:
                 services.requester = str(remediate.bolt.client.auth_test()["user_id"])
@@ -76,9 +79,13 @@ def register(app: typer.Typer) -> None:
                 console.print("remediate: Socket Mode; alert webhooks are not served in this mode")
                 SocketModeHandler(remediate.bolt, settings.slack_app_token.get_secret_value()).start()
                 return
+            server = http_server(remediate, alerts_token=token, host=host, port=port, threads=threads)
             console.print(f"remediate: serving on http://{host}:{port} (/slack/events, /healthz, /alerts/*)")
-            waitress_serve(Server(remediate, alerts_token=token), host=host, port=port, threads=threads)
+            try:
+                server.run()
+            finally:
+                server.close()
         except KeyboardInterrupt:
             pass
         finally:
-            remediate.worker.stop()
+            remediate.close()
