@@ -2,11 +2,20 @@
 alert-to-card latency (alert POST until the card is in the Slack sandbox), each beside a baseline
 measured in the same run.
 
-Baselines: a bare Bolt app whose listeners only ack, on the same waitress server and driven by the
-same sandbox driver (so the ratio is what remediate adds on top of Bolt + HTTP); for alert-to-card,
-one `chat.postMessage` of a finished card straight to the sandbox (the floor: one Web API call).
-The card is ranked by the runbook baseline and by a learned graph network (untrained weights: the
-inference cost is the same as a trained one's).
+Processes: the app under test runs in its own process (a `multiprocessing` spawn child serving it
+on waitress with the same server and thread counts as `remediate serve`); the Slack sandbox runs in
+this process; the 50 client threads run in a third, load process. The sandbox driver builds each
+request (payload, response URL, trigger) here, the load process signs, sends and times them with
+the driver's own transport (`AppDriver.send`: a new connection per request, time from the request
+until the ack is read). So neither the app, nor the clients, nor the sandbox (which takes the
+listeners' `response_url` posts) share a GIL. The baselines run the same way.
+
+Baselines: a bare Bolt app whose listeners only ack, configured like ours (ack in the request thread)
+on the same waitress server in its own process and driven by the same sandbox driver, so the ratio is
+what remediate adds on top of Bolt + HTTP; for alert-to-card, one `chat.postMessage` of a finished
+card straight to the sandbox (the floor: one Web API call). The card is ranked by the runbook
+baseline and by a learned graph network (untrained weights: the inference cost is the same as a
+trained one's).
 
 Run: `.venv/bin/python benchmarks/bench_bot.py [--requests 500] [--alerts 24]`.
 """
@@ -16,32 +25,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing as mp
+import secrets
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from slack_bolt import Ack, App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from pydantic import SecretStr
 from slack_sdk import WebClient
-from waitress.server import create_server
 
-from bot.demo.stack import DemoOptions, DemoStack
-from bot.demo.world import WorldOptions
-from bot.sandbox import AppDriver
+from bot.sandbox import AppDriver, Attempt, SandboxOptions, SlackSandbox, Workspace, WorkspaceConfig
 from bot.settings import load_settings
 from playbooks.catalog import builtin_catalog
-from remediation.learning.policy import GraphPolicy, NetConfig
-from remediation.learning.ranking import LearnedPolicy
 from remediation.policies import Policy
-from sim.observation import GLOBALS, N_FEATURES
+from sim.topology import resolve_topology
 
 CONCURRENCY = 50
+Row = tuple[str, list[float], list[float], float]
 CHANNEL = "C0INCIDENT"
 ALICE = "U0ALICE001"
 
@@ -51,31 +58,163 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def acks(driver: AppDriver, n: int, send: Callable[[AppDriver], Any]) -> list[float]:
-    """Send ``n`` requests with 50 in flight; return each ack time (ms) as the driver measured it."""
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        deliveries = list(pool.map(lambda _: send(driver), range(n)))
-    failed = [d for d in deliveries if not d.ok]
+Body = tuple[str, str]  # request body, content type
+
+
+class Capture(AppDriver):
+    """The sandbox driver with its transport replaced by a list: it builds requests, the load process sends them."""
+
+    def __init__(self, sandbox: SlackSandbox, app_url: str, secret: str) -> None:
+        super().__init__(sandbox.workspace, app_url=app_url, signing_secret=secret, sandbox_url=sandbox.url)
+        self.bodies: list[Body] = []
+
+    def send(self, body: str, content_type: str, **_: Any) -> Attempt:
+        """Keep the request for the load process; report a plain 200 ack to the driver."""
+        self.bodies.append((body, content_type))
+        return Attempt(0, 200, 0.0, None, "")
+
+
+def load_child(app_url: str, secret: str, bodies: list[Body], warm: int, out: Connection) -> None:
+    """Load process: send ``bodies`` with 50 in flight (the first ``warm`` untimed); report each attempt."""
+    driver = AppDriver(Workspace(WorkspaceConfig()), app_url=app_url, signing_secret=secret, sandbox_url="")
+
+    def send_all(batch: list[Body]) -> list[Attempt]:
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            return list(pool.map(lambda b: driver.send(*b), batch))
+
+    send_all(bodies[:warm])  # warm up (threads, connections, caches)
+    out.send([(a.status, a.ack_ms, a.failure) for a in send_all(bodies[warm:])])
+
+
+def acks(capture: Capture, n: int, build: Callable[[AppDriver], Any]) -> list[float]:
+    """Build 50 + ``n`` requests, send them from the load process; return the ``n`` timed acks (ms)."""
+    capture.bodies.clear()
+    for _ in range(CONCURRENCY + n):
+        build(capture)
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    args = (capture.app_url, capture.signing_secret, list(capture.bodies), CONCURRENCY, send)
+    load = ctx.Process(target=load_child, args=args, name="bench-load", daemon=True)
+    load.start()
+    if not receive.poll(600):
+        load.terminate()
+        raise SystemExit("the load process sent no result within 600 s")
+    results: list[tuple[int | None, float, str | None]] = receive.recv()
+    load.join(10)
+    failed = [r for r in results if r[2] is not None or r[0] is None or not 200 <= r[0] < 300]
     if failed:
-        raise SystemExit(f"{len(failed)} of {n} deliveries failed, e.g. {failed[0].summary()}")
-    return [float(d.ack_ms) for d in deliveries]
+        raise SystemExit(
+            f"{len(failed)} of {n} deliveries failed, e.g. status {failed[0][0]}: {failed[0][2]}"
+        )
+    return [ms for _, ms, _ in results]
 
 
-def bare_bolt(secret: str, sandbox_api: str, token: str) -> tuple[str, Callable[[], None]]:
-    """Serve a Bolt app whose listeners only ack, on waitress like the real one; return its URL and a stop."""
-    app = App(signing_secret=secret, client=WebClient(token=token, base_url=sandbox_api))
+HTTP_THREADS = 8  # `remediate serve --threads` default
 
-    @app.command("/remediate")
-    def command(ack: Ack) -> None:
-        ack()
 
-    @app.action({"action_id": "why:1"})
-    def action(ack: Ack) -> None:
-        ack()
+@dataclass(frozen=True)
+class AppSpec:
+    """What a child process serves: ``kind`` is runbook, learned or bare; the rest wires it to the sandbox."""
 
-    server = create_server(SlackRequestHandler(app), host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=server.run, daemon=True).start()
-    return f"http://127.0.0.1:{server.effective_port}/slack/events", server.close
+    kind: str
+    data_dir: str
+    api_url: str
+    bot_token: str
+    bot_user: str
+    signing_secret: str
+    alerts_token: str
+
+
+def serve_child(spec: AppSpec, ready: Connection) -> None:
+    """Child process: build the app like `remediate serve`, send its port, serve until terminated."""
+    from waitress.server import create_server
+
+    from bot.app.server import http_server, settle_heap
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queue depth warnings are expected at 50
+    if spec.kind == "bare":
+        from slack_bolt import Ack, App
+        from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+        bolt = App(
+            signing_secret=spec.signing_secret,
+            client=WebClient(token=spec.bot_token, base_url=spec.api_url),
+            token_verification_enabled=False,
+            process_before_response=True,
+        )
+
+        @bolt.command("/remediate")
+        def command(ack: Ack) -> None:
+            ack()
+
+        @bolt.action({"action_id": "why:1"})
+        def action(ack: Ack) -> None:
+            ack()
+
+        settle_heap()  # as `remediate serve` does
+        server = create_server(SlackRequestHandler(bolt), host="127.0.0.1", port=0, threads=HTTP_THREADS)
+    else:
+        from bot.app.app import build_app
+        from bot.app.services import build_services
+        from bot.demo.stack import demo_rbac_path
+
+        tmp = Path(spec.data_dir)
+        settings = load_settings(
+            data_dir=tmp, database_url=f"sqlite:///{tmp / (spec.kind + '.sqlite')}", log_level="ERROR"
+        ).model_copy(
+            update={
+                "slack_bot_token": SecretStr(spec.bot_token),
+                "slack_api_url": spec.api_url,
+                "slack_signing_secret": SecretStr(spec.signing_secret),
+                "alerts_token": SecretStr(spec.alerts_token),
+                "rbac_config": demo_rbac_path(),
+            }
+        )
+        policy = learned_policy() if spec.kind == "learned" else None
+        services = build_services(
+            settings, policy=policy, topology="online-boutique", requester=spec.bot_user
+        )
+        remediate = build_app(settings, services)
+        remediate.worker.start()
+        settle_heap()
+        server = http_server(
+            remediate, alerts_token=spec.alerts_token, host="127.0.0.1", port=0, threads=HTTP_THREADS
+        )
+    ready.send(int(server.effective_port))  # type: ignore[union-attr]
+    server.run()
+
+
+class Child:
+    """One app under test in its own process; `url` is its base URL."""
+
+    def __init__(self, spec: AppSpec) -> None:
+        ctx = mp.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=serve_child, args=(spec, send), name=f"bench-{spec.kind}", daemon=True
+        )
+        self.process.start()
+        if not receive.poll(120):
+            self.stop()
+            raise SystemExit(f"the {spec.kind} app did not start within 120 s")
+        self.url = f"http://127.0.0.1:{receive.recv()}"
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        self.process.terminate()
+        self.process.join(10)
+
+
+def spec_for(sandbox: SlackSandbox, kind: str, tmp: Path, secret: str, alerts_token: str) -> AppSpec:
+    return AppSpec(
+        kind=kind,
+        data_dir=str(tmp),
+        api_url=sandbox.api_url,
+        bot_token=sandbox.bot_token,
+        bot_user=sandbox.workspace.config.bot_user_id,
+        signing_secret=secret,
+        alerts_token=alerts_token,
+    )
 
 
 def post_alert(url: str, token: str, service: str, n: int, status: str = "firing") -> dict[str, Any]:
@@ -92,45 +231,41 @@ def post_alert(url: str, token: str, service: str, n: int, status: str = "firing
         return dict(json.loads(resp.read()))
 
 
-def card_posted(stack: DemoStack, prefix: str) -> bool:
-    assert stack.sandbox is not None
-    return any(m.text.startswith(prefix) for m in list(stack.sandbox.workspace.messages.get(CHANNEL, [])))
+def card_posted(sandbox: SlackSandbox, prefix: str) -> bool:
+    return any(m.text.startswith(prefix) for m in list(sandbox.workspace.messages.get(CHANNEL, [])))
 
 
-def wait_card(stack: DemoStack, incident: str) -> Any:
+def wait_card(sandbox: SlackSandbox, incident: str) -> Any:
     """Return the incident's card once it is in the sandbox with its buttons."""
-    assert stack.sandbox is not None
     for _ in range(20_000):
-        for m in list(stack.sandbox.workspace.messages.get(CHANNEL, [])):
+        for m in list(sandbox.workspace.messages.get(CHANNEL, [])):
             if m.text.startswith(incident + " ") and "why:1" in json.dumps(m.blocks):
                 return m
         time.sleep(0.001)
     raise SystemExit(f"no card for {incident}")
 
 
-def alert_to_card(stack: DemoStack, n: int, first: int) -> list[float]:
+def alert_to_card(sandbox: SlackSandbox, bot_url: str, token: str, n: int) -> list[float]:
     """Post ``n`` alerts, each opening an incident; ms from the POST until its card is in the sandbox."""
-    assert stack.world is not None
-    services = list(stack.world.topology.services)
+    services = list(resolve_topology("online-boutique").services)
     out = []
-    for i in range(first, first + n):
+    for i in range(n):
         service = services[i % len(services)]
         t0 = time.perf_counter()
-        created = post_alert(stack.bot_url, stack.alerts_token, service, i)["created"]
+        created = post_alert(bot_url, token, service, i)["created"]
         if not created:
             raise SystemExit(f"alert {i} on {service} opened no incident")
-        while not card_posted(stack, created[0] + " "):
+        while not card_posted(sandbox, created[0] + " "):
             time.sleep(0.0005)
         out.append((time.perf_counter() - t0) * 1000)
-        post_alert(stack.bot_url, stack.alerts_token, service, i, status="resolved")  # closes it again
+        post_alert(bot_url, token, service, i, status="resolved")  # closes it again
     return out
 
 
-def direct_post(stack: DemoStack, n: int) -> list[float]:
+def direct_post(sandbox: SlackSandbox, n: int) -> list[float]:
     """The floor: post an already rendered card with one chat.postMessage."""
-    assert stack.sandbox is not None
-    client = WebClient(token=stack.sandbox.bot_token, base_url=stack.sandbox.api_url)
-    blocks = next(m for m in stack.sandbox.workspace.messages[CHANNEL] if m.blocks).blocks
+    client = WebClient(token=sandbox.bot_token, base_url=sandbox.api_url)
+    blocks = next(m for m in sandbox.workspace.messages[CHANNEL] if m.blocks).blocks
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -140,6 +275,10 @@ def direct_post(stack: DemoStack, n: int) -> list[float]:
 
 
 def learned_policy() -> Policy:
+    from remediation.learning.policy import GraphPolicy, NetConfig
+    from remediation.learning.ranking import LearnedPolicy
+    from sim.observation import GLOBALS, N_FEATURES
+
     catalog = builtin_catalog()
     config = NetConfig(
         n_features=N_FEATURES,
@@ -150,15 +289,52 @@ def learned_policy() -> Policy:
     return LearnedPolicy(GraphPolicy(config), catalog=catalog, version="bench-untrained")
 
 
-def start(tmp: Path, name: str, policy: Policy | None) -> DemoStack:
-    settings = load_settings(
-        data_dir=tmp, database_url=f"sqlite:///{tmp / (name + '.sqlite')}", log_level="ERROR"
-    )
-    world = WorldOptions(
-        first_fault_s=1e9, fault_every_s=1e9, tick_s=3600
-    )  # a quiet world: alerts come from us
-    options = DemoOptions(port=0, sandbox_port=0, world=world, rate_limits=False)
-    return DemoStack(settings, options, policy=policy).start()
+def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path) -> list[Row]:
+    """Start each app in its own process in turn, measure it against the sandbox, stop it."""
+    secret, token = secrets.token_hex(16), secrets.token_hex(16)
+    rows: list[Row] = []
+    runbook = Child(spec_for(sandbox, "runbook", tmp, secret, token))
+    try:
+        cards = alert_to_card(sandbox, runbook.url, token, args.alerts)
+        floor = direct_post(sandbox, args.alerts)
+        rows.append(("alert -> card, runbook (ms)", cards, floor, 1000.0))
+        incident = post_alert(runbook.url, token, "cartservice", 10_000)["created"][0]
+        open_card = wait_card(sandbox, incident)  # one open incident to ask about and click on
+        real = Capture(sandbox, runbook.url + "/slack/events", secret)
+
+        def command(d: AppDriver) -> Any:
+            return d.slash_command(user=ALICE, channel="incidents", text=f"status {incident}")
+
+        def click(d: AppDriver) -> Any:
+            return d.click(user=ALICE, channel="incidents", message_ts=open_card.ts, action_id="why:1")
+
+        sends = (("slash command ack (ms)", command), ("button click ack (ms)", click))
+        ours = {}
+        for label, send in sends:
+            ours[label] = acks(real, args.requests, send)
+            time.sleep(2)  # let the work after the acks drain before the next measurement
+    finally:
+        runbook.stop()
+    bare_app = Child(spec_for(sandbox, "bare", tmp, secret, token))
+    try:
+        bare = Capture(sandbox, bare_app.url + "/slack/events", secret)
+        for label, send in sends:
+            rows.append((label, ours[label], acks(bare, args.requests, send), 100.0))
+    finally:
+        bare_app.stop()
+    learned = Child(spec_for(sandbox, "learned", tmp, secret, token))
+    try:
+        rows.append(
+            (
+                "alert -> card, learned net (ms)",
+                alert_to_card(sandbox, learned.url, token, args.alerts),
+                floor,
+                1000.0,
+            )
+        )
+    finally:
+        learned.stop()
+    return rows
 
 
 def main() -> int:
@@ -166,50 +342,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500, help="requests per ack measurement")
     parser.add_argument("--alerts", type=int, default=24, help="alerts per alert-to-card measurement")
     args = parser.parse_args()
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queue depth warnings are expected at 50
-    rows: list[tuple[str, list[float], list[float], float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        stack = start(Path(tmp), "runbook", None)
+        sandbox = SlackSandbox(SandboxOptions(rate_limits=False)).start()
         try:
-            assert stack.sandbox is not None and stack.sandbox.driver is not None
-            runbook_cards = alert_to_card(stack, args.alerts, 0)
-            floor = direct_post(stack, args.alerts)
-            rows.append(("alert -> card, runbook (ms)", runbook_cards, floor, 1000.0))
-            incident = post_alert(stack.bot_url, stack.alerts_token, "cartservice", 10_000)["created"][0]
-            open_card = wait_card(stack, incident)  # one open incident to ask about and click on
-            real = stack.sandbox.driver
-            bare_url, bare_stop = bare_bolt(
-                stack.signing_secret, stack.sandbox.api_url, stack.sandbox.bot_token
-            )
-            bare = stack.sandbox.connect_app(bare_url, stack.signing_secret)
-            try:
-
-                def command(d: AppDriver) -> Any:
-                    return d.slash_command(user=ALICE, channel="incidents", text=f"status {incident}")
-
-                def click(d: AppDriver) -> Any:
-                    return d.click(
-                        user=ALICE, channel="incidents", message_ts=open_card.ts, action_id="why:1"
-                    )
-
-                for label, send in (("slash command ack (ms)", command), ("button click ack (ms)", click)):
-                    acks(real, 50, send)  # warm both up (threads, connections, caches)
-                    acks(bare, 50, send)
-                    rows.append(
-                        (label, acks(real, args.requests, send), acks(bare, args.requests, send), 100.0)
-                    )
-            finally:
-                bare_stop()
+            rows = measure(args, sandbox, Path(tmp))
         finally:
-            stack.stop()
-        learned = start(Path(tmp), "learned", learned_policy())
-        try:
-            learned_cards = alert_to_card(learned, args.alerts, 0)
-            rows.append(
-                ("alert -> card, learned net (ms)", learned_cards, direct_post(learned, args.alerts), 1000.0)
-            )
-        finally:
-            learned.stop()
+            sandbox.stop()
     print(f"\nbot latency: {CONCURRENCY} concurrent for acks, {args.requests} requests, {args.alerts} alerts")
     head = (
         f"{'measure':<34}{'p50':>9}{'p99':>9}{'base p50':>10}{'base p99':>10}{'x p50':>8}{'x p99':>8}  target"
@@ -226,8 +364,8 @@ def main() -> int:
             f"  p99 < {target:g} ms: {'met' if met else 'MISSED'}"
         )
     print(
-        "one process on this machine: app, sandbox and the 50 client threads share the CPUs and the GIL,\n"
-        "so absolute times are pessimistic; the ratios to the bare-Bolt baseline are the comparison"
+        f"processes: each app (waitress, {HTTP_THREADS} request threads), the sandbox, the {CONCURRENCY} client\n"
+        "threads; all on this machine's shared CPUs"
     )
     print("all targets met" if ok else "some targets missed (see the table)")
     return 0

@@ -1,6 +1,7 @@
 """`build_app(settings, services)`: the Bolt app. Listeners ack first, then make one service call.
 
-Slow work runs after the ack in Bolt's lazy listeners (a thread each in HTTP mode). One error path,
+The ack is sent from the HTTP server's request thread; slow work runs after it on the app's own
+bounded thread pool (`RemediateApp.work`). One error path,
 `reply_error`, turns our known errors into an ephemeral reply and anything else into a short message
 with a trace id; no traceback reaches Slack.
 """
@@ -81,8 +82,8 @@ def build_app(
     """Build the Bolt app and its outbox worker (not started) from settings and services.
 
     The ack runs in the HTTP server's request thread (``process_before_response``), so an ack never
-    waits for a free worker; the work after the ack (the lazy listeners) runs on its own bounded pool
-    of ``work_threads`` threads, queued when all are busy, so a burst of slow work cannot starve acks.
+    waits for a free worker; the work after the ack runs on the app's own bounded pool of
+    ``work_threads`` threads, queued when all are busy, so a burst of slow work cannot starve acks.
     """
     if settings.slack_signing_secret is None:
         raise BotError("SLACK_SIGNING_SECRET is not set; the app cannot verify Slack's requests without it")
@@ -127,7 +128,7 @@ def build_app(
         """Acknowledge and drop Events API retries of an event id already handled.
 
         Only retries (``X-Slack-Retry-Num``) touch the store before the ack; a first delivery records
-        its event id after the ack, in the lazy work. Whichever records the id first is processed.
+        its event id after the ack, in the work on the pool. Whichever records the id first is processed.
         """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id and req.headers.get("x-slack-retry-num"):
@@ -140,15 +141,24 @@ def build_app(
     def ack_now(ack: Ack) -> None:
         ack()
 
+    def after_ack(job: Callable[[], None]) -> None:
+        def logged() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("work after the ack failed")
+
+        work.submit(logged)
+
     def command(body: dict[str, Any], respond: Respond) -> None:
         def reply(text: str, in_channel: bool) -> None:
             respond(text=text, response_type="in_channel" if in_channel else "ephemeral")
 
         guarded(reply, lambda: run(services, user=body["user_id"], text=body.get("text", "")))
 
-    def mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    def mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, recorded: bool) -> None:
         event_id = body.get("event_id")
-        if event_id and not context.get("event_recorded") and not first_delivery(str(event_id)):
+        if event_id and not recorded and not first_delivery(str(event_id)):
             return  # a retry recorded it first and was processed
         channel, user = event["channel"], event.get("user", "")
 
@@ -176,9 +186,25 @@ def build_app(
             ),
         )
 
-    bolt.command(COMMAND)(ack=ack_now, lazy=[command])
-    bolt.event("app_mention")(ack=ack_now, lazy=[mention])
-    bolt.action(BUTTONS)(ack=ack_now, lazy=[button])
+    # The listeners ack, then hand the work to the pool themselves (not as Bolt lazy listeners, which
+    # deep-copy the whole request, card blocks included, in the request thread before the ack).
+    @bolt.command(COMMAND)
+    def on_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        after_ack(lambda: command(body, respond))
+
+    @bolt.event("app_mention")
+    def on_mention(
+        ack: Ack, body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
+        ack()
+        recorded = bool(context.get("event_recorded"))
+        after_ack(lambda: mention(body, event, client, recorded))
+
+    @bolt.action(BUTTONS)
+    def on_button(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        after_ack(lambda: button(body, respond))
 
     anything = re.compile(".*")
     # Everything else Slack may send (other events, buttons of other apps' messages, shortcuts, modals)
@@ -191,7 +217,7 @@ def build_app(
 
     @bolt.error
     def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> None:
-        """Listener errors (outside the lazy work) become one ephemeral line."""
+        """Listener errors (before the ack; the work after it has its own) become one ephemeral line."""
         text = error_text(error)
         if respond is not None and body.get("response_url"):
             respond(text=text, response_type="ephemeral", replace_original=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -114,3 +115,14 @@ def http_server(
     after a Slack ack runs on the app's own pool, so it never holds a request thread.
     """
     return create_server(Server(app, alerts_token=alerts_token), host=host, port=port, threads=threads)
+
+
+def settle_heap() -> None:
+    """Collect once, then move every object built so far out of the garbage collector's view.
+
+    Call once, after the app is built and before serving. The long-lived startup objects (catalog,
+    topology, policy, ORM mappings) otherwise make every full collection walk all of them: a pause of
+    about 100 ms, during which no ack in flight is answered.
+    """
+    gc.collect()
+    gc.freeze()

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve /slack/events, /healthz and /alerts/{alertmanager,pagerduty,grafana,generic} until Ctrl-C."""
         from bot.app.app import build_app
-        from bot.app.server import http_server
+        from bot.app.server import http_server, settle_heap
         from bot.app.services import build_services
 
         settings = settings_of(ctx)
@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 console.print(f"warning: auth.test failed ({exc}); alert-born incidents get no requester")
         remediate.worker.start()
+        settle_heap()
         token = settings.alerts_token.get_secret_value() if settings.alerts_token else None
         try:
             if socket_mode:
