@@ -231,8 +231,10 @@ def post_alert(url: str, token: str, service: str, n: int, status: str = "firing
         return dict(json.loads(resp.read()))
 
 
-def card_posted(sandbox: SlackSandbox, prefix: str) -> bool:
-    return any(m.text.startswith(prefix) for m in list(sandbox.workspace.messages.get(CHANNEL, [])))
+def card_posted(sandbox: SlackSandbox, prefix: str, after: int) -> bool:
+    """Whether a message starting with ``prefix`` was posted after the first ``after`` of the channel."""
+    posted = list(sandbox.workspace.messages.get(CHANNEL, []))[after:]
+    return any(m.text.startswith(prefix) for m in posted)
 
 
 def wait_card(sandbox: SlackSandbox, incident: str) -> Any:
@@ -251,11 +253,12 @@ def alert_to_card(sandbox: SlackSandbox, bot_url: str, token: str, n: int) -> li
     out = []
     for i in range(n):
         service = services[i % len(services)]
+        before = len(sandbox.workspace.messages.get(CHANNEL, []))  # another app's run may reuse the ids
         t0 = time.perf_counter()
         created = post_alert(bot_url, token, service, i)["created"]
         if not created:
             raise SystemExit(f"alert {i} on {service} opened no incident")
-        while not card_posted(sandbox, created[0] + " "):
+        while not card_posted(sandbox, created[0] + " ", before):
             time.sleep(0.0005)
         out.append((time.perf_counter() - t0) * 1000)
         post_alert(bot_url, token, service, i, status="resolved")  # closes it again

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 3000,
         host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
         threads: Annotated[
-            int, typer.Option("--threads", min=1, help="HTTP request threads (they only verify and ack).")
+            int, typer.Option("--threads", min=1, help="HTTP request threads (ack Slack, ingest alerts).")
         ] = 8,
         work_threads: Annotated[
             int, typer.Option("--work-threads", min=1, help="Threads for the work after a Slack ack.")
