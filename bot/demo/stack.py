@@ -20,10 +20,10 @@ from pathlib import Path
 from types import FrameType
 
 from pydantic import SecretStr
-from waitress.server import create_server
+from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from bot.app.app import RemediateApp, build_app
-from bot.app.server import Server
+from bot.app.server import http_server, settle_heap
 from bot.app.services import Services, build_services
 from bot.demo.alerts import AlertSink, SimAlert, WebhookSink
 from bot.demo.world import LiveWorld, WorldOptions
@@ -82,7 +82,7 @@ class DemoStack:
         self.app: RemediateApp | None = None
         self.world: LiveWorld | None = None
         self.bot_url = ""
-        self._server: object | None = None
+        self._server: BaseWSGIServer | MultiSocketServer | None = None
         self._server_thread: threading.Thread | None = None
 
     @property
@@ -134,9 +134,8 @@ class DemoStack:
         )
         self.app = build_app(settings, services)
         self.app.worker.start()
-        server = create_server(
-            Server(self.app, alerts_token=self.alerts_token), host=opts.host, port=opts.port, threads=8
-        )
+        server = http_server(self.app, alerts_token=self.alerts_token, host=opts.host, port=opts.port)
+        settle_heap()
         self._server = server
         self.bot_url = f"http://{opts.host}:{server.effective_port}"  # type: ignore[union-attr]
         self._server_thread = threading.Thread(target=server.run, name="bot-http", daemon=True)
@@ -150,14 +149,14 @@ class DemoStack:
         """Stop the world, the bot and the sandbox, in that order; safe to call twice."""
         if self.world is not None:
             self.world.stop()
-        if self.app is not None:
-            self.app.worker.stop()
         if self._server is not None:
-            self._server.close()  # type: ignore[attr-defined]
+            self._server.close()
             self._server = None
         if self._server_thread is not None:
             self._server_thread.join(timeout=2)
             self._server_thread = None
+        if self.app is not None:
+            self.app.close()  # idempotent: stopping twice is safe
         if self.sandbox is not None:
             self.sandbox.stop()
 
