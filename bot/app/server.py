@@ -69,7 +69,12 @@ class Server:
             return _json(
                 start, _REASONS[503], {"ok": False, "error": f"store unavailable: {type(exc).__name__}"}
             )
-        return _json(start, _REASONS[200], {"ok": True, "outbox": counts})
+        policy = self.app.services.policy
+        return _json(
+            start,
+            _REASONS[200],
+            {"ok": True, "outbox": counts, "policy": {"name": policy.name, "version": policy.version}},
+        )
 
     def alerts(self, source: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         """Authenticate, parse, group and commit one alert delivery; answer with the incidents touched."""

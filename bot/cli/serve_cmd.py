@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 
 from bot.cli.common import console, refuse, settings_of
+from remediation.policies import Policy
 
 
 def register(app: typer.Typer) -> None:
@@ -44,11 +46,20 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        policy_ref: Annotated[
+            str,
+            typer.Option(
+                "--policy",
+                help="auto: the promoted learned policy if one is registered, else the runbook baseline; "
+                "runbook: always the baseline; or a registered version / artifact path.",
+            ),
+        ] = "auto",
     ) -> None:
         """Serve /slack/events, /healthz and /alerts/{alertmanager,pagerduty,grafana,generic} until Ctrl-C."""
         from bot.app.app import build_app
         from bot.app.server import http_server, settle_heap
         from bot.app.services import build_services
+        from incidents_db.db import open_store
 
         settings = settings_of(ctx)
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -56,8 +67,15 @@ def register(app: typer.Typer) -> None:
             refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
         if pagerduty_secret is None and settings.pagerduty_webhook_secret is not None:
             pagerduty_secret = settings.pagerduty_webhook_secret.get_secret_value()
+        engine = open_store(settings.effective_database_url)
+        policy = choose_policy(engine, policy_ref)
+        console.print(
+            f"remediate: ranking with the {'learned policy ' + policy.version if policy else 'runbook baseline'}"
+        )
         services = build_services(
             settings,
+            engine=engine,
+            policy=policy,
             topology=topology,
             requester=requester or "",
             alert_secrets={"pagerduty": pagerduty_secret} if pagerduty_secret else {},
@@ -90,3 +108,20 @@ def register(app: typer.Typer) -> None:
             pass
         finally:
             remediate.close()
+
+
+def choose_policy(engine: sa.Engine, ref: str) -> Policy | None:
+    """Return the learned policy ``ref`` names (``auto``: the promoted one, if any); None means the runbook."""
+    if ref == "runbook":
+        return None
+    if ref == "auto":
+        from incidents_db.db import make_sessionmaker, session_scope
+        from remediation.registry import service as registry
+
+        with session_scope(make_sessionmaker(engine)) as session:
+            if registry.promoted(db_session=session) is None:
+                return None
+    # torch loads only here, when a learned policy is actually used
+    from remediation.registry.workflow import load_policy
+
+    return load_policy(engine=engine, ref=None if ref == "auto" else ref)

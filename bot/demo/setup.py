@@ -44,10 +44,9 @@ def train_quick_policy(
 ) -> LearnedPolicy:
     """Train on the store's history for ``minutes``, promote the result (no gate: a demo) and load it."""
     # torch loads only when a policy is trained: the runbook demo starts without it
-    from remediation.learning.ranking import LearnedPolicy
     from remediation.learning.train import TrainArgs
     from remediation.registry import service as registry
-    from remediation.registry.workflow import resolve_artifact, train_and_register
+    from remediation.registry.workflow import load_policy, train_and_register
 
     args = TrainArgs(seed=seed, minutes=minutes, run_root=str(data_dir / "runs"), name="demo")
     summary = train_and_register(
@@ -60,7 +59,4 @@ def train_quick_policy(
     )
     with session_scope(make_sessionmaker(engine)) as session:
         registry.promote(db_session=session, version=str(summary["version"]))
-    artifact = resolve_artifact(engine=engine, ref=str(summary["version"]))
-    return LearnedPolicy(
-        artifact.net, temperature=artifact.temperature, memory=artifact.memory, version=artifact.version
-    )
+    return load_policy(engine=engine, ref=str(summary["version"]))

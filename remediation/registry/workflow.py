@@ -77,6 +77,14 @@ def resolve_artifact(*, engine: sa.Engine, ref: str | None) -> Artifact:
     return load_artifact(path, expected_sha256=digest)
 
 
+def load_policy(*, engine: sa.Engine, ref: str | None = None) -> LearnedPolicy:
+    """Load a registered policy (default: the promoted one, else the newest), SHA-256 checked, ready to rank."""
+    artifact = resolve_artifact(engine=engine, ref=ref)
+    return LearnedPolicy(
+        artifact.net, temperature=artifact.temperature, memory=artifact.memory, version=artifact.version
+    )
+
+
 def promotion_gate(artifact: Artifact, *, episodes: int = 40, seed: int = 7) -> dict[str, Any]:
     """Check a candidate before promotion; return the evidence and ``passed``.
 

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bot.sandbox import SandboxOptions, SlackSandbox
 
@@ -20,34 +21,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _env(sandbox: SlackSandbox, sqlite_url: str, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SLACK_BOT_TOKEN": sandbox.bot_token,
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_API_URL": sandbox.api_url,
+        "REMEDIATE_ALERTS_TOKEN": "t",
+        "REMEDIATE_DATABASE_URL": sqlite_url,
+        "REMEDIATE_DATA_DIR": str(data_dir),
+    }
+
+
+def _health(base: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
+                return dict(json.loads(resp.read()))
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{base}/healthz never answered")
+
+
 def test_serve_answers_health_and_alerts(tmp_path: Path, sqlite_url: str) -> None:
     with SlackSandbox(SandboxOptions()) as sandbox:
         port = _free_port()
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": sandbox.bot_token,
-            "SLACK_SIGNING_SECRET": "s",
-            "SLACK_API_URL": sandbox.api_url,
-            "REMEDIATE_ALERTS_TOKEN": "t",
-            "REMEDIATE_DATABASE_URL": sqlite_url,
-        }
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli.main", "serve", "--port", str(port)],
-            env=env,
+            env=_env(sandbox, sqlite_url, tmp_path),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            health = None
-            while time.monotonic() < deadline and health is None:
-                try:
-                    with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
-                        health = json.loads(resp.read())
-                except OSError:
-                    time.sleep(0.2)
-            assert health is not None and health["ok"] is True
+            health = _health(base)
+            assert health["ok"] is True
+            # nothing promoted in a fresh store: the runbook baseline ranks
+            assert health["policy"]["name"] == "runbook-baseline"
             body = json.dumps({"alerts": [{"name": "HighErrorRate", "service": "frontend"}]}).encode()
             req = urllib.request.Request(
                 base + "/alerts/generic", data=body, headers={"Authorization": "Bearer t"}, method="POST"
@@ -58,6 +69,33 @@ def test_serve_answers_health_and_alerts(tmp_path: Path, sqlite_url: str) -> Non
             while time.monotonic() < deadline and not sandbox.workspace.messages.get("C0INCIDENT"):
                 time.sleep(0.1)
             assert sandbox.workspace.messages.get("C0INCIDENT")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def test_serve_ranks_with_the_promoted_learned_policy(tmp_path: Path, sqlite_url: str) -> None:
+    with SlackSandbox(SandboxOptions()) as sandbox:
+        env = _env(sandbox, sqlite_url, tmp_path)
+        trained = subprocess.run(
+            [sys.executable, "-m", "bot.cli.main", "train", "--quick", "--iterations", "1", "--json"],
+            env=env, capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        version = json.loads(trained.stdout)["version"]
+        subprocess.run(
+            [sys.executable, "-m", "bot.cli.main", "policy", "promote", version, "--force"],
+            env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        port = _free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli.main", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            health = _health(f"http://127.0.0.1:{port}")
+            assert health["policy"] == {"name": "learned", "version": version}
         finally:
             proc.terminate()
             proc.wait(timeout=20)
