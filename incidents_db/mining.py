@@ -21,7 +21,7 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from queue import Empty, Queue
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from pydantic_core import from_json
@@ -55,9 +55,8 @@ class RewardConfig:
     """Credit to the step whose interval ends with the incident resolved."""
 
 
-@dataclass(frozen=True)
-class Step:
-    """One decision point of a trajectory."""
+class Step(NamedTuple):
+    """One decision point of a trajectory (a NamedTuple: built once per action, cheaper than a dataclass)."""
 
     at: float
     alerts: tuple[tuple[str, str], ...]
@@ -142,6 +141,7 @@ def build_trajectory(
     segments: list[tuple[float, float]] = []
     firing_since: float | None = None
     saw_alert = False
+    firing: tuple[tuple[str, str], ...] | None = ()  # sorted `active`; None when it changed since
     raw_steps: list[
         tuple[float, tuple[tuple[str, str], ...], dict[str, dict[str, float]], dict[str, Any]]
     ] = []
@@ -156,9 +156,12 @@ def build_trajectory(
                 if not active:
                     firing_since = at
                 active[key] = at
-            elif active.pop(key, None) is not None and not active and firing_since is not None:
-                segments.append((firing_since, at))
-                firing_since = None
+                firing = None
+            elif active.pop(key, None) is not None:
+                firing = None
+                if not active and firing_since is not None:
+                    segments.append((firing_since, at))
+                    firing_since = None
         elif kind == "action":
             metrics = {}
             for svc, raw in latest.items():
@@ -166,7 +169,9 @@ def build_trajectory(
                 if values is None:
                     values = parsed[raw] = from_json(raw).get("values", {})
                 metrics[svc] = values
-            raw_steps.append((at, tuple(sorted(active)), metrics, from_json(payload)))
+            if firing is None:
+                firing = tuple(sorted(active))
+            raw_steps.append((at, firing, metrics, from_json(payload)))
     if firing_since is not None:
         segments.append((firing_since, max(resolved, firing_since)))
     if not saw_alert:
@@ -174,8 +179,9 @@ def build_trajectory(
         segments = [(opened, resolved)]
     weight = reward.impact_per_minute[SEVERITIES.index(header.severity)]
     steps = []
+    final = len(raw_steps) - 1
     for index, (at, alerts, metrics, action) in enumerate(raw_steps):
-        last = index == len(raw_steps) - 1
+        last = index == final
         next_at = resolved if last else raw_steps[index + 1][0]
         next_at = max(next_at, at)
         impact = _overlap(segments, at, next_at) / 60.0
@@ -188,17 +194,17 @@ def build_trajectory(
         name = str(action.get("action", ""))
         steps.append(
             Step(
-                at=at,
-                alerts=alerts,
-                metrics=metrics,
-                action=name if name in catalog else UNMAPPED,
-                action_name=name,
-                target=action.get("target"),
-                outcome=outcome,
-                dt=next_at - at,
-                impact_minutes=impact,
-                reward=value,
-                done=last,
+                at,
+                alerts,
+                metrics,
+                name if name in catalog else UNMAPPED,
+                name,
+                action.get("target"),
+                outcome,
+                next_at - at,
+                impact,
+                value,
+                last,
             )
         )
     return Trajectory(
@@ -266,10 +272,14 @@ def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterat
         for page in headers_result.partitions():
             headers = list(page)
             # Raw payload text (no JSON decoding by the driver): only the events a step needs get parsed.
-            rows = conn.execute(
+            events = (
                 sa.select(
                     EVENTS.c.incident_id,
-                    _epoch(EVENTS.c.at, dialect),
+                    # A metrics row's time is never used (only its order): skip the conversion for them.
+                    sa.case(
+                        (EVENTS.c.type == "metrics", sa.literal_column("0")),
+                        else_=_epoch(EVENTS.c.at, dialect),
+                    ),
                     EVENTS.c.type,
                     EVENTS.c.service,
                     sa.type_coerce(payload, sa.Text),
@@ -278,8 +288,26 @@ def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterat
                     EVENTS.c.incident_id.in_([h.id for h in headers]), EVENTS.c.type.in_(MINED_EVENT_TYPES)
                 )
                 .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
-            ).all()
-            yield headers, rows
+            )
+            yield headers, _driver_rows(conn, events)
+
+
+def _driver_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """Run `query` on the driver's own cursor and return its plain tuples.
+
+    The selected columns need no result processing (text and floats), so skipping SQLAlchemy's `Row`
+    construction saves about a third of the read's CPU for ~15 rows per incident.
+    """
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
