@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve /slack/events, /healthz and /alerts/{alertmanager,pagerduty,grafana,generic} until Ctrl-C."""
         from bot.app.app import build_app
+        from bot.app.jobs import start_jobs
         from bot.app.server import http_server, settle_heap
         from bot.app.services import build_services
         from incidents_db.db import open_store
@@ -87,6 +88,7 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 console.print(f"warning: auth.test failed ({exc}); alert-born incidents get no requester")
         remediate.worker.start()
+        scheduler = start_jobs(services)
         settle_heap()
         token = settings.alerts_token.get_secret_value() if settings.alerts_token else None
         try:
@@ -107,6 +109,7 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             pass
         finally:
+            scheduler.shutdown(wait=False)
             remediate.close()
 
 

@@ -19,10 +19,12 @@ from importlib import resources
 from pathlib import Path
 from types import FrameType
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from pydantic import SecretStr
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from bot.app.app import RemediateApp, build_app
+from bot.app.jobs import start_jobs
 from bot.app.server import http_server, settle_heap
 from bot.app.services import Services, build_services
 from bot.demo.alerts import AlertSink, SimAlert, WebhookSink
@@ -84,6 +86,7 @@ class DemoStack:
         self.bot_url = ""
         self._server: BaseWSGIServer | MultiSocketServer | None = None
         self._server_thread: threading.Thread | None = None
+        self._scheduler: BackgroundScheduler | None = None
 
     @property
     def page_url(self) -> str:
@@ -134,6 +137,7 @@ class DemoStack:
         )
         self.app = build_app(settings, services)
         self.app.worker.start()
+        self._scheduler = start_jobs(self.app.services)
         server = http_server(self.app, alerts_token=self.alerts_token, host=opts.host, port=opts.port)
         settle_heap()
         self._server = server
@@ -155,6 +159,9 @@ class DemoStack:
         if self._server_thread is not None:
             self._server_thread.join(timeout=2)
             self._server_thread = None
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
         if self.app is not None:
             self.app.close()  # idempotent: stopping twice is safe
         if self.sandbox is not None:

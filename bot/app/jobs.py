@@ -1,0 +1,77 @@
+"""Housekeeping the bot runs by itself: recovery at start and scheduled expiry of approval requests.
+
+* At start, a request left ``executing`` by a crash becomes ``unknown`` (visible on its card, never
+  re-run): we cannot know how far the action got, so a person must look.
+* Every ``expire_every_s`` an APScheduler job moves open requests past their time to live to
+  ``expired`` and refreshes their incident cards, so a stale Approve button cannot run anything.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.app.delivery import announce
+from bot.app.services import Services
+from incidents_db.models import ApprovalRequest
+from remediation.approvals import service as approvals
+
+log = logging.getLogger("remediate.jobs")
+
+
+def _refresh_cards(services: Services, request_ids: list[str]) -> None:
+    """Queue card refreshes for the incidents of the given requests."""
+    if not request_ids:
+        return
+    with services.sessions() as session:
+        incident_ids = {
+            row.incident_id
+            for rid in request_ids
+            if (row := session.get(ApprovalRequest, rid)) is not None and row.incident_id
+        }
+        for incident_id in sorted(incident_ids):
+            announce(db_session=session, incident_id=incident_id, now=services.clock())
+        session.commit()
+
+
+def recover_interrupted(services: Services) -> list[str]:
+    """Mark requests a crash left executing as ``unknown`` and refresh their cards; return their ids."""
+    with services.sessions() as session:
+        ids = approvals.recover_interrupted(db_session=session, guard=services.guard)
+    if ids:
+        log.warning("marked %d interrupted execution(s) unknown: %s", len(ids), ", ".join(ids))
+    _refresh_cards(services, ids)
+    return ids
+
+
+def expire_requests(services: Services) -> list[str]:
+    """Expire open requests past their time to live and refresh their cards; return their ids."""
+    with services.lock, services.sessions() as session:
+        ids = approvals.expire_due(db_session=session, guard=services.guard)
+    _refresh_cards(services, ids)
+    return ids
+
+
+def _expire_job(services: Services) -> None:
+    try:
+        expire_requests(services)
+    except Exception:  # a failed run is retried at the next tick; never kill the scheduler
+        log.exception("expiring approval requests failed")
+
+
+def start_jobs(services: Services, *, expire_every_s: float = 30.0) -> BackgroundScheduler:
+    """Recover interrupted executions, then start the scheduler that expires stale requests."""
+    recover_interrupted(services)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        _expire_job,
+        "interval",
+        seconds=expire_every_s,
+        args=[services],
+        id="expire-approval-requests",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler
