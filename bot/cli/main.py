@@ -5,7 +5,7 @@ Exit status: 0 success, 1 input refused (one-line message, no traceback), 2 usag
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 import traceback
 import uuid
@@ -16,6 +16,7 @@ import typer
 
 from bot.cli.common import CliState, err_console
 from bot.errors import BotError
+from bot.settings import default_data_dir
 from incidents_db.errors import StoreError
 from playbooks.errors import PlaybookError
 from remediation.errors import RemediationError
@@ -69,18 +70,40 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except OSError as exc:  # a file or socket the user named: say which and why, no trace
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(
+            f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
     except Exception as exc:  # a bug of ours: keep the trace out of the user's face, but keep it
         trace_id = uuid.uuid4().hex[:12]
-        logging.getLogger("remediate").error("internal error %s\n%s", trace_id, traceback.format_exc())
+        saved = _save_trace(trace_id)
         err_console.print(
-            f"[bold red]internal error[/] ({type(exc).__name__}: {exc}); trace id {trace_id}. "
-            "Run with REMEDIATE_LOG_LEVEL=DEBUG and report it.",
+            f"[bold red]internal error[/] ({type(exc).__name__}: {exc}); trace id {trace_id}"
+            + (f", trace in {saved}" if saved else "")
+            + ". Please report it.",
             highlight=False,
             soft_wrap=True,
         )
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
+        if os.environ.get("REMEDIATE_LOG_LEVEL", "").upper() == "DEBUG":
             traceback.print_exc()
         sys.exit(70)
+
+
+def _save_trace(trace_id: str) -> Path | None:
+    """Append the current exception's trace to the error log in the data directory; return its path."""
+    try:
+        directory = default_data_dir() / "logs"
+        if os.environ.get("REMEDIATE_DATA_DIR"):
+            directory = Path(os.environ["REMEDIATE_DATA_DIR"]) / "logs"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "errors.log"
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- trace id {trace_id}\n{traceback.format_exc()}\n")
+        return path
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":
