@@ -35,9 +35,11 @@ def register(app: typer.Typer) -> None:
         topology: Annotated[
             str, typer.Option("--topology", help="Topology of the live world.")
         ] = "online-boutique",
-        port: Annotated[int, typer.Option("--port", help="Bot port (0: a free one).")] = 3000,
+        port: Annotated[
+            int, typer.Option("--port", min=0, max=65535, help="Bot port (0: a free one).")
+        ] = 3000,
         sandbox_port: Annotated[
-            int, typer.Option("--sandbox-port", help="Sandbox page port (0: free).")
+            int, typer.Option("--sandbox-port", min=0, max=65535, help="Sandbox page port (0: free).")
         ] = 3001,
         fault_every: Annotated[
             float, typer.Option("--fault-every", min=0, help="Seconds between faults.")

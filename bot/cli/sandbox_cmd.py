@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
     @group.command("serve")
     def serve(
         ctx: typer.Context,
-        port: Annotated[int, typer.Option("--port", help="Port to listen on (0 picks a free one).")] = 3001,
+        port: Annotated[
+            int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0 picks a free one).")
+        ] = 3001,
         host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
         app_url: Annotated[
             str | None,

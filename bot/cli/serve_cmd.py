@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         ctx: typer.Context,
-        port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 3000,
+        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 3000,
         host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
         threads: Annotated[
             int, typer.Option("--threads", min=1, help="HTTP request threads (ack Slack, ingest alerts).")
