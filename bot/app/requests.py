@@ -49,23 +49,14 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
                 request_id=view.id,
                 detail=detail[:500] or None,
             )
-        elif view.state == st.REJECTED:
-            incidents.append(
-                db_session=s,
-                incident_id=view.incident_id,
-                type_="note",
-                at=now,
-                actor=user,
-                text=f"rejected {label}",
+        elif view.state in (st.REJECTED, st.PENDING):
+            text = (
+                f"rejected {label}"
+                if view.state == st.REJECTED
+                else f"approved {label} ({len(view.approvers)} of {view.required_approvals})"
             )
-        elif view.state == st.PENDING:
             incidents.append(
-                db_session=s,
-                incident_id=view.incident_id,
-                type_="note",
-                at=now,
-                actor=user,
-                text=f"approved {label} ({len(view.approvers)} of {view.required_approvals})",
+                db_session=s, incident_id=view.incident_id, type_="note", at=now, actor=user, text=text
             )
         announce(db_session=s, incident_id=view.incident_id, now=now)
     if view.state == st.PENDING:
