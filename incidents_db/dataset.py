@@ -182,6 +182,8 @@ class DatasetBuilder:
         self.metrics = 0
         self.unmapped = 0
         self.id_width = 1
+        # Metric name tuple -> their vocabulary indices: snapshots repeat the same few names.
+        self.metric_name_indices: dict[tuple[str, ...], list[int]] = {}
         for name in ("traj_step_offsets", "step_alert_offsets", "step_metric_offsets"):
             self.cols[name].append(0)
 
@@ -215,6 +217,7 @@ class DatasetBuilder:
         )
         metric_service, metric_name, metric_value = c["metric_service"], c["metric_name"], c["metric_value"]
         metric_offsets = c["step_metric_offsets"]
+        name_indices = self.metric_name_indices
         for step in steps:
             for service, name in step.alerts:
                 alert_service.append(services(service))
@@ -222,10 +225,14 @@ class DatasetBuilder:
             self.alerts += len(step.alerts)
             alert_offsets.append(self.alerts)
             for service, values in step.metrics.items():
-                metric_service.extend([services(service)] * len(values))
-                metric_name.extend([metric_names(name) for name in values])
+                names = tuple(values)
+                indices = name_indices.get(names)
+                if indices is None:
+                    indices = name_indices[names] = [metric_names(name) for name in names]
+                metric_service.extend([services(service)] * len(indices))
+                metric_name.extend(indices)
                 metric_value.extend(values.values())
-                self.metrics += len(values)
+                self.metrics += len(indices)
             metric_offsets.append(self.metrics)
         self.unmapped += sum(step.action == UNMAPPED for step in steps)
         self.steps += len(steps)

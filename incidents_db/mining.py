@@ -71,8 +71,7 @@ class Step(NamedTuple):
     done: bool
 
 
-@dataclass(frozen=True)
-class Trajectory:
+class Trajectory(NamedTuple):
     """A resolved incident as a sequence of steps."""
 
     incident_id: str
@@ -208,13 +207,13 @@ def build_trajectory(
             )
         )
     return Trajectory(
-        incident_id=header.id,
-        severity=header.severity,
-        opened_at=opened,
-        resolved_at=resolved,
-        root_service=header.root_cause_service,
-        root_fault=header.root_cause_fault,
-        steps=tuple(steps),
+        header.id,
+        header.severity,
+        opened,
+        resolved,
+        header.root_cause_service,
+        header.root_cause_fault,
+        tuple(steps),
     )
 
 
