@@ -4,10 +4,10 @@ A step is the moment someone acted. It records the alerts firing just before, th
 service, the action (catalog id, or "unmapped" for one outside the catalog), the time until the next
 step (or resolution), and a reward (see `RewardConfig` and docs/store.md for why each term exists).
 
-Reads are batched (a page of incidents, then all their events in one query, timestamps converted to
-epoch seconds in SQL, JSON payloads parsed only for the events a step needs), so mining streams at
-tens of thousands of incidents per second with flat memory. A watermark in `mining_state` makes
-repeated runs incremental.
+Reads are batched (a page of incidents, then all their events in one query read as the driver's plain
+tuples, alert/action timestamps converted to epoch seconds in SQL, JSON payloads parsed only for the
+events a step needs), so mining streams at tens of thousands of incidents per second with flat
+memory. A watermark in `mining_state` makes repeated runs incremental.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _overlap(segments: list[tuple[float, float]], start: float, end: float) -> f
 
 
 EventRow = tuple[str, float, str, str | None, str]
-"""One mined event as read: (incident id, epoch seconds, type, service, payload JSON)."""
+"""One mined event as read: (incident id, epoch seconds (0.0 for metrics rows: unused), type, service, payload JSON)."""
 
 
 def build_trajectory(
@@ -276,7 +276,7 @@ def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterat
                     EVENTS.c.incident_id,
                     # A metrics row's time is never used (only its order): skip the conversion for them.
                     sa.case(
-                        (EVENTS.c.type == "metrics", sa.literal_column("0")),
+                        (EVENTS.c.type == "metrics", sa.literal_column("0.0")),
                         else_=_epoch(EVENTS.c.at, dialect),
                     ),
                     EVENTS.c.type,
