@@ -28,6 +28,8 @@ class NetConfig:
     n_global_actions: int
     hidden: int = 64
     layers: int = 3
+    edge_messages: bool = False
+    """Edge-aware input messages (caller-minus-callee feature differences); False in older artifacts."""
 
 
 class Heads(NamedTuple):
@@ -62,6 +64,36 @@ class MessageLayer(nn.Module):
         return h + torch.relu(self.norm(update))
 
 
+class EdgeDiff(nn.Module):
+    """Edge-aware input messages: what differs between a caller and each of its callees.
+
+    A fault that only shows on the calling side (a network partition: the caller's errors climb, the
+    callee looks healthy) is invisible to per-service features and blurred by mean aggregation. Each edge
+    carries the raw feature difference caller minus callee through a small MLP; every service takes the
+    element-wise max over its outgoing edges (the callee that differs most) and over its incoming edges
+    (the caller that sees it worst), plus the mean over outgoing edges.
+    """
+
+    def __init__(self, n_features: int, hidden: int) -> None:
+        super().__init__()
+        self.edge = nn.Sequential(
+            nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+        )
+        self.out = nn.Linear(3 * hidden, hidden)
+
+    def forward(self, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+        """Return (B * N, H) edge summaries for flat node features ``x`` of shape (B * N, F)."""
+        e = self.edge(x[src] - x[dst])  # (E, H), >= 0 after the ReLU, so a max starting at 0 is exact
+        idx_src = src[:, None].expand_as(e)
+        idx_dst = dst[:, None].expand_as(e)
+        zeros = x.new_zeros((x.shape[0], e.shape[1]))
+        out_max = zeros.scatter_reduce(0, idx_src, e, reduce="amax", include_self=True)
+        in_max = zeros.scatter_reduce(0, idx_dst, e, reduce="amax", include_self=True)
+        deg = x.new_zeros(x.shape[0]).index_add_(0, src, x.new_ones(src.shape[0])).clamp(min=1.0)
+        out_mean = zeros.index_add(0, src, e) / deg[:, None]
+        return self.out(torch.cat([out_max, in_max, out_mean], dim=1))
+
+
 class GraphPolicy(nn.Module):
     """Scores every (service, action) pair and the global actions of B incidents at once."""
 
@@ -72,6 +104,7 @@ class GraphPolicy(nn.Module):
         self.embed = nn.Sequential(
             nn.Linear(config.n_features + config.n_globals, h), nn.ReLU(), nn.Linear(h, h)
         )
+        self.edges = EdgeDiff(config.n_features, h) if config.edge_messages else None
         self.layers = nn.ModuleList(MessageLayer(h) for _ in range(config.layers))
         self.node_head = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(), nn.Linear(h, 3 * a))
         self.global_head = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, 3 * g + 1))
@@ -83,7 +116,10 @@ class GraphPolicy(nn.Module):
         nm = batch.node_mask.reshape(b * n, 1).to(batch.x.dtype)
         # every node sees the incident-wide features next to its own
         glob = batch.glob[:, None, :].expand(b, n, batch.glob.shape[1])
-        h = self.embed(torch.cat([batch.x, glob], dim=2)).reshape(b * n, -1) * nm
+        h = self.embed(torch.cat([batch.x, glob], dim=2)).reshape(b * n, -1)
+        if self.edges is not None:
+            h = h + self.edges(batch.x.reshape(b * n, -1), batch.src, batch.dst)
+        h = h * nm
         # mean aggregation needs in/out degrees; computed once per batch
         ones = torch.ones(batch.src.shape[0], dtype=h.dtype)
         deg_in = torch.zeros(b * n, dtype=h.dtype).index_add_(0, batch.dst, ones).clamp(min=1.0)

@@ -12,7 +12,7 @@ from remediation.learning.encoding import GraphBatch, batch_from_core, concat_ba
 from remediation.learning.policy import GraphPolicy
 from sim.core import BatchCore, SimConfig
 from sim.generator import generate_topology
-from sim.policies import OperatorPolicy, OraclePolicy, index_of
+from sim.policies import Choice, OperatorPolicy, OraclePolicy, index_of
 from sim.topology import Topology, resolve_topology
 
 TRAIN_SEED_LIMIT = 100_000
@@ -54,10 +54,13 @@ def collect_rollout(
     gamma: float,
     lam: float,
     greedy: bool = False,
+    escalate_after: int = 0,
 ) -> tuple[Rollout, dict[str, float]]:
     """Run ``n_envs`` whole incidents with the policy; label each state with the oracle's action.
 
     The policy samples its actions, or takes its argmax when ``greedy`` (the states a deployed policy meets).
+    With ``escalate_after`` = k > 0, a state still open after k of the policy's own actions is labelled
+    ``escalate`` instead: the fallback a person expects once automation keeps missing.
     """
     from remediation.learning.algorithms import gae
 
@@ -69,7 +72,8 @@ def collect_rollout(
     acts, logps, vals, rews, dones, alives, labels, elapsed = [], [], [], [], [], [], [], []
     resolved = np.zeros(n_envs, dtype=bool)
     end_time = np.full(n_envs, np.nan)
-    for _ in range(EPISODE_STEPS):
+    escalate = index_of(core, Choice("escalate", None))
+    for step in range(EPISODE_STEPS):
         batch = batch_from_core(core)
         with torch.no_grad():
             heads = net(batch)
@@ -79,7 +83,10 @@ def collect_rollout(
         else:
             action = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         logp = torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-12))
-        label = np.array([oracle_index(core, b, oracle) if alive[b] else -1 for b in range(n_envs)])
+        if 0 < escalate_after <= step:
+            label = np.where(alive, escalate, -1)
+        else:
+            label = np.array([oracle_index(core, b, oracle) if alive[b] else -1 for b in range(n_envs)])
         before = core.elapsed_s.copy()
         result = core.step(action.numpy())
         done = result.terminated | result.truncated

@@ -73,6 +73,8 @@ class TrainArgs:
     dagger_states: int = 40_000
     """Most oracle-labelled visited states kept for imitation (DAgger's aggregated data set), oldest dropped."""
     dagger_steps: int = 8
+    escalate_after: int = 4
+    """k > 0: visited states still open after k of the policy's actions are labelled ``escalate`` (0 = off)."""
     """Imitation-only minibatches drawn from that data set after each PPO update."""
     calibration_topologies: int = 4
     """Fresh topologies whose greedy-policy states fit the temperature and measure ECE."""
@@ -86,6 +88,8 @@ class TrainArgs:
     """Hidden units of the graph network."""
     layers: int = 3
     """Message passing rounds (hops each service hears about)."""
+    edge_messages: bool = True
+    """Edge-aware input messages (caller-minus-callee feature differences, see ``policy.EdgeDiff``)."""
 
     history: str | None = None
     """A mined ``.npz`` dataset to add to the logged history (``remediate train`` mines it for you)."""
@@ -106,6 +110,8 @@ QUICK: dict[str, Any] = {
     "max_services": 12,
     "hidden": 32,
     "layers": 2,
+    # a smoke test checks the plumbing: with the escalate fallback even two iterations "mitigate" by paging
+    "escalate_after": 0,
 }
 """Overrides of a smoke-test run (``remediate train --quick``): seconds, for checking a setup, not for use."""
 
@@ -148,6 +154,7 @@ def new_net(args: TrainArgs, catalog: Catalog) -> GraphPolicy:
             n_global_actions=len(catalog.global_actions),
             hidden=args.hidden,
             layers=args.layers,
+            edge_messages=args.edge_messages,
         )
     )
 
@@ -290,7 +297,14 @@ def train(
         for _ in range(args.topologies_per_iteration):
             topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
             r, stats = collect_rollout(
-                net, topo, n_envs=args.envs, rng=rng, generator=gen, gamma=ppo.gamma, lam=ppo.lam
+                net,
+                topo,
+                n_envs=args.envs,
+                rng=rng,
+                generator=gen,
+                gamma=ppo.gamma,
+                lam=ppo.lam,
+                escalate_after=args.escalate_after,
             )
             rollouts.append(r)
             succ.append(stats["success_rate"])
