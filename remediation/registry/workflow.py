@@ -88,7 +88,8 @@ def load_policy(*, engine: sa.Engine, ref: str | None = None) -> LearnedPolicy:
 def promotion_gate(artifact: Artifact, *, episodes: int = 40, seed: int = 7) -> dict[str, Any]:
     """Check a candidate before promotion; return the evidence and ``passed``.
 
-    On a held-out topology it must mitigate at least as often as the runbook, and on simulated operator
+    On a held-out topology it must mitigate at least as often as the runbook *and* no slower on
+    average (so a policy cannot pass by escalating everything to a human), and on simulated operator
     history its off-policy value (FQE, WIS) must not be confidently below the operators'.
     """
     topology = held_out_topologies()[1]
@@ -101,7 +102,10 @@ def promotion_gate(artifact: Artifact, *, episodes: int = 40, seed: int = 7) -> 
     behaviour = float(
         np.mean([logged.rewards[logged.traj == t].sum().item() for t in logged.traj.unique().tolist()])
     )
-    sim_ok = sim["learned"].success_rate >= sim["runbook"].success_rate
+    sim_ok = (
+        sim["learned"].success_rate >= sim["runbook"].success_rate
+        and sim["learned"].mean_ttm_s <= sim["runbook"].mean_ttm_s
+    )
     ope_ok = fqe.high >= behaviour or wis.high >= behaviour
     return {
         "passed": bool(sim_ok and ope_ok),
