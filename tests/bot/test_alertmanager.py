@@ -129,4 +129,5 @@ def test_alertmanager_delivers_to_the_bot_and_resolves(
         user="U0ALICE001", channel="incidents", message_ts=card["ts"], action_id="approve:1"
     )
     wait_card(stack, lambda b: "Resolved" in b, seconds=30)  # resolved alerts came back through it too
-    assert any("resolved" in r for r in replies(stack, card["ts"]))
+    # the timeline reaches the card's thread through the outbox, a moment after the card itself
+    wait_for(lambda: any("resolved" in r for r in replies(stack, card["ts"])), seconds=30)
