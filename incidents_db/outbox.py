@@ -27,6 +27,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         sa.CheckConstraint("state IN ('pending','sent','dead')", name="ck_slack_outbox_state"),
         sa.Index("ix_slack_outbox_due", "state", "next_attempt_at"),
+        sa.Index("ix_slack_outbox_coalesce", "coalesce_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -84,12 +85,18 @@ def enqueue(
     incident_id: str | None = None,
     coalesce_key: str | None = None,
     now: datetime | None = None,
+    min_interval_s: float = 0.0,
 ) -> int:
     """Add a message (not committed); with ``coalesce_key``, reuse a pending one with the same key.
 
     Coalescing is what turns an alert storm into one card update: the worker renders the card when it
-    sends, so one pending "card" row per incident is enough however many changes arrive.
+    sends, so one pending "card" row per incident is enough however many changes arrive. With
+    ``min_interval_s``, a new row for a key is not due until that long after the key's previous row, so
+    however fast the worker drains, a key reaches Slack at most once per interval (the changes that
+    arrive meanwhile join the waiting row).
     """
+    now = now or utcnow()
+    due = now
     if coalesce_key is not None:
         existing = db_session.execute(
             sa.select(OutboxMessage.id).where(
@@ -101,6 +108,16 @@ def enqueue(
         ).scalar_one_or_none()
         if existing is not None:
             return int(existing)
+        if min_interval_s > 0:
+            previous = db_session.execute(
+                sa.select(OutboxMessage.next_attempt_at, OutboxMessage.sent_at)
+                .where(OutboxMessage.coalesce_key == coalesce_key)
+                .order_by(OutboxMessage.id.desc())
+                .limit(1)
+            ).first()
+            if previous is not None:
+                last = previous.sent_at or previous.next_attempt_at  # in flight: its own due time
+                due = max(now, last + timedelta(seconds=min_interval_s))
     row = OutboxMessage(
         kind=kind,
         incident_id=incident_id,
@@ -108,10 +125,10 @@ def enqueue(
         payload=payload,
         state=PENDING,
         attempts=0,
-        next_attempt_at=now or utcnow(),
+        next_attempt_at=due,
         last_error="",
         result={},
-        created_at=now or utcnow(),
+        created_at=now,
     )
     db_session.add(row)
     db_session.flush()

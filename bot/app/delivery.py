@@ -29,6 +29,9 @@ log = logging.getLogger("remediate.slack")
 Render = Callable[[Session, str], tuple[str, list[dict[str, Any]]]]
 RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 WAIT_FOR_CARD_S = 0.5
+# Slack allows about one message a second per channel; a card or its timeline is refreshed at most this
+# often, and everything that changes in between goes out together in the next refresh.
+REFRESH_INTERVAL_S = 1.0
 
 
 def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
@@ -40,6 +43,7 @@ def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
         coalesce_key=f"card:{incident_id}",
         payload={},
         now=now,
+        min_interval_s=REFRESH_INTERVAL_S,
     )
     outbox.enqueue(
         db_session=db_session,
@@ -48,6 +52,7 @@ def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
         coalesce_key=f"timeline:{incident_id}",
         payload={},
         now=now,
+        min_interval_s=REFRESH_INTERVAL_S,
     )
 
 
