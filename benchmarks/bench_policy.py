@@ -40,7 +40,7 @@ from remediation.learning.train import TrainArgs, train  # noqa: E402
 from remediation.policies.base import Policy, RankedAction  # noqa: E402
 from sim.core import BatchCore  # noqa: E402
 from sim.generator import generate_topology  # noqa: E402
-from sim.observation import Observation  # noqa: E402
+from sim.observation import EDGE_FEATURES, Observation  # noqa: E402
 
 SB3_SERVICES = 64
 """MaskablePPO's MLP reads a fixed-size observation: every topology is padded to this many services."""
@@ -129,8 +129,12 @@ def sb3_worker(minutes: float, seed: int, episodes: int, out: Path) -> None:
             edges[: len(observation.edges)] = observation.edges
             edge_mask = np.zeros(SB3_EDGES, dtype=np.int8)
             edge_mask[: len(observation.edges)] = 1
+            edge_features = np.zeros((SB3_EDGES, len(EDGE_FEATURES)), dtype=np.float32)
+            if observation.edge_values is not None:
+                edge_features[: len(observation.edges)] = observation.edge_values
             obs = {"nodes": nodes, "node_mask": (np.arange(SB3_SERVICES) < n).astype(np.int8), "edges": edges,
-                   "edge_mask": edge_mask, "globals": np.asarray(observation.globals, dtype=np.float32)}  # fmt: skip
+                   "edge_mask": edge_mask, "edge_features": edge_features,
+                   "globals": np.asarray(observation.globals, dtype=np.float32)}  # fmt: skip
             small = static_mask(observation, catalog)
             if self.mask is not None:
                 small = small & self.mask.astype(np.int8)

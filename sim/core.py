@@ -24,7 +24,16 @@ from sim.dynamics import M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, st
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
 from sim.kernels import advance, encode_globals_into, observe, observe_alerts, prepare_actions, settle
-from sim.observation import ALERTS, GLOBALS, N_FEATURES, RECENCY_DECAY, encode_features, recency
+from sim.observation import (
+    ALERTS,
+    GLOBALS,
+    N_EDGE_FEATURES,
+    N_FEATURES,
+    RECENCY_DECAY,
+    encode_edge_errors,
+    encode_features,
+    recency,
+)
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
@@ -106,6 +115,7 @@ class BatchCore:
         self.features = np.zeros((n_envs, N_FEATURES, n), dtype=np.float32)  # (B, F, N)
         self.features[:, -self.st.static.shape[0] :] = self.st.static
         self.globals = np.zeros((n_envs, len(GLOBALS)), dtype=np.float32)
+        self.edge_features = np.zeros((n_envs, topology.n_edges, N_EDGE_FEATURES), dtype=np.float32)
         self.alerts = np.zeros((n_envs, len(ALERTS), n), dtype=bool)
         self._static_mask = np.ascontiguousarray(self.table.applies[:, self.st.kind_id].T).astype(np.int8)
         self._col = {aid: i for i, aid in enumerate(self.table.ids[:a])}
@@ -354,6 +364,7 @@ class BatchCore:
             )  # fmt: skip
             self.globals, self.alerts, self.observed = globs, alerts, vals
             self.impact_rate, self.slo_ok = impact, slo_ok
+            self.edge_features = self._observe_edges(part)
             return
         observe_alerts(
             true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
@@ -370,6 +381,21 @@ class BatchCore:
         self.observed[envs] = vals
         self.impact_rate[envs] = impact
         self.slo_ok[envs] = slo_ok
+        self.edge_features[envs] = self._observe_edges(part)
+
+    def _observe_edges(self, part: BatchState) -> np.ndarray:
+        """Return the (b, E, EF) noisy per-edge error rates the callers' telemetry reports.
+
+        A call over an edge fails when the edge is partitioned or the callee fails it (``fail_prev``,
+        just evaluated); the same relative noise as the metrics, nothing where the caller is unseen.
+        """
+        t = self.topology
+        batch = part.partition.shape[0]
+        if not t.n_edges:
+            return np.zeros((batch, 0, N_EDGE_FEATURES), dtype=np.float32)
+        ok = (1.0 - np.minimum(part.partition, 1.0)) * (1.0 - part.fail_prev[:, t.dst])
+        noisy = (1.0 - ok) * self._noise_window((batch, 1, t.n_edges))[:, 0]
+        return encode_edge_errors(noisy, part.present, t.src)
 
     # ---- ground truth ----
 

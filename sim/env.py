@@ -30,7 +30,7 @@ from playbooks.catalog import Catalog, builtin_catalog
 from sim.core import BatchCore, SimConfig
 from sim.errors import ActionError, TopologyError
 from sim.faults import Scenario, sample_scenario
-from sim.observation import FEATURES, GLOBALS
+from sim.observation import EDGE_FEATURES, FEATURES, GLOBALS
 from sim.topology import Topology, resolve_topology
 
 ObsType = dict[str, np.ndarray]
@@ -69,6 +69,7 @@ class IncidentEnv(gym.Env[ObsType, np.int64]):
                 "node_mask": spaces.Box(0, 1, shape=(s,), dtype=np.int8),
                 "edges": spaces.Box(0, max(s - 1, 0), shape=(e, 2), dtype=np.int64),
                 "edge_mask": spaces.Box(0, 1, shape=(e,), dtype=np.int8),
+                "edge_features": spaces.Box(0.0, 1.0, shape=(e, len(EDGE_FEATURES)), dtype=np.float32),
                 "globals": spaces.Box(0.0, 1.0, shape=(len(GLOBALS),), dtype=np.float32),
             }
         )
@@ -105,11 +106,14 @@ class IncidentEnv(gym.Env[ObsType, np.int64]):
             nodes[: self.topology.n_services] = self.core.features[0].T
         else:
             nodes = np.ascontiguousarray(self.core.features[0].T)
+        edge_features = np.zeros((self.max_edges, len(EDGE_FEATURES)), dtype=np.float32)
+        edge_features[: self.topology.n_edges] = self.core.edge_features[0]
         return {
             "nodes": nodes,
             "node_mask": self._node_mask.copy(),
             "edges": self._edges.copy(),
             "edge_mask": self._edge_mask.copy(),
+            "edge_features": edge_features,
             "globals": self.core.globals[0].copy(),
         }
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from sim.core import BatchCore, SimConfig
 from sim.faults import fault_kind, sample_scenario
-from sim.observation import ALERTS, METRICS
+from sim.observation import ALERTS, EDGE_METRIC, METRICS
 from sim.policies import Choice, OperatorPolicy, index_of
 from sim.topology import Topology
 
@@ -98,6 +98,10 @@ class _Recorder:
                 continue
             values = {m: round(float(core.observed[0, j, n]), 4) for j, m in enumerate(METRICS)}
             values["latency_p99_ms"] = round(values["latency_p99_ms"], 1)
+            for e in np.flatnonzero(t.src == n).tolist():  # client-side errors per callee, where they show
+                rate = float(core.edge_features[0, e, 0])
+                if rate >= 0.01:
+                    values[EDGE_METRIC + t.services[t.dst[e]]] = round(rate, 4)
             self.add(offset_s, {"type": "metrics", "service": t.services[n], "values": values})
 
 

@@ -38,6 +38,13 @@ Per-service features, in order (``FEATURES``), every value in [0, 1]:
 
 Global features (``GLOBALS``): elapsed time since the incident opened (hours, capped at 1), share of
 services with a firing alert, worst observed frontend error rate. The root cause is never part of it.
+
+Per-edge features (``EDGE_FEATURES``), one row per call edge caller -> callee, in the topology's edge
+order: ``edge_error_rate``, the share of the caller's calls to that callee that fail, as a service mesh
+or client-side metrics report it (Istio's ``istio_requests_total`` by source and destination, or a
+client library's per-upstream counters); 0 when the caller's telemetry is missing. It is what tells a
+network partition or an expired certificate (the caller fails, the callee looks healthy) from a fault of
+the caller itself. Live metric snapshots carry it as ``error_rate_to:<callee>`` keys (``EDGE_METRIC``).
 """
 
 from __future__ import annotations
@@ -85,7 +92,10 @@ FEATURES: tuple[str, ...] = (
     *STATIC_FEATURES,
 )
 GLOBALS: tuple[str, ...] = ("elapsed_h", "share_alerting", "frontend_error_rate")
+EDGE_FEATURES: tuple[str, ...] = ("edge_error_rate",)
+EDGE_METRIC = "error_rate_to:"  # metric key prefix of a per-callee error rate in a live snapshot
 N_FEATURES = len(FEATURES)
+N_EDGE_FEATURES = len(EDGE_FEATURES)
 CHANGE_DECAY_S = 1800.0
 ACTION_DECAY_S = 600.0
 _M0 = 0
@@ -103,6 +113,7 @@ class Observation(NamedTuple):
     nodes: np.ndarray  # (N, F) float32, FEATURES order
     edges: np.ndarray  # (E, 2) int64, caller index -> callee index
     globals: np.ndarray  # (G,) float32, GLOBALS order
+    edge_values: np.ndarray | None = None  # (E, EF) float32, EDGE_FEATURES order; None = all unknown (0)
 
 
 def static_features(topology: Topology) -> np.ndarray:
@@ -155,6 +166,24 @@ def encode_features(
     return out
 
 
+def encode_edge_errors(
+    errors: np.ndarray, present: np.ndarray, src: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Encode per-edge error rates (B, E) into the (B, E, EF) edge feature block.
+
+    Args:
+        errors: (B, E) observed share of calls over each edge that fail (any real number; clipped).
+        present: (B, N) bool, False where a service's telemetry is missing (its outgoing edges read 0).
+        src: (E,) caller index of every edge.
+        out: optional (B, E, EF) float32 array to write into.
+    """
+    if out is None:
+        out = np.empty((*errors.shape, N_EDGE_FEATURES), dtype=np.float32)
+    np.clip(errors, 0.0, 1.0, out=out[..., 0], casting="unsafe")
+    out[..., 0] *= present[:, src]
+    return out
+
+
 def encode_globals(
     elapsed_s: np.ndarray, alerts: np.ndarray, features: np.ndarray, frontends: np.ndarray
 ) -> np.ndarray:
@@ -193,7 +222,8 @@ def build_observation(
     Args:
         topology: the service graph (``sim.topology.resolve_topology`` turns a name or file into one).
         metrics: latest values per service, keys from METRICS; a service absent here counts as
-            telemetry missing, an absent key as 0.
+            telemetry missing, an absent key as 0. ``error_rate_to:<callee>`` keys give the error rate
+            of the service's calls to that callee (the edge feature; unknown callees are ignored).
         alerts: firing alerts, each with ``name`` and ``service`` (``status`` other than firing is skipped;
             unknown names and services are ignored).
         changes: deploy and config events, each with ``type`` (deploy / config_change), ``service``, ``at``.
@@ -208,6 +238,8 @@ def build_observation(
     index = topology.index
     values = np.zeros((1, len(METRICS), n))
     present = np.zeros((1, n), dtype=bool)
+    edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(zip(topology.src, topology.dst, strict=True))}
+    edge_errors = np.zeros((1, len(edge_of)))
     for service, row in metrics.items():
         i = index.get(service)
         if i is None:
@@ -217,6 +249,11 @@ def build_observation(
             value = row.get(name)
             if value is not None and math.isfinite(float(value)):
                 values[0, j, i] = float(value)
+        for key, value in row.items():
+            if key.startswith(EDGE_METRIC) and value is not None and math.isfinite(float(value)):
+                e = edge_of.get((i, index.get(key[len(EDGE_METRIC) :], -1)))
+                if e is not None:
+                    edge_errors[0, e] = float(value)
     fired = np.zeros((1, len(ALERTS), n), dtype=bool)
     for alert in alerts:
         i = index.get(str(alert.get("service")))
@@ -241,4 +278,5 @@ def build_observation(
         nodes=np.ascontiguousarray(block[0].T),
         edges=np.stack([topology.src, topology.dst], axis=1),
         globals=encode_globals(elapsed, fired, block, frontends)[0],
+        edge_values=encode_edge_errors(edge_errors, present, topology.src)[0],
     )

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import torch
 
 from sim.core import BatchCore
-from sim.observation import ALERTS, METRICS, Observation, build_observation
+from sim.observation import ALERTS, EDGE_METRIC, METRICS, N_EDGE_FEATURES, Observation, build_observation
 from sim.topology import Topology
 
 # Alert names seen in real history mapped onto the simulator's alert vocabulary (an unknown name is
@@ -48,6 +48,14 @@ class GraphBatch(NamedTuple):
     dst: torch.Tensor  # (E,) int64 callee, flat index b * N + j
     glob: torch.Tensor  # (B, G) float32 global features
     mask: torch.Tensor  # (B, N * A + G_actions) bool, True = allowed
+    edge_x: torch.Tensor | None = None  # (E, EF) float32 per-edge features, aligned with src/dst
+
+
+def _edge_x(batch: GraphBatch) -> torch.Tensor:
+    """Return the batch's edge features, zeros (unknown) where it has none."""
+    if batch.edge_x is not None:
+        return batch.edge_x
+    return torch.zeros((batch.src.shape[0], N_EDGE_FEATURES), dtype=torch.float32)
 
 
 def observation_from_core(core: BatchCore, env: int) -> Observation:
@@ -58,6 +66,7 @@ def observation_from_core(core: BatchCore, env: int) -> Observation:
         nodes=np.ascontiguousarray(core.features[env].T),
         edges=np.stack([t.src, t.dst], axis=1),
         globals=core.globals[env].copy(),
+        edge_values=core.edge_features[env].copy(),
     )
 
 
@@ -84,6 +93,7 @@ def batch_from_core(core: BatchCore, extra_mask: npt.NDArray[np.int8] | None = N
         dst=torch.from_numpy((t.dst[None, :] + offsets).reshape(-1).astype(np.int64)),
         glob=torch.from_numpy(np.ascontiguousarray(core.globals, dtype=np.float32)),
         mask=torch.from_numpy(mask),
+        edge_x=torch.from_numpy(core.edge_features.reshape(-1, N_EDGE_FEATURES).copy()),
     )
 
 
@@ -111,7 +121,9 @@ def batch_from_observations(
     node_mask = np.zeros((b, n), dtype=bool)
     glob = np.stack([np.asarray(o.globals, dtype=np.float32) for o in observations])
     mask = np.zeros((b, n * n_actions + n_global), dtype=bool)
-    src, dst = [], []
+    src: list[np.ndarray] = []
+    dst: list[np.ndarray] = []
+    edge_x: list[np.ndarray] = []
     for i, (obs, m) in enumerate(zip(observations, masks, strict=True)):
         k = len(obs.services)
         x[i, :k] = obs.nodes
@@ -122,7 +134,10 @@ def batch_from_observations(
         if len(obs.edges):
             src.append(obs.edges[:, 0] + i * n)
             dst.append(obs.edges[:, 1] + i * n)
+            values = obs.edge_values
+            edge_x.append(np.zeros((len(obs.edges), N_EDGE_FEATURES)) if values is None else values)
     cat = (lambda parts: np.concatenate(parts).astype(np.int64)) if src else (lambda _: np.zeros(0, np.int64))
+    ex = np.concatenate(edge_x).astype(np.float32) if edge_x else np.zeros((0, N_EDGE_FEATURES), np.float32)
     return GraphBatch(
         x=torch.from_numpy(x),
         node_mask=torch.from_numpy(node_mask),
@@ -130,6 +145,7 @@ def batch_from_observations(
         dst=torch.from_numpy(cat(dst)),
         glob=torch.from_numpy(glob),
         mask=torch.from_numpy(mask),
+        edge_x=torch.from_numpy(ex),
     )
 
 
@@ -150,13 +166,14 @@ def index_batch(batch: GraphBatch, rows: torch.Tensor) -> GraphBatch:
         dst=base + batch.dst[edge_keep] % n,
         glob=batch.glob[rows],
         mask=batch.mask[rows],
+        edge_x=_edge_x(batch)[edge_keep],
     )
 
 
 def concat_batches(batches: Sequence[GraphBatch], n_actions: int) -> GraphBatch:
     """Concatenate GraphBatches of possibly different padded sizes into one (padding to the largest)."""
     n = max(gb.node_mask.shape[1] for gb in batches)
-    xs, nms, srcs, dsts, globs, masks = [], [], [], [], [], []
+    xs, nms, srcs, dsts, globs, masks, edge_xs = [], [], [], [], [], [], []
     row = 0
     for gb in batches:
         b, k = gb.node_mask.shape
@@ -167,12 +184,19 @@ def concat_batches(batches: Sequence[GraphBatch], n_actions: int) -> GraphBatch:
         srcs.append((g + row) * n + gb.src % k)
         dsts.append((g + row) * n + gb.dst % k)
         globs.append(gb.glob)
+        edge_xs.append(_edge_x(gb))
         svc = gb.mask[:, : k * n_actions]
         tail = gb.mask[:, k * n_actions :]
         masks.append(torch.cat([svc, torch.zeros((b, pad * n_actions), dtype=torch.bool), tail], dim=1))
         row += b
     return GraphBatch(
-        torch.cat(xs), torch.cat(nms), torch.cat(srcs), torch.cat(dsts), torch.cat(globs), torch.cat(masks)
+        torch.cat(xs),
+        torch.cat(nms),
+        torch.cat(srcs),
+        torch.cat(dsts),
+        torch.cat(globs),
+        torch.cat(masks),
+        torch.cat(edge_xs),
     )
 
 
@@ -190,7 +214,8 @@ def observation_of_step(
     Args:
         topology: the service graph the incident ran on.
         alerts: (service, alert name) pairs firing before the action (aliases mapped, see ALERT_ALIASES).
-        metrics: (service, metric name, value) latest values; unknown metric names are dropped.
+        metrics: (service, metric name, value) latest values; unknown metric names are dropped
+            (``error_rate_to:<callee>`` names are the per-edge error rates).
         actions: (target, unix seconds) of earlier actions in the incident.
         now_s: the step's time (unix seconds).
         opened_s: when the incident opened (unix seconds).
@@ -200,7 +225,7 @@ def observation_of_step(
     """
     rows: dict[str, dict[str, float]] = {}
     for service, name, value in metrics:
-        if name in METRICS:
+        if name in METRICS or name.startswith(EDGE_METRIC):
             rows.setdefault(service, {})[name] = value
     fired = [
         {"name": ALERT_ALIASES.get(name, name), "service": service}

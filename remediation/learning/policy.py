@@ -30,6 +30,8 @@ class NetConfig:
     layers: int = 3
     edge_messages: bool = False
     """Edge-aware input messages (caller-minus-callee feature differences); False in older artifacts."""
+    edge_features: int = 0
+    """Per-edge input features the edge messages also read (``EDGE_FEATURES``); 0 in older artifacts."""
 
 
 class Heads(NamedTuple):
@@ -69,21 +71,30 @@ class EdgeDiff(nn.Module):
 
     A fault that only shows on the calling side (a network partition: the caller's errors climb, the
     callee looks healthy) is invisible to per-service features and blurred by mean aggregation. Each edge
-    carries the raw feature difference caller minus callee through a small MLP; every service takes the
-    element-wise max over its outgoing edges (the callee that differs most) and over its incoming edges
-    (the caller that sees it worst), plus the mean over outgoing edges.
+    carries the raw feature difference caller minus callee, next to the edge's own features (the error
+    rate of calls over it) when there are any, through a small MLP; every service takes the element-wise
+    max over its outgoing edges (the callee that differs most) and over its incoming edges (the caller
+    that sees it worst), plus the mean over outgoing edges.
     """
 
-    def __init__(self, n_features: int, hidden: int) -> None:
+    def __init__(self, n_features: int, hidden: int, n_edge_features: int = 0) -> None:
         super().__init__()
+        self.n_edge_features = n_edge_features
         self.edge = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+            nn.Linear(n_features + n_edge_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
         )
         self.out = nn.Linear(3 * hidden, hidden)
 
-    def forward(self, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_x: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Return (B * N, H) edge summaries for flat node features ``x`` of shape (B * N, F)."""
-        e = self.edge(x[src] - x[dst])  # (E, H), >= 0 after the ReLU, so a max starting at 0 is exact
+        diff = x[src] - x[dst]
+        if self.n_edge_features:
+            if edge_x is None:
+                edge_x = x.new_zeros((src.shape[0], self.n_edge_features))
+            diff = torch.cat([diff, edge_x], dim=1)
+        e = self.edge(diff)  # (E, H), >= 0 after the ReLU, so a max starting at 0 is exact
         idx_src = src[:, None].expand_as(e)
         idx_dst = dst[:, None].expand_as(e)
         zeros = x.new_zeros((x.shape[0], e.shape[1]))
@@ -104,7 +115,7 @@ class GraphPolicy(nn.Module):
         self.embed = nn.Sequential(
             nn.Linear(config.n_features + config.n_globals, h), nn.ReLU(), nn.Linear(h, h)
         )
-        self.edges = EdgeDiff(config.n_features, h) if config.edge_messages else None
+        self.edges = EdgeDiff(config.n_features, h, config.edge_features) if config.edge_messages else None
         self.layers = nn.ModuleList(MessageLayer(h) for _ in range(config.layers))
         self.node_head = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(), nn.Linear(h, 3 * a))
         self.global_head = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, 3 * g + 1))
@@ -118,7 +129,7 @@ class GraphPolicy(nn.Module):
         glob = batch.glob[:, None, :].expand(b, n, batch.glob.shape[1])
         h = self.embed(torch.cat([batch.x, glob], dim=2)).reshape(b * n, -1)
         if self.edges is not None:
-            h = h + self.edges(batch.x.reshape(b * n, -1), batch.src, batch.dst)
+            h = h + self.edges(batch.x.reshape(b * n, -1), batch.src, batch.dst, batch.edge_x)
         h = h * nm
         # mean aggregation needs in/out degrees; computed once per batch
         ones = torch.ones(batch.src.shape[0], dtype=h.dtype)

@@ -152,6 +152,9 @@ class LearnedPolicy:
             dst=graph.dst,
             glob=torch.from_numpy(np.asarray(observation.globals, dtype=np.float32))[None],
             mask=torch.from_numpy(mask)[None],
+            edge_x=None
+            if observation.edge_values is None
+            else torch.from_numpy(np.asarray(observation.edge_values, dtype=np.float32)),
         )
 
     def scores(self, observation: Observation) -> tuple[GraphBatch, torch.Tensor, torch.Tensor]:
@@ -170,8 +173,9 @@ class LearnedPolicy:
         if self.explain:
             # gradients w.r.t. the inputs only, for the reasons; the weights stay untouched
             x = batch.x.clone().requires_grad_(True)
+            ex = None if batch.edge_x is None else batch.edge_x.clone().requires_grad_(True)
             with torch.enable_grad():
-                heads = self.net(batch._replace(x=x))
+                heads = self.net(batch._replace(x=x, edge_x=ex))
         else:
             with torch.inference_mode():
                 heads = self.net(batch)
@@ -182,7 +186,7 @@ class LearnedPolicy:
         top = torch.topk(probs, min(k, allowed)).indices
         reasons = [""] * top.numel()
         if self.explain:
-            signals = self._signals(x, heads.logits[0], top, observation.services)
+            signals = self._signals(x, ex, heads.logits[0], top, observation)
             similar = self._similar(heads.pooled.detach())
             reasons = [s + similar for s in signals]
         out = []
@@ -208,14 +212,21 @@ class LearnedPolicy:
             return self._global_actions[index - n * a], None
         return self._service_actions[index % a], services[index // a]
 
-    def _signals(self, x: torch.Tensor, logits: torch.Tensor, top: torch.Tensor,
-                 services: Sequence[str]) -> list[str]:  # fmt: skip
-        """Per top action, the three (service, signal) inputs with the largest gradient x input."""
-        k = top.numel()
-        # one batched backward: row i of the result is d logit[top[i]] / d x
-        (grad,) = torch.autograd.grad(logits[top], x, grad_outputs=torch.eye(k), is_grads_batched=True)
-        attribution = (grad[:, 0] * x.detach()[0]).numpy()[:, :, _SIGNALS]  # (k, N, S)
+    def _signals(self, x: torch.Tensor, edge_x: torch.Tensor | None, logits: torch.Tensor, top: torch.Tensor,
+                 observation: Observation) -> list[str]:  # fmt: skip
+        """Per top action, the three inputs with the largest gradient x input: (service, signal) or a call edge."""
+        k, services = top.numel(), observation.services
+        inputs = (x,) if edge_x is None or not self.net.config.edge_features else (x, edge_x)
+        # one batched backward: row i of the result is d logit[top[i]] / d inputs
+        grads = torch.autograd.grad(
+            logits[top], inputs, grad_outputs=torch.eye(k), is_grads_batched=True, allow_unused=True
+        )
+        attribution = (grads[0][:, 0] * x.detach()[0]).numpy()[:, :, _SIGNALS]  # (k, N, S)
         flat = attribution.reshape(k, -1)
+        n_node = flat.shape[1]
+        if len(inputs) == 2 and grads[1] is not None:
+            # the edge error rates (k, E): a failing call edge can be the reason, not only a service
+            flat = np.concatenate([flat, (grads[1] * inputs[1].detach())[:, :, 0].numpy()], axis=1)
         width = min(3, flat.shape[1])
         part = np.argpartition(-flat, width - 1, axis=1)[:, :width]
         best = np.take_along_axis(part, np.argsort(-np.take_along_axis(flat, part, axis=1), axis=1), axis=1)
@@ -224,6 +235,10 @@ class LearnedPolicy:
             parts = []
             for i in best[row].tolist():
                 if flat[row, i] <= 0:
+                    continue
+                if i >= n_node:
+                    caller, callee = observation.edges[i - n_node].tolist()
+                    parts.append(f"errors on calls {services[caller]} -> {services[callee]}")
                     continue
                 node, feat = divmod(i, len(_SIGNALS))
                 parts.append(f"{FEATURES[_SIGNALS[feat]]} on {services[node]}")

@@ -39,7 +39,7 @@ from remediation.learning.buffer import Transitions, concat_transitions, take_ro
 from remediation.learning.encoding import GraphBatch, index_batch
 from remediation.learning.policy import GraphPolicy, NetConfig
 from remediation.learning.rollout import collect_logged, collect_rollout, training_topology
-from sim.observation import GLOBALS, N_FEATURES
+from sim.observation import GLOBALS, N_EDGE_FEATURES, N_FEATURES
 from sim.topology import resolve_topology
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
@@ -90,6 +90,8 @@ class TrainArgs:
     """Message passing rounds (hops each service hears about)."""
     edge_messages: bool = True
     """Edge-aware input messages (caller-minus-callee feature differences, see ``policy.EdgeDiff``)."""
+    edge_features: bool = True
+    """The edge messages also read the per-edge error rates (``sim.observation.EDGE_FEATURES``)."""
 
     history: str | None = None
     """A mined ``.npz`` dataset to add to the logged history (``remediate train`` mines it for you)."""
@@ -155,6 +157,7 @@ def new_net(args: TrainArgs, catalog: Catalog) -> GraphPolicy:
             hidden=args.hidden,
             layers=args.layers,
             edge_messages=args.edge_messages,
+            edge_features=N_EDGE_FEATURES if args.edge_messages and args.edge_features else 0,
         )
     )
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from sim.core import BatchCore
 from sim.faults import ChangeEvent, FaultSpec, Scenario
-from sim.observation import ALERTS, FEATURES, GLOBALS, METRICS, build_observation
+from sim.observation import ALERTS, EDGE_FEATURES, EDGE_METRIC, FEATURES, GLOBALS, METRICS, build_observation
 from sim.policies import Choice, index_of
 from sim.topology import resolve_topology
 
@@ -46,6 +46,11 @@ def test_live_timeline_inputs_give_the_simulator_features() -> None:
         for i, s in enumerate(topo.services)
         if core.state.present[0, i]
     }
+    for e, (caller, callee) in enumerate(zip(topo.src, topo.dst, strict=True)):
+        if topo.services[caller] in metrics:
+            metrics[topo.services[caller]][EDGE_METRIC + topo.services[callee]] = float(
+                core.edge_features[0, e, 0]
+            )
     alerts = [
         {"name": ALERTS[a], "service": topo.services[n], "status": "firing"}
         for a, n in zip(*np.nonzero(core.alerts[0]), strict=True)
@@ -74,6 +79,45 @@ def test_live_timeline_inputs_give_the_simulator_features() -> None:
     assert obs.nodes[topo.position("review"), FEATURES.index("telemetry_missing")] == 1.0
     assert obs.nodes[topo.position("rate"), FEATURES.index("recent_deploy")] > 0.5
     assert obs.edges.shape == (topo.n_edges, 2)
+    assert obs.edge_values is not None and obs.edge_values.shape == (topo.n_edges, len(EDGE_FEATURES))
+    np.testing.assert_allclose(obs.edge_values, core.edge_features[0], rtol=1e-6)
+    # the bad deploy on rate fails the calls into it; review reports nothing about its own calls
+    into_rate = np.flatnonzero(topo.dst == topo.position("rate"))
+    assert obs.edge_values[into_rate, 0].min() > 0.1
+    assert not obs.edge_values[topo.src == topo.position("review")].any()
+
+
+def test_a_partition_shows_on_its_edge_only() -> None:
+    topo = resolve_topology("online-boutique")
+    caller, callee = "checkoutservice", "paymentservice"
+    core = BatchCore(topo, 1, seed=3)
+    core.reset(scenarios=[Scenario(faults=(FaultSpec("network_partition", callee, caller),))])
+    core.step([index_of(core, Choice("wait", None))])
+    edge = int(np.flatnonzero((topo.src == topo.position(caller)) & (topo.dst == topo.position(callee)))[0])
+    errors = core.edge_features[0, :, 0]
+    assert errors[edge] > 0.5
+    assert np.delete(errors, edge).max() < 0.2
+    # the callee itself looks healthy: only the edge tells which callee is cut off
+    assert core.features[0, FEATURES.index("error_rate"), topo.position(callee)] < 0.05
+
+
+def test_edge_metrics_for_unknown_callees_or_non_edges_are_ignored() -> None:
+    topo = resolve_topology("online-boutique")
+    obs = build_observation(
+        topology=topo,
+        metrics={"frontend": {EDGE_METRIC + "cartservice": 0.7, EDGE_METRIC + "ghost": 1.0,
+                              EDGE_METRIC + "redis-cart": 1.0, "error_rate": 0.1},
+                 "cartservice": {EDGE_METRIC + "redis-cart": 2.5}},
+        now=datetime(2026, 3, 2, tzinfo=UTC),
+    )  # fmt: skip
+    assert obs.edge_values is not None
+    pairs = {
+        (topo.services[a], topo.services[b]): float(v)
+        for (a, b), v in zip(obs.edges, obs.edge_values[:, 0], strict=True)
+    }
+    assert pairs[("frontend", "cartservice")] == np.float32(0.7)
+    assert pairs[("cartservice", "redis-cart")] == 1.0  # clipped to [0, 1]
+    assert sum(v > 0 for v in pairs.values()) == 2
 
 
 def test_unknown_services_and_alert_names_are_ignored() -> None:

@@ -49,3 +49,23 @@ def test_old_configs_without_the_field_build_the_old_network() -> None:
     names = set(GraphPolicy(cfg).state_dict())
     assert not any(name.startswith("edges.") for name in names)
     assert any(name.startswith("edges.") for name in net(edge_messages=True).state_dict())
+
+
+def test_edge_features_tell_which_callee_a_caller_fails_to_reach() -> None:
+    torch.manual_seed(0)
+    cfg = NetConfig(n_features=5, n_globals=3, n_actions=4, n_global_actions=2, hidden=16, layers=0,
+                    edge_messages=True, edge_features=1)  # fmt: skip
+    model = GraphPolicy(cfg).eval()
+    x = torch.rand((3, 5), generator=torch.Generator().manual_seed(1))
+    quiet = chain(x)._replace(edge_x=torch.zeros((2, 1)))
+    cut = chain(x)._replace(edge_x=torch.tensor([[0.0], [1.0]]))  # calls 1 -> 2 fail, node features equal
+    with torch.no_grad():
+        before, after = model(quiet).nodes[0], model(cut).nodes[0]
+        unknown = model(chain(x)).nodes[0]  # no edge features at all reads as zeros
+    assert not torch.allclose(before[2], after[2]) and not torch.allclose(before[1], after[1])
+    assert torch.allclose(before[0], after[0])  # node 0 touches only edge 0 -> 1, which did not change
+    assert torch.allclose(unknown, before)
+    # a network built without edge features ignores them
+    plain = net(edge_messages=True)
+    with torch.no_grad():
+        assert torch.allclose(plain(quiet).nodes, plain(cut).nodes)
