@@ -20,7 +20,7 @@ import numpy as np
 
 from playbooks.catalog import Catalog, builtin_catalog
 from sim.actions import FAILED, OUTCOMES, ActionTable, Effects
-from sim.dynamics import M_MEM, M_P99, M_UTIL, BatchState, Statics, evaluate, statics
+from sim.dynamics import M_MEM, M_P99, M_UTIL, RETRY_GAIN, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
 from sim.kernels import advance, encode_globals_into, observe, observe_alerts, prepare_actions, settle
@@ -32,6 +32,7 @@ from sim.observation import (
     RECENCY_DECAY,
     encode_edge_errors,
     encode_features,
+    encode_workload,
     recency,
 )
 from sim.topology import Topology
@@ -116,6 +117,7 @@ class BatchCore:
         self.features[:, -self.st.static.shape[0] :] = self.st.static
         self.globals = np.zeros((n_envs, len(GLOBALS)), dtype=np.float32)
         self.edge_features = np.zeros((n_envs, topology.n_edges, N_EDGE_FEATURES), dtype=np.float32)
+        self.traffic_ratio = np.ones((n_envs, n))  # observed request rate over normal (noisy)
         self.alerts = np.zeros((n_envs, len(ALERTS), n), dtype=bool)
         self._static_mask = np.ascontiguousarray(self.table.applies[:, self.st.kind_id].T).astype(np.int8)
         self._col = {aid: i for i, aid in enumerate(self.table.ids[:a])}
@@ -135,6 +137,7 @@ class BatchCore:
         # seeded from ``rng`` (cheap per step; the same seed gives the same windows)
         size = n_envs * 6 * n
         table = np.random.default_rng(NOISE_TABLE_SEED).standard_normal(max(1 << 16, 4 * size))
+        self._inv_base_load = np.where(self.st.base_load > 0, 1.0 / np.maximum(self.st.base_load, 1e-12), 0.0)
         self._noise = 1.0 + self.config.noise * np.maximum(table, -1.0 / self.config.noise)  # factors >= 0
         self._lcg = 0
         self.reseed(self.rng)
@@ -365,6 +368,8 @@ class BatchCore:
             self.globals, self.alerts, self.observed = globs, alerts, vals
             self.impact_rate, self.slo_ok = impact, slo_ok
             self.edge_features = self._observe_edges(part)
+            replicas, self.traffic_ratio = self._workload(part)
+            encode_workload(replicas, self.traffic_ratio, part.present, self.features)
             return
         observe_alerts(
             true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
@@ -373,7 +378,11 @@ class BatchCore:
         self.state.fail_prev[envs] = part.fail_prev
         self.state.held[envs] = part.held
         self.true[envs] = true
-        feats = encode_features(vals, part.present, alerts, part.recent, st.static)
+        replicas, traffic = self._workload(part)
+        self.traffic_ratio[envs] = traffic
+        feats = encode_features(
+            vals, part.present, alerts, part.recent, st.static, workload=(replicas, traffic)
+        )
         self.features[envs] = feats
         encode_globals_into(self.elapsed_s[envs], alerts, feats, self._fe_kind, globs)
         self.globals[envs] = globs
@@ -382,6 +391,18 @@ class BatchCore:
         self.impact_rate[envs] = impact
         self.slo_ok[envs] = slo_ok
         self.edge_features[envs] = self._observe_edges(part)
+
+    def _workload(self, part: BatchState) -> tuple[np.ndarray, np.ndarray]:
+        """Return (replicas over normal, noisy request rate over normal), each (b, N).
+
+        The request rate counts the retries callers send after failures (``fail_prev``, just evaluated),
+        as a real request counter would.
+        """
+        st = self.st
+        replicas = part.replicas / st.base_replicas
+        traffic = part.load_f * (1.0 + RETRY_GAIN * part.fail_prev) * self._inv_base_load
+        traffic *= self._noise_window((traffic.shape[0], 1, st.n))[:, 0]
+        return replicas, traffic
 
     def _observe_edges(self, part: BatchState) -> np.ndarray:
         """Return the (b, E, EF) noisy per-edge error rates the callers' telemetry reports.

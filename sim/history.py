@@ -98,6 +98,8 @@ class _Recorder:
                 continue
             values = {m: round(float(core.observed[0, j, n]), 4) for j, m in enumerate(METRICS)}
             values["latency_p99_ms"] = round(values["latency_p99_ms"], 1)
+            values["replicas"] = float(core.state.replicas[0, n])
+            values["traffic_ratio"] = round(float(core.traffic_ratio[0, n]), 3)
             for e in np.flatnonzero(t.src == n).tolist():  # client-side errors per callee, where they show
                 rate = float(core.edge_features[0, e, 0])
                 if rate >= 0.01:

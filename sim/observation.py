@@ -26,15 +26,24 @@ Per-service features, in order (``FEATURES``), every value in [0, 1]:
 15  recent_deploy          exp(-age / 30 min) of the service's latest deploy, 0 when none
 16  recent_config_change   exp(-age / 30 min) of its latest config change
 17  recent_action          exp(-age / 10 min) of the latest remediation action on it
-18  kind_frontend          one-hot kind (18..22: frontend, service, database, cache, queue)
-19  kind_service
-20  kind_database
-21  kind_cache
-22  kind_queue
-23  stateful               1 for stateful services
-24  in_degree              min(callers / 16, 1)
-25  out_degree             min(callees / 16, 1)
+18  replica_deficit        max(0, 1 - replicas / normal replicas): 1 = scaled to zero
+19  traffic_excess         min(max(request rate / normal - 1, 0), 3) / 3: 1 = four times normal
+20  kind_frontend          one-hot kind (20..24: frontend, service, database, cache, queue)
+21  kind_service
+22  kind_database
+23  kind_cache
+24  kind_queue
+25  stateful               1 for stateful services
+26  in_degree              min(callers / 16, 1)
+27  out_degree             min(callees / 16, 1)
 ==  =====================  ==============================================================
+
+The two workload features read as "normal" (0) when unknown. They tell apart faults that look alike
+in the six metrics: a service scaled to zero from a datastore outage (both are down; only one has no
+replicas), a traffic surge from a starved node (both saturate; only one has more requests). Live
+snapshots carry them as the metrics ``replicas`` (the running replica count, compared with the
+topology's ``replicas``) and ``traffic_ratio`` (request rate over its normal, e.g. over the same time
+last week).
 
 Global features (``GLOBALS``): elapsed time since the incident opened (hours, capped at 1), share of
 services with a firing alert, worst observed frontend error rate. The root cause is never part of it.
@@ -89,11 +98,14 @@ FEATURES: tuple[str, ...] = (
     "recent_deploy",
     "recent_config_change",
     "recent_action",
+    "replica_deficit",
+    "traffic_excess",
     *STATIC_FEATURES,
 )
 GLOBALS: tuple[str, ...] = ("elapsed_h", "share_alerting", "frontend_error_rate")
 EDGE_FEATURES: tuple[str, ...] = ("edge_error_rate",)
 EDGE_METRIC = "error_rate_to:"  # metric key prefix of a per-callee error rate in a live snapshot
+WORKLOAD_METRICS: tuple[str, ...] = ("replicas", "traffic_ratio")  # live metric names of the workload rows
 N_FEATURES = len(FEATURES)
 N_EDGE_FEATURES = len(EDGE_FEATURES)
 CHANGE_DECAY_S = 1800.0
@@ -102,7 +114,8 @@ _M0 = 0
 _MISSING = len(METRICS)
 _A0 = _MISSING + 1
 _CHANGES = _A0 + len(ALERTS)
-_S0 = _CHANGES + 3
+_W0 = _CHANGES + 3  # replica_deficit, traffic_excess
+_S0 = _W0 + 2
 RECENCY_DECAY = np.array([-1.0 / CHANGE_DECAY_S, -1.0 / CHANGE_DECAY_S, -1.0 / ACTION_DECAY_S])[None, :, None]
 
 
@@ -133,6 +146,22 @@ def recency(ages: np.ndarray) -> np.ndarray:
     return np.exp(ages * RECENCY_DECAY)
 
 
+def encode_workload(
+    replica_ratio: np.ndarray, traffic_ratio: np.ndarray, present: np.ndarray, out: np.ndarray
+) -> None:
+    """Write the workload rows (replica_deficit, traffic_excess) of a (B, F, N) feature block.
+
+    Args:
+        replica_ratio: (B, N) running replicas over the service's normal count.
+        traffic_ratio: (B, N) request rate over the service's normal rate.
+        present: (B, N) bool, False where the service's telemetry is missing (rows read 0).
+        out: the (B, F, N) features to write into.
+    """
+    np.clip(1.0 - replica_ratio, 0.0, 1.0, out=out[:, _W0], casting="unsafe")
+    np.clip((traffic_ratio - 1.0) / 3.0, 0.0, 1.0, out=out[:, _W0 + 1], casting="unsafe")
+    out[:, _W0 : _W0 + 2] *= present[:, None, :]
+
+
 def encode_features(
     values: np.ndarray,
     present: np.ndarray,
@@ -140,6 +169,7 @@ def encode_features(
     recent: np.ndarray,
     static: np.ndarray | None,
     out: np.ndarray | None = None,
+    workload: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Encode raw per-service signals into the (B, F, N) feature block, FEATURES order along axis 1.
 
@@ -151,6 +181,8 @@ def encode_features(
         static: (S, N) graph features from ``static_features``; None leaves those rows of ``out`` as they
             are (a caller reusing ``out`` writes them once).
         out: optional (B, F, N) float32 array to write into.
+        workload: optional (replica ratio, traffic ratio), each (B, N), for ``encode_workload``; None
+            reads as normal (both rows 0).
 
     Returns:
         The (B, F, N) float32 features (``out`` when given); transpose to (B, N, F) for per-node rows.
@@ -161,6 +193,10 @@ def encode_features(
     # rows 0..17, compiled: metrics clipped to [0, 1] (latency as log10(1 + ms) / 5, saturation as
     # min(util, 2) / 2) and zeroed where telemetry is missing, telemetry_missing, alert flags, recency
     encode(values, present, alerts, recent, out)
+    if workload is None:
+        out[:, _W0 : _W0 + 2] = 0.0
+    else:
+        encode_workload(workload[0], workload[1], present, out)
     if static is not None:
         out[:, _S0:] = static
     return out
@@ -223,7 +259,8 @@ def build_observation(
         topology: the service graph (``sim.topology.resolve_topology`` turns a name or file into one).
         metrics: latest values per service, keys from METRICS; a service absent here counts as
             telemetry missing, an absent key as 0. ``error_rate_to:<callee>`` keys give the error rate
-            of the service's calls to that callee (the edge feature; unknown callees are ignored).
+            of the service's calls to that callee (the edge feature; unknown callees are ignored);
+            ``replicas`` and ``traffic_ratio`` the workload features (absent = normal).
         alerts: firing alerts, each with ``name`` and ``service`` (``status`` other than firing is skipped;
             unknown names and services are ignored).
         changes: deploy and config events, each with ``type`` (deploy / config_change), ``service``, ``at``.
@@ -240,11 +277,17 @@ def build_observation(
     present = np.zeros((1, n), dtype=bool)
     edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(zip(topology.src, topology.dst, strict=True))}
     edge_errors = np.zeros((1, len(edge_of)))
+    replica_ratio, traffic_ratio = np.ones((1, n)), np.ones((1, n))
     for service, row in metrics.items():
         i = index.get(service)
         if i is None:
             continue
         present[0, i] = True
+        replicas, traffic = row.get("replicas"), row.get("traffic_ratio")
+        if replicas is not None and math.isfinite(float(replicas)):
+            replica_ratio[0, i] = float(replicas) / max(float(topology.replicas[i]), 1.0)
+        if traffic is not None and math.isfinite(float(traffic)):
+            traffic_ratio[0, i] = float(traffic)
         for j, name in enumerate(METRICS):
             value = row.get(name)
             if value is not None and math.isfinite(float(value)):
@@ -270,7 +313,14 @@ def build_observation(
         i = index.get(str(action.get("target")))
         if i is not None:
             ages[0, 2, i] = min(ages[0, 2, i], _age_s(now, action["at"]))
-    block = encode_features(values, present, fired, recency(ages), static_features(topology))
+    block = encode_features(
+        values,
+        present,
+        fired,
+        recency(ages),
+        static_features(topology),
+        workload=(replica_ratio, traffic_ratio),
+    )
     frontends = np.array([i for i, k in enumerate(topology.kinds) if k == "frontend"], dtype=np.int64)
     elapsed = np.array([0.0 if opened_at is None else _age_s(now, opened_at)])
     return Observation(

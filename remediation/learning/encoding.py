@@ -18,7 +18,15 @@ import numpy.typing as npt
 import torch
 
 from sim.core import BatchCore
-from sim.observation import ALERTS, EDGE_METRIC, METRICS, N_EDGE_FEATURES, Observation, build_observation
+from sim.observation import (
+    ALERTS,
+    EDGE_METRIC,
+    METRICS,
+    N_EDGE_FEATURES,
+    WORKLOAD_METRICS,
+    Observation,
+    build_observation,
+)
 from sim.topology import Topology
 
 # Alert names seen in real history mapped onto the simulator's alert vocabulary (an unknown name is
@@ -225,7 +233,7 @@ def observation_of_step(
     """
     rows: dict[str, dict[str, float]] = {}
     for service, name, value in metrics:
-        if name in METRICS or name.startswith(EDGE_METRIC):
+        if name in METRICS or name in WORKLOAD_METRICS or name.startswith(EDGE_METRIC):
             rows.setdefault(service, {})[name] = value
     fired = [
         {"name": ALERT_ALIASES.get(name, name), "service": service}

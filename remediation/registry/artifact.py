@@ -19,6 +19,7 @@ import torch
 from remediation.errors import RemediationError
 from remediation.learning.policy import GraphPolicy, NetConfig
 from remediation.learning.train import Memory, TrainResult
+from sim.observation import GLOBALS, N_FEATURES
 
 FORMAT = "remediate.policy/v1"
 FILE = "policy.pt"
@@ -108,6 +109,12 @@ def load_artifact(path: Path, *, expected_sha256: str | None = None) -> Artifact
     if raw.get("format") != FORMAT:
         raise ArtifactError(f"{file} has format {raw.get('format')!r}, expected {FORMAT!r}")
     cfg = NetConfig(**raw["net_config"])
+    if cfg.n_features != N_FEATURES or cfg.n_globals != len(GLOBALS):
+        raise ArtifactError(
+            f"{file} was trained on {cfg.n_features} service features and {cfg.n_globals} global ones; this "
+            f"version observes {N_FEATURES} and {len(GLOBALS)} (sim/observation.py): retrain it with "
+            "`remediate train`"
+        )
     net, bc = GraphPolicy(cfg), GraphPolicy(cfg)
     net.load_state_dict(raw["state_dict"])
     bc.load_state_dict(raw["operator_bc_state_dict"])
