@@ -8,7 +8,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from bot.cli.common import console, refuse, settings_of
+from bot.cli.common import console, err_console, refuse, settings_of
 from remediation.policies import Policy
 
 
@@ -114,7 +114,12 @@ def register(app: typer.Typer) -> None:
 
 
 def choose_policy(engine: sa.Engine, ref: str) -> Policy | None:
-    """Return the learned policy ``ref`` names (``auto``: the promoted one, if any); None means the runbook."""
+    """Return the learned policy ``ref`` names (``auto``: the promoted one, if any); None means the runbook.
+
+    With ``auto``, a promoted artifact that no longer loads (changed on disk, or trained on an older
+    feature set) falls back to the runbook with a warning: the bot must come up for the on-call. A
+    version named explicitly is refused instead.
+    """
     if ref == "runbook":
         return None
     if ref == "auto":
@@ -125,6 +130,15 @@ def choose_policy(engine: sa.Engine, ref: str) -> Policy | None:
             if registry.promoted(db_session=session) is None:
                 return None
     # torch loads only here, when a learned policy is actually used
+    from remediation.registry.artifact import ArtifactError
     from remediation.registry.workflow import load_policy
 
-    return load_policy(engine=engine, ref=None if ref == "auto" else ref)
+    if ref != "auto":
+        return load_policy(engine=engine, ref=ref)
+    try:
+        return load_policy(engine=engine, ref=None)
+    except ArtifactError as exc:
+        err_console.print(
+            f"warning: the promoted policy cannot be used ({exc}); ranking with the runbook baseline"
+        )
+        return None

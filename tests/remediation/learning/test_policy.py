@@ -160,3 +160,35 @@ def test_eval_cli_on_an_unseen_topology_file(trained: TrainResult, tmp_path: Pat
                               "--policy", str(tmp_path / "art")], capture_output=True, text=True, env=env,
                              timeout=60, check=False)  # fmt: skip
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_an_artifact_of_an_older_feature_set_is_refused(trained: TrainResult, tmp_path: Path) -> None:
+    from remediation.learning.policy import GraphPolicy, NetConfig
+
+    old = GraphPolicy(NetConfig(**{**trained.net.describe(), "n_features": 26}))
+    save_artifact(trained._replace(net=old, operator_bc=old), tmp_path / "old", version="old", parent=None)
+    with pytest.raises(ArtifactError, match=r"trained on 26 service features.*retrain"):
+        load_artifact(tmp_path / "old")
+
+
+def test_serve_auto_falls_back_to_the_runbook_when_the_promoted_policy_cannot_load(
+    trained: TrainResult, tmp_path: Path
+) -> None:
+    from bot.cli.serve_cmd import choose_policy
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    upgrade(url)
+    engine = make_engine(url)
+    digest = save_artifact(trained, tmp_path / "v1", version="v1", parent=None)
+    with session_scope(make_sessionmaker(engine)) as s:
+        service.register(db_session=s, version="v1", path=str(tmp_path / "v1"), sha256=digest, parent=None,
+                         metrics={}, config={})  # fmt: skip
+        service.promote(db_session=s, version="v1")
+    chosen = choose_policy(engine, "auto")
+    assert chosen is not None and chosen.version == "v1"
+    with open(tmp_path / "v1" / "policy.pt", "ab") as fh:
+        fh.write(b"\0")
+    assert choose_policy(engine, "auto") is None  # the bot still comes up, on the runbook
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        choose_policy(engine, "v1")  # named explicitly: refused
+    engine.dispose()
