@@ -220,7 +220,9 @@ def main() -> None:
         all_results[topology.name] = res
         plot_policies(res, img / f"policy-eval-{topology.name}.png", f"{topology.name} (held out)")
         print_table(topology.name, topology.n_services, opts.episodes, res)
-        worst = sorted(res["learned"].by_fault.items(), key=lambda kv: kv[1]["success_rate"])[:4]  # type: ignore[union-attr]
+        worst = sorted(
+            res["learned"].by_fault.items(), key=lambda kv: (kv[1]["success_rate"], kv[1]["top1"])
+        )[:4]  # type: ignore[union-attr]
         print("learned, hardest fault kinds: " + ", ".join(
             f"{k} {v['success_rate']:.2f} success / {v['top1']:.2f} top-1 (n={v['episodes']:.0f})" for k, v in worst
         ) + f"; top-1 counting any active fault's fix: {res['learned'].top1_any:.2f}")  # fmt: skip
