@@ -23,16 +23,23 @@ from sim.actions import FAILED, OUTCOMES, ActionTable, Effects
 from sim.dynamics import M_MEM, M_P99, M_UTIL, RETRY_GAIN, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
-from sim.kernels import advance, encode_globals_into, observe, observe_alerts, prepare_actions, settle
+from sim.kernels import (
+    advance,
+    encode_globals_into,
+    observe,
+    observe_alerts,
+    observe_links,
+    prepare_actions,
+    settle,
+)
 from sim.observation import (
     ALERTS,
     GLOBALS,
     N_EDGE_FEATURES,
     N_FEATURES,
     RECENCY_DECAY,
-    encode_edge_errors,
+    WORKLOAD_ROW,
     encode_features,
-    encode_workload,
     recency,
 )
 from sim.topology import Topology
@@ -367,9 +374,7 @@ class BatchCore:
             )  # fmt: skip
             self.globals, self.alerts, self.observed = globs, alerts, vals
             self.impact_rate, self.slo_ok = impact, slo_ok
-            self.edge_features = self._observe_edges(part)
-            replicas, self.traffic_ratio = self._workload(part)
-            encode_workload(replicas, self.traffic_ratio, part.present, self.features)
+            self._observe_links(part, self.edge_features, self.traffic_ratio, self.features)
             return
         observe_alerts(
             true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
@@ -378,11 +383,12 @@ class BatchCore:
         self.state.fail_prev[envs] = part.fail_prev
         self.state.held[envs] = part.held
         self.true[envs] = true
-        replicas, traffic = self._workload(part)
+        feats = encode_features(vals, part.present, alerts, part.recent, st.static)
+        edges = np.empty((batch, self.topology.n_edges, N_EDGE_FEATURES), dtype=np.float32)
+        traffic = np.empty((batch, st.n))
+        self._observe_links(part, edges, traffic, feats)
+        self.edge_features[envs] = edges
         self.traffic_ratio[envs] = traffic
-        feats = encode_features(
-            vals, part.present, alerts, part.recent, st.static, workload=(replicas, traffic)
-        )
         self.features[envs] = feats
         encode_globals_into(self.elapsed_s[envs], alerts, feats, self._fe_kind, globs)
         self.globals[envs] = globs
@@ -390,33 +396,22 @@ class BatchCore:
         self.observed[envs] = vals
         self.impact_rate[envs] = impact
         self.slo_ok[envs] = slo_ok
-        self.edge_features[envs] = self._observe_edges(part)
 
-    def _workload(self, part: BatchState) -> tuple[np.ndarray, np.ndarray]:
-        """Return (replicas over normal, noisy request rate over normal), each (b, N).
-
-        The request rate counts the retries callers send after failures (``fail_prev``, just evaluated),
-        as a real request counter would.
-        """
-        st = self.st
-        replicas = part.replicas / st.base_replicas
-        traffic = part.load_f * (1.0 + RETRY_GAIN * part.fail_prev) * self._inv_base_load
-        traffic *= self._noise_window((traffic.shape[0], 1, st.n))[:, 0]
-        return replicas, traffic
-
-    def _observe_edges(self, part: BatchState) -> np.ndarray:
-        """Return the (b, E, EF) noisy per-edge error rates the callers' telemetry reports.
+    def _observe_links(
+        self, part: BatchState, edges: np.ndarray, traffic: np.ndarray, features: np.ndarray
+    ) -> None:
+        """Write the noisy per-edge error rates, request rates and workload rows (one compiled pass).
 
         A call over an edge fails when the edge is partitioned or the callee fails it (``fail_prev``,
-        just evaluated); the same relative noise as the metrics, nothing where the caller is unseen.
+        just evaluated); the request rate counts the retries callers send after failures, as a real
+        request counter would; nothing is seen where a service's telemetry is missing.
         """
-        t = self.topology
-        batch = part.partition.shape[0]
-        if not t.n_edges:
-            return np.zeros((batch, 0, N_EDGE_FEATURES), dtype=np.float32)
-        ok = (1.0 - np.minimum(part.partition, 1.0)) * (1.0 - part.fail_prev[:, t.dst])
-        noisy = (1.0 - ok) * self._noise_window((batch, 1, t.n_edges))[:, 0]
-        return encode_edge_errors(noisy, part.present, t.src)
+        st, t = self.st, self.topology
+        noise = self._noise_window((part.replicas.shape[0], 1, t.n_edges + st.n))[:, 0]
+        observe_links(
+            part.partition, part.fail_prev, t.src, t.dst, part.present, part.replicas, st.base_replicas,
+            part.load_f, self._inv_base_load, RETRY_GAIN, noise, WORKLOAD_ROW, edges, traffic, features,
+        )  # fmt: skip
 
     # ---- ground truth ----
 

@@ -362,3 +362,50 @@ def observe(
     observe_alerts(true, noise, thresholds, present, held, fault_alerts, observed, alerts)
     encode(observed, present, alerts, recent, features)
     encode_globals_into(elapsed_s, alerts, features, frontends, globs)
+
+
+@njit(cache=True)
+def observe_links(
+    partition: np.ndarray,
+    fail_prev: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    present: np.ndarray,
+    replicas: np.ndarray,
+    base_replicas: np.ndarray,
+    load_f: np.ndarray,
+    inv_base_load: np.ndarray,
+    retry_gain: float,
+    noise: np.ndarray,
+    workload_row: int,
+    edge_out: np.ndarray,
+    traffic_out: np.ndarray,
+    features: np.ndarray,
+) -> None:
+    """Per-edge error rates and the two workload rows in one pass (``sim.observation`` formulas).
+
+    ``noise`` (B, E + N) holds the relative noise factors, edges first. ``edge_out`` (B, E, 1) gets
+    ``encode_edge_errors`` of (1 - (1 - min(partition, 1)) * (1 - fail_prev[dst])) * noise;
+    ``traffic_out`` (B, N) the noisy request rate over normal, retries included; rows ``workload_row``
+    and ``workload_row + 1`` of ``features`` what ``encode_workload`` writes.
+    """
+    batch, n = replicas.shape
+    n_edges = src.shape[0]
+    for b in range(batch):
+        for e in range(n_edges):
+            if present[b, src[e]]:
+                ok = (1.0 - min(partition[b, e], 1.0)) * (1.0 - fail_prev[b, dst[e]])
+                edge_out[b, e, 0] = min(max((1.0 - ok) * noise[b, e], 0.0), 1.0)
+            else:
+                edge_out[b, e, 0] = 0.0
+        for i in range(n):
+            traffic = (
+                load_f[b, i] * (1.0 + retry_gain * fail_prev[b, i]) * inv_base_load[i] * noise[b, n_edges + i]
+            )
+            traffic_out[b, i] = traffic
+            if present[b, i]:
+                features[b, workload_row, i] = min(max(1.0 - replicas[b, i] / base_replicas[i], 0.0), 1.0)
+                features[b, workload_row + 1, i] = min(max((traffic - 1.0) / 3.0, 0.0), 1.0)
+            else:
+                features[b, workload_row, i] = 0.0
+                features[b, workload_row + 1, i] = 0.0

@@ -116,6 +116,7 @@ _A0 = _MISSING + 1
 _CHANGES = _A0 + len(ALERTS)
 _W0 = _CHANGES + 3  # replica_deficit, traffic_excess
 _S0 = _W0 + 2
+WORKLOAD_ROW = _W0  # row of replica_deficit in the (B, F, N) block; traffic_excess is the next one
 RECENCY_DECAY = np.array([-1.0 / CHANGE_DECAY_S, -1.0 / CHANGE_DECAY_S, -1.0 / ACTION_DECAY_S])[None, :, None]
 
 
