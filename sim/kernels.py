@@ -365,6 +365,37 @@ def observe(
 
 
 @njit(cache=True)
+def encode_links(
+    edge_errors: np.ndarray,
+    src: np.ndarray,
+    present: np.ndarray,
+    replicas: np.ndarray,
+    base_replicas: np.ndarray,
+    traffic_ratio: np.ndarray,
+    workload_row: int,
+    edge_out: np.ndarray,
+    features: np.ndarray,
+) -> None:
+    """Encode per-edge error rates into ``edge_out`` (B, E, 1) and the two workload rows of ``features``.
+
+    Edge: the error rate clipped to [0, 1], 0 where the caller's telemetry is missing. Rows
+    ``workload_row`` and ``workload_row + 1``: replica_deficit = clip(1 - replicas / base_replicas, 0, 1)
+    and traffic_excess = clip((traffic_ratio - 1) / 3, 0, 1), 0 where telemetry is missing.
+    ``edge_errors`` may be a view of ``edge_out`` (each element is read before it is written).
+    """
+    batch, n = present.shape
+    for b in range(batch):
+        for e in range(src.shape[0]):
+            edge_out[b, e, 0] = min(max(edge_errors[b, e], 0.0), 1.0) if present[b, src[e]] else 0.0
+        for i in range(n):
+            seen = present[b, i]
+            deficit = 1.0 - replicas[b, i] / base_replicas[i]
+            excess = (traffic_ratio[b, i] - 1.0) / 3.0
+            features[b, workload_row, i] = min(max(deficit, 0.0), 1.0) if seen else 0.0
+            features[b, workload_row + 1, i] = min(max(excess, 0.0), 1.0) if seen else 0.0
+
+
+@njit(cache=True)
 def observe_links(
     partition: np.ndarray,
     fail_prev: np.ndarray,
@@ -382,30 +413,29 @@ def observe_links(
     traffic_out: np.ndarray,
     features: np.ndarray,
 ) -> None:
-    """Per-edge error rates and the two workload rows in one pass (``sim.observation`` formulas).
+    """What the simulator's telemetry reports per edge and per service, encoded by ``encode_links``.
 
-    ``noise`` (B, E + N) holds the relative noise factors, edges first. ``edge_out`` (B, E, 1) gets
-    ``encode_edge_errors`` of (1 - (1 - min(partition, 1)) * (1 - fail_prev[dst])) * noise;
-    ``traffic_out`` (B, N) the noisy request rate over normal, retries included; rows ``workload_row``
-    and ``workload_row + 1`` of ``features`` what ``encode_workload`` writes.
+    ``noise`` (B, E + N) holds the relative noise factors, edges first. A call over an edge fails when
+    the edge is partitioned or the callee fails it: (1 - (1 - min(partition, 1)) * (1 - fail_prev[dst]))
+    x noise. ``traffic_out`` (B, N) gets the noisy request rate over normal, retries included.
     """
     batch, n = replicas.shape
     n_edges = src.shape[0]
     for b in range(batch):
         for e in range(n_edges):
-            if present[b, src[e]]:
-                ok = (1.0 - min(partition[b, e], 1.0)) * (1.0 - fail_prev[b, dst[e]])
-                edge_out[b, e, 0] = min(max((1.0 - ok) * noise[b, e], 0.0), 1.0)
-            else:
-                edge_out[b, e, 0] = 0.0
+            ok = (1.0 - min(partition[b, e], 1.0)) * (1.0 - fail_prev[b, dst[e]])
+            edge_out[b, e, 0] = (1.0 - ok) * noise[b, e]
         for i in range(n):
-            traffic = (
-                load_f[b, i] * (1.0 + retry_gain * fail_prev[b, i]) * inv_base_load[i] * noise[b, n_edges + i]
-            )
-            traffic_out[b, i] = traffic
-            if present[b, i]:
-                features[b, workload_row, i] = min(max(1.0 - replicas[b, i] / base_replicas[i], 0.0), 1.0)
-                features[b, workload_row + 1, i] = min(max((traffic - 1.0) / 3.0, 0.0), 1.0)
-            else:
-                features[b, workload_row, i] = 0.0
-                features[b, workload_row + 1, i] = 0.0
+            load = load_f[b, i] * (1.0 + retry_gain * fail_prev[b, i])
+            traffic_out[b, i] = load * inv_base_load[i] * noise[b, n_edges + i]
+    encode_links(
+        edge_out[:, :, 0],
+        src,
+        present,
+        replicas,
+        base_replicas,
+        traffic_out,
+        workload_row,
+        edge_out,
+        features,
+    )

@@ -66,7 +66,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from playbooks.models import SERVICE_KINDS
-from sim.kernels import encode, encode_globals_into
+from sim.kernels import encode, encode_globals_into, encode_links
 from sim.topology import Topology
 
 METRICS: tuple[str, ...] = ("error_rate", "latency_p99_ms", "cpu", "memory", "saturation", "availability")
@@ -116,6 +116,7 @@ _A0 = _MISSING + 1
 _CHANGES = _A0 + len(ALERTS)
 _W0 = _CHANGES + 3  # replica_deficit, traffic_excess
 _S0 = _W0 + 2
+_NO_SRC = np.zeros(0, dtype=np.int64)
 WORKLOAD_ROW = _W0  # row of replica_deficit in the (B, F, N) block; traffic_excess is the next one
 RECENCY_DECAY = np.array([-1.0 / CHANGE_DECAY_S, -1.0 / CHANGE_DECAY_S, -1.0 / ACTION_DECAY_S])[None, :, None]
 
@@ -147,22 +148,6 @@ def recency(ages: np.ndarray) -> np.ndarray:
     return np.exp(ages * RECENCY_DECAY)
 
 
-def encode_workload(
-    replica_ratio: np.ndarray, traffic_ratio: np.ndarray, present: np.ndarray, out: np.ndarray
-) -> None:
-    """Write the workload rows (replica_deficit, traffic_excess) of a (B, F, N) feature block.
-
-    Args:
-        replica_ratio: (B, N) running replicas over the service's normal count.
-        traffic_ratio: (B, N) request rate over the service's normal rate.
-        present: (B, N) bool, False where the service's telemetry is missing (rows read 0).
-        out: the (B, F, N) features to write into.
-    """
-    np.clip(1.0 - replica_ratio, 0.0, 1.0, out=out[:, _W0], casting="unsafe")
-    np.clip((traffic_ratio - 1.0) / 3.0, 0.0, 1.0, out=out[:, _W0 + 1], casting="unsafe")
-    out[:, _W0 : _W0 + 2] *= present[:, None, :]
-
-
 def encode_features(
     values: np.ndarray,
     present: np.ndarray,
@@ -182,8 +167,8 @@ def encode_features(
         static: (S, N) graph features from ``static_features``; None leaves those rows of ``out`` as they
             are (a caller reusing ``out`` writes them once).
         out: optional (B, F, N) float32 array to write into.
-        workload: optional (replica ratio, traffic ratio), each (B, N), for ``encode_workload``; None
-            reads as normal (both rows 0).
+        workload: optional (replica ratio, traffic ratio), each (B, N), for the workload rows
+            (``sim.kernels.encode_links``); None reads as normal (both rows 0).
 
     Returns:
         The (B, F, N) float32 features (``out`` when given); transpose to (B, N, F) for per-node rows.
@@ -197,27 +182,11 @@ def encode_features(
     if workload is None:
         out[:, _W0 : _W0 + 2] = 0.0
     else:
-        encode_workload(workload[0], workload[1], present, out)
+        no_edges = np.zeros((batch, 0, N_EDGE_FEATURES), dtype=np.float32)
+        replicas, traffic = workload
+        encode_links(no_edges[:, :, 0], _NO_SRC, present, replicas, np.ones(n), traffic, _W0, no_edges, out)
     if static is not None:
         out[:, _S0:] = static
-    return out
-
-
-def encode_edge_errors(
-    errors: np.ndarray, present: np.ndarray, src: np.ndarray, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Encode per-edge error rates (B, E) into the (B, E, EF) edge feature block.
-
-    Args:
-        errors: (B, E) observed share of calls over each edge that fail (any real number; clipped).
-        present: (B, N) bool, False where a service's telemetry is missing (its outgoing edges read 0).
-        src: (E,) caller index of every edge.
-        out: optional (B, E, EF) float32 array to write into.
-    """
-    if out is None:
-        out = np.empty((*errors.shape, N_EDGE_FEATURES), dtype=np.float32)
-    np.clip(errors, 0.0, 1.0, out=out[..., 0], casting="unsafe")
-    out[..., 0] *= present[:, src]
     return out
 
 
@@ -314,13 +283,10 @@ def build_observation(
         i = index.get(str(action.get("target")))
         if i is not None:
             ages[0, 2, i] = min(ages[0, 2, i], _age_s(now, action["at"]))
-    block = encode_features(
-        values,
-        present,
-        fired,
-        recency(ages),
-        static_features(topology),
-        workload=(replica_ratio, traffic_ratio),
+    block = encode_features(values, present, fired, recency(ages), static_features(topology))
+    edge_values = np.empty((1, len(edge_of), N_EDGE_FEATURES), dtype=np.float32)
+    encode_links(
+        edge_errors, topology.src, present, replica_ratio, np.ones(n), traffic_ratio, _W0, edge_values, block
     )
     frontends = np.array([i for i, k in enumerate(topology.kinds) if k == "frontend"], dtype=np.int64)
     elapsed = np.array([0.0 if opened_at is None else _age_s(now, opened_at)])
@@ -329,5 +295,5 @@ def build_observation(
         nodes=np.ascontiguousarray(block[0].T),
         edges=np.stack([topology.src, topology.dst], axis=1),
         globals=encode_globals(elapsed, fired, block, frontends)[0],
-        edge_values=encode_edge_errors(edge_errors, present, topology.src)[0],
+        edge_values=edge_values[0],
     )
