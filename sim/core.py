@@ -142,7 +142,7 @@ class BatchCore:
         self._valid, self._live = np.empty(n_envs, dtype=bool), np.empty(n_envs, dtype=bool)
         # metric noise: a fixed table drawn once, a window of it per evaluation chosen by a generator
         # seeded from ``rng`` (cheap per step; the same seed gives the same windows)
-        size = n_envs * 6 * n
+        size = n_envs * max(6 * n, topology.n_edges + n)  # the largest window: metrics, or edges + services
         table = np.random.default_rng(NOISE_TABLE_SEED).standard_normal(max(1 << 16, 4 * size))
         self._inv_base_load = np.where(self.st.base_load > 0, 1.0 / np.maximum(self.st.base_load, 1e-12), 0.0)
         self._noise = 1.0 + self.config.noise * np.maximum(table, -1.0 / self.config.noise)  # factors >= 0
