@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.alerts.models import AlertIn
+from bot.alerts.snapshots import attach_recent
 from bot.app import incidents
 from bot.app.delivery import announce
 from bot.app.services import Services
@@ -120,6 +121,8 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 by_group[alert.group] = incident_id
             recorded += 1
             touched[incident_id] = None
+        for incident_id in created:
+            attach_recent(services, s, incident_id, now)
         for incident_id in touched:
             mine = [st for (inc, st) in states.values() if inc == incident_id]
             incident = incidents.get(db_session=s, incident_id=incident_id)

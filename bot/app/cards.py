@@ -48,7 +48,10 @@ def key_signals(record: dict[str, Any]) -> list[str]:
         if event.get("status") == "firing":
             value = f" = {event['value']:g}" if isinstance(event.get("value"), int | float) else ""
             lines.append(f"🔥 *{name}* on `{service}`{value}")
+    affected = set(record.get("services") or ())
     for service, values in sorted(metrics.items()):
+        if affected and service not in affected:
+            continue  # snapshots of the whole graph feed the ranking; the card shows the affected ones
         shown = ", ".join(f"{k} {float(v):.3g}" for k, v in sorted(values.items())[:4])
         lines.append(f"📈 `{service}`: {shown}")
     return lines[:MAX_SIGNALS] or ["no firing alerts"]

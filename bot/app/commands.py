@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.alerts.snapshots import attach_recent
 from bot.app import incidents
 from bot.app.cards import key_signals, target_label, timeline_text
 from bot.app.delivery import announce, post_in_thread
@@ -67,6 +68,7 @@ def _declare(services: Services, s: Session, user: str, service: str, title: str
         text=f"declared: {title}",
         kind="declared",
     )
+    attach_recent(services, s, incident.id, now)
     announce(db_session=s, incident_id=incident.id, now=now)
     return Outcome(
         Reply(f"<@{user}> declared *{incident.id}* on `{service}`: {title}", in_channel=True), True

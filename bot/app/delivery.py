@@ -32,10 +32,12 @@ WAIT_FOR_CARD_S = 0.5
 # Slack allows about one message a second per channel; a card or its timeline is refreshed at most this
 # often, and everything that changes in between goes out together in the next refresh.
 REFRESH_INTERVAL_S = 1.0
+# metric snapshots are context for the ranking and the card's signals, not news: the thread skips them
+QUIET_EVENTS = frozenset({"metrics"})
 
 
-def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
-    """Queue a card refresh and a timeline update for the incident (coalesced; not committed)."""
+def refresh_card(*, db_session: Session, incident_id: str, now: datetime) -> None:
+    """Queue a refresh of the incident's card only (coalesced; not committed)."""
     outbox.enqueue(
         db_session=db_session,
         kind="card",
@@ -45,6 +47,11 @@ def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
         now=now,
         min_interval_s=REFRESH_INTERVAL_S,
     )
+
+
+def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
+    """Queue a card refresh and a timeline update for the incident (coalesced; not committed)."""
+    refresh_card(db_session=db_session, incident_id=incident_id, now=now)
     outbox.enqueue(
         db_session=db_session,
         kind="timeline",
@@ -212,11 +219,14 @@ class OutboxWorker:
                 .order_by(IncidentEvent.seq)
             ).scalars()
             events = list(rows)
-            if not events:
+            shown = [e for e in events if e.type not in QUIET_EVENTS]
+            if not shown:
+                if events:
+                    card.thread_seq = events[-1].seq
                 return {}
             text = timeline_text(
                 event_to_dict(at=e.at, type_=e.type, service=e.service, payload=dict(e.payload))
-                for e in events
+                for e in shown
             )
             sent = self._call(
                 message.attempts, "chat.postMessage", channel=card.channel, thread_ts=card.ts, text=text

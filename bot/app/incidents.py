@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,18 +66,29 @@ def append(
     type_: str,
     at: datetime,
     service: str | None = None,
+    affects: bool = True,
     **payload: Any,
 ) -> int:
-    """Append one timeline event (flushed, not committed) and return its seq."""
-    last = db_session.execute(
-        sa.select(sa.func.max(IncidentEvent.seq)).where(IncidentEvent.incident_id == incident_id)
-    ).scalar_one()
-    seq = 0 if last is None else int(last) + 1
+    """Append one timeline event (flushed, not committed) and return its seq.
+
+    The event is stamped no earlier than the timeline's last event, so a timeline stays in time order
+    (what `remediate.incident/v1` requires) whatever clocks the senders have. ``affects=False`` (metric
+    snapshots) leaves the incident's services and its last-update time alone: context is not activity.
+    """
+    last_seq, last_at = db_session.execute(
+        sa.select(sa.func.max(IncidentEvent.seq), sa.func.max(IncidentEvent.at)).where(
+            IncidentEvent.incident_id == incident_id
+        )
+    ).one()
+    seq = 0 if last_seq is None else int(last_seq) + 1
+    if last_at is not None:
+        last_at = last_at if last_at.tzinfo is not None else last_at.replace(tzinfo=UTC)
+        at = max(at, last_at)
     clean = {k: v for k, v in payload.items() if v is not None}
     db_session.add(
         IncidentEvent(incident_id=incident_id, seq=seq, at=at, type=type_, service=service, payload=clean)
     )
-    incident = db_session.get(Incident, incident_id)
+    incident = db_session.get(Incident, incident_id) if affects else None
     if incident is not None:
         incident.updated_at = at
         if service and service not in (incident.services or []):

@@ -1,4 +1,10 @@
-"""The HTTP face: Slack at /slack/events, health at /healthz, alert webhooks at /alerts/<source>."""
+"""The HTTP face: Slack, health, alert webhooks (/alerts/<source>) and metric snapshots (/snapshots).
+
+Slack's requests arrive at /slack/events and health at /healthz.
+
+In Socket Mode Slack's requests arrive over the websocket instead, so /slack/events answers 404 with
+a message saying so; health and alert intake are served the same in both modes.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +20,15 @@ from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from bot.alerts.auth import authenticate
 from bot.alerts.errors import AlertError, BadPayloadError
-from bot.alerts.intake import ingest
+from bot.alerts.intake import IntakeResult, ingest
 from bot.alerts.models import parse_alerts
+from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 from bot.app.app import RemediateApp, error_text
 from incidents_db import outbox
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
+SNAPSHOTS = "snapshots"  # POST /snapshots: metric snapshots, authenticated like the alert sources
 MAX_BODY = 1_000_000
 HTTP_THREADS = 8
 StartResponse = Callable[..., Any]
@@ -40,16 +48,24 @@ _REASONS = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 404:
 class Server:
     """A WSGI application routing Slack, health and alert requests; one per process."""
 
-    def __init__(self, app: RemediateApp, *, alerts_token: str | None) -> None:
+    def __init__(self, app: RemediateApp, *, alerts_token: str | None, socket_mode: bool = False) -> None:
         self.app = app
         self.slack = SlackRequestHandler(app.bolt)
         self.alerts_token = alerts_token
+        self.socket_mode = socket_mode
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         """Route one request."""
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events":
+            if self.socket_mode:
+                return _json(
+                    start,
+                    _REASONS[404],
+                    {"ok": False, "error": "this app runs in Socket Mode: Slack's requests come over the "
+                     "websocket, not to /slack/events"},
+                )  # fmt: skip
             return self.slack(environ, start)  # type: ignore[no-any-return]
         if path == "/healthz":
             return self.health(start)
@@ -57,6 +73,10 @@ class Server:
             if method != "POST":
                 return _json(start, _REASONS[405], {"ok": False, "error": "POST the alert payload"})
             return self.alerts(path.removeprefix("/alerts/").strip("/"), environ, start)
+        if path.rstrip("/") == "/snapshots":
+            if method != "POST":
+                return _json(start, _REASONS[405], {"ok": False, "error": "POST the metric snapshots"})
+            return self.alerts(SNAPSHOTS, environ, start)
         return _json(start, _REASONS[404], {"ok": False, "error": f"no route {path}"})
 
     def health(self, start: StartResponse) -> list[bytes]:
@@ -78,7 +98,7 @@ class Server:
 
     def alerts(self, source: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         """Authenticate, parse, group and commit one alert delivery; answer with the incidents touched."""
-        if source not in SOURCES:
+        if source not in SOURCES and source != SNAPSHOTS:
             return _json(
                 start,
                 _REASONS[404],
@@ -101,8 +121,10 @@ class Server:
                 decoded = json.loads(body)
             except (ValueError, UnicodeDecodeError):
                 raise BadPayloadError("the body is not JSON") from None
-            alerts = parse_alerts(source, decoded)
-            result = ingest(services, alerts)
+            if source == SNAPSHOTS:  # metric snapshots: same token, same answers, no alerts
+                result: IntakeResult | SnapshotResult = ingest_snapshots(services, parse_snapshots(decoded))
+            else:
+                result = ingest(services, parse_alerts(source, decoded))
         except AlertError as exc:
             return _json(start, _REASONS.get(exc.status, "400 Bad Request"), {"ok": False, "error": str(exc)})
         except Exception as exc:
@@ -112,14 +134,22 @@ class Server:
 
 
 def http_server(
-    app: RemediateApp, *, alerts_token: str | None, host: str, port: int, threads: int = HTTP_THREADS
+    app: RemediateApp,
+    *,
+    alerts_token: str | None,
+    host: str,
+    port: int,
+    threads: int = HTTP_THREADS,
+    socket_mode: bool = False,
 ) -> BaseWSGIServer | MultiSocketServer:
     """Return a bound (not yet running) waitress server for the app; `.run()` serves, `.close()` stops.
 
     The ``threads`` request threads only verify, route and ack (Slack) or ingest (alerts); the work
-    after a Slack ack runs on the app's own pool, so it never holds a request thread.
+    after a Slack ack runs on the app's own pool, so it never holds a request thread. With
+    ``socket_mode`` it serves health and alerts only (Slack's requests come over the websocket).
     """
-    return create_server(Server(app, alerts_token=alerts_token), host=host, port=port, threads=threads)
+    wsgi = Server(app, alerts_token=alerts_token, socket_mode=socket_mode)
+    return create_server(wsgi, host=host, port=port, threads=threads)
 
 
 def settle_heap() -> None:

@@ -48,6 +48,9 @@ class Services:
         retry_max_s: longest outbox retry delay (a Retry-After from Slack wins when longer).
         max_attempts: outbox attempts before a message is given up (``dead``).
         top_k: how many suggestions a card shows.
+        snapshot_interval_s: a service's metric snapshots join an open incident's timeline at most this
+            often (the newest is always kept in the store).
+        snapshot_max_age_s: a new incident starts with the kept snapshots at most this old.
     """
 
     sessions: sessionmaker[Session]
@@ -65,6 +68,8 @@ class Services:
     retry_max_s: float = 300.0
     max_attempts: int = 12
     top_k: int = 3
+    snapshot_interval_s: float = 30.0
+    snapshot_max_age_s: float = 300.0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
