@@ -19,3 +19,7 @@ class NotFoundError(AppError):
 
 class NotAllowedError(AppError):
     """The person has no role that allows this; the message names what would."""
+
+
+class SocketModeError(BotError):
+    """Slack refused the Socket Mode connection, or could not be reached; the message says which."""

@@ -45,6 +45,14 @@ def register(app: typer.Typer) -> None:
                 help="Bot token the API accepts (default: SLACK_BOT_TOKEN or xoxb-sandbox-token).",
             ),
         ] = None,
+        app_token: Annotated[
+            str | None,
+            typer.Option(
+                "--app-token",
+                help="App-level token apps.connections.open accepts, for Socket Mode "
+                "(default: SLACK_APP_TOKEN or xapp-sandbox-token).",
+            ),
+        ] = None,
         workspace: Annotated[
             Path | None, typer.Option("--workspace", help="JSON file with team, users, channels, usergroups.")
         ] = None,
@@ -79,9 +87,16 @@ def register(app: typer.Typer) -> None:
         tokens = (token,) if token else None
         if tokens and not tokens[0].startswith("xoxb-"):
             refuse(f"--bot-token must be a bot token starting with xoxb-, got {tokens[0][:5]}...")
+        xapp = app_token or (
+            settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        )
+        if xapp and not xapp.startswith("xapp-"):
+            refuse(f"--app-token must be an app-level token starting with xapp-, got {xapp[:5]}...")
         config = load_workspace_config(workspace, bot_tokens=tokens) if workspace else WorkspaceConfig()
         if tokens and not workspace:
             config = WorkspaceConfig(**{**config.__dict__, "bot_tokens": tokens})
+        if xapp:
+            config = WorkspaceConfig(**{**config.__dict__, "app_tokens": (xapp,)})
         options = SandboxOptions(
             host=host,
             port=port,
@@ -105,6 +120,7 @@ def register(app: typer.Typer) -> None:
             "url": sandbox.url,
             "api_url": sandbox.api_url,
             "bot_token": sandbox.bot_token,
+            "app_token": sandbox.app_token,
             "app_url": sandbox.driver.app_url if sandbox.driver else None,
         }
         if as_json:
@@ -113,7 +129,10 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"Slack sandbox on [bold]{info['url']}[/] (open it in a browser)")
             console.print(f"Web API: SLACK_API_URL={info['api_url']}  SLACK_BOT_TOKEN={info['bot_token']}")
-            console.print(f"App: {info['app_url'] or 'none (commands and clicks need --app-url)'}")
+            console.print(f"Socket Mode: SLACK_APP_TOKEN={info['app_token']}")
+            console.print(
+                f"App: {info['app_url'] or 'none yet (pass --app-url, or start the app in Socket Mode)'}"
+            )
             console.print("Ctrl-C stops it.")
         try:
             while not stop.wait(0.5):

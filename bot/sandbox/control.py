@@ -1,7 +1,7 @@
 """The sandbox's own JSON API under `/_sandbox/`: what tests and the page read, and what they control.
 
 GET  state | messages?channel=&thread_ts= | ephemerals?channel=&user= | views?user= | calls?method=
-     | deliveries | faults | ui?channel=&user=
+     | deliveries | faults | socket_mode | ui?channel=&user=
 POST faults {method, kind, count, retry_after, status, hang_s, then} | rate_limits {method, per_minute,
      burst} or {enabled} | clock {advance} | reset | act/command | act/message | act/click
      | act/view_submit | act/view_close
@@ -61,7 +61,9 @@ def _ui(sandbox: SlackSandbox, query: dict[str, str]) -> dict[str, Any]:
             "ephemerals": [e.to_slack() for e in ws.ephemerals if e.channel == cid and e.user == user],
             "views": [v for v in ws.views.values() if v["user"] == user],
             "deliveries": list(ws.deliveries)[-15:],
-            "app_connected": sandbox.driver is not None,
+            "app_connected": sandbox.driver is not None
+            and (sandbox.driver.socket is None or sandbox.socket_mode.connections > 0),
+            "transport": sandbox.driver.transport if sandbox.driver is not None else None,
         }
 
 
@@ -121,12 +123,22 @@ def inspect(sandbox: SlackSandbox, name: str, query: dict[str, str]) -> Any:
         return _ui(sandbox, query)
     if name == "health":
         return {"ok": True}
+    if name == "socket_mode":
+        hub = sandbox.socket_mode
+        return {
+            "ok": True,
+            "connections": hub.connections,
+            "transport": sandbox.driver.transport if sandbox.driver is not None else None,
+        }
     raise LookupError(f"unknown inspection endpoint /_sandbox/{name}")
 
 
 def _driver(sandbox: SlackSandbox) -> AppDriver:
     if sandbox.driver is None:
-        raise SandboxError("no app connected; start the sandbox with --app-url and --signing-secret")
+        raise SandboxError(
+            "no app connected; start the sandbox with --app-url and --signing-secret, "
+            "or connect the app in Socket Mode"
+        )
     return sandbox.driver
 
 

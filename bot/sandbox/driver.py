@@ -1,4 +1,8 @@
-"""The driver: sends requests to an app over HTTP exactly as Slack does, and measures the acks.
+"""The driver: sends requests to an app exactly as Slack does, and measures the acks.
+
+The transport is chosen per app: signed HTTP POSTs to the app's URL, or, for an app connected in
+Socket Mode, envelopes over its websocket (`bot.sandbox.socket_mode`); everything else is the same.
+Over HTTP:
 
 Every request is signed (`X-Slack-Signature: v0=HMAC-SHA256(secret, "v0:{ts}:{body}")` with
 `X-Slack-Request-Timestamp`). Slash commands are form-encoded; interactions are a form field
@@ -6,6 +10,8 @@ Every request is signed (`X-Slack-Signature: v0=HMAC-SHA256(secret, "v0:{ts}:{bo
 a non-2xx status or a refused connection is a failed delivery; events are then retried up to three
 times with `X-Slack-Retry-Num` and `X-Slack-Retry-Reason`, unless the app answered with
 `X-Slack-No-Retry: 1`. Commands and interactions are never retried; the user sees Slack's error.
+Over Socket Mode an envelope not acked in time fails with `timeout`, and events are retried the same
+way (`retry_attempt`, `retry_reason`); the ack's `payload` plays the part of the HTTP response body.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
@@ -34,6 +40,9 @@ from bot.sandbox.payloads import (
 )
 from bot.sandbox.workspace import Workspace
 
+if TYPE_CHECKING:
+    from bot.sandbox.socket_mode import EnvelopeType, SocketModeHub
+
 INTERACTION_TYPES = (
     "block_actions",
     "message_action",
@@ -47,7 +56,7 @@ DEFAULT_EVENTS = ("app_mention",)
 
 @dataclass(frozen=True)
 class Attempt:
-    """One HTTP request to the app and how it ended."""
+    """One request to the app (an HTTP POST, or a Socket Mode envelope with its id) and how it ended."""
 
     retry_num: int
     status: int | None
@@ -55,6 +64,7 @@ class Attempt:
     failure: str | None
     body: str
     headers: dict[str, str] = field(default_factory=dict)
+    envelope_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,12 @@ class Delivery:
 
     @property
     def status(self) -> int | None:
-        """Return the HTTP status of the last attempt (None when there was no response)."""
+        """Return the HTTP status of the last attempt (None without a response, and over Socket Mode)."""
         return self.attempts[-1].status
 
     @property
     def body(self) -> str:
-        """Return the body of the last attempt's response."""
+        """Return the body of the last attempt's response (Socket Mode: the ack's payload as JSON)."""
         return self.attempts[-1].body
 
     @property
@@ -108,6 +118,7 @@ class Delivery:
             "ack_ms": round(self.ack_ms, 1),
             "retries": self.retries,
             "failure": self.attempts[-1].failure,
+            "transport": "socket" if self.attempts[-1].envelope_id else "http",
         }
 
 
@@ -118,8 +129,9 @@ class AppDriver:
         self,
         workspace: Workspace,
         *,
-        app_url: str,
-        signing_secret: str,
+        app_url: str | None = None,
+        signing_secret: str = "",
+        socket: SocketModeHub | None = None,
         sandbox_url: str,
         ack_timeout_s: float = 3.0,
         retry_backoff_s: Sequence[float] = (0.0, 1.0, 5.0),
@@ -127,10 +139,14 @@ class AppDriver:
         command: str = "/remediate",
         subscribed_events: Sequence[str] = DEFAULT_EVENTS,
     ) -> None:
-        parts = urlsplit(app_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DeliveryError(f"app URL {app_url!r}: expected http(s)://HOST:PORT/slack/events")
-        self.app_url = app_url if parts.path not in ("", "/") else app_url.rstrip("/") + "/slack/events"
+        self.app_url: str | None = None
+        self.socket = socket
+        if socket is None:
+            url = app_url or ""
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise DeliveryError(f"app URL {app_url!r}: expected http(s)://HOST:PORT/slack/events")
+            self.app_url = url if parts.path not in ("", "/") else url.rstrip("/") + "/slack/events"
         self.ws = workspace
         self.signing_secret = signing_secret
         self.sandbox_url = sandbox_url
@@ -141,6 +157,37 @@ class AppDriver:
         self.subscribed_events = set(subscribed_events)
 
     # -- transport ------------------------------------------------------------------------------------
+    @property
+    def transport(self) -> str:
+        """Return how requests reach the app: `http` or `socket` (Socket Mode)."""
+        return "socket" if self.socket is not None else "http"
+
+    def deliver(
+        self,
+        kind: EnvelopeType,
+        payload: dict[str, Any],
+        *,
+        retry_num: int = 0,
+        retry_reason: str | None = None,
+    ) -> Attempt:
+        """Send one request the way Slack does for the app's transport and time the ack.
+
+        Over HTTP a slash command (`slash_commands`) is form-encoded, an interaction (`interactive`) is
+        the form field `payload=`, an event envelope (`events_api`) is JSON; over Socket Mode each is
+        the `payload` of an envelope of that type.
+        """
+        if self.socket is not None:
+            return self.socket.deliver(
+                kind, payload, timeout_s=self.ack_timeout_s, retry_num=retry_num, retry_reason=retry_reason
+            )
+        if kind == "slash_commands":
+            return self.send(urlencode(payload), "application/x-www-form-urlencoded")
+        if kind == "interactive":
+            return self.send(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        return self.send(
+            json.dumps(payload), "application/json", retry_num=retry_num, retry_reason=retry_reason
+        )
+
     def sign(self, body: str, timestamp: int) -> str:
         """Return the `X-Slack-Signature` value for a body sent at `timestamp`."""
         signature = SignatureVerifier(self.signing_secret).generate_signature(
@@ -161,6 +208,8 @@ class AppDriver:
         extra_headers: dict[str, str] | None = None,
     ) -> Attempt:
         """POST one signed request to the app and time the ack (pass `timestamp`/`signature` to forge)."""
+        if self.app_url is None:
+            raise DeliveryError("the app is connected in Socket Mode; raw HTTP requests need an app URL")
         ts = int(time.time()) if timestamp is None else timestamp
         headers = {
             "Content-Type": content_type,
@@ -225,16 +274,15 @@ class AppDriver:
             response_url=self.ws.issue_response_url(self.sandbox_url, channel=chan["id"], user=user),
             trigger_id=self.ws.issue_trigger(user),
         )
-        attempt = self.send(urlencode(form), "application/x-www-form-urlencoded")
+        attempt = self.deliver("slash_commands", form)
         delivery = Delivery("command", f"{form['command']} {text}".strip(), form, (attempt,))
         self._apply_command_ack(delivery, chan["id"], user)
         return self._record(delivery, user)
 
     def _apply_command_ack(self, delivery: Delivery, channel_id: str, user: str) -> None:
         if not delivery.ok:
-            error = (
-                "operation_timeout" if delivery.attempts[-1].failure == "http_timeout" else "dispatch_failed"
-            )
+            timed_out = delivery.attempts[-1].failure in ("http_timeout", "timeout")
+            error = "operation_timeout" if timed_out else "dispatch_failed"
             self.ws.post_ephemeral(
                 channel_id=channel_id,
                 user=user,
@@ -261,11 +309,10 @@ class AppDriver:
 
     def deliver_event_envelope(self, envelope: dict[str, Any]) -> Delivery:
         """Send a complete `event_callback` envelope with Slack's retry policy."""
-        body = json.dumps(envelope)
         attempts: list[Attempt] = []
         for retry in range(self.max_retries + 1):
             reason = attempts[-1].failure if attempts else None
-            attempt = self.send(body, "application/json", retry_num=retry, retry_reason=reason)
+            attempt = self.deliver("events_api", envelope, retry_num=retry, retry_reason=reason)
             attempts.append(attempt)
             if attempt.failure is None or attempt.headers.get("x-slack-no-retry") == "1":
                 break
@@ -279,6 +326,8 @@ class AppDriver:
 
     def url_verification(self, challenge: str = "sandbox-challenge") -> Delivery:
         """Send the `url_verification` handshake; the delivery fails unless the challenge comes back."""
+        if self.socket is not None:
+            raise DeliveryError("url_verification is an HTTP handshake; a Socket Mode app gets hello instead")
         payload = {
             "token": self.ws.config.verification_token,
             "challenge": challenge,
@@ -391,8 +440,8 @@ class AppDriver:
         raise DeliveryError(f"no button with action_id {action_id!r} on message {message.get('ts')}")
 
     def deliver_interaction(self, payload: dict[str, Any], *, label: str | None = None) -> Delivery:
-        """Send an interaction payload as the form field `payload=` (never retried, as in Slack)."""
-        attempt = self.send(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        """Send an interaction payload (HTTP: the form field `payload=`); never retried, as in Slack."""
+        attempt = self.deliver("interactive", payload)
         return Delivery(str(payload.get("type")), label or str(payload.get("type")), payload, (attempt,))
 
     def submit_view(self, *, user: str, view_id: str, values: dict[str, Any] | None = None) -> Delivery:
@@ -439,7 +488,7 @@ class AppDriver:
                 k: ("true" if v is True else "false" if v is False else "" if v is None else str(v))
                 for k, v in payload.items()
             }
-            attempt = self.send(urlencode(form), "application/x-www-form-urlencoded")
+            attempt = self.deliver("slash_commands", form)
             return self._record(Delivery("command", str(payload["command"]), payload, (attempt,)), None)
         if kind == "event_callback":
             return self.deliver_event_envelope(payload)

@@ -6,6 +6,7 @@ port 0 for tests, shuts down promptly in-process, and adds no dependency.
 
 Routes:
     POST|GET /api/<method>           Slack Web API (form, JSON or query arguments; Bearer token)
+    GET      /link/?ticket=...       Socket Mode: the websocket `apps.connections.open` hands out
     POST     /response/<id>          response_url posts
     GET      /                       the page; GET /static/<file> its script and style
     GET      /_sandbox/...           inspection (state, messages, ephemerals, views, calls, deliveries, ui)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -28,7 +30,9 @@ from bot.sandbox.control import control, inspect
 from bot.sandbox.driver import DEFAULT_EVENTS, AppDriver
 from bot.sandbox.errors import ApiError, SandboxError
 from bot.sandbox.limits import RateLimiter
+from bot.sandbox.socket_mode import SocketModeHub
 from bot.sandbox.webapi import METHODS, Args, respond
+from bot.sandbox.websocket import WebSocket, accept_key
 from bot.sandbox.workspace import Workspace, WorkspaceConfig
 
 log = logging.getLogger("remediate.sandbox")
@@ -58,6 +62,7 @@ class SlackSandbox:
         self.options = options or SandboxOptions()
         self.workspace = Workspace(self.options.workspace)
         self.limiter = RateLimiter(self.workspace.clock, enabled=self.options.rate_limits)
+        self.socket_mode = SocketModeHub(self.workspace)
         self.stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -80,6 +85,11 @@ class SlackSandbox:
     def bot_token(self) -> str:
         """Return the first configured bot token."""
         return self.workspace.config.bot_tokens[0]
+
+    @property
+    def app_token(self) -> str:
+        """Return the first configured app-level token (`xapp-...`, for Socket Mode)."""
+        return self.workspace.config.app_tokens[0]
 
     def start(self) -> SlackSandbox:
         """Bind the port and serve on a background thread."""
@@ -116,9 +126,30 @@ class SlackSandbox:
         )
         return self.driver
 
+    def connect_socket_mode(self) -> AppDriver:
+        """Deliver to the app over its Socket Mode connection(s) from now on; returns the driver.
+
+        Called when an app opens a Socket Mode connection (as Slack does once Socket Mode is on for
+        an app: Request URLs are no longer used); `connect_app` switches back to HTTP.
+        """
+        driver = self.driver
+        if driver is not None and driver.socket is self.socket_mode:
+            return driver
+        self.driver = AppDriver(
+            self.workspace,
+            socket=self.socket_mode,
+            sandbox_url=self.url,
+            ack_timeout_s=self.options.ack_timeout_s,
+            retry_backoff_s=self.options.retry_backoff_s,
+            command=self.options.command,
+            subscribed_events=self.options.subscribed_events,
+        )
+        return self.driver
+
     def stop(self) -> None:
-        """Stop serving, release the port and wake requests held by `hang` faults."""
+        """Stop serving, close Socket Mode links, release the port and wake requests held by `hang` faults."""
         self.stopping.set()
+        self.socket_mode.close_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -161,7 +192,16 @@ class SlackSandbox:
                 return None, {}
         if not token:
             return 200, {"ok": False, "error": "not_authed"}
-        if token not in self.workspace.config.bot_tokens:
+        config = self.workspace.config
+        if method == "apps.connections.open":  # the one method for app-level tokens (not rate limited here)
+            if token in config.bot_tokens:
+                return 200, {"ok": False, "error": "not_allowed_token_type"}
+            if token not in config.app_tokens:
+                return 200, {"ok": False, "error": "invalid_auth"}
+            return 200, {"ok": True, "url": self.socket_mode.issue_url(self.url)}
+        if token in config.app_tokens:
+            return 200, {"ok": False, "error": "not_allowed_token_type"}
+        if token not in config.bot_tokens:
             return 200, {"ok": False, "error": "invalid_auth"}
         handler = METHODS.get(method)
         if handler is None:
@@ -212,7 +252,37 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
+        if urlsplit(self.path).path.rstrip("/") == "/link":
+            self._socket_mode()
+            return
         self._route("GET")
+
+    def _socket_mode(self) -> None:
+        """Upgrade to a websocket (RFC 6455) for a ticket from `apps.connections.open`, then serve it."""
+        query = parse_qs(urlsplit(self.path).query)
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        if (
+            self.headers.get("Upgrade", "").lower() != "websocket"
+            or "upgrade" not in self.headers.get("Connection", "").lower()
+            or self.headers.get("Sec-WebSocket-Version") != "13"
+            or not key
+        ):
+            self._send(400, {"ok": False, "error": "expected a websocket upgrade (RFC 6455, version 13)"})
+            return
+        if not self.sandbox.socket_mode.admit(query.get("ticket", [""])[-1]):
+            self._send(
+                401, {"ok": False, "error": "invalid_ticket: call apps.connections.open for a new URL"}
+            )
+            return
+        self.send_response(HTTPStatus.SWITCHING_PROTOCOLS)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept_key(key))
+        self.end_headers()
+        self.close_connection = True
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # envelopes are small
+        self.sandbox.connect_socket_mode()
+        self.sandbox.socket_mode.serve(WebSocket(self.connection, self.rfile))
 
     def do_POST(self) -> None:
         self._route("POST")

@@ -59,6 +59,7 @@ class WorkspaceConfig:
     """The fixed identity of the sandbox workspace and its starting members."""
 
     bot_tokens: tuple[str, ...] = ("xoxb-sandbox-token",)
+    app_tokens: tuple[str, ...] = ("xapp-sandbox-token",)
     team_id: str = "T0SANDBOX"
     team_domain: str = "remediate-sandbox"
     team_name: str = "remediate sandbox"

@@ -220,8 +220,8 @@ function render() {
   box.replaceChildren(...items);
   if (atBottom) box.scrollTop = box.scrollHeight;
   $("delivery-list").replaceChildren(...d.deliveries.slice().reverse().map((x) =>
-    el("li", { class: x.ok ? "" : "failed" }, `${x.ok ? "✓" : "✗"} ${x.kind} ${x.label} · ${x.status ?? x.failure} · ${x.ack_ms} ms${x.retries ? ` · ${x.retries} retries` : ""}`)));
-  $("app-status").textContent = d.app_connected ? "" : "No app connected: start with --app-url to send commands and clicks.";
+    el("li", { class: x.ok ? "" : "failed" }, `${x.ok ? "✓" : "✗"} ${x.kind} ${x.label} · ${x.status ?? x.failure ?? "acked"} · ${x.ack_ms} ms${x.retries ? ` · ${x.retries} retries` : ""}`)));
+  $("app-status").textContent = d.app_connected ? "" : "No app connected: start with --app-url, or run the app in Socket Mode, to send commands and clicks.";
   renderModal(d.views);
 }
 
