@@ -78,19 +78,24 @@ def build_app(
     *,
     client: WebClient | None = None,
     work_threads: int = WORK_THREADS,
+    socket_mode: bool = False,
 ) -> RemediateApp:
     """Build the Bolt app and its outbox worker (not started) from settings and services.
 
     The ack runs in the HTTP server's request thread (``process_before_response``), so an ack never
     waits for a free worker; the work after the ack runs on the app's own bounded pool of
     ``work_threads`` threads, queued when all are busy, so a burst of slow work cannot starve acks.
+    With ``socket_mode`` the signing secret is optional: Slack's requests then arrive over the
+    websocket the app opened itself, and /slack/events is not served.
     """
-    if settings.slack_signing_secret is None:
+    secret = settings.slack_signing_secret
+    if secret is None and not socket_mode:
         raise BotError("SLACK_SIGNING_SECRET is not set; the app cannot verify Slack's requests without it")
     api = client or web_client(settings)
     work = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="remediate-work")
     bolt = App(
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=secret.get_secret_value() if secret else "",
+        request_verification_enabled=secret is not None,
         client=api,
         token_verification_enabled=False,
         process_before_response=True,
@@ -131,7 +136,8 @@ def build_app(
         its event id after the ack, in the work on the pool. Whichever records the id first is processed.
         """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and req.headers.get("x-slack-retry-num"):
+        # Socket Mode sends retry_attempt 0 on first deliveries too (Bolt maps it to this header)
+        if event_id and (req.headers.get("x-slack-retry-num") or ["0"])[0] not in ("", "0"):
             if not first_delivery(str(event_id)):
                 return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
             context["event_recorded"] = True

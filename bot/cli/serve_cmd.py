@@ -1,15 +1,25 @@
-"""`remediate serve`: the Slack app, health check and alert webhooks on one HTTP server (waitress)."""
+"""`remediate serve`: the Slack app, health check and alert webhooks on one HTTP server (waitress).
+
+With ``--socket-mode`` the app opens a websocket to Slack (`apps.connections.open` at
+``SLACK_API_URL``, the app-level token) and receives commands, events and clicks over it; the HTTP
+server still serves /healthz and /alerts/* (not /slack/events). Ctrl-C or SIGTERM stops both.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 import typer
 
 from bot.cli.common import console, err_console, refuse, settings_of
 from remediation.policies import Policy
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 
 def register(app: typer.Typer) -> None:
@@ -55,17 +65,20 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "auto",
     ) -> None:
-        """Serve /slack/events, /healthz and /alerts/{alertmanager,pagerduty,grafana,generic} until Ctrl-C."""
+        """Serve /slack/events (or Socket Mode), /healthz and /alerts/{alertmanager,pagerduty,grafana,generic}."""
         from bot.app.app import build_app
         from bot.app.jobs import start_jobs
         from bot.app.server import http_server, settle_heap
         from bot.app.services import build_services
+        from bot.app.socket_mode import close_socket_mode, open_socket_mode
         from incidents_db.db import open_store
 
         settings = settings_of(ctx)
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         if settings.slack_bot_token is None:
             refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
+        if socket_mode and settings.slack_app_token is None:
+            refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
         if pagerduty_secret is None and settings.pagerduty_webhook_secret is not None:
             pagerduty_secret = settings.pagerduty_webhook_secret.get_secret_value()
         engine = open_store(settings.effective_database_url)
@@ -81,7 +94,7 @@ def register(app: typer.Typer) -> None:
             requester=requester or "",
             alert_secrets={"pagerduty": pagerduty_secret} if pagerduty_secret else {},
         )
-        remediate = build_app(settings, services, work_threads=work_threads)
+        remediate = build_app(settings, services, work_threads=work_threads, socket_mode=socket_mode)
         if not services.requester:
             try:
                 services.requester = str(remediate.bolt.client.auth_test()["user_id"])
@@ -91,26 +104,44 @@ def register(app: typer.Typer) -> None:
         scheduler = start_jobs(services)
         settle_heap()
         token = settings.alerts_token.get_secret_value() if settings.alerts_token else None
+        signal.signal(signal.SIGTERM, _interrupt)
+        handler: SocketModeHandler | None = None
         try:
+            server = http_server(
+                remediate, alerts_token=token, host=host, port=port, threads=threads, socket_mode=socket_mode
+            )
             if socket_mode:
-                if settings.slack_app_token is None:
-                    refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
-                from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-                console.print("remediate: Socket Mode; alert webhooks are not served in this mode")
-                SocketModeHandler(remediate.bolt, settings.slack_app_token.get_secret_value()).start()
-                return
-            server = http_server(remediate, alerts_token=token, host=host, port=port, threads=threads)
-            console.print(f"remediate: serving on http://{host}:{port} (/slack/events, /healthz, /alerts/*)")
+                assert settings.slack_app_token is not None
+                app_token = settings.slack_app_token.get_secret_value()
+                handler = open_socket_mode(remediate.bolt, app_token, concurrency=threads)
+                if not handler.client.is_connected():
+                    err_console.print(
+                        "warning: the Socket Mode websocket did not open; retrying in the background"
+                    )
+                console.print(
+                    f"remediate: Socket Mode via {settings.slack_api_url}; "
+                    f"serving on http://{host}:{port} (/healthz, /alerts/*)"
+                )
+            else:
+                console.print(
+                    f"remediate: serving on http://{host}:{port} (/slack/events, /healthz, /alerts/*)"
+                )
             try:
                 server.run()
             finally:
+                if handler is not None:
+                    close_socket_mode(handler)
                 server.close()
         except KeyboardInterrupt:
             pass
         finally:
             scheduler.shutdown(wait=False)
             remediate.close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into the same clean stop as Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 def choose_policy(engine: sa.Engine, ref: str) -> Policy | None:
