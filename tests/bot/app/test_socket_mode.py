@@ -77,6 +77,11 @@ def test_serve_in_socket_mode(sandbox: SlackSandbox, tmp_path: Path, sqlite_url:
         assert help_.ok and help_.summary()["transport"] == "socket", help_.summary()
         wait_for(lambda: any("/remediate" in e.text for e in sandbox.workspace.ephemerals if e.user == ALICE))
 
+        # an app_mention event over the websocket (retry_attempt 0 is a first delivery, not a retry)
+        [mention] = driver.user_message(user=ALICE, channel="incidents", text="@remediate incidents")
+        assert mention.ok and mention.retries == 0, mention.summary()
+        wait_for(lambda: any(c.method == "chat.postEphemeral" and c.ok for c in sandbox.workspace.calls))
+
         # alerts still come in over HTTP, and the card lands in the channel
         alert = {"alerts": [{"name": "HighErrorRate", "service": "frontend"}]}
         assert _post(base + "/alerts/generic", alert)[0] == 401  # the bearer token is still required
