@@ -12,7 +12,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -71,10 +71,10 @@ def _post(url: str, body: Any, headers: dict[str, str], timeout: float) -> bool:
             return 200 <= resp.status < 300
     except urllib.error.HTTPError as exc:
         log.warning(
-            "alerts to %s refused: HTTP %s %s", url, exc.code, exc.read()[:300].decode(errors="replace")
+            "POST to %s refused: HTTP %s %s", url, exc.code, exc.read()[:300].decode(errors="replace")
         )
     except (OSError, urllib.error.URLError) as exc:
-        log.warning("alerts to %s not delivered: %s", url, exc)
+        log.warning("POST to %s not delivered: %s", url, exc)
     return False
 
 
@@ -108,6 +108,30 @@ def webhook_body(alerts: Sequence[SimAlert], *, group: str, receiver: str = "rem
             for a in alerts
         ],
     }
+
+
+class SnapshotSink(Protocol):
+    """Receives metric snapshots (the `POST /snapshots` form); answers whether they were delivered."""
+
+    def send_snapshots(self, snapshots: Sequence[Mapping[str, Any]]) -> bool:
+        """Deliver the snapshots; return False to have the world try again later."""
+        ...
+
+
+class SnapshotWebhook:
+    """Posts metric snapshots to the bot (``<bot>/snapshots``) with the alerts bearer token."""
+
+    def __init__(self, url: str, *, token: str | None, timeout: float = 10.0) -> None:
+        self.url = url
+        self.token = token
+        self.timeout = timeout
+
+    def send_snapshots(self, snapshots: Sequence[Mapping[str, Any]]) -> bool:
+        """Post ``{"snapshots": [...]}``; True on a 2xx answer (nothing to send counts as sent)."""
+        if not snapshots:
+            return True
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return _post(self.url, {"snapshots": list(snapshots)}, headers, self.timeout)
 
 
 class WebhookSink:

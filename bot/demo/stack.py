@@ -27,7 +27,7 @@ from bot.app.app import RemediateApp, build_app
 from bot.app.jobs import start_jobs
 from bot.app.server import http_server, settle_heap
 from bot.app.services import Services, build_services
-from bot.demo.alerts import AlertSink, SimAlert, WebhookSink
+from bot.demo.alerts import AlertSink, SimAlert, SnapshotWebhook, WebhookSink
 from bot.demo.world import LiveWorld, WorldOptions
 from bot.sandbox import SandboxOptions, SlackSandbox
 from bot.settings import Settings
@@ -147,6 +147,8 @@ class DemoStack:
         self.sandbox.connect_app(self.bot_url + "/slack/events", self.signing_secret)
         if isinstance(sink, _LateSink):
             sink.target = WebhookSink(self.bot_url + "/alerts/alertmanager", token=self.alerts_token)
+        if self.world.metrics is None:
+            self.world.metrics = SnapshotWebhook(self.bot_url + "/snapshots", token=self.alerts_token)
         self.world.start()
 
     def stop(self) -> None:

@@ -5,8 +5,12 @@ one evaluation (a ``wait`` step, one simulated minute) every ``tick_s`` real sec
 is open; while the world is healthy a new random fault fires ``fault_every_s`` seconds after the last
 one fired. Alerts that start or stop firing are sent through an `AlertSink` (the bot's Alertmanager
 webhook in the demo), and when the world is healthy again every alert is sent resolved, so the bot's
-alert-born incident resolves itself. `apply` is the `SimWorld` protocol of the sim executor: an
-approved action becomes one simulator step with that action, immediately.
+alert-born incident resolves itself. Whenever the state changed, the metrics as the team would see
+them (noisy error rate, p99, CPU, memory, saturation, availability, per-call error rates, replicas,
+request rate; nothing for a service whose telemetry is missing) go to an optional `SnapshotSink` (the
+bot's ``POST /snapshots``) just before the alerts, so an incident opens with them. `apply` is the
+`SimWorld` protocol of the sim executor: an approved action becomes one simulator step with that
+action, immediately.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from bot.demo.alerts import AlertSink, SimAlert
+from bot.demo.alerts import AlertSink, SimAlert, SnapshotSink
 from sim.core import BatchCore, SimConfig
 from sim.dynamics import M_ERR
 from sim.faults import FaultSpec, Scenario, sample_scenario
-from sim.observation import ALERTS
+from sim.observation import ALERTS, EDGE_METRIC, METRICS
 from sim.policies import Choice, index_of
 from sim.topology import Topology, resolve_topology
 
@@ -74,10 +78,17 @@ class LiveWorld:
     """One simulated topology, stepped in real time on a background thread; thread-safe."""
 
     def __init__(
-        self, topology: str | Topology, sink: AlertSink, options: WorldOptions | None = None
+        self,
+        topology: str | Topology,
+        sink: AlertSink,
+        options: WorldOptions | None = None,
+        metrics: SnapshotSink | None = None,
     ) -> None:
         self.topology = resolve_topology(topology) if isinstance(topology, str) else topology
         self.sink = sink
+        self.metrics = metrics  # may be set later, before start()
+        self._version = 0  # bumped on every state change; snapshots go out when it moved
+        self._snapshots_sent = -1
         self.options = options or WorldOptions()
         self.core = BatchCore(self.topology, 1, seed=self.options.seed, config=SimConfig(max_steps=10**9))
         self._rng = np.random.default_rng(self.options.seed)
@@ -133,6 +144,7 @@ class LiveWorld:
             if not self.core.action_masks()[0, index]:
                 return {"ok": False, "detail": f"{action_id} does not apply to {target} now"}
             result = self.core.step([index])
+            self._version += 1
             outcome = self.core.outcome_name(int(result.outcome[0]))
             self._sim_minutes += float(result.duration_s[0]) / 60.0
             self._actions.append((action_id, target, outcome))
@@ -177,6 +189,7 @@ class LiveWorld:
                 missing_telemetry_p=0.0,
             )
             self.core.reset(scenarios=[scenario])
+            self._version += 1
             self._active = True
             self._incidents += 1
             self._next_fault = time.monotonic() + self.options.fault_every_s
@@ -189,6 +202,7 @@ class LiveWorld:
     def _quiet(self) -> None:
         """Reset the core to a healthy world (no faults, nothing odd)."""
         self.core.reset(scenarios=[Scenario(faults=())])
+        self._version += 1
 
     def _run(self) -> None:
         next_tick = time.monotonic() + self.options.tick_s
@@ -203,14 +217,46 @@ class LiveWorld:
                 with self._lock:
                     if self._active:
                         result = self.core.step([self._wait])
+                        self._version += 1
                         self._sim_minutes += float(result.duration_s[0]) / 60.0
                         self._evaluated()
                 next_tick = now + self.options.tick_s
+            self._send_snapshots()  # before the alerts: a new incident opens with the current metrics
             self._send()
             with self._lock:
                 until = min(next_tick if self._active else self._next_fault, self._next_fault)
             self._wake.wait(max(0.0, min(until - time.monotonic(), 1.0)))
             self._wake.clear()
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Return each observed service's metrics now, in the `POST /snapshots` form (dated now)."""
+        with self._lock:
+            core, t = self.core, self.topology
+            observed, present = core.observed[0], core.state.present[0]
+            edges = core.edge_features[0, :, 0]
+            at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            out: list[dict[str, Any]] = []
+            for n, service in enumerate(t.services):
+                if not present[n]:
+                    continue  # missing telemetry: nothing arrives
+                values = {name: round(float(observed[m, n]), 6) for m, name in enumerate(METRICS)}
+                values["replicas"] = float(core.state.replicas[0, n])
+                values["traffic_ratio"] = round(float(core.traffic_ratio[0, n]), 6)
+                for e in np.flatnonzero(t.src == n).tolist():
+                    values[EDGE_METRIC + t.services[int(t.dst[e])]] = round(float(edges[e]), 6)
+                out.append({"service": service, "at": at, "values": values})
+            return out
+
+    def _send_snapshots(self) -> None:
+        """Send the metrics when the state changed since they were last sent; retry on failure."""
+        if self.metrics is None:
+            return
+        with self._lock:
+            version = self._version
+        if version == self._snapshots_sent:
+            return
+        if self.metrics.send_snapshots(self.snapshots()):
+            self._snapshots_sent = version
 
     def _evaluated(self) -> None:
         """Count evaluations an alert has not held (called after each wait step, lock held)."""

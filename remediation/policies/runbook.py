@@ -41,6 +41,8 @@ def signals_from_observation(observation: Observation) -> Signals:
                 "availability": float(row[col["availability"]]),
             }
             metrics[service] = {k: v for k, v in values.items() if k in METRICS}
+            # request rate over normal, back from traffic_excess = clip((ratio - 1) / 3, 0, 1)
+            metrics[service]["traffic_ratio"] = 1.0 + 3.0 * float(row[col["traffic_excess"]])
         recent = [
             kind
             for kind, feature in (("deploy", "recent_deploy"), ("config_change", "recent_config_change"))

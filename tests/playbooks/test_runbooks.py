@@ -72,7 +72,9 @@ def top(signals: Signals) -> tuple[str, str | None]:
             ("restart_service", "api"),
         ),
         (
-            Signals(alerts={"api": ["TrafficSpike"]}, metrics={"api": {"saturation": 0.95}}),
+            Signals(
+                alerts={"api": ["TrafficSpike"]}, metrics={"api": {"saturation": 0.95, "traffic_ratio": 4.0}}
+            ),
             ("scale_out", "api"),
         ),
         (Signals(alerts={"db": ["DatastoreDown"]}, kinds={"db": "database"}), ("restart_service", "db")),

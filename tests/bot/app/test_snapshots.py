@@ -130,7 +130,7 @@ def test_snapshots_join_open_incidents_at_a_bounded_pace_without_thread_posts(ha
 
 
 def test_the_ranking_reads_snapshots(harness: Harness) -> None:
-    """The runbook for a surge needs saturation >= 0.8: without a snapshot it cannot match."""
+    """The runbook for a surge needs saturation and request rate: without a snapshot it cannot match."""
 
     def top(incident_id: str) -> str:
         from bot.app.suggest import rank
@@ -143,8 +143,11 @@ def test_the_ranking_reads_snapshots(harness: Harness) -> None:
     body = harness.post_alert("generic", generic("HighCPU", "currencyservice", fingerprint="cpu-1"))[1]
     plain = body["created"][0]
     assert top(plain) != "scale_out currencyservice"
-    status, answer = post(harness, snap("currencyservice", saturation=0.95))
+    status, answer = post(harness, snap("currencyservice", saturation=0.95, traffic_ratio=1.9))
     assert (status, answer["attached"]) == (200, 1)
+    assert top(plain) != "scale_out currencyservice"  # saturated, but not by more requests: no surge
+    status, answer = post(harness, snap("currencyservice", saturation=0.95, traffic_ratio=5.0))
+    assert (status, answer["attached"]) == (200, 1)  # a material move joins at once
     assert top(plain) == "scale_out currencyservice"
 
 

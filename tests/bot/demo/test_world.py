@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from bot.alerts.models import parse_alerts
+from bot.alerts.snapshots import parse_snapshots
 from bot.demo.alerts import SimAlert, webhook_body
 from bot.demo.stack import DemoStack
 from bot.demo.world import LiveWorld, WorldOptions
+from incidents_db.service import get_record
 from remediation.executors.sim import SimWorld
 from tests.bot.demo.conftest import cards, fast_world, replies, wait_card
 from tests.bot.sandbox.conftest import wait_for
@@ -57,6 +60,41 @@ def test_fault_fires_alerts_then_the_fix_resolves_them() -> None:
         wait_for(lambda: set(sink.statuses().values()) == {"resolved"}, seconds=10)
         status = world.status()
         assert not status.active and status.firing == () and status.actions[-1][2] == "succeeded"
+
+
+class Snapshots:
+    """A snapshot sink that keeps every delivery."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[list[dict]] = []
+        self.lock = threading.Lock()
+
+    def send_snapshots(self, snapshots: Sequence[Mapping[str, Any]]) -> bool:
+        with self.lock:
+            self.deliveries.append([dict(s) for s in snapshots])
+        return True
+
+
+def test_snapshots_go_out_when_the_state_changes_and_parse_as_the_bot_reads_them() -> None:
+    sink, metrics = Recorder(), Snapshots()
+    with LiveWorld("online-boutique", sink, fast_world(), metrics=metrics) as world:
+        wait_for(lambda: sink.statuses(), seconds=10)
+        first = wait_for(
+            lambda: next(
+                (d for d in metrics.deliveries if any(s["values"]["error_rate"] > 0.2 for s in d)), None
+            )
+        )
+        by_service = {s["service"]: s["values"] for s in first}
+        parse_snapshots({"snapshots": first})  # the bot's own validation accepts them
+        assert by_service["cartservice"]["error_rate"] > 0.2  # the crash loop shows
+        assert by_service["redis-cart"]["error_rate"] < 0.05
+        assert "error_rate_to:redis-cart" in by_service["cartservice"]  # per-call error rates
+        assert by_service["cartservice"]["replicas"] >= 1 and "traffic_ratio" in by_service["frontend"]
+        assert by_service["frontend"]["error_rate_to:cartservice"] > 0.2  # callers see the failing calls
+        count = len(metrics.deliveries)
+        world.apply("restart_service", "cartservice", {})
+        later = wait_for(lambda: metrics.deliveries[count:] or None)
+        assert {s["service"]: s["values"] for s in later[-1]}["cartservice"]["error_rate"] < 0.2
 
 
 def test_apply_refuses_what_the_world_cannot_do() -> None:
@@ -122,3 +160,7 @@ def test_alert_card_approve_in_the_sandbox_changes_the_world_and_resolves(
     assert any("restart_service on cartservice" in r and "succeeded" in r for r in timeline)
     assert any("firing" in r for r in timeline)
     assert len(cards(stack)) == 1  # one card, updated in place
+    assert not any("metrics of" in r for r in timeline)  # snapshots feed the ranking, not the thread
+    with stack.app.services.sessions() as s:  # type: ignore[union-attr]
+        kinds = [e["type"] for e in get_record(db_session=s, incident_id="INC-1")["events"]]
+    assert "metrics" in kinds[: kinds.index("action")]  # the ranking before the approval read them
