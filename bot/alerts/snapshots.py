@@ -47,7 +47,7 @@ def moved(before: dict[str, Any], after: dict[str, float]) -> bool:
 class SnapshotIn(BaseModel):
     """One service's metric values at one time."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     service: str = Field(min_length=1, max_length=200)
     at: datetime | None = None
@@ -82,7 +82,7 @@ class SnapshotIn(BaseModel):
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     snapshots: list[SnapshotIn] = Field(min_length=1, max_length=MAX_SNAPSHOTS)
 

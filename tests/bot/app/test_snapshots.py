@@ -58,6 +58,8 @@ def test_refusals_name_the_problem(harness: Harness) -> None:
     assert status == 422 and "'error_rate' must be a finite number" in body["error"]
     status, body = post(harness, {"service": " ", "values": {"cpu": 0.5}})
     assert status == 422 and "service" in body["error"]
+    status, body = post(harness, {"service": "cartservice", "valeus": {"cpu": 0.5}})
+    assert status == 422 and "valeus: Extra inputs are not permitted" in body["error"]
     status, body = post(harness, {"service": "cartservice", "values": {}})
     assert status == 422 and "values" in body["error"]
     status, body = post(harness, snap("cartservice", at="2026-03-03T10:00:00", cpu=0.5))
