@@ -5,13 +5,24 @@ batch, so every incident is all-or-nothing and memory stays flat whatever the fi
 in the store is skipped (idempotent); a bad line is refused with its line number and the broken rule.
 After each commit `on_commit` is told how far the store is durable, so a caller can report progress
 that survives a crash.
+
+Large imports parse on other cores: after the first `PARALLEL_AFTER` lines, chunks of lines go to
+worker processes that validate them and build the store rows, while this process dedupes ids and a
+writer thread inserts (COPY on PostgreSQL, executemany on SQLite). Results come back in file order,
+so line numbers, refusals and the durable-progress reports are the same as parsing in one process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import multiprocessing
+import os
 import threading
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from queue import Full, Queue
@@ -27,6 +38,8 @@ from incidents_db.schema import EVENT_MODELS, IncidentRecord, format_error, pars
 from incidents_db.service import EVENT_COLUMNS, existing_ids
 
 DEFAULT_BATCH = 500
+PARALLEL_AFTER = 2_000  # lines parsed before worker processes are started (they take ~1 s to come up)
+MAX_WORKERS = 4
 MAX_ERROR_CHARS = 300
 
 _INCIDENT_COLUMNS = (
@@ -124,51 +137,64 @@ def _encode(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class _Parsed:
-    """One valid line: its number and the validated record."""
+class _Prepared:
+    """One valid incident as the rows the store receives (built in the parsing thread)."""
 
     line: int
-    record: IncidentRecord
+    id: str
+    incident: tuple[Any, ...]
+    events: list[tuple[Any, ...]]
 
 
-class _Writer:
-    """Writes batches of validated incidents; COPY on PostgreSQL, raw executemany on SQLite."""
+@dataclass(frozen=True)
+class _Item:
+    """What parsing made of one non-blank line: store rows, or the rule it broke."""
 
-    def __init__(self, engine: sa.Engine, source: str) -> None:
-        self.engine = engine
+    line: int
+    end: int  # bytes read up to the end of this line
+    id: str
+    digest: bytes
+    prepared: _Prepared | None
+    refusal: Refusal | None
+
+
+class _Rows:
+    """Turns lines into store rows (validation, payloads, timestamps); picklable, so workers can run it.
+
+    It runs in the parsing thread or a worker process, so the writer thread only talks to the
+    database and the Python work of parsing overlaps with the driver's inserts.
+    """
+
+    def __init__(self, postgres: bool, source: str) -> None:
+        self.postgres = postgres
         self.source = source
-        self.postgres = engine.dialect.name == "postgresql"
-        self.ts = _pg_ts if self.postgres else _sqlite_ts
 
-    def write(self, batch: list[_Parsed], report: ImportReport) -> None:
-        """Insert the batch's new incidents in one transaction, or one by one when that fails."""
-        try:
-            with self.engine.begin() as conn:
-                imported, skipped = self._insert(conn, batch)
-        except sa.exc.DBAPIError:
-            # One bad incident (e.g. a value too long for a column, or a concurrent import of the same
-            # id) must not take its neighbours down: retry each incident in its own transaction.
-            for item in batch:
-                try:
-                    with self.engine.begin() as conn:
-                        one_imported, one_skipped = self._insert(conn, [item])
-                except sa.exc.DBAPIError as exc:
-                    report.refused.append(
-                        Refusal(
-                            item.line, f"the store refused incident {item.record.id!r}: {_db_reason(exc)}"
-                        )
-                    )
-                    continue
-                report.imported += one_imported
-                report.skipped_existing += one_skipped
-            return
-        report.imported += imported
-        report.skipped_existing += skipped
+    @property
+    def ts(self) -> Callable[[datetime | None], str | None]:
+        """Return the timestamp formatter of the backend."""
+        return _pg_ts if self.postgres else _sqlite_ts
+
+    def parse(self, chunk: list[tuple[int, int, bytes]]) -> list[_Item]:
+        """Validate and convert a chunk of (line number, end offset, stripped line) in order."""
+        now = self.ts(utcnow())
+        stamps: dict[datetime, str | None] = {}
+        items = []
+        for number, end, line in chunk:
+            try:
+                record = parse_line(line)
+            except ValidationError as exc:
+                refusal = Refusal(number, format_error(exc)[:MAX_ERROR_CHARS])
+                items.append(_Item(number, end, "", b"", None, refusal))
+                continue
+            incident, events = self._rows(record, now, stamps)
+            prepared = _Prepared(number, record.id, incident, events)
+            items.append(_Item(number, end, record.id, _digest(line), prepared, None))
+        return items
 
     def _rows(
-        self, item: _Parsed, now: str | None, stamps: dict[datetime, str | None]
+        self, record: IncidentRecord, now: str | None, stamps: dict[datetime, str | None]
     ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
-        record = item.record
+        ts = self.ts
         root = record.root_cause
         incident = (
             record.id,
@@ -180,8 +206,8 @@ class _Writer:
             root.service if root else None,
             root.fault if root else None,
             self.source,
-            self.ts(record.opened_at),
-            self.ts(record.resolved_at),
+            ts(record.opened_at),
+            ts(record.resolved_at),
             now,
             now,
         )
@@ -195,22 +221,50 @@ class _Writer:
             # time is formatted once per batch.
             at = stamps.get(event.at)
             if at is None:
-                at = stamps[event.at] = self.ts(event.at)
+                at = stamps[event.at] = ts(event.at)
             events.append((record.id, seq, at, event.type, fields.get("service"), _encode(payload)))
         return incident, events
 
-    def _insert(self, conn: sa.Connection, batch: list[_Parsed]) -> tuple[int, int]:
-        present = existing_ids(connection=conn, ids=[item.record.id for item in batch])
-        now = self.ts(utcnow())
+
+class _Writer:
+    """Writes batches of prepared incidents; COPY on PostgreSQL, raw executemany on SQLite."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+
+    def write(self, batch: list[_Prepared], report: ImportReport) -> None:
+        """Insert the batch's new incidents in one transaction, or one by one when that fails."""
+        try:
+            with self.engine.begin() as conn:
+                imported, skipped = self._insert(conn, batch)
+        except sa.exc.DBAPIError:
+            # One bad incident (e.g. a value too long for a column, or a concurrent import of the same
+            # id) must not take its neighbours down: retry each incident in its own transaction.
+            for item in batch:
+                try:
+                    with self.engine.begin() as conn:
+                        one_imported, one_skipped = self._insert(conn, [item])
+                except sa.exc.DBAPIError as exc:
+                    report.refused.append(
+                        Refusal(item.line, f"the store refused incident {item.id!r}: {_db_reason(exc)}")
+                    )
+                    continue
+                report.imported += one_imported
+                report.skipped_existing += one_skipped
+            return
+        report.imported += imported
+        report.skipped_existing += skipped
+
+    def _insert(self, conn: sa.Connection, batch: list[_Prepared]) -> tuple[int, int]:
+        present = existing_ids(connection=conn, ids=[item.id for item in batch])
         incidents: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
-        stamps: dict[datetime, str | None] = {}
         for item in batch:
-            if item.record.id in present:
+            if item.id in present:
                 continue
-            incident, timeline = self._rows(item, now, stamps)
-            incidents.append(incident)
-            events.extend(timeline)
+            incidents.append(item.incident)
+            events.extend(item.events)
         if incidents:
             raw = conn.connection.driver_connection
             if raw is None:  # pragma: no cover - a pooled connection always has its driver connection
@@ -257,7 +311,7 @@ class _BackgroundWriter:
         self.parsed = parsed
         self.stored = ImportReport()
         self.on_commit = on_commit
-        self.queue: Queue[tuple[list[_Parsed], int, int] | None] = Queue(maxsize=depth)
+        self.queue: Queue[tuple[list[_Prepared], int, int] | None] = Queue(maxsize=depth)
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
         self.thread.start()
@@ -283,7 +337,7 @@ class _BackgroundWriter:
             except BaseException as exc:  # handed to the importing thread, which re-raises it
                 self.failure = exc
 
-    def submit(self, batch: list[_Parsed], last_line: int, bytes_read: int) -> None:
+    def submit(self, batch: list[_Prepared], last_line: int, bytes_read: int) -> None:
         """Queue a batch (or an empty one, to report progress) for writing."""
         self._check()
         self.queue.put((batch, last_line, bytes_read))
@@ -325,6 +379,78 @@ def _refresh_statistics(engine: sa.Engine) -> None:
         conn.commit()
 
 
+def default_workers() -> int:
+    """Return how many parsing processes a large import uses: one core is left for the database writes."""
+    return max(1, min(MAX_WORKERS, (os.cpu_count() or 1) - 1))
+
+
+def _chunks(lines: Iterable[bytes], size: int, counter: list[int]) -> Iterator[list[tuple[int, int, bytes]]]:
+    """Yield the non-blank lines as chunks of (number, end offset, stripped line); count every line."""
+    chunk: list[tuple[int, int, bytes]] = []
+    bytes_read = 0
+    for number, raw in enumerate(lines, start=1):
+        bytes_read += len(raw)
+        counter[0], counter[1] = number, bytes_read
+        line = raw.strip()
+        if line:
+            chunk.append((number, bytes_read, line))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _warm() -> bool:
+    return True
+
+
+def _parsed_chunks(
+    rows: _Rows, chunks: Iterator[list[tuple[int, int, bytes]]], workers: int, parallel_after: int
+) -> Iterator[list[_Item]]:
+    """Parse chunks in order: here at first, in worker processes once the import proves large.
+
+    Small imports never start a process. After ``parallel_after`` lines the workers are started in the
+    background while this process goes on parsing; once they are up, chunks go to them and this process
+    only dedupes and hands rows to the writer. At most two chunks per worker are in flight, so memory
+    stays flat whatever the file size.
+    """
+    done = 0
+    for chunk in chunks:
+        yield rows.parse(chunk)
+        done += len(chunk)
+        if workers > 0 and done >= parallel_after:
+            break
+    else:
+        return
+    upcoming = next(chunks, None)
+    if upcoming is None:
+        return  # the file ended with the last chunk parsed here: no process to start
+    # forkserver: workers start from a clean process, not a fork of one running the writer thread
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        ready = [pool.submit(_warm) for _ in range(workers)]
+        pending: deque[Future[list[_Item]]] = deque()
+        try:
+            for chunk in itertools.chain([upcoming], chunks):
+                if not all(f.done() for f in ready):
+                    yield rows.parse(chunk)  # the workers are still starting: no time lost waiting
+                    continue
+                pending.append(pool.submit(rows.parse, chunk))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise RuntimeError(
+                "an import worker process died (out of memory?); run again with --workers 0 to parse "
+                "in one process"
+            ) from None
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def import_lines(
     *,
     engine: sa.Engine,
@@ -332,6 +458,8 @@ def import_lines(
     batch_size: int = DEFAULT_BATCH,
     source: str = "import",
     on_commit: Callable[[Progress], None] | None = None,
+    workers: int | None = None,
+    parallel_after: int = PARALLEL_AFTER,
 ) -> ImportReport:
     """Import JSON Lines into the store behind `engine` (whose schema must be current).
 
@@ -342,48 +470,48 @@ def import_lines(
         source: value of `incidents.source` for the new rows.
         on_commit: called after each committed batch with what is durably stored so far (from the
             writer thread; every valid incident up to `Progress.last_line` is committed).
+        workers: parsing processes once the import is large (None: `default_workers()`; 0: parse
+            in this process only).
+        parallel_after: lines parsed in this process before the workers take over.
 
     Returns:
         How many incidents were imported, skipped because their id exists, and each refused line.
     """
     parsed = ImportReport()
-    writer = _BackgroundWriter(_Writer(engine, source), parsed, on_commit)
+    rows = _Rows(engine.dialect.name == "postgresql", source)
+    writer = _BackgroundWriter(_Writer(engine), parsed, on_commit)
     seen: dict[str, tuple[int, bytes]] = {}
-    batch: list[_Parsed] = []
-    bytes_read = 0
-    number = 0
+    batch: list[_Prepared] = []
+    counter = [0, 0]  # lines read, bytes read
+    chunks = _chunks(lines, batch_size, counter)
+    n_workers = default_workers() if workers is None else max(0, workers)
     try:
         with relaxed_gc():
-            for number, raw in enumerate(lines, start=1):
-                bytes_read += len(raw)
-                line = raw.strip()
-                if not line:
-                    continue
-                try:
-                    record = parse_line(line)
-                except ValidationError as exc:
-                    parsed.refused.append(Refusal(number, format_error(exc)[:MAX_ERROR_CHARS]))
-                    continue
-                digest = _digest(line)
-                earlier = seen.get(record.id)
-                if earlier is not None:
-                    if earlier[1] == digest:
-                        parsed.skipped_existing += 1
-                    else:
-                        parsed.refused.append(
-                            Refusal(
-                                number,
-                                f"id: duplicate id {record.id!r}; line {earlier[0]} already holds a different "
-                                "incident with this id (ids must be unique)",
+            for items in _parsed_chunks(rows, chunks, n_workers, parallel_after):
+                for item in items:
+                    if item.refusal is not None:
+                        parsed.refused.append(item.refusal)
+                        continue
+                    earlier = seen.get(item.id)
+                    if earlier is not None:
+                        if earlier[1] == item.digest:
+                            parsed.skipped_existing += 1
+                        else:
+                            parsed.refused.append(
+                                Refusal(
+                                    item.line,
+                                    f"id: duplicate id {item.id!r}; line {earlier[0]} already holds a "
+                                    "different incident with this id (ids must be unique)",
+                                )
                             )
-                        )
-                    continue
-                seen[record.id] = (number, digest)
-                batch.append(_Parsed(number, record))
-                if len(batch) >= batch_size:
-                    writer.submit(batch, number, bytes_read)
-                    batch = []
-            writer.submit(batch, number, bytes_read)
+                        continue
+                    seen[item.id] = (item.line, item.digest)
+                    assert item.prepared is not None
+                    batch.append(item.prepared)
+                    if len(batch) >= batch_size:
+                        writer.submit(batch, item.line, item.end)
+                        batch = []
+            writer.submit(batch, counter[0], counter[1])
             stored = writer.finish()
     except BaseException:
         writer.abandon()
@@ -394,5 +522,5 @@ def import_lines(
         imported=stored.imported,
         skipped_existing=stored.skipped_existing + parsed.skipped_existing,
         refused=sorted(parsed.refused + stored.refused, key=lambda r: r.line),
-        lines=number,
+        lines=counter[0],
     )

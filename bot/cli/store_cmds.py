@@ -32,7 +32,15 @@ def _show_bars(as_json: bool) -> bool:
     return not as_json and err_console.is_terminal
 
 
-def import_file(ctx: typer.Context, source: str, *, as_json: bool, log_commits: bool, batch_size: int) -> int:
+def import_file(
+    ctx: typer.Context,
+    source: str,
+    *,
+    as_json: bool,
+    log_commits: bool,
+    batch_size: int,
+    workers: int | None = None,
+) -> int:
     """Import a JSON Lines file (or stdin for `-`), print the report and return the exit status."""
     if source == "-":
         stream: IO[bytes] = sys.stdin.buffer
@@ -61,7 +69,7 @@ def import_file(ctx: typer.Context, source: str, *, as_json: bool, log_commits: 
                     sys.stderr.flush()
 
             report = importer.import_lines(
-                engine=engine, lines=stream, batch_size=batch_size, on_commit=committed
+                engine=engine, lines=stream, batch_size=batch_size, on_commit=committed, workers=workers
             )
     finally:
         if stream is not sys.stdin.buffer:
@@ -142,9 +150,20 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Incidents per transaction.")] = (
             importer.DEFAULT_BATCH
         ),
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                "--workers",
+                min=0,
+                help="Processes that parse a large file (default: one per core but one; 0: parse in this "
+                "process only).",
+            ),
+        ] = None,
     ) -> None:
         """Import incident history; bad lines are refused (exit 1) and the rest still imports."""
-        code = import_file(ctx, source, as_json=as_json, log_commits=log_commits, batch_size=batch_size)
+        code = import_file(
+            ctx, source, as_json=as_json, log_commits=log_commits, batch_size=batch_size, workers=workers
+        )
         raise typer.Exit(code)
 
     @app.command("export")

@@ -165,3 +165,40 @@ def test_add_incident_single(engine: sa.Engine) -> None:
         assert service.add_incident(db_session=session, record=record) is False
         stored = service.get_record(db_session=session, incident_id="INC-ONE")
     assert stored["events"] == incident("INC-ONE")["events"]
+
+
+def test_worker_processes_import_exactly_what_one_process_does(engine: sa.Engine, tmp_path: Path) -> None:
+    records = list(generate_incidents(60, seed=5, open_fraction=0.1))
+    lines = [line(r) for r in records]
+    lines.insert(13, "{not json")
+    lines.insert(27, "")
+    lines.insert(31, line(records[3]))  # the same incident again: skipped
+    lines.insert(40, line({**records[4], "title": "another incident, same id"}))  # refused
+    lines.insert(52, line(with_event(records[9], 0, type="nope")))  # refused (id of a later-valid one)
+    text = "".join(f"{x}\n" for x in lines).encode()
+
+    commits: list[importer.Progress] = []
+    parallel = importer.import_lines(
+        engine=engine,
+        lines=io.BytesIO(text),
+        batch_size=7,
+        on_commit=commits.append,
+        workers=1,
+        parallel_after=10,
+    )
+    alone = db.open_store(f"sqlite:///{tmp_path / 'alone.sqlite'}")
+    single = importer.import_lines(engine=alone, lines=io.BytesIO(text), batch_size=7, workers=0)
+    assert parallel.as_json() == single.as_json()
+    assert (parallel.imported, parallel.skipped_existing, [r.line for r in parallel.refused]) == (
+        60,
+        1,
+        [14, 41, 53],
+    )
+    assert parallel.lines == single.lines == len(lines)
+    assert [c.last_line for c in commits] == sorted(c.last_line for c in commits)
+    assert commits[-1].last_line == len(lines) and commits[-1].imported == 60
+    ours, theirs = io.StringIO(), io.StringIO()
+    exporter.export_lines(engine=engine, out=ours)
+    exporter.export_lines(engine=alone, out=theirs)
+    alone.dispose()
+    assert ours.getvalue() == theirs.getvalue()
