@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,37 +163,67 @@ class Vocabulary:
         return np.asarray(list(self.index), dtype=str) if self.index else np.zeros(0, dtype="<U1")
 
 
-class DatasetBuilder:
-    """Buffers one page of trajectories as columns and flushes them to the writer."""
+VOCABULARIES = ("services", "faults", "alert_names", "metric_names", "action_names")
+# columns holding vocabulary indices (-1 = none), and the vocabulary each indexes
+_VOCAB_COLUMNS = {
+    "traj_root_service": "services",
+    "traj_root_fault": "faults",
+    "step_action_name": "action_names",
+    "step_target": "services",
+    "alert_service": "services",
+    "alert_name": "alert_names",
+    "metric_service": "services",
+    "metric_name": "metric_names",
+}
+# offset columns (and step_traj): page-local counts, shifted by the dataset's counts when merged
+_OFFSET_OF = {
+    "traj_step_offsets": "steps",
+    "step_alert_offsets": "alerts",
+    "step_metric_offsets": "metrics",
+    "step_traj": "trajectories",
+}
 
-    def __init__(self, catalog: Catalog) -> None:
-        """Start an empty dataset whose action indices follow `catalog`."""
-        self.catalog = catalog
-        self.action_index = {action_id: index for index, action_id in enumerate(catalog.ids)}
-        self.writer = ColumnWriter(COLUMNS)
-        self.ids = open(self.writer.temp_path("traj_incident.txt"), "w", encoding="utf-8")  # noqa: SIM115
-        self.vocab = {
-            name: Vocabulary()
-            for name in ("services", "faults", "alert_names", "metric_names", "action_names")
-        }
+
+@dataclass
+class PageColumns:
+    """A page of trajectories as typed columns with page-local vocabularies (picklable, compact).
+
+    Built where the trajectories are (a mining worker or the mining process) and merged into the
+    dataset in page order by `DatasetBuilder.merge`, which maps local vocabulary indices to the
+    dataset's; merging pages in order gives the same dataset as adding the trajectories one by one.
+    """
+
+    columns: dict[str, npt.NDArray[Any]]
+    vocab: dict[str, list[str]]
+    ids: list[str]
+    trajectories: int
+    steps: int
+    alerts: int
+    metrics: int
+    unmapped: int
+
+
+class PageBuilder:
+    """Collects trajectories of one page into `PageColumns` (offset columns start after 0)."""
+
+    def __init__(self, action_index: dict[str, int]) -> None:
+        """Start an empty page; ``action_index`` maps catalog action ids to their dataset index."""
+        self.action_index = action_index
+        self._reset()
+
+    def _reset(self) -> None:
+        self.vocab = {name: Vocabulary() for name in VOCABULARIES}
         self.cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-        self.trajectories = 0
-        self.steps = 0
-        self.alerts = 0
-        self.metrics = 0
-        self.unmapped = 0
-        self.id_width = 1
+        self.ids: list[str] = []
+        self.trajectories = self.steps = self.alerts = self.metrics = self.unmapped = 0
         # Metric name tuple -> their vocabulary indices: snapshots repeat the same few names.
         self.metric_name_indices: dict[tuple[str, ...], list[int]] = {}
-        for name in ("traj_step_offsets", "step_alert_offsets", "step_metric_offsets"):
-            self.cols[name].append(0)
 
     def add(self, trajectory: Trajectory) -> None:
-        """Append one trajectory (its steps, alerts and metrics) to the buffered columns."""
+        """Append one trajectory (its steps, alerts and metrics) to the page's columns."""
         c, v = self.cols, self.vocab
         services, alert_names, metric_names = v["services"], v["alert_names"], v["metric_names"]
-        self.ids.write(json.dumps(trajectory.incident_id) + "\n")
-        self.id_width = max(self.id_width, len(trajectory.incident_id))
+        self.ids.append(trajectory.incident_id)
         c["traj_severity"].append(SEVERITIES.index(trajectory.severity) + 1)
         c["traj_opened_at"].append(trajectory.opened_at)
         c["traj_resolved_at"].append(trajectory.resolved_at)
@@ -240,12 +271,73 @@ class DatasetBuilder:
         c["traj_return"].append(sum(step.reward for step in steps))
         c["traj_step_offsets"].append(self.steps)
 
+    def result(self) -> PageColumns:
+        """Return the page as typed arrays (and start over empty)."""
+        page = PageColumns(
+            columns={name: np.asarray(values, dtype=COLUMNS[name]) for name, values in self.cols.items()},
+            vocab={name: list(vocab.index) for name, vocab in self.vocab.items()},
+            ids=self.ids,
+            trajectories=self.trajectories,
+            steps=self.steps,
+            alerts=self.alerts,
+            metrics=self.metrics,
+            unmapped=self.unmapped,
+        )
+        self._reset()
+        return page
+
+
+class DatasetBuilder:
+    """Merges pages of trajectory columns, in order, into a dataset's scratch files."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        """Start an empty dataset whose action indices follow `catalog`."""
+        self.catalog = catalog
+        self.action_index = {action_id: index for index, action_id in enumerate(catalog.ids)}
+        self.writer = ColumnWriter(COLUMNS)
+        self.ids = open(self.writer.temp_path("traj_incident.txt"), "w", encoding="utf-8")  # noqa: SIM115
+        self.vocab = {name: Vocabulary() for name in VOCABULARIES}
+        self.page = PageBuilder(self.action_index)
+        self.trajectories = 0
+        self.steps = 0
+        self.alerts = 0
+        self.metrics = 0
+        self.unmapped = 0
+        self.id_width = 1
+        for name in ("traj_step_offsets", "step_alert_offsets", "step_metric_offsets"):
+            self.writer.append(name, [0])
+
+    def add(self, trajectory: Trajectory) -> None:
+        """Append one trajectory (buffered in the current page until `flush`)."""
+        self.page.add(trajectory)
+
+    def merge(self, page: PageColumns) -> None:
+        """Append a page built elsewhere: map its vocabulary indices to the dataset's, shift its offsets."""
+        maps = {
+            name: np.asarray([self.vocab[name](value) for value in page.vocab[name]] + [-1], dtype=np.int64)
+            for name in VOCABULARIES
+        }
+        for name, column in page.columns.items():
+            if not column.shape[0]:
+                continue
+            if name in _VOCAB_COLUMNS:
+                column = maps[_VOCAB_COLUMNS[name]][column]  # -1 (none) indexes the trailing -1
+            elif name in _OFFSET_OF:
+                column = column + getattr(self, _OFFSET_OF[name])
+            self.writer.append(name, column)
+        for incident_id in page.ids:
+            self.ids.write(json.dumps(incident_id) + "\n")
+            self.id_width = max(self.id_width, len(incident_id))
+        self.trajectories += page.trajectories
+        self.steps += page.steps
+        self.alerts += page.alerts
+        self.metrics += page.metrics
+        self.unmapped += page.unmapped
+
     def flush(self) -> None:
-        """Move the buffered columns to the scratch files."""
-        for name, values in self.cols.items():
-            if values:
-                self.writer.append(name, values)
-                values.clear()
+        """Merge the trajectories added since the last flush into the scratch files."""
+        if self.page.trajectories:
+            self.merge(self.page.result())
 
     def finish(self, path: Path, meta: dict[str, Any]) -> None:
         """Write the dataset to `path` with the vocabularies and `meta` (JSON) inside."""

@@ -7,14 +7,21 @@ step (or resolution), and a reward (see `RewardConfig` and docs/store.md for why
 Reads are batched (a page of incidents, then all their events in one query read as the driver's plain
 tuples, alert/action timestamps converted to epoch seconds in SQL, JSON payloads parsed only for the
 events a step needs), so mining streams at tens of thousands of incidents per second with flat
-memory. A watermark in `mining_state` makes repeated runs incremental.
+memory. A watermark in `mining_state` makes repeated runs incremental. A large store (more than
+`PARALLEL_AFTER` incidents to mine) is read and built in worker processes, a page each, collected in
+order: the dataset is the same as one process makes.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -26,7 +33,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from pydantic_core import from_json
 
-from incidents_db.dataset import DATASET_FORMAT, UNMAPPED, DatasetBuilder
+from incidents_db.dataset import DATASET_FORMAT, UNMAPPED, DatasetBuilder, PageBuilder, PageColumns
 from incidents_db.errors import StoreError
 from incidents_db.models import MiningState, utcnow
 from incidents_db.perf import relaxed_gc
@@ -36,6 +43,8 @@ from playbooks.catalog import Catalog, builtin_catalog
 
 WATERMARK_KEY = "trajectories.watermark"
 PAGE = 2000
+PARALLEL_AFTER = 10_000  # incidents to mine before worker processes are worth their start-up (~1 s)
+MAX_WORKERS = 4
 MINED_EVENT_TYPES = ("alert", "metrics", "action")
 
 
@@ -240,10 +249,19 @@ def write_watermark(*, connection: sa.Connection, watermark: Watermark) -> None:
 Page = tuple[list[Any], Sequence[Any]]
 
 
-def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterator[Page]:
-    """Yield (incident headers, their mined events) one page at a time, in (updated_at, id) order."""
-    dialect = engine.dialect.name
-    payload = sa.cast(EVENTS.c.payload, sa.Text) if dialect == "postgresql" else EVENTS.c.payload
+class Header(NamedTuple):
+    """What mining reads of one incident (a plain tuple, so pages can go to worker processes)."""
+
+    id: str
+    severity: str
+    root_cause_service: str | None
+    root_cause_fault: str | None
+    updated_at: datetime
+    opened_s: float
+    resolved_s: float | None
+
+
+def _headers_query(dialect: str, since: Watermark | None) -> sa.Select[Any]:
     query = (
         sa.select(
             INCIDENTS.c.id,
@@ -264,31 +282,44 @@ def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterat
                 sa.and_(INCIDENTS.c.updated_at == since.updated_at, INCIDENTS.c.id > since.incident_id),
             )
         )
+    return query
+
+
+def _events_query(dialect: str, ids: list[str]) -> sa.Select[Any]:
+    # Raw payload text (no JSON decoding by the driver): only the events a step needs get parsed.
+    payload = sa.cast(EVENTS.c.payload, sa.Text) if dialect == "postgresql" else EVENTS.c.payload
+    return (
+        sa.select(
+            EVENTS.c.incident_id,
+            # A metrics row's time is never used (only its order): skip the conversion for them.
+            sa.case(
+                (EVENTS.c.type == "metrics", sa.literal_column("0.0")),
+                else_=_epoch(EVENTS.c.at, dialect),
+            ),
+            EVENTS.c.type,
+            EVENTS.c.service,
+            sa.type_coerce(payload, sa.Text),
+        )
+        .where(EVENTS.c.incident_id.in_(ids), EVENTS.c.type.in_(MINED_EVENT_TYPES))
+        .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
+    )
+
+
+def _header_pages(conn: sa.Connection, since: Watermark | None, page_size: int) -> Iterator[list[Header]]:
+    """Yield the headers of the incidents to mine, a page at a time, in (updated_at, id) order."""
+    query = _headers_query(conn.dialect.name, since)
+    # One sorted, streamed read of the headers (a server-side cursor on PostgreSQL): re-querying
+    # page by page would rescan and re-sort the whole table for every page.
+    result = conn.execution_options(stream_results=True, yield_per=page_size).execute(query)
+    for page in result.partitions():
+        yield [Header(*row) for row in page]
+
+
+def _pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterator[Page]:
+    """Yield (incident headers, their mined events) one page at a time, in (updated_at, id) order."""
     with engine.connect() as conn:
-        # One sorted, streamed read of the headers (a server-side cursor on PostgreSQL): re-querying
-        # page by page would rescan and re-sort the whole table for every page.
-        headers_result = conn.execution_options(stream_results=True, yield_per=page_size).execute(query)
-        for page in headers_result.partitions():
-            headers = list(page)
-            # Raw payload text (no JSON decoding by the driver): only the events a step needs get parsed.
-            events = (
-                sa.select(
-                    EVENTS.c.incident_id,
-                    # A metrics row's time is never used (only its order): skip the conversion for them.
-                    sa.case(
-                        (EVENTS.c.type == "metrics", sa.literal_column("0.0")),
-                        else_=_epoch(EVENTS.c.at, dialect),
-                    ),
-                    EVENTS.c.type,
-                    EVENTS.c.service,
-                    sa.type_coerce(payload, sa.Text),
-                )
-                .where(
-                    EVENTS.c.incident_id.in_([h.id for h in headers]), EVENTS.c.type.in_(MINED_EVENT_TYPES)
-                )
-                .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
-            )
-            yield headers, _driver_rows(conn, events)
+        for headers in _header_pages(conn, since, page_size):
+            yield headers, _driver_rows(conn, _events_query(conn.dialect.name, [h.id for h in headers]))
 
 
 def _driver_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
@@ -347,6 +378,117 @@ def _prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
                 worker.join(timeout=0.05)
 
 
+def _build_page(
+    headers: list[Header], rows: Sequence[EventRow], catalog: Catalog, reward: RewardConfig
+) -> list[Trajectory]:
+    # Rows come sorted by incident id: groupby slices them in C, no per-row Python work.
+    timelines = {incident_id: list(group) for incident_id, group in groupby(rows, itemgetter(0))}
+    no_events: list[EventRow] = []
+    return [build_trajectory(h, timelines.get(h.id, no_events), catalog, reward) for h in headers]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(url: str, catalog: Catalog, reward: RewardConfig) -> None:
+    """Set up a mining worker process: its own engine on the store, the catalog and reward."""
+    from incidents_db.db import make_engine
+
+    action_index = {action_id: index for index, action_id in enumerate(catalog.ids)}
+    _WORKER.update(engine=make_engine(url), catalog=catalog, reward=reward, page=PageBuilder(action_index))
+
+
+def _worker_ready() -> bool:
+    return bool(_WORKER)
+
+
+def _columns(trajectories: list[Trajectory], page: PageBuilder) -> PageColumns:
+    for trajectory in trajectories:
+        if trajectory.steps:
+            page.add(trajectory)
+    return page.result()
+
+
+def _mine_page(headers: list[Header]) -> PageColumns:
+    """Read one page's events, build its trajectories and their dataset columns (in a worker process)."""
+    engine: sa.Engine = _WORKER["engine"]
+    with engine.connect() as conn:
+        rows = _driver_rows(conn, _events_query(conn.dialect.name, [h.id for h in headers]))
+    return _columns(_build_page(headers, rows, _WORKER["catalog"], _WORKER["reward"]), _WORKER["page"])
+
+
+def default_workers() -> int:
+    """Return how many processes mine a large store by default: none on fewer than 4 cores.
+
+    Workers mine without the reader thread's overlap and pay for pickling and merging: on 2 cores they
+    cost about twice the CPU for 10-15 % less wall time (benchmarks/bench_store.py), which a shared
+    machine should not pay by default. From 4 cores on, one worker per core but one.
+    """
+    cores = os.cpu_count() or 1
+    return 0 if cores < 4 else min(MAX_WORKERS, cores - 1)
+
+
+def _parallel_ok(engine: sa.Engine) -> bool:
+    # Workers open their own connections: an in-memory SQLite store exists only in this process.
+    return engine.dialect.name != "sqlite" or engine.url.database not in (None, "", ":memory:")
+
+
+def _pages_in_workers(
+    engine: sa.Engine,
+    since: Watermark | None,
+    page_size: int,
+    workers: int,
+    catalog: Catalog,
+    reward: RewardConfig,
+    *,
+    wait: bool = False,
+) -> Iterator[tuple[list[Header], PageColumns]]:
+    """Yield (headers, dataset columns) per page, in order, with the pages mined by worker processes.
+
+    This process streams the headers and merges; each worker reads a page's events on its own
+    connection, builds the trajectories and their columns (with page-local vocabularies, so the merge
+    is a few array operations). Until the workers are up (they start in the background), pages are
+    mined here. At most two pages per worker are in flight.
+    """
+    here = PageBuilder({action_id: index for index, action_id in enumerate(catalog.ids)})
+    url = engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("forkserver")
+    with (
+        engine.connect() as conn,
+        ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(url, catalog, reward),
+        ) as pool,
+    ):
+        ready = [pool.submit(_worker_ready) for _ in range(workers)]
+        if wait:
+            for starting in ready:
+                starting.result()
+        pending: deque[tuple[list[Header], Future[PageColumns]]] = deque()
+        try:
+            for headers in _header_pages(conn, since, page_size):
+                if not all(f.done() for f in ready):
+                    rows = _driver_rows(conn, _events_query(conn.dialect.name, [h.id for h in headers]))
+                    yield headers, _columns(_build_page(headers, rows, catalog, reward), here)
+                    continue
+                pending.append((headers, pool.submit(_mine_page, headers)))
+                if len(pending) > 2 * workers:
+                    first, future = pending.popleft()
+                    yield first, future.result()
+            while pending:
+                first, future = pending.popleft()
+                yield first, future.result()
+        except BrokenProcessPool:
+            raise MiningError(
+                "a mining worker process died (out of memory?); run again with --workers 0"
+            ) from None
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
 def iter_trajectories(
     *,
     engine: sa.Engine,
@@ -362,15 +504,16 @@ def iter_trajectories(
     """
     catalog = catalog or builtin_catalog()
     reward = reward or RewardConfig()
-    no_events: list[EventRow] = []
     for headers, rows in _prefetched(_pages(engine, since, page_size)):
-        # Rows come sorted by incident id: groupby slices them in C, no per-row Python work.
-        timelines = {incident_id: list(group) for incident_id, group in groupby(rows, itemgetter(0))}
-        for header in headers:
-            yield (
-                build_trajectory(header, timelines.get(header.id, no_events), catalog, reward),
-                Watermark(header.updated_at, header.id),
-            )
+        for header, trajectory in zip(headers, _build_page(headers, rows, catalog, reward), strict=True):
+            yield trajectory, Watermark(header.updated_at, header.id)
+
+
+def _large(engine: sa.Engine, since: Watermark | None, threshold: int) -> bool:
+    """Return whether more than ``threshold`` incidents wait to be mined (counts no further)."""
+    with engine.connect() as conn:
+        probe = _headers_query(conn.dialect.name, since).limit(threshold + 1).subquery()
+        return int(conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar_one()) > threshold
 
 
 def mine(
@@ -381,6 +524,10 @@ def mine(
     catalog: Catalog | None = None,
     reward: RewardConfig | None = None,
     on_progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    parallel_after: int = PARALLEL_AFTER,
+    page_size: int = PAGE,
+    _wait_for_workers: bool = False,
 ) -> MiningSummary:
     """Mine resolved incidents into `out_dir/trajectories-<stamp>.npz` and advance the watermark.
 
@@ -392,6 +539,12 @@ def mine(
         catalog: the action catalog that decides mapped vs unmapped (default: built-ins).
         reward: reward constants (default `RewardConfig()`).
         on_progress: called with the number of incidents mined so far, once per page.
+        workers: processes that read and build pages of a large store (None: `default_workers()`;
+            0: all in this process).
+        parallel_after: incidents to mine above which the workers are used.
+        page_size: incidents per page (a worker's unit of work, and how often progress is reported).
+        _wait_for_workers: send every page to the workers, none to this process while they start
+            (tests use it to be sure the workers' path ran).
 
     Returns:
         The summary; when nothing new was resolved no file is written and `out` is the directory.
@@ -407,19 +560,32 @@ def mine(
     builder = DatasetBuilder(catalog)
     incidents = 0
     last: Watermark | None = None
+    n_workers = default_workers() if workers is None else max(0, workers)
+    parallel = n_workers > 0 and _parallel_ok(engine) and _large(engine, since, parallel_after)
     try:
         with relaxed_gc():
-            for trajectory, position in iter_trajectories(
-                engine=engine, since=since, catalog=catalog, reward=reward
-            ):
-                incidents += 1
-                last = position
-                if trajectory.steps:
-                    builder.add(trajectory)
-                if incidents % PAGE == 0:
-                    builder.flush()
+            if parallel:
+                pages = _pages_in_workers(
+                    engine, since, page_size, n_workers, catalog, reward, wait=_wait_for_workers
+                )
+                for headers, page in pages:
+                    builder.merge(page)
+                    incidents += len(headers)
+                    last = Watermark(headers[-1].updated_at, headers[-1].id)
                     if on_progress is not None:
                         on_progress(incidents)
+            else:
+                for trajectory, position in iter_trajectories(
+                    engine=engine, since=since, catalog=catalog, reward=reward, page_size=page_size
+                ):
+                    incidents += 1
+                    last = position
+                    if trajectory.steps:
+                        builder.add(trajectory)
+                    if incidents % page_size == 0:
+                        builder.flush()
+                        if on_progress is not None:
+                            on_progress(incidents)
         if on_progress is not None:
             on_progress(incidents)
         if last is None:

@@ -88,14 +88,20 @@ def import_file(
     return 1 if report.refused else 0
 
 
-def mine_store(ctx: typer.Context, out: Path | None, *, full: bool, as_json: bool) -> mining.MiningSummary:
+def mine_store(
+    ctx: typer.Context, out: Path | None, *, full: bool, as_json: bool, workers: int | None = None
+) -> mining.MiningSummary:
     """Mine the configured store into `out` (default: data_dir/trajectories) with a progress bar."""
     settings = settings_of(ctx)
     target = out or settings.data_dir / "trajectories"
     with open_store(ctx) as engine, progress_bar(quiet=not _show_bars(as_json)) as bar:
         task = bar.add_task("mining", total=None)
         return mining.mine(
-            engine=engine, out_dir=target, full=full, on_progress=lambda n: bar.update(task, completed=n)
+            engine=engine,
+            out_dir=target,
+            full=full,
+            on_progress=lambda n: bar.update(task, completed=n),
+            workers=workers,
         )
 
 
@@ -278,9 +284,18 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--full", help="Redo every resolved incident, not only new ones.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                "--workers",
+                min=0,
+                help="Processes that mine a large store (default: one per core but one on 4 cores or "
+                "more, none below; 0: all in this process).",
+            ),
+        ] = None,
     ) -> None:
         """Mine resolved incidents into trajectories (incremental; --full redoes all)."""
-        summary = mine_store(ctx, out, full=full, as_json=as_json)
+        summary = mine_store(ctx, out, full=full, as_json=as_json, workers=workers)
         if as_json:
             print_json(summary.as_json())
         else:

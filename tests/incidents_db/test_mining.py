@@ -100,3 +100,18 @@ def test_mining_pages_do_not_change_the_result(engine: sa.Engine) -> None:
     small = [t for t, _ in mining.iter_trajectories(engine=engine, page_size=7)]
     large = [t for t, _ in mining.iter_trajectories(engine=engine, page_size=1000)]
     assert small == large and len(small) > 0
+
+
+def test_worker_processes_mine_the_same_dataset(engine: sa.Engine, tmp_path: Path) -> None:
+    load(engine, list(generate_incidents(120, seed=8)))
+    one = mining.mine(engine=engine, out_dir=tmp_path / "one", full=True, workers=0)
+    two = mining.mine(
+        engine=engine, out_dir=tmp_path / "two", full=True, workers=2, parallel_after=10, page_size=9,
+        _wait_for_workers=True,
+    )  # fmt: skip
+    assert (one.incidents, one.steps) == (two.incidents, two.steps)
+    first, second = load_dataset(Path(one.out)), load_dataset(Path(two.out))
+    assert first.keys() == second.keys()
+    for key in first.keys() - {"meta"}:  # meta holds the creation time
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    assert mining.mine(engine=engine, out_dir=tmp_path / "two", workers=2, parallel_after=10).incidents == 0
