@@ -15,6 +15,7 @@ MODULES: tuple[str, ...] = (
     "config_cmd",
     "sim_cmds",
     "serve_cmd",
+    "feed_cmd",
     "train_cmd",
     "policy_cmds",
     "eval_cmd",
