@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from incidents_db.models import Base, IncidentEvent
@@ -33,16 +35,23 @@ class ServiceSnapshot(Base):
 def keep_latest(
     *, db_session: Session, service: str, at: datetime, values: dict[str, float], now: datetime
 ) -> bool:
-    """Store a snapshot unless a newer one is already kept; return whether it was stored (not committed)."""
-    row = db_session.get(ServiceSnapshot, service, with_for_update=True)
-    if row is None:
-        db_session.add(ServiceSnapshot(service=service, at=at, values=values, received_at=now))
-    elif row.at > at:
-        return False
-    else:
-        row.at, row.values, row.received_at = at, dict(values), now
-    db_session.flush()
-    return True
+    """Store a snapshot unless a newer one is already kept; return whether it was stored (not committed).
+
+    One upsert (``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` on SQLite and PostgreSQL), so two bot
+    replicas storing the first snapshot of a service at once cannot collide on the key.
+    """
+    table = ServiceSnapshot.__table__.c
+    insert = sqlite_insert if db_session.get_bind().dialect.name == "sqlite" else pg_insert
+    row = {"service": service, "at": at, "values": dict(values), "received_at": now}
+    statement = insert(ServiceSnapshot).values(**row)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.service],
+        set_={"at": statement.excluded.at, "values": statement.excluded["values"], "received_at": now},
+        where=table.at <= statement.excluded.at,
+    )
+    stored = db_session.execute(statement.returning(table.service)).first() is not None
+    db_session.expire_all()  # an ORM object of this row read earlier in the session is stale now
+    return stored
 
 
 def latest(

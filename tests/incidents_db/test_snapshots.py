@@ -59,3 +59,31 @@ def test_recent_metrics_per_incident_and_service(db_url: str) -> None:
         }
         assert recent_metrics(db_session=s, incident_ids=["INC-1"], since=T0 + timedelta(minutes=3)) == {}
         assert recent_metrics(db_session=s, incident_ids=[], since=T0) == {}
+
+
+def test_concurrent_first_snapshots_of_a_service_do_not_collide(db_url: str) -> None:
+    import threading
+
+    engine = open_store(db_url)
+    barrier, errors = threading.Barrier(8), []
+
+    def store(i: int) -> None:
+        try:
+            with Session(engine) as s:
+                barrier.wait()
+                keep_latest(
+                    db_session=s, service="new", at=T0 + timedelta(seconds=i), values={"cpu": i}, now=T0
+                )
+                s.commit()
+        except Exception as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=store, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Session(engine) as s:
+        [row] = latest(db_session=s, since=T0)
+        assert (row.service, row.values) == ("new", {"cpu": 7})
