@@ -50,7 +50,11 @@ def keep_latest(
         where=table.at <= statement.excluded.at,
     )
     stored = db_session.execute(statement.returning(table.service)).first() is not None
-    db_session.expire_all()  # an ORM object of this row read earlier in the session is stale now
+    loaded = db_session.identity_map.get(
+        sa.inspect(ServiceSnapshot).identity_key_from_primary_key((service,))
+    )
+    if loaded is not None:
+        db_session.expire(loaded)  # read earlier in this session: stale after the upsert
     return stored
 
 

@@ -87,3 +87,16 @@ def test_concurrent_first_snapshots_of_a_service_do_not_collide(db_url: str) -> 
     with Session(engine) as s:
         [row] = latest(db_session=s, since=T0)
         assert (row.service, row.values) == ("new", {"cpu": 7})
+
+
+def test_an_object_read_before_the_upsert_is_refreshed(db_url: str) -> None:
+    from incidents_db.snapshots import ServiceSnapshot
+
+    engine = open_store(db_url)
+    with Session(engine) as s:
+        keep_latest(db_session=s, service="cart", at=T0, values={"cpu": 0.5}, now=T0)
+        s.commit()
+        seen = s.get(ServiceSnapshot, "cart")
+        assert seen is not None and seen.values == {"cpu": 0.5}
+        keep_latest(db_session=s, service="cart", at=T0 + timedelta(seconds=5), values={"cpu": 0.9}, now=T0)
+        assert seen.values == {"cpu": 0.9}
