@@ -154,6 +154,17 @@ def http_server(
     return create_server(wsgi, host=host, port=port, threads=threads)
 
 
+def stop_server(server: BaseWSGIServer | MultiSocketServer, timeout_s: float = 5.0) -> None:
+    """Let the requests in service finish (up to ``timeout_s``), then close the server.
+
+    waitress' single-socket ``close()`` closes its wake-up pipe without waiting for its request
+    threads, so a request finishing just after (an alert, a snapshot, a Slack retry) hit a closed file
+    descriptor and printed a traceback on the way out.
+    """
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout_s)
+    server.close()
+
+
 def settle_heap() -> None:
     """Collect once, move every object built so far out of the collector's view, shorten GIL turns.
 

@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         """Serve /slack/events (or Socket Mode), /healthz and /alerts/{alertmanager,pagerduty,grafana,generic}."""
         from bot.app.app import build_app
         from bot.app.jobs import start_jobs
-        from bot.app.server import http_server, settle_heap
+        from bot.app.server import http_server, settle_heap, stop_server
         from bot.app.services import build_services
         from bot.app.socket_mode import close_socket_mode, open_socket_mode
         from incidents_db.db import open_store
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
             finally:
                 if handler is not None:
                     close_socket_mode(handler)
-                server.close()
+                stop_server(server)
         except KeyboardInterrupt:
             pass
         finally:

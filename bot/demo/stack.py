@@ -25,7 +25,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from bot.app.app import RemediateApp, build_app
 from bot.app.jobs import start_jobs
-from bot.app.server import http_server, settle_heap
+from bot.app.server import http_server, settle_heap, stop_server
 from bot.app.services import Services, build_services
 from bot.demo.alerts import AlertSink, SimAlert, SnapshotWebhook, WebhookSink
 from bot.demo.world import LiveWorld, WorldOptions
@@ -156,7 +156,7 @@ class DemoStack:
         if self.world is not None:
             self.world.stop()
         if self._server is not None:
-            self._server.close()
+            stop_server(self._server)
             self._server = None
         if self._server_thread is not None:
             self._server_thread.join(timeout=2)

@@ -15,7 +15,7 @@ import pytest
 from waitress.server import create_server
 
 from bot.app.app import RemediateApp, build_app
-from bot.app.server import Server
+from bot.app.server import Server, stop_server
 from bot.app.services import Services, build_services
 from bot.sandbox import AppDriver, SandboxOptions, SlackSandbox
 from bot.settings import load_settings
@@ -200,4 +200,4 @@ def harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
             yield h
         finally:
             app.worker.stop()
-            server.close()
+            stop_server(server)
