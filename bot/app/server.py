@@ -12,11 +12,13 @@ import gc
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress import trigger, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from bot.alerts.auth import authenticate
@@ -154,15 +156,33 @@ def http_server(
     return create_server(wsgi, host=host, port=port, threads=threads)
 
 
-def stop_server(server: BaseWSGIServer | MultiSocketServer, timeout_s: float = 5.0) -> None:
+def stop_server(
+    server: BaseWSGIServer | MultiSocketServer,
+    *,
+    loop: threading.Thread | None = None,
+    timeout_s: float = 5.0,
+) -> None:
     """Let the requests in service finish (up to ``timeout_s``), then close the server.
 
     waitress' single-socket ``close()`` closes its wake-up pipe without waiting for its request
     threads, so a request finishing just after (an alert, a snapshot, a Slack retry) hit a closed file
-    descriptor and printed a traceback on the way out.
+    descriptor and printed a traceback on the way out. When ``server.run()`` still runs in another
+    thread (``loop``), the sockets are closed from that thread, through the wake-up pipe, so its
+    ``select()`` never sees a descriptor vanish; then the thread is joined.
     """
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout_s)
-    server.close()
+    if loop is None or not loop.is_alive():
+        server.close()
+        return
+    sockets = server.map if isinstance(server, MultiSocketServer) else server._map
+    wake = next((d for d in list(sockets.values()) if isinstance(d, trigger.trigger)), None)
+    try:
+        if wake is None:
+            raise OSError("no wake-up pipe")
+        wake.pull_trigger(lambda: wasyncore.close_all(sockets))
+    except OSError:
+        server.close()
+    loop.join(timeout_s)
 
 
 def settle_heap() -> None:

@@ -156,7 +156,7 @@ class DemoStack:
         if self.world is not None:
             self.world.stop()
         if self._server is not None:
-            stop_server(self._server)
+            stop_server(self._server, loop=self._server_thread)
             self._server = None
         if self._server_thread is not None:
             self._server_thread.join(timeout=2)

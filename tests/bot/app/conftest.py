@@ -200,4 +200,4 @@ def harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
             yield h
         finally:
             app.worker.stop()
-            stop_server(server)
+            stop_server(server, loop=thread)
