@@ -157,6 +157,9 @@ def render_card(ranking: Ranking, *, policy_name: str, now: datetime) -> tuple[s
             blocks.append({"type": "section", "block_id": f"text-{view.n}", "text": _md(line)})
             blocks.append(_buttons(rec["id"], view))
     footer = f"ranked by {policy_name} · updated {now:%H:%M:%S} UTC · timeline in thread"
+    if not resolved and not any(e.get("type") == "metrics" for e in rec.get("events", [])):
+        # say so: without metrics the ranking sees alerts and changes only (docs/alerts.md)
+        footer += " · ranked on alerts only: no metric snapshots received"
     blocks.append({"type": "context", "elements": [_md(footer, 2000)]})
     return text, blocks
 

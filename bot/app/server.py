@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from bot.alerts.models import parse_alerts
 from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 from bot.app.app import RemediateApp, error_text
 from incidents_db import outbox
+from incidents_db.snapshots import ServiceSnapshot
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
@@ -36,6 +38,13 @@ MAX_BODY = 1_000_000
 HTTP_THREADS = 8
 SWITCH_INTERVAL_S = 0.001
 StartResponse = Callable[..., Any]
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _json(start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
@@ -89,6 +98,9 @@ class Server:
             with self.app.services.sessions() as s:
                 s.execute(sa.text("SELECT 1"))
                 counts = outbox.counts(db_session=s)
+                kept, newest = s.execute(
+                    sa.select(sa.func.count(), sa.func.max(ServiceSnapshot.received_at))
+                ).one()
         except Exception as exc:
             return _json(
                 start, _REASONS[503], {"ok": False, "error": f"store unavailable: {type(exc).__name__}"}
@@ -97,7 +109,13 @@ class Server:
         return _json(
             start,
             _REASONS[200],
-            {"ok": True, "outbox": counts, "policy": {"name": policy.name, "version": policy.version}},
+            {
+                "ok": True,
+                "outbox": counts,
+                "policy": {"name": policy.name, "version": policy.version},
+                # a feeder that stopped shows as an old newest_received_at
+                "snapshots": {"services": int(kept), "newest_received_at": _iso(newest)},
+            },
         )
 
     def alerts(self, source: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:

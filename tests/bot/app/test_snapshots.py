@@ -171,3 +171,18 @@ def test_concurrent_deliveries_keep_the_newest(harness: Harness) -> None:
     with harness.services.sessions() as s:
         kept = s.get(ServiceSnapshot, "emailservice")
         assert kept is not None and kept.values == {"cpu": 0.39}
+
+
+def test_health_shows_the_feed_and_the_card_says_when_there_is_none(harness: Harness) -> None:
+    def health() -> dict[str, Any]:
+        with urllib.request.urlopen(f"{harness.url}/healthz", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
+    assert health()["snapshots"] == {"services": 0, "newest_received_at": None}
+    body = harness.post_alert("generic", generic("HighLatency", "shippingservice", fingerprint="lat-9"))[1]
+    incident_id = body["created"][0]
+    harness.wait_card(incident_id, lambda blocks: "ranked on alerts only" in blocks)
+    post(harness, [snap("shippingservice", latency_p99_ms=900.0), snap("frontend", cpu=0.2)])
+    state = health()["snapshots"]
+    assert state["services"] == 2 and state["newest_received_at"].endswith("Z")
+    harness.wait_card(incident_id, lambda blocks: "ranked on alerts only" not in blocks)
