@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import multiprocessing
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from queue import Full, Queue
@@ -33,7 +29,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from incidents_db.models import utcnow
-from incidents_db.perf import relaxed_gc
+from incidents_db.perf import in_workers, relaxed_gc
 from incidents_db.schema import EVENT_MODELS, IncidentRecord, format_error, parse_line
 from incidents_db.service import EVENT_COLUMNS, existing_ids
 
@@ -401,10 +397,6 @@ def _chunks(lines: Iterable[bytes], size: int, counter: list[int]) -> Iterator[l
         yield chunk
 
 
-def _warm() -> bool:
-    return True
-
-
 def _parsed_chunks(
     rows: _Rows, chunks: Iterator[list[tuple[int, int, bytes]]], workers: int, parallel_after: int
 ) -> Iterator[list[_Item]]:
@@ -412,8 +404,7 @@ def _parsed_chunks(
 
     Small imports never start a process. After ``parallel_after`` lines the workers are started in the
     background while this process goes on parsing; once they are up, chunks go to them and this process
-    only dedupes and hands rows to the writer. At most two chunks per worker are in flight, so memory
-    stays flat whatever the file size.
+    only dedupes and hands rows to the writer.
     """
     done = 0
     for chunk in chunks:
@@ -426,29 +417,12 @@ def _parsed_chunks(
     upcoming = next(chunks, None)
     if upcoming is None:
         return  # the file ended with the last chunk parsed here: no process to start
-    # forkserver: workers start from a clean process, not a fork of one running the writer thread
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        ready = [pool.submit(_warm) for _ in range(workers)]
-        pending: deque[Future[list[_Item]]] = deque()
-        try:
-            for chunk in itertools.chain([upcoming], chunks):
-                if not all(f.done() for f in ready):
-                    yield rows.parse(chunk)  # the workers are still starting: no time lost waiting
-                    continue
-                pending.append(pool.submit(rows.parse, chunk))
-                if len(pending) > 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        except BrokenProcessPool:
-            raise RuntimeError(
-                "an import worker process died (out of memory?); run again with --workers 0 to parse "
-                "in one process"
-            ) from None
-        finally:
-            for future in pending:
-                future.cancel()
+    broken = RuntimeError(
+        "an import worker process died (out of memory?); run again with --workers 0 to parse in one process"
+    )
+    yield from in_workers(
+        itertools.chain([upcoming], chunks), rows.parse, rows.parse, workers=workers, broken=broken
+    )
 
 
 def import_lines(

@@ -15,13 +15,10 @@ order: the dataset is the same as one process makes.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -36,7 +33,7 @@ from pydantic_core import from_json
 from incidents_db.dataset import DATASET_FORMAT, UNMAPPED, DatasetBuilder, PageBuilder, PageColumns
 from incidents_db.errors import StoreError
 from incidents_db.models import MiningState, utcnow
-from incidents_db.perf import relaxed_gc
+from incidents_db.perf import in_workers, relaxed_gc
 from incidents_db.schema import SEVERITIES, iso
 from incidents_db.service import EVENTS, INCIDENTS
 from playbooks.catalog import Catalog, builtin_catalog
@@ -398,10 +395,6 @@ def _start_worker(url: str, catalog: Catalog, reward: RewardConfig) -> None:
     _WORKER.update(engine=make_engine(url), catalog=catalog, reward=reward, page=PageBuilder(action_index))
 
 
-def _worker_ready() -> bool:
-    return bool(_WORKER)
-
-
 def _columns(trajectories: list[Trajectory], page: PageBuilder) -> PageColumns:
     for trajectory in trajectories:
         if trajectory.steps:
@@ -452,41 +445,24 @@ def _pages_in_workers(
     """
     here = PageBuilder({action_id: index for index, action_id in enumerate(catalog.ids)})
     url = engine.url.render_as_string(hide_password=False)
-    context = multiprocessing.get_context("forkserver")
-    with (
-        engine.connect() as conn,
-        ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(url, catalog, reward),
-        ) as pool,
-    ):
-        ready = [pool.submit(_worker_ready) for _ in range(workers)]
-        if wait:
-            for starting in ready:
-                starting.result()
-        pending: deque[tuple[list[Header], Future[PageColumns]]] = deque()
-        try:
+    order: deque[list[Header]] = deque()  # pages handed out, in order: results come back in this order
+    with engine.connect() as conn:
+
+        def pages() -> Iterator[list[Header]]:
             for headers in _header_pages(conn, since, page_size):
-                if not all(f.done() for f in ready):
-                    rows = _driver_rows(conn, _events_query(conn.dialect.name, [h.id for h in headers]))
-                    yield headers, _columns(_build_page(headers, rows, catalog, reward), here)
-                    continue
-                pending.append((headers, pool.submit(_mine_page, headers)))
-                if len(pending) > 2 * workers:
-                    first, future = pending.popleft()
-                    yield first, future.result()
-            while pending:
-                first, future = pending.popleft()
-                yield first, future.result()
-        except BrokenProcessPool:
-            raise MiningError(
-                "a mining worker process died (out of memory?); run again with --workers 0"
-            ) from None
-        finally:
-            for _, future in pending:
-                future.cancel()
+                order.append(headers)
+                yield headers
+
+        def mine_here(headers: list[Header]) -> PageColumns:
+            rows = _driver_rows(conn, _events_query(conn.dialect.name, [h.id for h in headers]))
+            return _columns(_build_page(headers, rows, catalog, reward), here)
+
+        broken = MiningError("a mining worker process died (out of memory?); run again with --workers 0")
+        for page in in_workers(
+            pages(), _mine_page, mine_here, workers=workers, broken=broken,
+            initializer=_start_worker, initargs=(url, catalog, reward), wait=wait,
+        ):  # fmt: skip
+            yield order.popleft(), page
 
 
 def iter_trajectories(

@@ -49,13 +49,11 @@ def keep_latest(
         set_={"at": statement.excluded.at, "values": statement.excluded["values"], "received_at": now},
         where=table.at <= statement.excluded.at,
     )
-    stored = db_session.execute(statement.returning(table.service)).first() is not None
-    loaded = db_session.identity_map.get(
-        sa.inspect(ServiceSnapshot).identity_key_from_primary_key((service,))
-    )
-    if loaded is not None:
-        db_session.expire(loaded)  # read earlier in this session: stale after the upsert
-    return stored
+    # RETURNING the entity with populate_existing also refreshes an object of this row already loaded
+    stored = db_session.scalars(
+        statement.returning(ServiceSnapshot), execution_options={"populate_existing": True}
+    ).first()
+    return stored is not None
 
 
 def latest(

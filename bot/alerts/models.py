@@ -51,6 +51,13 @@ def fingerprint_of(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
+def aware_at(value: datetime | None) -> datetime | None:
+    """Refuse a zone-less ``at`` (the generic alert and snapshot forms share this rule)."""
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError("'at' needs a time zone, e.g. 2026-03-02T10:14:00Z")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -137,12 +144,7 @@ class GenericAlert(_Model):
     value: float | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("'at' needs a time zone, e.g. 2026-03-02T10:14:00Z")
-        return value
+    _aware = field_validator("at")(aware_at)
 
 
 class GenericPayload(_Model):
@@ -153,7 +155,8 @@ class GenericPayload(_Model):
     alerts: list[GenericAlert] = Field(min_length=1, max_length=1000)
 
 
-def _problems(exc: ValidationError) -> str:
+def problems(exc: ValidationError) -> str:
+    """Return the first few validation errors as ``field.path: message``, joined by semicolons."""
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:5])
 
 
@@ -238,7 +241,7 @@ def parse_alerts(source: str, body: Any) -> list[AlertIn]:
                 for a in generic.alerts
             ]
     except ValidationError as exc:
-        raise BadPayloadError(f"not a valid {source} payload: {_problems(exc)}") from None
+        raise BadPayloadError(f"not a valid {source} payload: {problems(exc)}") from None
     raise BadPayloadError(
         f"unknown alert source {source!r}; expected alertmanager, pagerduty, grafana or generic"
     )

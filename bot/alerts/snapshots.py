@@ -6,8 +6,8 @@ A snapshot is one service's current metric values (error rate, p99, saturation, 
 timeline of every open incident it concerns (a service of the bot's topology, or one the incident
 names), without posting to the incident's thread: at once when a value moved materially since the
 last one there (see `moved`), otherwise at most once per ``Services.snapshot_interval_s`` per
-incident and service, so steady metrics do not flood the timeline. A new incident starts with the kept snapshots that are recent enough, so the
-first card already ranks on them.
+incident and service, so steady metrics do not flood the timeline. A new incident starts with the
+kept snapshots that are recent enough, so the first card already ranks on them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 
 from bot.alerts.errors import BadPayloadError
-from bot.alerts.models import _problems
+from bot.alerts.models import aware_at, problems
 from bot.app import incidents
 from bot.app.delivery import refresh_card
 from bot.app.services import Services
@@ -61,12 +61,7 @@ class SnapshotIn(BaseModel):
             raise ValueError("must name a service")
         return value
 
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-            raise ValueError("must carry a time zone (e.g. 2026-03-03T10:00:00Z)")
-        return value
+    _aware = field_validator("at")(aware_at)
 
     @field_validator("values", mode="before")
     @classmethod
@@ -94,7 +89,7 @@ def parse_snapshots(body: Any) -> list[SnapshotIn]:
     try:
         return _Body.model_validate(body).snapshots
     except ValidationError as exc:
-        raise BadPayloadError(f"not a valid snapshot payload: {_problems(exc)}") from None
+        raise BadPayloadError(f"not a valid snapshot payload: {problems(exc)}") from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,7 +82,6 @@ def append(
     ).one()
     seq = 0 if last_seq is None else int(last_seq) + 1
     if last_at is not None:
-        last_at = last_at if last_at.tzinfo is not None else last_at.replace(tzinfo=UTC)
         at = max(at, last_at)
     clean = {k: v for k, v in payload.items() if v is not None}
     db_session.add(

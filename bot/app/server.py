@@ -28,12 +28,18 @@ from bot.alerts.intake import IntakeResult, ingest
 from bot.alerts.models import parse_alerts
 from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 from bot.app.app import RemediateApp, error_text
+from bot.app.services import Services
 from incidents_db import outbox
 from incidents_db.snapshots import ServiceSnapshot
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
 SNAPSHOTS = "snapshots"  # POST /snapshots: metric snapshots, authenticated like the alert sources
+# what each delivery goes through once authenticated and decoded: (services, source, body) -> result
+_INTAKES: dict[str, Callable[[Services, str, Any], IntakeResult | SnapshotResult]] = {
+    **dict.fromkeys(SOURCES, lambda services, source, body: ingest(services, parse_alerts(source, body))),
+    SNAPSHOTS: lambda services, _source, body: ingest_snapshots(services, parse_snapshots(body)),
+}
 MAX_BODY = 1_000_000
 HTTP_THREADS = 8
 SWITCH_INTERVAL_S = 0.001
@@ -85,11 +91,11 @@ class Server:
         if path.startswith("/alerts/"):
             if method != "POST":
                 return _json(start, _REASONS[405], {"ok": False, "error": "POST the alert payload"})
-            return self.alerts(path.removeprefix("/alerts/").strip("/"), environ, start)
+            return self.intake(path.removeprefix("/alerts/").strip("/"), environ, start)
         if path.rstrip("/") == "/snapshots":
             if method != "POST":
                 return _json(start, _REASONS[405], {"ok": False, "error": "POST the metric snapshots"})
-            return self.alerts(SNAPSHOTS, environ, start)
+            return self.intake(SNAPSHOTS, environ, start)
         return _json(start, _REASONS[404], {"ok": False, "error": f"no route {path}"})
 
     def health(self, start: StartResponse) -> list[bytes]:
@@ -118,9 +124,10 @@ class Server:
             },
         )
 
-    def alerts(self, source: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
-        """Authenticate, parse, group and commit one alert delivery; answer with the incidents touched."""
-        if source not in SOURCES and source != SNAPSHOTS:
+    def intake(self, source: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """Authenticate, parse and commit one delivery of alerts or snapshots; answer what it did."""
+        handle = _INTAKES.get(source)
+        if handle is None:
             return _json(
                 start,
                 _REASONS[404],
@@ -143,10 +150,7 @@ class Server:
                 decoded = json.loads(body)
             except (ValueError, UnicodeDecodeError):
                 raise BadPayloadError("the body is not JSON") from None
-            if source == SNAPSHOTS:  # metric snapshots: same token, same answers, no alerts
-                result: IntakeResult | SnapshotResult = ingest_snapshots(services, parse_snapshots(decoded))
-            else:
-                result = ingest(services, parse_alerts(source, decoded))
+            result = handle(services, source, decoded)
         except AlertError as exc:
             return _json(start, _REASONS.get(exc.status, "400 Bad Request"), {"ok": False, "error": str(exc)})
         except Exception as exc:

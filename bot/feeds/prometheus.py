@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.alerts.snapshots import MAX_SNAPSHOTS
 from bot.errors import BotError
+from playbooks.yamlfiles import load_yaml_model
+from sim.observation import EDGE_METRIC
 
 FORMAT = "remediate.snapshot-queries/v1"
-EDGE_PREFIX = "error_rate_to:"
-MAX_PER_DELIVERY = 1000  # the bot accepts at most this many snapshots per request
 
 
 class FeedError(BotError):
@@ -64,7 +64,7 @@ class QueryFile(BaseModel):
     @classmethod
     def _metrics(cls, value: dict[str, str]) -> dict[str, str]:
         for name, query in value.items():
-            if not name.strip() or name.startswith(EDGE_PREFIX):
+            if not name.strip() or name.startswith(EDGE_METRIC):
                 raise ValueError(
                     f"metric name {name!r}: give a name such as error_rate (edges go under edges:)"
                 )
@@ -75,23 +75,18 @@ class QueryFile(BaseModel):
 
 def load_queries(path: Path) -> QueryFile:
     """Read and validate a queries file; raise FeedError naming the file and the broken key."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FeedError(f"{path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise FeedError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise FeedError(f"{path}: expected a mapping with service_label, metrics and edges")
-    try:
-        queries = QueryFile.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top)"
-        raise FeedError(f"{path}: {where}: {err['msg']}") from None
+    queries = load_yaml_model(path, QueryFile, FeedError)
     if not queries.metrics and not queries.edges:
         raise FeedError(f"{path}: no queries; add at least one under metrics: or edges:")
     return queries
+
+
+def _http_reason(exc: urllib.error.HTTPError) -> str:
+    """Return the ``error`` of a JSON error body (Prometheus' and the bot's form), else the HTTP reason."""
+    try:
+        return str(json.loads(exc.read()).get("error", exc.reason))
+    except (ValueError, AttributeError):
+        return str(exc.reason)
 
 
 @dataclass
@@ -138,11 +133,7 @@ class PrometheusFeed:
             with urllib.request.urlopen(url, timeout=self.timeout) as resp:
                 body = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
-            try:
-                reason = json.loads(exc.read()).get("error", exc.reason)
-            except ValueError:
-                reason = exc.reason
-            raise FeedError(f"HTTP {exc.code}: {reason}") from None
+            raise FeedError(f"HTTP {exc.code}: {_http_reason(exc)}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise FeedError(f"cannot reach {self.prometheus}: {getattr(exc, 'reason', exc)}") from None
         except ValueError:
@@ -187,7 +178,7 @@ class PrometheusFeed:
                 key = name
                 if callee_label is not None:
                     callee = labels.get(callee_label)
-                    key = f"{EDGE_PREFIX}{callee}" if callee else ""
+                    key = f"{EDGE_METRIC}{callee}" if callee else ""
                 if not service or value is None or not key:
                     result.skipped_samples += 1
                     continue
@@ -205,8 +196,8 @@ class PrometheusFeed:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         result.delivered = True
-        for start in range(0, len(result.snapshots), MAX_PER_DELIVERY):
-            body = json.dumps({"snapshots": result.snapshots[start : start + MAX_PER_DELIVERY]}).encode()
+        for start in range(0, len(result.snapshots), MAX_SNAPSHOTS):
+            body = json.dumps({"snapshots": result.snapshots[start : start + MAX_SNAPSHOTS]}).encode()
             request = urllib.request.Request(
                 f"{self.bot}/snapshots", data=body, headers=headers, method="POST"
             )
@@ -214,11 +205,7 @@ class PrometheusFeed:
                 with urllib.request.urlopen(request, timeout=self.timeout) as resp:
                     result.answers.append(json.loads(resp.read()))
             except urllib.error.HTTPError as exc:
-                try:
-                    reason = json.loads(exc.read()).get("error", exc.reason)
-                except ValueError:
-                    reason = exc.reason
-                result.answers.append({"ok": False, "status": exc.code, "error": str(reason)})
+                result.answers.append({"ok": False, "status": exc.code, "error": _http_reason(exc)})
                 result.delivered = False
             except (urllib.error.URLError, OSError) as exc:
                 result.answers.append(

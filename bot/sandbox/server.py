@@ -114,17 +114,7 @@ class SlackSandbox:
         """Point the driver (and the page) at an app; returns the driver."""
         if not signing_secret:
             raise SandboxError("a signing secret is needed to drive an app (--signing-secret)")
-        self.driver = AppDriver(
-            self.workspace,
-            app_url=app_url,
-            signing_secret=signing_secret,
-            sandbox_url=self.url,
-            ack_timeout_s=self.options.ack_timeout_s,
-            retry_backoff_s=self.options.retry_backoff_s,
-            command=self.options.command,
-            subscribed_events=self.options.subscribed_events,
-        )
-        return self.driver
+        return self._drive(app_url=app_url, signing_secret=signing_secret)
 
     def connect_socket_mode(self) -> AppDriver:
         """Deliver to the app over its Socket Mode connection(s) from now on; returns the driver.
@@ -135,9 +125,13 @@ class SlackSandbox:
         driver = self.driver
         if driver is not None and driver.socket is self.socket_mode:
             return driver
+        return self._drive(socket=self.socket_mode)
+
+    def _drive(self, **transport: Any) -> AppDriver:
+        """Replace the driver with one delivering over ``transport`` (an app URL and secret, or a socket)."""
         self.driver = AppDriver(
             self.workspace,
-            socket=self.socket_mode,
+            **transport,
             sandbox_url=self.url,
             ack_timeout_s=self.options.ack_timeout_s,
             retry_backoff_s=self.options.retry_backoff_s,
