@@ -118,9 +118,19 @@ class IncidentEvent(Base):
 
 
 class Suggestion(Base):
-    """A ranked remediation suggestion shown for an incident."""
+    """A ranked remediation suggestion the bot rendered on an incident's card (migration 0006).
+
+    A card button carries only ``token``; the row says what the button does. ``fix_key`` hashes
+    (incident, action, target, params), so every copy of a card offering the same fix shares one row
+    per ``generation``, and ``request_id``, set once by the first click, is the one request those
+    buttons act on. A new generation (an explicit fresh suggestion) is the only way to try again.
+    """
 
     __tablename__ = "suggestions"
+    __table_args__ = (
+        sa.Index("ux_suggestions_token", "token", unique=True),
+        sa.Index("ux_suggestions_fix", "fix_key", "generation", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
@@ -135,6 +145,10 @@ class Suggestion(Base):
     risk: Mapped[str] = mapped_column(sa.String(16))
     expected_ttm_s: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
+    token: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    fix_key: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    generation: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    request_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
 
 
 class ApprovalRequest(Base):
@@ -204,6 +218,9 @@ class Execution(Base):
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     outcome: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     output: Mapped[str] = mapped_column(sa.Text, default="")
+    # who runs it and until when (renewed by a heartbeat); recovery only takes an expired lease
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class AuditEntry(Base):

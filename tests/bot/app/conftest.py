@@ -168,11 +168,22 @@ def generic(name: str, service: str, status: str = "firing", **extra: Any) -> di
 
 @pytest.fixture
 def harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+    """The running app and sandbox on a SQLite file."""
+    yield from _running(tmp_path, sqlite_url)
+
+
+@pytest.fixture
+def db_harness(tmp_path: Path, db_url: str) -> Iterator[Harness]:
+    """The running app and sandbox, once on SQLite and once on PostgreSQL (for what storage decides)."""
+    yield from _running(tmp_path, db_url)
+
+
+def _running(tmp_path: Path, url_of_store: str) -> Iterator[Harness]:
     rbac = tmp_path / "rbac.yaml"
     rbac.write_text(RBAC, encoding="utf-8")
     with SlackSandbox(SandboxOptions(retry_backoff_s=(0.0, 0.0, 0.0))) as sandbox:
         settings = load_settings(
-            database_url=sqlite_url,
+            database_url=url_of_store,
             rbac_config=rbac,
             slack_signing_secret=SECRET,
             slack_bot_token=sandbox.bot_token,
