@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Any, Literal
@@ -30,7 +31,7 @@ class Risk(StrEnum):
 class ParamSpec(BaseModel):
     """One typed parameter of an action, with the checks applied to every value."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: Literal["int", "float", "str", "bool", "enum"]
     description: str = ""
@@ -71,6 +72,8 @@ class ParamSpec(BaseModel):
                 raise ValueError(
                     f"parameter {name}: expected {'an integer' if self.type == 'int' else 'a number'}, got {value!r}"
                 ) from None
+            if not math.isfinite(number):  # nan compares false with everything, so it would pass min and max
+                raise ValueError(f"parameter {name}: expected a finite number, got {value!r}")
             if self.min is not None and number < self.min:
                 raise ValueError(f"parameter {name}: {number} is below the minimum {self.min:g}")
             if self.max is not None and number > self.max:

@@ -34,7 +34,7 @@ from sim.errors import SimError
 
 log = logging.getLogger("remediate.bot")
 KNOWN_ERRORS: tuple[type[Exception], ...] = (BotError, RemediationError, StoreError, PlaybookError, SimError)
-BUTTONS = re.compile(r"^(approve|reject|why):\d+$")
+BUTTONS = re.compile(r"\A(approve|reject|why):\d+\Z")  # Bolt searches; \Z refuses a trailing newline
 COMMAND = "/remediate"
 WORK_THREADS = 8
 

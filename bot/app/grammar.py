@@ -27,7 +27,7 @@ HELP = "Usage: `/remediate <command>` or `@remediate <command>`\n" + "\n".join(
     f"• `{line.split(' - ')[0]}` - {line.split(' - ', 1)[1]}" for line in USAGE.values()
 )
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")  # fullmatch only: "$" passes a trailing newline
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def _usage(verb: str, problem: str) -> UsageError:
 def _one_id(verb: str, args: list[str], what: str) -> str:
     if not args:
         raise _usage(verb, f"name the {what}")
-    if len(args) > 1 or not _ID.match(args[0]):
+    if len(args) > 1 or not _ID.fullmatch(args[0]):
         raise _usage(verb, f"{args[0]!r} is not a {what} id" if len(args) == 1 else f"give one {what}")
     return args[0]
 

@@ -19,13 +19,13 @@ from incidents_db.models import Incident, IncidentEvent
 from incidents_db.service import get_record
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
-_NUMBERED = re.compile(r"^INC-(\d+)$")
+_NUMBERED = re.compile(r"INC-(\d+)")
 
 
 def next_incident_id(*, db_session: Session) -> str:
     """Return ``INC-<n>`` one above the highest numbered incident id in the store."""
     ids = db_session.execute(sa.select(Incident.id).where(Incident.id.like("INC-%"))).scalars()
-    highest = max((int(m.group(1)) for i in ids if (m := _NUMBERED.match(i))), default=0)
+    highest = max((int(m.group(1)) for i in ids if (m := _NUMBERED.fullmatch(i))), default=0)
     return f"INC-{highest + 1}"
 
 

@@ -8,6 +8,7 @@ does nothing (idempotent across processes, not only within one).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ OPERATIONS = ("rollout_restart", "scale", "rollout_undo")
 REQUEST_ANNOTATION = "remediate.io/request-id"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 PATCH_TYPE = "application/merge-patch+json"
+# A Deployment name is a DNS-1123 subdomain; used with fullmatch ("$" would pass a trailing newline).
+DEPLOYMENT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class KubernetesExecutor:
             )
         if not request.target:
             raise ExecutorError(f"{request.action.id} needs a target Deployment")
+        if len(request.target) > 253 or not DEPLOYMENT_NAME.fullmatch(request.target):
+            raise ExecutorError(
+                f"target {request.target!r} is not a Deployment name (lower-case letters, digits, - and ., "
+                "at most 253 characters)"
+            )
         name, ns = request.target, self.settings.namespace
         try:
             deployment = self._read(name)

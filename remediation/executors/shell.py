@@ -17,7 +17,8 @@ from typing import Any
 from playbooks.models import Action
 from remediation.executors.base import ExecRequest, ExecutorError, Outcome, OutcomeMemo, Status, spec_of
 
-SAFE_TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# Used with fullmatch: a "$" would let a trailing newline through.
+SAFE_TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def _placeholders(template: str) -> list[str]:
@@ -26,7 +27,7 @@ def _placeholders(template: str) -> list[str]:
 
 def render_argv(template: Sequence[str], target: str | None, params: Mapping[str, Any]) -> list[str]:
     """Return the argv with each element's placeholders filled; refuse unknown placeholders and odd targets."""
-    if target is not None and not SAFE_TARGET.match(target):
+    if target is not None and not SAFE_TARGET.fullmatch(target):
         raise ExecutorError(f"target {target!r} is not a service name (letters, digits, . _ -)")
     values = {**{k: str(v) for k, v in params.items()}, "target": target or ""}
     argv = []

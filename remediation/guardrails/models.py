@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from playbooks.models import Risk
 
-SLACK_USER_ID = r"^[UW][A-Z0-9]{2,}$"
-SLACK_GROUP_ID = r"^S[A-Z0-9]{2,}$"
+SLACK_USER_ID = r"[UW][A-Z0-9]{2,}"  # used with re.fullmatch ("$" passes a trailing newline)
+SLACK_GROUP_ID = r"S[A-Z0-9]{2,}"
 ALL = "*"
 OWNED = "owned"
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -39,7 +39,7 @@ class Group(_Model):
     @field_validator("members")
     @classmethod
     def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [m for m in value if not re.match(SLACK_USER_ID, m)]
+        bad = [m for m in value if not re.fullmatch(SLACK_USER_ID, m)]
         if bad:
             raise ValueError(f"members must be Slack user ids (U... or W...), got {', '.join(bad)}")
         return value
@@ -173,7 +173,7 @@ class RbacConfig(_Model):
     @field_validator("users")
     @classmethod
     def _user_ids(cls, value: dict[str, User]) -> dict[str, User]:
-        bad = [u for u in value if not re.match(SLACK_USER_ID, u)]
+        bad = [u for u in value if not re.fullmatch(SLACK_USER_ID, u)]
         if bad:
             raise ValueError(f"users are keyed by Slack user id (U... or W...), got {', '.join(bad)}")
         return value
@@ -181,7 +181,7 @@ class RbacConfig(_Model):
     @field_validator("groups")
     @classmethod
     def _group_ids(cls, value: dict[str, Group]) -> dict[str, Group]:
-        bad = [g for g in value if not re.match(SLACK_GROUP_ID, g)]
+        bad = [g for g in value if not re.fullmatch(SLACK_GROUP_ID, g)]
         if bad:
             raise ValueError(f"groups are keyed by Slack user-group id (S...), got {', '.join(bad)}")
         return value

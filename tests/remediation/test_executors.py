@@ -203,6 +203,11 @@ def test_shell_refuses_odd_target() -> None:
         render_argv(["echo", "{target}"], "svc; rm -rf /", {})
 
 
+def test_shell_refuses_target_with_trailing_newline() -> None:
+    with pytest.raises(ExecutorError, match="not a service name"):
+        render_argv(["echo", "{target}"], "frontend\n", {})
+
+
 def test_shell_dry_run_shows_exact_argv() -> None:
     out = ShellExecutor().execute(
         ExecRequest("r", action("scale_out"), "frontend", {"replicas": 3}), dry_run=True
@@ -419,6 +424,13 @@ def test_k8s_rollout_undo_uses_previous_revision(apiserver: FakeApiServer) -> No
     template = apiserver.deployment["spec"]["template"]
     assert template["spec"]["containers"][0]["image"] == "web:v2"
     assert "pod-template-hash" not in template["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("target", ["frontend\n", "Frontend", "front/end", "-frontend", "a" * 254])
+def test_k8s_refuses_a_target_that_is_no_deployment_name(apiserver: FakeApiServer, target: str) -> None:
+    with pytest.raises(ExecutorError, match="not a Deployment name"):
+        k8s(apiserver).execute(ExecRequest("r6", action("restart_service"), target), dry_run=False)
+    assert apiserver.patches == []
 
 
 def test_k8s_missing_deployment_fails(apiserver: FakeApiServer) -> None:

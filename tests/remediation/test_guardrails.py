@@ -606,6 +606,9 @@ def test_disabled_user_has_no_roles(tmp_path: Path) -> None:
     ("snippet", "expected"),
     [
         ("users:\n  alice: {roles: [oncall]}\n", "Slack user id"),
+        ('roles: {oncall: x}\nusers:\n  "U111\\n": {roles: [oncall]}\n', "Slack user id"),
+        ('roles: {oncall: x}\ngroups:\n  "S111\\n": {roles: [oncall]}\n', "user-group id"),
+        ('roles: {oncall: x}\ngroups:\n  S111: {members: ["U111\\n"], roles: [oncall]}\n', "Slack user ids"),
         ("roles: {oncall: x}\nusers:\n  U111: {roles: [wizard]}\n", "unknown role 'wizard'"),
         ("approvals_required: {low: 0, medium: 1, high: 1, critical: 1}\n", "at least 1 approval"),
         ("approvals_required: {low: 1}\n", "missing medium"),
