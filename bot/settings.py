@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     )
     rbac_config: Path | None = Field(default=None, description="RBAC/guardrails YAML; built-in if unset.")
     playbooks_dir: Path | None = Field(default=None, description="Extra playbook directory beside built-ins.")
+    audit_head_file: Path | None = Field(
+        default=None, description="Append-only JSON Lines file the audit log's head is published to."
+    )
+    audit_head_channel: str | None = Field(
+        default=None, description="Slack channel (name or id) the audit log's head is posted to."
+    )
+    audit_head_webhook: SecretStr | None = Field(
+        default=None, description="URL the audit log's head is POSTed to as JSON."
+    )
+    audit_head_every_s: float = Field(
+        default=300.0, gt=0, description="Seconds between checks that publish a changed audit head."
+    )
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
     )
@@ -96,6 +108,13 @@ class Settings(BaseSettings):
             raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
         return upper
 
+    @field_validator("audit_head_webhook")
+    @classmethod
+    def _check_audit_head_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("expected an http(s):// URL")
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _check_api_url(cls, value: str) -> str:
@@ -127,6 +146,15 @@ def _env_name(field: str) -> str:
     if field.startswith("slack_"):
         return field.upper()
     return f"REMEDIATE_{field.upper()}"
+
+
+def _masked(field: str, value: Any) -> Any:
+    """Return a refused value fit for an error message: credentials in URLs masked."""
+    if not isinstance(value, str):
+        return value
+    from incidents_db.redact import redact_text, redact_url  # only on this error path: keeps start-up light
+
+    return redact_url(value) if "url" in field or "webhook" in field else redact_text(value)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -168,7 +196,7 @@ def load_settings(
         if field in file_values and field not in clean and _env_name(field) not in env:
             source = f"{field} in {path}"
         value = err.get("input")
-        shown = "***" if "token" in field or "secret" in field else repr(value)
+        shown = "***" if "token" in field or "secret" in field else repr(_masked(field, value))
         raise SettingsError(f"setting {source}={shown}: {err['msg']}") from None
     finally:
         _YAML_VALUES.reset(token)

@@ -184,6 +184,10 @@ class OutboxWorker:
             raise _Retry(self.backoff(attempts), f"{method}: {type(exc).__name__}: {exc}") from None
 
     def _deliver(self, session: Session, message: outbox.Message) -> dict[str, Any]:
+        if message.kind == "channel":  # a plain message to a channel of its own (the audit head)
+            channel, text = str(message.payload["channel"]), str(message.payload["text"])
+            sent = self._call(message.attempts, "chat.postMessage", channel=channel, text=text)
+            return {"channel": sent["channel"], "ts": sent["ts"]}
         incident_id = message.incident_id or ""
         card = outbox.get_card(db_session=session, incident_id=incident_id) if incident_id else None
         now = self.services.clock()
