@@ -8,6 +8,7 @@ with a trace id; no traceback reaches Slack.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import uuid
@@ -19,7 +20,7 @@ from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 from slack_sdk import WebClient
 
 from bot.app.cards import render_card
-from bot.app.clicks import click
+from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
 from bot.app.delivery import OutboxWorker
 from bot.app.services import Services
@@ -36,6 +37,8 @@ log = logging.getLogger("remediate.bot")
 KNOWN_ERRORS: tuple[type[Exception], ...] = (BotError, RemediationError, StoreError, PlaybookError, SimError)
 BUTTONS = re.compile(r"\A(approve|reject|why):\d+\Z")  # Bolt searches; \Z refuses a trailing newline
 COMMAND = "/remediate"
+# interactive payloads deduplicated by request fingerprint (replays of a signed request)
+INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed", "shortcut", "message_action"})
 WORK_THREADS = 8
 
 
@@ -64,6 +67,10 @@ def error_text(error: Exception) -> str:
     trace = uuid.uuid4().hex[:12]
     log.error("internal error %s", trace, exc_info=error)
     return f"⚠️ Something went wrong on our side (trace id {trace}); it is logged."
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
@@ -105,6 +112,7 @@ def build_app(
 
     def render(session: Any, incident_id: str) -> tuple[str, list[dict[str, Any]]]:
         ranking = rank(services, db_session=session, incident_id=incident_id)
+        session.commit()  # the stored suggestions, before the Slack call (SQLite: release the write lock)
         return render_card(ranking, policy_name=services.policy.name, now=services.clock())
 
     worker = OutboxWorker(services, api, render)
@@ -144,6 +152,24 @@ def build_app(
         next()
         return None
 
+    @bolt.middleware
+    def drop_replays(req: BoltRequest, body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+        """Acknowledge and drop a replayed command or interaction (same timestamp and body as one seen).
+
+        Runs after Bolt checked the signature and its 5-minute window. Slack never sends one command or
+        interaction twice (each carries a fresh trigger id), so an identical signed request is a replay;
+        its fingerprint, sha256 of ``X-Slack-Request-Timestamp`` and the raw body, costs one INSERT.
+        Socket Mode requests carry no signature and Bolt does not pass their envelope id: not checked.
+        """
+        if req.mode == "http" and ("command" in body or body.get("type") in INTERACTIONS):
+            stamp = (req.headers.get("x-slack-request-timestamp") or [""])[0]
+            fingerprint = hashlib.sha256(f"{stamp}:{req.raw_body}".encode()).hexdigest()
+            if not first_delivery("req:" + fingerprint):
+                log.warning("dropped a replayed Slack request (fingerprint %s)", fingerprint[:16])
+                return BoltResponse(status=200, body="")
+        next()
+        return None
+
     def ack_now(ack: Ack) -> None:
         ack()
 
@@ -178,6 +204,13 @@ def build_app(
 
     def button(body: dict[str, Any], respond: Respond) -> None:
         action = body["actions"][0]
+        container = body.get("container") if isinstance(body.get("container"), dict) else {}
+        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
+        card = CardRef(
+            channel=_text(container.get("channel_id") or channel.get("id")),
+            ts=_text(container.get("message_ts") or message.get("ts")),
+        )
 
         def reply(text: str, _in_channel: bool) -> None:
             respond(text=text, response_type="ephemeral", replace_original=False)
@@ -188,7 +221,8 @@ def build_app(
                 services,
                 user=body["user"]["id"],
                 action_id=action["action_id"],
-                value=action.get("value", ""),
+                value=str(action.get("value", "")),
+                card=card,
             ),
         )
 

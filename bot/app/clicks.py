@@ -1,93 +1,165 @@
-"""Button clicks on incident cards: approve, reject, why; and what follows a request's change."""
+"""Button clicks on incident cards: approve, reject, why; each acts on one stored suggestion.
+
+A button's value is only ``{"s": token}``, the token of a suggestion the bot stored when it rendered
+the card (`remediation.approvals.suggestions`). The row says what the button does and which one request
+it acts on; the store makes that request unique however many clicks race, on any copy of the card.
+Anything else (an old ``a``/``t``/``p`` value, an unknown token, a token of another incident's card) is
+refused and the card is refreshed. A suggestion whose request is final answers who decided it and when.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from bot.app import incidents
 from bot.app.commands import Outcome, Reply, run
 from bot.app.delivery import announce
 from bot.app.errors import UsageError
+from bot.app.mrkdwn import escape
 from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
-from bot.app.suggest import latest_request
+from incidents_db import outbox
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
+from remediation.approvals import suggestions
 from remediation.errors import RemediationError
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
+REFUSED = "this button is not one remediate rendered for this card; the card is refreshed"
 
 
 class ButtonValue(BaseModel):
-    """The value of a card button: an open request id, or the suggestion to propose."""
+    """The value of a card button: the token of a stored suggestion, nothing else."""
 
     model_config = ConfigDict(extra="forbid")
 
-    i: str
-    r: str | None = None
-    a: str | None = None
-    t: str | None = None
-    p: dict[str, Any] = {}
+    s: str = Field(min_length=1, max_length=32)
 
 
-def parse_value(raw: str) -> ButtonValue:
-    """Parse a button value or raise UsageError (a forged or stale button)."""
+@dataclass(frozen=True)
+class CardRef:
+    """The message a button was clicked on (from the block_actions body), as far as Slack said."""
+
+    channel: str | None = None
+    ts: str | None = None
+
+
+def parse_value(raw: str) -> str | None:
+    """Return the suggestion token of a button value, or None for anything else (old or forged)."""
     try:
-        value = ButtonValue.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):
-        raise UsageError("this button is not one of remediate's; reload the card") from None
-    if value.r is None and value.a is None:
-        raise UsageError("this button names no action; reload the card")
-    return value
+        return ButtonValue.model_validate(json.loads(raw)).s
+    except (ValueError, TypeError, ValidationError):
+        return None
 
 
-def _request_for(services: Services, s: Session, value: ButtonValue) -> str:
-    """Return the open request behind a button, proposing the suggestion when none is open yet."""
-    if value.r is not None:
-        return value.r
-    incident = incidents.get(db_session=s, incident_id=value.i)
-    open_request = latest_request(db_session=s, incident_id=incident.id, action=value.a or "", target=value.t)
-    if open_request is not None and open_request.state in st.OPEN:
-        return open_request.id
-    rec = incidents.record(db_session=s, incident_id=incident.id)
-    requester = incidents.requester_of(rec) or services.requester
-    view = approvals.propose(
-        db_session=s,
-        guard=services.guard,
-        action=value.a or "",
-        target=value.t,
-        params=value.p,
-        requester=requester,
-        incident_id=incident.id,
-        reason=f"suggested by {services.policy.name}",
+def _who(actor: str) -> str:
+    return f"<@{actor}>" if _SLACK_USER.fullmatch(actor) else escape(actor)
+
+
+def _decided_text(s: Session, request: approvals.RequestView) -> str:
+    found = suggestions.decided(db_session=s, request_id=request.id)
+    who = ", ".join(_who(a) for a in found.by) or "remediate"
+    when = f" at {found.at:%Y-%m-%d %H:%M:%S} UTC" if found.at is not None else ""
+    state = "approved, running" if request.state in (st.APPROVED, st.EXECUTING) else request.state
+    text = f"This suggestion was already decided by {who}{when} ({state}); the card is refreshed."
+    if request.state in st.FINAL and request.incident_id:
+        text += f" To try it again: `/remediate suggest {request.incident_id}`."
+    return text
+
+
+def _refuse(services: Services, s: Session, incident_id: str | None, message: str) -> UsageError:
+    """Queue a refresh of the clicked card (when known) and return the refusal to raise."""
+    if incident_id is not None:
+        announce(db_session=s, incident_id=incident_id, now=services.clock())
+        s.commit()
+    return UsageError(message)
+
+
+def _suggestion(services: Services, s: Session, value: str, card: CardRef) -> suggestions.Shown:
+    """Return the stored suggestion a click names, refusing forged, stale-format or foreign buttons."""
+    token = parse_value(value)
+    shown = suggestions.find(db_session=s, token=token) if token else None
+    clicked = (
+        suggestions.card_incident(db_session=s, channel=card.channel, ts=card.ts)
+        if card.channel and card.ts
+        else None
     )
-    return view.id
+    if shown is None:
+        raise _refuse(services, s, clicked, REFUSED)
+    posted = outbox.get_card(db_session=s, incident_id=shown.incident_id)
+    if posted is not None and (posted.channel, posted.ts) != (card.channel, card.ts):
+        raise _refuse(services, s, clicked, REFUSED)
+    return shown
 
 
-def click(services: Services, *, user: str, action_id: str, value: str) -> Outcome:
+def _known_targets(services: Services, s: Session, incident_id: str) -> frozenset[str]:
+    incident = incidents.get(db_session=s, incident_id=incident_id)
+    graph = set(services.topology.services) if services.topology is not None else set()
+    return frozenset(graph | set(incident.services or ()))
+
+
+def click(
+    services: Services, *, user: str, action_id: str, value: str, card: CardRef | None = None
+) -> Outcome:
     """Handle one card button for a user; raise the package errors for refusals."""
     verb, _, n = action_id.partition(":")
-    parsed = parse_value(value)
-    if verb == "why":
-        return run(services, user=user, text=f"why {parsed.i} {n or '1'}")
-    if verb not in ("approve", "reject"):
+    if verb not in ("approve", "reject", "why"):
         raise UsageError(f"unknown button {action_id!r}")
-    with services.lock, services.sessions() as s:
-        request_id = _request_for(services, s, parsed)
-        try:
-            view = decide_request(services, s, user=user, verb=verb, request_id=request_id)
-        except RemediationError:
-            # The refusal is audited by the workflow; the card still shows the (new) pending request.
-            s.rollback()
-            announce(
+    with services.sessions() as s:
+        shown = _suggestion(services, s, value, card or CardRef())
+        if verb == "why":
+            incident_id = shown.incident_id
+        else:
+            return _decide(services, s, user=user, verb=verb, shown=shown)
+    return run(services, user=user, text=f"why {incident_id} {n or '1'}")
+
+
+def _decide(services: Services, s: Session, *, user: str, verb: str, shown: suggestions.Shown) -> Outcome:
+    incident = incidents.get(db_session=s, incident_id=shown.incident_id)
+    if incident.status == "resolved":
+        raise _refuse(
+            services, s, incident.id, f"{incident.id} is resolved; nothing runs from its card any more"
+        )
+    rec = incidents.record(db_session=s, incident_id=incident.id)
+    request_id: str | None = shown.request_id
+    try:
+        if request_id is None:
+            request_id = suggestions.request_for(
                 db_session=s,
-                incident_id=incidents.get(db_session=s, incident_id=parsed.i).id,
-                now=services.clock(),
-            )
-            s.commit()
-            raise
-        text = after_request_change(services, s, view, user)
+                guard=services.guard,
+                token=shown.token,
+                requester=incidents.requester_of(rec) or services.requester,
+                reason=f"suggested by {services.policy.name}",
+                known_targets=_known_targets(services, s, incident.id),
+            ).id
+        current = approvals.get(db_session=s, request_id=request_id)
+        if current.state != st.PENDING:
+            return _decided(services, s, current)
+        view = decide_request(services, s, user=user, verb=verb, request_id=request_id)
+    except RemediationError:
+        s.rollback()
+        if request_id is not None:
+            current = approvals.get(db_session=s, request_id=request_id)
+            if current.state != st.PENDING:  # another click decided it first
+                return _decided(services, s, current)
+        # The refusal is audited by the workflow; the card still shows the (new) pending request.
+        announce(db_session=s, incident_id=incident.id, now=services.clock())
         s.commit()
+        raise
+    text = after_request_change(services, s, view, user)
+    s.commit()
+    return Outcome(Reply(text), queued=True)
+
+
+def _decided(services: Services, s: Session, request: approvals.RequestView) -> Outcome:
+    """Answer a click on a suggestion whose request is no longer pending, and refresh the card."""
+    text = _decided_text(s, request)
+    if request.incident_id is not None:
+        announce(db_session=s, incident_id=request.incident_id, now=services.clock())
+    s.commit()
     return Outcome(Reply(text), queued=True)

@@ -76,7 +76,8 @@ def _declare(services: Services, s: Session, user: str, service: str, title: str
 
 
 def _suggest(services: Services, s: Session, incident_id: str) -> Outcome:
-    ranking = rank(services, db_session=s, incident_id=incident_id)
+    # fresh: a suggestion whose request is final gets a new generation (new buttons); old cards stay done
+    ranking = rank(services, db_session=s, incident_id=incident_id, fresh=True)
     if not ranking.suggestions:
         return Outcome(Reply(f"{ranking.record['id']} is resolved; nothing to suggest."))
     lines = [

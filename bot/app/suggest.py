@@ -13,6 +13,7 @@ from bot.app.services import Services
 from incidents_db.models import ApprovalRequest
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
+from remediation.approvals import suggestions
 from remediation.guardrails.decide import Decision, decide
 from remediation.policies import RankedAction
 from remediation.policies.observe import observation_from_record
@@ -26,11 +27,12 @@ class SuggestionView:
     ranked: RankedAction
     decision: Decision
     request: approvals.RequestView | None
+    token: str = ""
 
     @property
     def approvable(self) -> bool:
-        """Return whether the card offers Approve / Reject for it."""
-        if self.request is not None and self.request.state in st.FINAL - {st.EXPIRED}:
+        """Return whether the card offers Approve / Reject: never once its request is final."""
+        if self.request is not None and self.request.state in st.FINAL:
             return False
         return self.decision.allowed
 
@@ -62,8 +64,15 @@ def latest_request(
     return approvals.get(db_session=db_session, request_id=found) if found else None
 
 
-def rank(services: Services, *, db_session: Session, incident_id: str, k: int | None = None) -> Ranking:
-    """Return the incident's top-k suggestions with their plan-stage guardrail decision and request."""
+def rank(
+    services: Services, *, db_session: Session, incident_id: str, k: int | None = None, fresh: bool = False
+) -> Ranking:
+    """Return the incident's top-k suggestions with their plan-stage guardrail decision and request.
+
+    Each shown suggestion is stored (`remediation.approvals.suggestions.show`, flushed: commit soon)
+    and carries the token its buttons send; its request is the one its buttons act on. With ``fresh``
+    (``/remediate suggest``), a suggestion whose request is final is offered again as a new generation.
+    """
     rec = incidents.record(db_session=db_session, incident_id=incident_id)
     requester = incidents.requester_of(rec) or services.requester
     if rec.get("resolved_at"):
@@ -78,8 +87,13 @@ def rank(services: Services, *, db_session: Session, incident_id: str, k: int | 
     views = []
     for n, item in enumerate(ranked, start=1):
         decision = decide(item.action, item.target, dict(item.params), None, context)
-        request = latest_request(
-            db_session=db_session, incident_id=rec["id"], action=item.action, target=item.target
+        fix = suggestions.Fix(
+            item.action, item.target, dict(item.params), n, item.score, item.confidence, item.risk,
+            item.expected_ttm_s, item.reason, services.policy.version,
+        )  # fmt: skip
+        shown = suggestions.show(db_session=db_session, incident_id=rec["id"], fix=fix, now=now, fresh=fresh)
+        request = (
+            approvals.get(db_session=db_session, request_id=shown.request_id) if shown.request_id else None
         )
-        views.append(SuggestionView(n, item, decision, request))
+        views.append(SuggestionView(n, item, decision, request, shown.token))
     return Ranking(rec, requester, tuple(views))

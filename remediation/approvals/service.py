@@ -10,7 +10,7 @@ PostgreSQL alike; state moves are additionally conditional (``UPDATE ... WHERE s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -246,14 +246,28 @@ def propose(
     reason: str = "",
     submit: bool = True,
 ) -> RequestView:
-    """Create a request (``proposed``, then ``pending`` when ``submit``) if the requester may ask for it."""
+    """Create a request (``proposed``, then ``pending`` when ``submit``) if the requester may ask for it.
+
+    With ``known_targets`` (the incident's topology services), any other target is refused and audited.
+    With ``commit=False`` the request is flushed in the caller's transaction (which holds the chain lock)
+    so the caller can link it to something atomically; a refusal is still audited and committed.
+    """
     lock_chain(db_session=db_session)
+    known_targets: Collection[str] | None = None,
+    commit: bool = True,
     decision = decide(
         action, target, params, requester, build_context(db_session=db_session, guard=guard, stage="request")
     )
     spec = guard.catalog.actions.get(action)
     safe_params = dict(params) if isinstance(params, Mapping) else {}
     _deny_if(
+    if known_targets is not None and target is not None and target not in known_targets:
+        decision = replace(
+            decision,
+            allowed=False,
+            code="unknown_target",
+            reason=f"{target!r} is not a service of this incident's topology; nothing is proposed",
+        )
         db_session,
         None,
         decision,
@@ -297,7 +311,10 @@ def propose(
             decision="info",
             reason=f"waiting for {decision.approvals_required} approval(s)",
         )
-    db_session.commit()
+    if commit:
+        db_session.commit()
+    else:
+        db_session.flush()
     return _view(db_session, row)
 
 
