@@ -245,6 +245,8 @@ def propose(
     incident_id: str | None = None,
     reason: str = "",
     submit: bool = True,
+    known_targets: Collection[str] | None = None,
+    commit: bool = True,
 ) -> RequestView:
     """Create a request (``proposed``, then ``pending`` when ``submit``) if the requester may ask for it.
 
@@ -253,14 +255,9 @@ def propose(
     so the caller can link it to something atomically; a refusal is still audited and committed.
     """
     lock_chain(db_session=db_session)
-    known_targets: Collection[str] | None = None,
-    commit: bool = True,
     decision = decide(
         action, target, params, requester, build_context(db_session=db_session, guard=guard, stage="request")
     )
-    spec = guard.catalog.actions.get(action)
-    safe_params = dict(params) if isinstance(params, Mapping) else {}
-    _deny_if(
     if known_targets is not None and target is not None and target not in known_targets:
         decision = replace(
             decision,
@@ -268,6 +265,9 @@ def propose(
             code="unknown_target",
             reason=f"{target!r} is not a service of this incident's topology; nothing is proposed",
         )
+    spec = guard.catalog.actions.get(action)
+    safe_params = dict(params) if isinstance(params, Mapping) else {}
+    _deny_if(
         db_session,
         None,
         decision,
