@@ -4,14 +4,16 @@ Each entry's hash is sha256 over the canonical JSON of its fields plus the previ
 editing, deleting, inserting or reordering entries breaks the chain at the first touched entry. The
 single `audit_head` row serialises writers: `lock_chain` updates it first thing in the transaction,
 which takes its row lock on PostgreSQL and the database write lock on SQLite, so two writers never
-fork the chain; `verify` compares it with the newest entry to catch a deleted tail.
+fork the chain; `verify` compares it with the newest entry to catch a deleted tail. Whoever can write
+the database can also cut the tail and edit that row to match, so `verify` also takes heads published
+elsewhere (`Checkpoint`): the entry with that hash must still be on the chain.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +44,10 @@ HASHED_FIELDS = (
 
 class AuditError(RemediationError):
     """The audit log cannot be written (its head row is missing: run the store migrations)."""
+
+
+class CheckpointError(RemediationError):
+    """A published audit head (``--expect-head``, ``--head-file``) cannot be read; the message says why."""
 
 
 def _iso(at: datetime) -> str:
@@ -118,25 +124,135 @@ def append(
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A head published elsewhere: the hash of an entry and, when known, its seq."""
+
+    hash: str
+    seq: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """Read ``HASH`` or ``SEQ:HASH`` (64 hex digits); raise `CheckpointError` saying what was expected."""
+        seq_text, _, digest = text.strip().rpartition(":")
+        digest = digest.lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise CheckpointError(f"{text!r}: expected a 64-digit sha256 hex hash, optionally as SEQ:HASH")
+        if not seq_text:
+            return cls(digest)
+        if not seq_text.isdigit() or int(seq_text) < 1:
+            raise CheckpointError(f"{text!r}: expected SEQ:HASH with SEQ a positive entry number")
+        return cls(digest, int(seq_text))
+
+    def __str__(self) -> str:
+        return self.hash if self.seq is None else f"{self.seq}:{self.hash}"
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """The result of verifying the chain: ok, how many entries were checked, the first bad one and why."""
+    """The result of verifying the chain: ok, how many entries were checked, the first bad one and why.
+
+    ``head_seq`` and ``head_hash`` name the newest entry that passed (None when none did).
+    """
 
     ok: bool
     checked: int
     first_bad_seq: int | None = None
     problem: str = ""
+    head_seq: int | None = None
+    head_hash: str | None = None
 
 
-def verify(*, db_session: Session) -> Verdict:
-    """Walk the chain from the first entry and name the first entry that was edited, deleted, inserted or moved."""
-    prev, expected_seq, checked = GENESIS, 1, 0
+def _read_snapshot(db_session: Session) -> None:
+    """Read the log and its head row in one snapshot, so an append committed meanwhile is no false alarm.
+
+    PostgreSQL's default (read committed) gives each statement its own snapshot, and pysqlite does not
+    open a transaction for reads; both would let the head row run ahead of the entries just walked.
+    """
+    connection = db_session.connection()
+    raw = connection.connection.dbapi_connection
+    if connection.dialect.name == "sqlite":
+        if raw is not None and not getattr(raw, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN")
+    elif connection.dialect.name == "postgresql":
+        info = getattr(raw, "info", None)
+        if info is not None and int(info.transaction_status) == 0:  # idle: no statement run yet
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+def verify(*, db_session: Session, expect: Iterable[Checkpoint] = ()) -> Verdict:
+    """Walk the chain from the first entry and name the first entry that was edited, deleted, inserted or moved.
+
+    Each of ``expect`` (heads published elsewhere) must be an entry on the chain, at its seq when given:
+    a log cut below one fails even when the head row was edited to match the cut.
+    """
+    _read_snapshot(db_session)
     rows = db_session.execute(sa.select(AuditEntry).order_by(AuditEntry.seq)).scalars()
+    return _walk(db_session, rows, prev=GENESIS, first_seq=1, expect=list(expect))
+
+
+def verify_since(*, db_session: Session, checkpoint: Checkpoint) -> Verdict:
+    """Check that the chain runs on unchanged from a published head (with its seq) to the newest entry.
+
+    Only the entries from ``checkpoint.seq`` on are read, so a publisher can check each new head
+    against its previous publication without walking the whole log.
+    """
+    if checkpoint.seq is None:
+        return verify(db_session=db_session, expect=[checkpoint])
+    _read_snapshot(db_session)
+    rows = iter(
+        db_session.execute(
+            sa.select(AuditEntry).where(AuditEntry.seq >= checkpoint.seq).order_by(AuditEntry.seq)
+        ).scalars()
+    )
+    first = next(rows, None)
+    if first is None or first.seq != checkpoint.seq:
+        return Verdict(
+            False,
+            0,
+            checkpoint.seq,
+            f"entry {checkpoint.seq}, the published head ({checkpoint.hash[:12]}...), is missing: "
+            "the log was cut below it or the entry deleted",
+        )
+    if first.hash != checkpoint.hash or entry_hash(_fields(first)) != first.hash:
+        return Verdict(
+            False,
+            0,
+            checkpoint.seq,
+            f"entry {checkpoint.seq} is not the published head ({checkpoint.hash[:12]}...): it was rewritten",
+        )
+    return _walk(db_session, rows, prev=first.hash, first_seq=first.seq + 1, expect=[], done=first.seq)
+
+
+def _fields(row: AuditEntry) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in HASHED_FIELDS}
+
+
+def _walk(
+    db_session: Session,
+    rows: Iterable[AuditEntry],
+    *,
+    prev: str,
+    first_seq: int,
+    expect: list[Checkpoint],
+    done: int = 0,
+) -> Verdict:
+    """Check the links from ``first_seq`` on (``prev`` is the hash before it), then the head row and ``expect``."""
+    expected_seq, checked = first_seq, 0
+    seen: dict[str, int] = {}  # hash -> seq of the published heads found on the chain
+    at_seq: dict[int, str] = {}  # seq -> hash on the chain, for the published heads with a seq
+    wanted_seqs = {c.seq for c in expect if c.seq is not None}
+    wanted_hashes = {c.hash for c in expect}
+    last_seq, last_hash = (done or None), (prev if done else None)
     for row in rows:
-        fields = {name: getattr(row, name) for name in HASHED_FIELDS}
         if row.seq != expected_seq:
             what = "missing (deleted?)" if row.seq > expected_seq else "out of order"
             return Verdict(
-                False, checked, expected_seq, f"entry {expected_seq} is {what}; the next entry is {row.seq}"
+                False,
+                checked,
+                expected_seq,
+                f"entry {expected_seq} is {what}; the next entry is {row.seq}",
+                last_seq,
+                last_hash,
             )
         if row.prev_hash != prev:
             return Verdict(
@@ -144,32 +260,68 @@ def verify(*, db_session: Session) -> Verdict:
                 checked,
                 row.seq,
                 f"entry {row.seq} does not follow entry {row.seq - 1} (inserted, reordered or the previous one was edited)",
+                last_seq,
+                last_hash,
             )
-        if entry_hash(fields) != row.hash:
+        if entry_hash(_fields(row)) != row.hash:
             return Verdict(
-                False, checked, row.seq, f"entry {row.seq} was edited: its content no longer matches its hash"
+                False,
+                checked,
+                row.seq,
+                f"entry {row.seq} was edited: its content no longer matches its hash",
+                last_seq,
+                last_hash,
             )
+        if row.hash in wanted_hashes:
+            seen[row.hash] = row.seq
+        if row.seq in wanted_seqs:
+            at_seq[row.seq] = row.hash
         prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
+        last_seq, last_hash = row.seq, row.hash
+    end = last_seq or 0
+
+    def failed(first_bad: int | None, problem: str) -> Verdict:
+        return Verdict(False, checked, first_bad, problem, last_seq, last_hash)
+
+    for published in expect:
+        short = published.hash[:12] + "..."
+        if published.seq is not None and published.seq > end:
+            return failed(
+                end + 1,
+                f"the log ends at entry {end} but entry {published.seq} ({short}) was published as its head: "
+                f"entries {end + 1}..{published.seq} are missing (the tail was cut)",
+            )
+        if published.seq is not None and at_seq.get(published.seq) != published.hash:
+            return failed(
+                published.seq,
+                f"entry {published.seq} is not the published head ({short}): the log was rewritten "
+                f"at or before entry {published.seq}",
+            )
+        if published.hash not in seen:
+            return failed(
+                end + 1,
+                f"no entry has the published head hash {short}: the log (ending at entry {end}) was cut "
+                "below it or rewritten",
+            )
     head = db_session.execute(sa.select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one_or_none()
-    if head is not None and head.seq > checked:
-        return Verdict(
-            False,
-            checked,
-            checked + 1,
-            f"the log ends at entry {checked} but {head.seq} were written: entries after {checked} were deleted",
+    if head is None:
+        return failed(
+            None,
+            "the audit_head row is missing (deleted?), so a cut tail cannot be ruled out; "
+            "check against a published head with --expect-head or --head-file",
         )
-    if head is not None and head.seq < checked:
-        return Verdict(
-            False,
-            checked,
-            head.seq + 1,
-            f"entry {head.seq + 1} was added behind the writer's back ({head.seq} were written)",
+    if head.seq > end:
+        return failed(
+            end + 1,
+            f"the log ends at entry {end} but {head.seq} were written: entries after {end} were deleted",
         )
-    if head is not None and head.hash != prev:
-        return Verdict(
-            False, checked, checked, f"entry {checked} is not the entry the writer last wrote (replaced?)"
+    if head.seq < end:
+        return failed(
+            head.seq + 1, f"entry {head.seq + 1} was added behind the writer's back ({head.seq} were written)"
         )
-    return Verdict(True, checked)
+    if head.hash != prev:
+        return failed(end, f"entry {end} is not the entry the writer last wrote (replaced?)")
+    return Verdict(True, checked, None, "", last_seq, last_hash)
 
 
 def entries(

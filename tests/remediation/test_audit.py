@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from incidents_db.models import AuditEntry
-from remediation.audit.service import GENESIS, HASHED_FIELDS, append, entries, entry_hash, verify
+from remediation.audit.published import append as append_line
+from remediation.audit.published import check_head, read_last
+from remediation.audit.service import (
+    GENESIS,
+    HASHED_FIELDS,
+    Checkpoint,
+    CheckpointError,
+    append,
+    entries,
+    entry_hash,
+    verify,
+    verify_since,
+)
 from tests.remediation.conftest import Store
 
 
@@ -141,3 +155,149 @@ def test_entries_filter_by_incident(store: Store) -> None:
         s.commit()
         assert [e.reason for e in entries(db_session=s, incident_id="INC-2")] == ["y"]
         assert [e.reason for e in entries(db_session=s, limit=1)] == ["y"]
+
+
+# --- the head: a missing head row, heads published elsewhere, the published-head file -------------
+
+
+def head_of(store: Store, seq: int) -> Checkpoint:
+    with store.factory() as s:
+        row = s.get(AuditEntry, seq)
+        assert row is not None
+        return Checkpoint(row.hash, seq)
+
+
+def cut_and_reheal(store: Store, keep: int) -> None:
+    """What a database admin does to hide the last entries: cut the tail, point the head row at the cut."""
+    survivor = head_of(store, keep)
+    sql(store, "DELETE FROM audit_log WHERE seq > :keep", keep=keep)
+    sql(store, "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1", seq=keep, hash=survivor.hash)
+
+
+def check_against(store: Store, *published: Checkpoint) -> tuple[bool, int | None, str]:
+    with store.factory() as s:
+        v = verify(db_session=s, expect=published)
+    return v.ok, v.first_bad_seq, v.problem
+
+
+def test_cut_tail_with_the_head_row_edited_to_match_fails_against_the_published_head(store: Store) -> None:
+    fill(store)
+    published = head_of(store, 6)
+    cut_and_reheal(store, keep=4)
+    assert check(store) == (True, None, "")  # the store alone cannot tell: why the head is published
+    ok, bad, problem = check_against(store, published)
+    assert (ok, bad) == (False, 5)
+    assert "ends at entry 4" in problem and "entries 5..6 are missing" in problem
+    ok, bad, problem = check_against(store, Checkpoint(published.hash))  # hash only
+    assert (ok, bad) == (False, 5) and "no entry has the published head hash" in problem
+
+
+def test_a_missing_head_row_fails(store: Store) -> None:
+    fill(store)
+    sql(store, "DELETE FROM audit_head")
+    ok, bad, problem = check(store)
+    assert (ok, bad) == (False, None) and "audit_head row is missing" in problem
+
+
+def test_cut_tail_with_the_head_row_deleted_fails(store: Store) -> None:
+    fill(store)
+    published = head_of(store, 6)
+    sql(store, "DELETE FROM audit_log WHERE seq >= 5")
+    sql(store, "DELETE FROM audit_head")
+    ok, bad, problem = check(store)
+    assert (ok, bad) == (False, None) and "audit_head row is missing" in problem
+    ok, bad, problem = check_against(store, published)
+    assert (ok, bad) == (False, 5) and "entries 5..6 are missing" in problem
+
+
+def test_a_rewritten_chain_with_recomputed_hashes_and_head_fails_against_the_published_head(
+    store: Store,
+) -> None:
+    fill(store)
+    published = head_of(store, 6)
+    with store.factory() as s:  # rewrite entry 3 and recompute every later hash, and the head row
+        rows = entries(db_session=s)
+        rows[2].reason = "forged"
+        prev = rows[1].hash
+        for row in rows[2:]:
+            row.prev_hash = prev
+            row.hash = prev = entry_hash({c: getattr(row, c) for c in HASHED_FIELDS})
+        s.commit()
+    sql(store, "UPDATE audit_head SET hash = :hash WHERE id = 1", hash=prev)
+    assert check(store) == (True, None, "")
+    ok, bad, problem = check_against(store, published)
+    assert (ok, bad) == (False, 6) and "entry 6 is not the published head" in problem
+
+
+def test_a_published_head_passes_while_the_log_grows_past_it(store: Store) -> None:
+    fill(store, 4)
+    published = head_of(store, 4)
+    fill(store, 2)
+    with store.factory() as s:
+        v = verify(db_session=s, expect=[published, Checkpoint(published.hash)])
+    assert (v.ok, v.checked, v.head_seq) == (True, 6, 6)
+    with store.factory() as s:
+        since = verify_since(db_session=s, checkpoint=published)
+    assert (since.ok, since.checked, since.head_seq, since.head_hash) == (True, 2, 6, head_of(store, 6).hash)
+
+
+def test_verify_since_refuses_a_cut_below_the_published_head(store: Store) -> None:
+    fill(store)
+    published = head_of(store, 6)
+    cut_and_reheal(store, keep=4)
+    with store.factory() as s:
+        v = verify_since(db_session=s, checkpoint=published)
+    assert (v.ok, v.first_bad_seq) == (False, 6) and "missing" in v.problem
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ab" * 32, Checkpoint("ab" * 32)),
+        (" 7:" + "AB" * 32 + "\n", Checkpoint("ab" * 32, 7)),
+    ],
+)
+def test_checkpoint_parse(text: str, expected: Checkpoint) -> None:
+    assert Checkpoint.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0:" + "ab" * 32, "x:" + "ab" * 32, "zz" * 32, "1:" + "ab" * 31])
+def test_checkpoint_parse_refuses(text: str) -> None:
+    with pytest.raises(CheckpointError, match="expected"):
+        Checkpoint.parse(text)
+
+
+def test_the_published_head_file_is_append_only(store: Store, tmp_path: Path) -> None:
+    fill(store, 3)
+    path = tmp_path / "heads.jsonl"
+    assert read_last(path) is None
+    with store.factory() as s:
+        verdict, first = check_head(db_session=s, since=None)
+    assert verdict.ok and first is not None and (first.seq, first.entries) == (3, 3)
+    append_line(path, first)
+    before = path.read_bytes()
+    fill(store, 1)
+    with store.factory() as s:
+        verdict, second = check_head(db_session=s, since=first.checkpoint)
+    assert verdict.ok and second is not None and second.seq == 4
+    append_line(path, second)
+    after = path.read_bytes()
+    assert after.startswith(before) and after.count(b"\n") == 2
+    assert read_last(path) == second
+    assert json.loads(after.splitlines()[0]) == {
+        "seq": 3,
+        "hash": first.hash,
+        "at": first.at,
+        "entries": 3,
+    }
+    cut_and_reheal(store, keep=3)
+    with store.factory() as s:
+        verdict, refused = check_head(db_session=s, since=second.checkpoint)
+    assert not verdict.ok and refused is None
+
+
+def test_read_last_names_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "heads.jsonl"
+    path.write_text('{"seq": 1, "hash": "' + "ab" * 32 + '"}\nnot json\n')
+    with pytest.raises(CheckpointError, match="last line"):
+        read_last(path)
