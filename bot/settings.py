@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import BotError
+from incidents_db.redact import redact_text, redact_url
 
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
 
@@ -152,8 +153,6 @@ def _masked(field: str, value: Any) -> Any:
     """Return a refused value fit for an error message: credentials in URLs masked."""
     if not isinstance(value, str):
         return value
-    from incidents_db.redact import redact_text, redact_url  # only on this error path: keeps start-up light
-
     return redact_url(value) if "url" in field or "webhook" in field else redact_text(value)
 
 

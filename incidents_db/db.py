@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.orm import Session, sessionmaker
 
 from incidents_db.errors import StoreError
+from incidents_db.redact import redact_text, redact_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -45,14 +46,6 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def redact(url: str) -> str:
-    """Return the URL with any password hidden, for messages."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
-
-
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     """Create an engine for a SQLite or PostgreSQL URL (SQLite: WAL, foreign keys, busy timeout).
 
@@ -67,7 +60,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         raise DatabaseUnavailableError(
-            f"database URL {url!r} is not a valid SQLAlchemy URL; expected sqlite:///PATH or "
+            f"database URL {redact_url(url)!r} is not a valid SQLAlchemy URL; expected sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DB"
         ) from None
     if parsed.get_backend_name() == "sqlite":
@@ -120,9 +113,9 @@ def head_revision() -> str:
 
 
 def _connect_error(url: str, exc: sa.exc.DBAPIError) -> DatabaseUnavailableError:
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    reason = redact_text(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))
     return DatabaseUnavailableError(
-        f"cannot open the store at {redact(url)}: {reason}. Check REMEDIATE_DATABASE_URL / --database-url "
+        f"cannot open the store at {redact_url(url)}: {reason}. Check REMEDIATE_DATABASE_URL / --database-url "
         "and that the server is running"
     )
 
@@ -156,7 +149,7 @@ def upgrade_engine(engine: sa.Engine, revision: str = "head") -> str:
             known = current_revision(engine)
             if known is not None and known != head and known not in _all_revisions():
                 raise SchemaError(
-                    f"the store at {redact(url)} is at schema revision {known}, newer than this remediate "
+                    f"the store at {redact_url(url)} is at schema revision {known}, newer than this remediate "
                     f"knows (head {head}); upgrade remediate"
                 )
             if known == head and revision == "head":

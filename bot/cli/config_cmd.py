@@ -1,4 +1,4 @@
-"""`remediate config show`: print the effective settings (secrets masked)."""
+"""`remediate config show`: print the effective settings (secrets and credentials in URLs masked)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from bot.cli.common import console, print_json, settings_of
+from incidents_db.redact import redact_url
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +27,8 @@ def register(app: typer.Typer) -> None:
         for key, value in values.items():
             if value is not None and ("token" in key or "secret" in key):
                 values[key] = "***"
+            elif isinstance(value, str) and ("url" in key or "webhook" in key or "://" in value):
+                values[key] = redact_url(value)  # a password in a database or webhook URL
         if as_json:
             print_json(values)
             return

@@ -11,6 +11,7 @@ import typer
 from bot.cli.common import console, settings_of
 from bot.cli.store_cmds import import_file, mine_store, print_mining
 from incidents_db import db
+from incidents_db.redact import redact_url
 
 SAMPLE = "sample_history.jsonl"
 
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_of(ctx)
         url = settings.effective_database_url
-        console.print(f"[bold]remediate demo[/] store: {db.redact(url)}", highlight=False)
+        console.print(f"[bold]remediate demo[/] store: {redact_url(url)}", highlight=False)
         revision = db.upgrade(url)
         console.print(f"1. schema at revision {revision}")
         console.print(f"2. importing the sample history {sample_path()}", highlight=False)

@@ -18,6 +18,7 @@ from bot.cli.common import CliState, err_console
 from bot.errors import BotError
 from bot.settings import default_data_dir
 from incidents_db.errors import StoreError
+from incidents_db.redact import redact_text
 from playbooks.errors import PlaybookError
 from remediation.errors import RemediationError
 from sim.errors import SimError
@@ -65,7 +66,7 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except USER_ERRORS as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -73,14 +74,16 @@ def main() -> None:
     except OSError as exc:  # a file or socket the user named: say which and why, no trace
         where = f"{exc.filename}: " if exc.filename else ""
         err_console.print(
-            f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+            f"[bold red]error:[/] {where}{redact_text(str(exc.strerror or exc))}",
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)
     except Exception as exc:  # a bug of ours: keep the trace out of the user's face, but keep it
         trace_id = uuid.uuid4().hex[:12]
         saved = _save_trace(trace_id)
         err_console.print(
-            f"[bold red]internal error[/] ({type(exc).__name__}: {exc}); trace id {trace_id}"
+            f"[bold red]internal error[/] ({type(exc).__name__}: {redact_text(str(exc))}); trace id {trace_id}"
             + (f", trace in {saved}" if saved else "")
             + ". Please report it.",
             highlight=False,

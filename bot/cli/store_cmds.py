@@ -16,6 +16,7 @@ from rich.table import Table
 
 from bot.cli.common import console, err_console, print_json, progress_bar, settings_of
 from incidents_db import db, exporter, importer, mining, service
+from incidents_db.redact import redact_url
 
 
 @contextmanager
@@ -123,7 +124,7 @@ def register(app: typer.Typer) -> None:
         """Migrate the store to the newest schema (safe to run again)."""
         url = settings_of(ctx).effective_database_url
         revision = db.upgrade(url)
-        console.print(f"store {db.redact(url)} is at schema revision {revision}", highlight=False)
+        console.print(f"store {redact_url(url)} is at schema revision {revision}", highlight=False)
 
     @db_group.command("current")
     def current(
@@ -135,11 +136,11 @@ def register(app: typer.Typer) -> None:
         revision = db.current(url)
         head = db.head_revision()
         if as_json:
-            print_json({"url": db.redact(url), "current": revision, "head": head})
+            print_json({"url": redact_url(url), "current": revision, "head": head})
             return
         state = "up to date" if revision == head else "needs `remediate db upgrade`"
         console.print(
-            f"{db.redact(url)}: revision {revision or 'none'} (head {head}, {state})", highlight=False
+            f"{redact_url(url)}: revision {revision or 'none'} (head {head}, {state})", highlight=False
         )
 
     app.add_typer(db_group, name="db")

@@ -18,6 +18,7 @@ from bot.demo.setup import train_quick_policy, write_sim_history
 from bot.demo.stack import DemoOptions, DemoStack, run_demo
 from bot.demo.world import WorldOptions
 from incidents_db import db
+from incidents_db.redact import log_to_stderr
 from remediation.policies import Policy
 
 
@@ -42,7 +43,7 @@ class LiveDemoArgs:
 def live_demo(ctx: typer.Context, args: LiveDemoArgs, *, step: int = 4) -> None:
     """Simulated history in, a policy chosen, then (unless ``--no-serve``) the live demo until stopped."""
     settings = settings_of(ctx)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_to_stderr(logging.WARNING)
     if args.history_incidents > 0:
         path = settings.data_dir / f"sim-history-{args.topology}-s{args.seed}.jsonl"
         console.print(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from incidents_db.redact import redact_url
 from playbooks.models import Action
 from remediation.executors.base import ExecRequest, ExecutorError, Outcome, OutcomeMemo, Status, spec_of
 
@@ -57,7 +58,9 @@ class WebhookExecutor:
 
     def __init__(self, settings: WebhookSettings, *, sleep: Callable[[float], None] = time.sleep) -> None:
         if not settings.url.startswith(("http://", "https://")):
-            raise ExecutorError(f"webhook URL {settings.url!r} must start with http:// or https://")
+            raise ExecutorError(
+                f"webhook URL {redact_url(settings.url)!r} must start with http:// or https://"
+            )
         if not settings.secret:
             raise ExecutorError("the webhook executor needs a shared secret to sign requests")
         self.settings = settings
@@ -86,9 +89,11 @@ class WebhookExecutor:
             SIGNATURE_HEADER: sign(self.settings.secret, stamp, body),
             IDEMPOTENCY_HEADER: request.request_id,
         }
-        shown = f"POST {url} {body.decode()}"
+        shown = f"POST {redact_url(url)} {body.decode()}"  # shown on cards and in the timeline
         if dry_run:
-            return Outcome("dry_run", f"would {shown}", (shown,), data={"url": url, "headers": headers})
+            return Outcome(
+                "dry_run", f"would {shown}", (shown,), data={"url": redact_url(url), "headers": headers}
+            )
         seen = self._memo.get(request.request_id)
         if seen is not None:
             return seen
@@ -97,6 +102,7 @@ class WebhookExecutor:
     def _post(self, url: str, body: bytes, headers: Mapping[str, str], shown: str) -> Outcome:
         maybe_delivered = False
         last = ""
+        where = redact_url(url)
         for attempt in range(1, self.settings.attempts + 1):
             req = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
             try:
@@ -104,14 +110,14 @@ class WebhookExecutor:
                     text = resp.read(4000).decode("utf-8", "replace")
                     return Outcome(
                         "succeeded",
-                        f"{url} answered {resp.status} (attempt {attempt})",
+                        f"{where} answered {resp.status} (attempt {attempt})",
                         (shown,),
                         text,
                         {"attempts": attempt},
                     )
             except urllib.error.HTTPError as exc:
                 text = exc.read(4000).decode("utf-8", "replace")
-                last = f"{url} answered {exc.code}"
+                last = f"{where} answered {exc.code}"
                 if exc.code < 500 and exc.code != 429:
                     return Outcome(
                         "failed",
@@ -121,11 +127,11 @@ class WebhookExecutor:
                         {"attempts": attempt},
                     )
             except TimeoutError:
-                maybe_delivered, last = True, f"{url} did not answer within {self.settings.timeout_s:g}s"
+                maybe_delivered, last = True, f"{where} did not answer within {self.settings.timeout_s:g}s"
             except urllib.error.URLError as exc:
                 if isinstance(exc.reason, TimeoutError):
                     maybe_delivered = True
-                last = f"cannot reach {url}: {exc.reason}"
+                last = f"cannot reach {where}: {exc.reason}"
             if attempt < self.settings.attempts:
                 self._sleep(self.settings.backoff_s * 2 ** (attempt - 1))
         status: Status = "unknown" if maybe_delivered else "failed"

@@ -108,3 +108,47 @@ def test_bad_setting_fails_the_cli_start_with_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "REMEDIATE_LOG_LEVEL='chatty'" in done.stderr and "Traceback" not in done.stderr
+
+
+def _cli(env_extra: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATE_", "SLACK_"))}
+    env.update({"REMEDIATE_DATA_DIR": str(tmp_path), "COLUMNS": "250", **env_extra})
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_config_show_masks_the_database_password(tmp_path: Path) -> None:
+    env = {
+        "REMEDIATE_DATABASE_URL": "postgresql://remediate:hunter2@db.internal:5432/remediate",
+        "SLACK_API_URL": "https://proxy:s3cr3t@slack.internal/api/?token=t0ps3cret",
+    }
+    for args in (("config", "show"), ("config", "show", "--json")):
+        done = _cli(env, tmp_path, *args)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout + done.stderr
+        assert "hunter2" not in out and "s3cr3t" not in out and "t0ps3cret" not in out
+        assert "remediate:***@db.internal" in out and "proxy:***@slack.internal" in out
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("REMEDIATE_DATABASE_URL", "mysql://root:hunter2@db.internal/remediate"),
+        ("REMEDIATE_DATABASE_URL", "root:hunter2@db.internal/remediate"),
+        ("SLACK_API_URL", "ftp://bot:hunter2@slack.internal/api"),
+    ],
+)
+def test_bad_setting_error_masks_the_password(env: str, value: str, tmp_path: Path) -> None:
+    done = _cli({env: value}, tmp_path, "config", "show")
+    assert done.returncode == 1
+    assert env in done.stderr and "hunter2" not in done.stderr + done.stdout and "***@" in done.stderr
+
+
+def test_store_errors_mask_the_password(tmp_path: Path) -> None:
+    # Port 1: nothing listens, so the store cannot be opened and the error names the URL.
+    done = _cli(
+        {"REMEDIATE_DATABASE_URL": "postgresql://remediate:hunter2@127.0.0.1:1/x"}, tmp_path, "db", "current"
+    )
+    assert done.returncode == 1 and "cannot open the store" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout and "remediate:***@127.0.0.1:1" in done.stderr
