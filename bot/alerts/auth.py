@@ -20,7 +20,7 @@ def pagerduty_signature_ok(body: bytes, header: str, secret: str) -> bool:
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     for part in header.split(","):
         version, _, digest = part.strip().partition("=")
-        if version == "v1" and hmac.compare_digest(digest, expected):
+        if version == "v1" and hmac.compare_digest(digest.encode(), expected.encode()):
             return True
     return False
 
@@ -39,6 +39,10 @@ def authenticate(
     """
     secret = secrets.get(source)
     if source == "pagerduty" and secret and headers.get("x-pagerduty-signature"):
+        if not headers["x-pagerduty-signature"].isascii():
+            raise UnauthorizedError(
+                "X-PagerDuty-Signature holds non-ASCII characters; expected v1=<hex HMAC-SHA256 of the body>"
+            )
         if pagerduty_signature_ok(body, headers["x-pagerduty-signature"], secret):
             return "signature"
         raise UnauthorizedError("X-PagerDuty-Signature does not match the body; check the webhook secret")

@@ -17,6 +17,14 @@ class BadPayloadError(AlertError):
     status = 422
 
 
+class AllRefusedError(BadPayloadError):
+    """Every alert (or snapshot) of a delivery was refused; ``refused`` says why, one entry each."""
+
+    def __init__(self, message: str, refused: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
 class UnauthorizedError(AlertError):
     """The request carries no valid bearer token or signature."""
 

@@ -14,14 +14,16 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from bot.alerts.models import AlertIn
-from bot.alerts.snapshots import attach_recent
-from bot.app import incidents
 from bot.app.delivery import announce
 from bot.app.services import Services
 from incidents_db.models import Incident, IncidentEvent
+from sqlalchemy.orm import Session
+
+from bot.alerts.snapshots import attach_recent
+from bot.app import incidents
+
+AHEAD = timedelta(minutes=5)  # an alert dated later than this after now is stamped now + AHEAD
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 db_session=s,
                 incident_id=incident_id,
                 type_="alert",
-                at=max(alert.at, now - timedelta(days=1)) if alert.at else now,
+                # a sender's clock far off (or hostile) must not move the timeline to another year
+                at=min(max(alert.at, now - timedelta(days=1)), now + AHEAD) if alert.at else now,
                 service=alert.service,
                 status=alert.status,
                 name=alert.name,

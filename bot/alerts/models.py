@@ -1,15 +1,34 @@
-"""The webhook payloads we accept, parsed once at the edge into `AlertIn` values."""
+"""The webhook payloads we accept, parsed once at the edge into `AlertIn` values.
+
+Every field is bounded here, before anything reaches the store (see `docs/alerts.md`, "Limits"): a
+value the store cannot hold or a card cannot show is refused with the field it came in, a summary is
+clipped visibly, a value that is no finite number is dropped with a warning. Alerts are checked one by
+one, so one hostile alert never loses the good ones of its delivery: `parse_alerts` returns the
+accepted alerts and, per refused one, its index and why.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
-from bot.alerts.errors import BadPayloadError
+from bot.alerts.errors import AllRefusedError, BadPayloadError
+from bot.app.mrkdwn import clip
 
 SEVERITY_WORDS = {
     "critical": "sev1", "sev1": "sev1", "p1": "sev1",
@@ -18,6 +37,61 @@ SEVERITY_WORDS = {
     "info": "sev4", "low": "sev4", "sev4": "sev4", "p4": "sev4", "p5": "sev4",
 }  # fmt: skip
 SERVICE_LABELS = ("service", "app", "job", "container", "deployment")
+
+# Limits at the edge. Names, services and fingerprints fit the store's String(200) columns; the rest
+# keeps a timeline event and a card small whatever a sender puts in.
+MAX_NAME = 200  # alert name, service, fingerprint
+MAX_LABELS = 100  # labels per alert
+MAX_LABEL_KEY = 200
+MAX_LABEL_VALUE = 1000
+MAX_SUMMARY = 500  # the summary becomes an incident title: clipped with an ellipsis, not refused
+MAX_WORD = 100  # severity words, PagerDuty urgency
+MAX_GROUP_KEY = 4000  # Alertmanager's groupKey (all group labels): used to group, never stored
+MAX_ALERTS = 1000  # per delivery
+MAX_DEPTH = 32  # JSON nesting of a body; real payloads nest 5 deep
+_BIG_INT_DIGITS = 30  # a JSON integer longer than this is read as a float (10**400 becomes inf)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def storable(value: str) -> str:
+    """Refuse text the store cannot hold: NUL (PostgreSQL) and lone surrogates (not UTF-8 encodable)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000), which the store cannot hold")
+    if _SURROGATE.search(value):
+        raise ValueError("contains a lone UTF-16 surrogate, which is no valid Unicode text")
+    return value
+
+
+Text = Annotated[str, AfterValidator(storable)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME), AfterValidator(storable)]
+Word = Annotated[str, StringConstraints(max_length=MAX_WORD), AfterValidator(storable)]
+LabelKey = Annotated[str, StringConstraints(max_length=MAX_LABEL_KEY), AfterValidator(storable)]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE), AfterValidator(storable)]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS)]
+Summary = Annotated[str, AfterValidator(storable), AfterValidator(lambda v: clip(v, MAX_SUMMARY))]
+
+
+def _big_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= _BIG_INT_DIGITS else float(digits)
+
+
+def decode_json(body: bytes) -> Any:
+    """Decode a request body; refuse (BadPayloadError) non-JSON and nesting deeper than MAX_DEPTH.
+
+    The depth is checked on the bytes before parsing (a parser would recurse first); integers too long
+    for a float become +-inf, so later checks drop them as non-finite instead of overflowing.
+    """
+    depth = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub(b"", body)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        if depth > MAX_DEPTH:
+            raise BadPayloadError(f"the body is nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(body, parse_int=_big_int)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadPayloadError("the body is not JSON") from None
 
 
 @dataclass(frozen=True)
@@ -37,6 +111,57 @@ class AlertIn:
     group: str | None = None
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why one item of a delivery (by its index) was refused, or what was dropped from it."""
+
+    index: int
+    message: str
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[T]):
+    """What a delivery's items came to: the accepted ones, and the refused ones with their reasons."""
+
+    accepted: list[T]
+    refused: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def answer(self) -> dict[str, Any]:
+        """Return the refusals and warnings for the JSON answer."""
+        return {
+            "refused": [{"index": p.index, "error": p.message} for p in self.refused],
+            "warnings": [{"index": p.index, "warning": p.message} for p in self.warnings],
+        }
+
+    def check(self, what: str, payload: str) -> Delivery[T]:
+        """Return self, or raise AllRefusedError naming every problem when nothing was accepted.
+
+        Args:
+            what: the list the items came in (``alerts``), so a problem reads ``alerts.0.name: ...``.
+            payload: what the body is, for the message (``generic payload``).
+        """
+        if self.accepted or not self.refused:
+            return self
+        named = "; ".join(_located(f"{what}.{p.index}", p.message) for p in self.refused[:5])
+        raise AllRefusedError(f"not a valid {payload}: {named}", self.answer()["refused"])
+
+
+def _located(where: str, message: str) -> str:
+    """Prefix each ``field: problem`` part of ``message`` with ``where.``; other text with ``where: ``."""
+    parts = []
+    for part in message.split("; "):
+        path, _, rest = part.partition(": ")
+        if path == "(top)":
+            parts.append(f"{where}: {rest}")
+        else:
+            parts.append(f"{where}.{part}" if rest and " " not in path else f"{where}: {part}")
+    return "; ".join(parts)
+
+
 def severity_of(*words: Any) -> str:
     """Return sev1..sev4 for the first recognised severity word (sev3 when none is)."""
     for word in words:
@@ -52,10 +177,18 @@ def fingerprint_of(*parts: Any) -> str:
 
 
 def aware_at(value: datetime | None) -> datetime | None:
-    """Refuse a zone-less ``at`` (the generic alert and snapshot forms share this rule)."""
+    """Refuse a zone-less ``at`` (the alert and snapshot forms share this rule)."""
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
         raise ValueError("'at' needs a time zone, e.g. 2026-03-02T10:14:00Z")
     return value
+
+
+def finite(value: float | None, where: str, warnings: list[str]) -> float | None:
+    """Return ``value`` when it is a finite number; else None, saying in ``warnings`` it was dropped."""
+    if value is None or math.isfinite(value):
+        return value
+    warnings.append(f"{where}: {value!r} is not a finite number; the value was dropped")
+    return None
 
 
 class _Model(BaseModel):
@@ -66,51 +199,53 @@ class PromAlert(_Model):
     """One alert of an Alertmanager (or Grafana) webhook."""
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: Labels
+    annotations: dict[str, Text] = Field(default_factory=dict)
     startsAt: datetime | None = None
     endsAt: datetime | None = None
-    fingerprint: str = ""
-    values: dict[str, float] | None = None
+    fingerprint: Name = ""
+    values: dict[Text, float] | None = None
+
+    _aware = field_validator("startsAt", "endsAt")(aware_at)
 
     @field_validator("labels")
     @classmethod
     def _named(cls, value: dict[str, str]) -> dict[str, str]:
         if not value.get("alertname"):
             raise ValueError("every alert needs the label 'alertname'")
+        if len(value["alertname"]) > MAX_NAME:
+            raise ValueError(f"the label 'alertname' has at most {MAX_NAME} characters")
         return value
 
 
 class AlertmanagerPayload(_Model):
-    """Prometheus Alertmanager webhook, version 4."""
+    """Prometheus Alertmanager webhook, version 4 (its alerts are checked one by one)."""
 
     version: Literal["4"]
-    groupKey: str = ""
+    groupKey: Annotated[str, StringConstraints(max_length=MAX_GROUP_KEY)] = ""
     status: Literal["firing", "resolved"]
-    alerts: list[PromAlert] = Field(min_length=1)
-    commonLabels: dict[str, str] = Field(default_factory=dict)
+    alerts: list[Any] = Field(min_length=1, max_length=MAX_ALERTS)
 
 
 class GrafanaPayload(_Model):
     """Grafana alerting webhook (unified alerting; Alertmanager-shaped alerts)."""
 
     status: Literal["firing", "resolved"]
-    alerts: list[PromAlert] = Field(min_length=1)
-    groupKey: str = ""
-    orgId: int | None = None
+    alerts: list[Any] = Field(min_length=1, max_length=MAX_ALERTS)
+    groupKey: Annotated[str, StringConstraints(max_length=MAX_GROUP_KEY)] = ""
 
 
 class _PdService(_Model):
-    summary: str = ""
+    summary: Name = ""
     id: str = ""
 
 
 class _PdData(_Model):
-    id: str
+    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME - 10), AfterValidator(storable)]
     type: str = "incident"
-    title: str = ""
+    title: Summary = ""
     status: str = ""
-    urgency: str = ""
+    urgency: Word = ""
     service: _PdService | None = None
     priority: dict[str, Any] | None = None
 
@@ -121,6 +256,8 @@ class _PdEvent(_Model):
     resource_type: str = "incident"
     occurred_at: datetime | None = None
     data: _PdData
+
+    _aware = field_validator("occurred_at")(aware_at)
 
 
 class PagerDutyPayload(_Model):
@@ -134,25 +271,25 @@ class GenericAlert(_Model):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    service: str = Field(min_length=1, max_length=200)
+    name: Annotated[Name, Field(min_length=1)]
+    service: Annotated[Name, Field(min_length=1)]
     status: Literal["firing", "resolved"] = "firing"
-    severity: str = "sev3"
-    summary: str = ""
-    fingerprint: str | None = Field(default=None, max_length=200)
+    severity: Word = "sev3"
+    summary: Summary = ""
+    fingerprint: Name | None = None
     at: datetime | None = None
     value: float | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
 
     _aware = field_validator("at")(aware_at)
 
 
 class GenericPayload(_Model):
-    """The generic form: ``{"alerts": [...]}``."""
+    """The generic form: ``{"alerts": [...]}`` (its alerts are checked one by one)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    alerts: list[GenericAlert] = Field(min_length=1, max_length=1000)
+    alerts: list[Any] = Field(min_length=1, max_length=MAX_ALERTS)
 
 
 def problems(exc: ValidationError) -> str:
@@ -160,86 +297,115 @@ def problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:5])
 
 
-def _prom(source: str, alerts: list[PromAlert], group: str) -> list[AlertIn]:
-    out = []
-    for a in alerts:
-        labels = a.labels
-        service = next((labels[k] for k in SERVICE_LABELS if labels.get(k)), "")
-        if not service:
-            raise BadPayloadError(
-                f"alert {labels['alertname']!r} names no service; add one of the labels {', '.join(SERVICE_LABELS)}"
-            )
-        at = a.startsAt if a.status == "firing" else (a.endsAt or a.startsAt)
-        value = next(iter(a.values.values()), None) if a.values else None
-        out.append(
-            AlertIn(
-                source=source,
-                name=labels["alertname"],
-                service=service,
-                status=a.status,
-                fingerprint=a.fingerprint or fingerprint_of(sorted(labels.items())),
-                at=at if at is not None and at.year > 1 else None,
-                severity=severity_of(labels.get("severity"), labels.get("priority")),
-                summary=a.annotations.get("summary", "") or a.annotations.get("description", ""),
-                value=value,
-                labels=dict(labels),
-                group=group or None,
-            )
+def _prom(source: str, raw: Any, group: str, warnings: list[str]) -> AlertIn:
+    a = PromAlert.model_validate(raw)
+    labels = a.labels
+    key = next((k for k in SERVICE_LABELS if labels.get(k)), None)
+    if key is None:
+        raise BadPayloadError(
+            f"alert {clip(labels['alertname'], 100)!r} names no service; "
+            f"add one of the labels {', '.join(SERVICE_LABELS)}"
         )
-    return out
+    service = labels[key]
+    if len(service) > MAX_NAME:
+        raise BadPayloadError(
+            f"labels.{key}: a service name has at most {MAX_NAME} characters, got {len(service)}"
+        )
+    at = a.startsAt if a.status == "firing" else (a.endsAt or a.startsAt)
+    value = next(iter(a.values.items()), None) if a.values else None
+    return AlertIn(
+        source=source,
+        name=labels["alertname"],
+        service=service,
+        status=a.status,
+        fingerprint=a.fingerprint or fingerprint_of(sorted(labels.items())),
+        at=at if at is not None and at.year > 1 else None,
+        severity=severity_of(labels.get("severity"), labels.get("priority")),
+        summary=clip(a.annotations.get("summary", "") or a.annotations.get("description", ""), MAX_SUMMARY),
+        value=finite(value[1], f"values.{clip(value[0], 50)}", warnings) if value else None,
+        labels=dict(labels),
+        group=group or None,
+    )
 
 
-def parse_alerts(source: str, body: Any) -> list[AlertIn]:
-    """Parse a decoded JSON body of ``source``; raise BadPayloadError saying what is wrong."""
+def _generic(source: str, raw: Any, _group: str, warnings: list[str]) -> AlertIn:
+    a = GenericAlert.model_validate(raw)
+    return AlertIn(
+        source=source,
+        name=a.name,
+        service=a.service,
+        status=a.status,
+        fingerprint=a.fingerprint or fingerprint_of(a.name, a.service, sorted(a.labels.items())),
+        at=a.at,
+        severity=severity_of(a.severity),
+        summary=a.summary,
+        value=finite(a.value, "value", warnings),
+        labels=dict(a.labels),
+    )
+
+
+def _each(source: str, alerts: list[Any], group: str, one: Any) -> Delivery[AlertIn]:
+    accepted: list[AlertIn] = []
+    refused: list[Problem] = []
+    warned: list[Problem] = []
+    for index, raw in enumerate(alerts):
+        warnings: list[str] = []
+        try:
+            accepted.append(one(source, raw, group, warnings))
+        except ValidationError as exc:
+            refused.append(Problem(index, problems(exc)))
+            continue
+        except BadPayloadError as exc:
+            refused.append(Problem(index, str(exc)))
+            continue
+        warned.extend(Problem(index, w) for w in warnings)
+    return Delivery(accepted, refused, warned).check("alerts", f"{source} payload")
+
+
+def _pagerduty(source: str, body: Any) -> Delivery[AlertIn]:
+    pd = PagerDutyPayload.model_validate(body).event
+    if pd.resource_type != "incident" or not pd.event_type.startswith("incident."):
+        return Delivery([])
+    kind = pd.event_type.removeprefix("incident.")
+    if kind not in ("triggered", "resolved", "reopened"):
+        return Delivery([])  # acknowledged, annotated, ...: nothing for the timeline
+    data = pd.data
+    service = data.service.summary if data.service and data.service.summary else ""
+    if not service:
+        raise BadPayloadError("the PagerDuty incident names no service (event.data.service.summary)")
+    priority = (data.priority or {}).get("summary")
+    alert = AlertIn(
+        source=source,
+        name=clip(data.title, MAX_NAME) or "PagerDutyIncident",
+        service=service,
+        status="resolved" if kind == "resolved" else "firing",
+        fingerprint=f"pagerduty:{data.id}",
+        at=pd.occurred_at,
+        severity=severity_of(priority if isinstance(priority, str) else None, data.urgency),
+        summary=data.title,
+        labels={"pagerduty_incident": data.id},
+    )
+    return Delivery([alert])
+
+
+def parse_alerts(source: str, body: Any) -> Delivery[AlertIn]:
+    """Parse a decoded JSON body of ``source`` alert by alert; raise BadPayloadError when nothing is usable.
+
+    The envelope (version, group key, the list itself) is all or nothing; each alert is accepted or
+    refused on its own, and a refused one is named by its index in the answer.
+    """
     try:
         if source == "alertmanager":
             am = AlertmanagerPayload.model_validate(body)
-            return _prom(source, am.alerts, am.groupKey)
+            return _each(source, am.alerts, am.groupKey, _prom)
         if source == "grafana":
             gf = GrafanaPayload.model_validate(body)
-            return _prom(source, gf.alerts, gf.groupKey)
+            return _each(source, gf.alerts, gf.groupKey, _prom)
         if source == "pagerduty":
-            pd = PagerDutyPayload.model_validate(body).event
-            if pd.resource_type != "incident" or not pd.event_type.startswith("incident."):
-                return []
-            kind = pd.event_type.removeprefix("incident.")
-            if kind not in ("triggered", "resolved", "reopened"):
-                return []  # acknowledged, annotated, ...: nothing for the timeline
-            data = pd.data
-            service = data.service.summary if data.service and data.service.summary else ""
-            if not service:
-                raise BadPayloadError("the PagerDuty incident names no service (event.data.service.summary)")
-            priority = (data.priority or {}).get("summary")
-            return [
-                AlertIn(
-                    source=source,
-                    name=data.title or "PagerDutyIncident",
-                    service=service,
-                    status="resolved" if kind == "resolved" else "firing",
-                    fingerprint=f"pagerduty:{data.id}",
-                    at=pd.occurred_at,
-                    severity=severity_of(priority, data.urgency),
-                    summary=data.title,
-                    labels={"pagerduty_incident": data.id},
-                )
-            ]
+            return _pagerduty(source, body)
         if source == "generic":
             generic = GenericPayload.model_validate(body)
-            return [
-                AlertIn(
-                    source=source,
-                    name=a.name,
-                    service=a.service,
-                    status=a.status,
-                    fingerprint=a.fingerprint or fingerprint_of(a.name, a.service, sorted(a.labels.items())),
-                    at=a.at,
-                    severity=severity_of(a.severity),
-                    summary=a.summary,
-                    value=a.value,
-                    labels=dict(a.labels),
-                )
-                for a in generic.alerts
-            ]
+            return _each(source, generic.alerts, "", _generic)
     except ValidationError as exc:
         raise BadPayloadError(f"not a valid {source} payload: {problems(exc)}") from None
     raise BadPayloadError(

@@ -15,17 +15,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from bot.alerts.errors import BadPayloadError
+from bot.alerts.models import Delivery, Name, Problem, aware_at, problems, storable
+from bot.app.delivery import refresh_card
+from bot.app.mrkdwn import clip
+from bot.app.services import Services
+from incidents_db.snapshots import keep_latest, latest, recent_metrics
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
-from bot.alerts.errors import BadPayloadError
-from bot.alerts.models import aware_at, problems
 from bot.app import incidents
-from bot.app.delivery import refresh_card
-from bot.app.services import Services
-from incidents_db.snapshots import keep_latest, latest, recent_metrics
 
 MAX_SNAPSHOTS = 1000
 MAX_VALUES = 500
@@ -49,7 +50,7 @@ class SnapshotIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=200)
+    service: Annotated[Name, Field(min_length=1)]
     at: datetime | None = None
     values: dict[str, float] = Field(min_length=1, max_length=MAX_VALUES)
 
@@ -70,26 +71,53 @@ class SnapshotIn(BaseModel):
             return value
         for key, number in value.items():
             if not isinstance(key, str) or not 0 < len(key.strip()) <= 200:
-                raise ValueError(f"metric name {key!r} must be 1 to 200 characters")
-            if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
-                raise ValueError(f"metric {key!r} must be a finite number, got {number!r}")
+                raise ValueError(f"metric name {clip(repr(key), 60)} must be 1 to 200 characters")
+            storable(key)
+            if isinstance(number, bool) or not isinstance(number, int | float) or not _finite(number):
+                raise ValueError(f"metric {key!r} must be a finite number, got {clip(repr(number), 40)}")
         return value
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    snapshots: list[SnapshotIn] = Field(min_length=1, max_length=MAX_SNAPSHOTS)
+    snapshots: list[Any] = Field(min_length=1, max_length=MAX_SNAPSHOTS)
 
 
-def parse_snapshots(body: Any) -> list[SnapshotIn]:
-    """Parse ``{"snapshots": [...]}``, a bare list, or one snapshot object; raise BadPayloadError."""
+def parse_snapshots(body: Any, *, now: datetime | None = None) -> Delivery[SnapshotIn]:
+    """Parse ``{"snapshots": [...]}``, a bare list, or one snapshot object, snapshot by snapshot.
+
+    A snapshot that is invalid, or dated more than FUTURE_SLACK_S after ``now``, is refused on its own
+    (named by its index); BadPayloadError when the envelope is wrong or every snapshot was refused.
+    """
     if isinstance(body, list) or (isinstance(body, dict) and "snapshots" not in body):
         body = {"snapshots": body if isinstance(body, list) else [body]}
     try:
-        return _Body.model_validate(body).snapshots
+        items = _Body.model_validate(body).snapshots
     except ValidationError as exc:
         raise BadPayloadError(f"not a valid snapshot payload: {problems(exc)}") from None
+    accepted: list[SnapshotIn] = []
+    refused: list[Problem] = []
+    for index, raw in enumerate(items):
+        try:
+            snap = SnapshotIn.model_validate(raw)
+        except ValidationError as exc:
+            refused.append(Problem(index, problems(exc)))
+            continue
+        if now is not None and snap.at is not None and snap.at - now > timedelta(seconds=FUTURE_SLACK_S):
+            refused.append(
+                Problem(index, f"at: {snap.at.isoformat()} is in the future; check the sender's clock")
+            )
+            continue
+        accepted.append(snap)
+    return Delivery(accepted, refused).check("snapshots", "snapshot payload")
 
 
 @dataclass(frozen=True)
@@ -114,11 +142,6 @@ class SnapshotResult:
 def ingest_snapshots(services: Services, snapshots: list[SnapshotIn]) -> SnapshotResult:
     """Keep the newest snapshot per service and add them to open incidents' timelines; commit."""
     now = services.clock()
-    for snap in snapshots:
-        if snap.at is not None and snap.at - now > timedelta(seconds=FUTURE_SLACK_S):
-            raise BadPayloadError(
-                f"snapshot of {snap.service} is dated {snap.at.isoformat()}, in the future; check the clock"
-            )
     known = set(services.topology.services) if services.topology is not None else set()
     interval = timedelta(seconds=services.snapshot_interval_s)
     stored = stale = attached = 0

@@ -7,20 +7,28 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from bot.app.mrkdwn import clip, clip_md, escape, mention, safe
 from bot.app.suggest import Ranking, SuggestionView
 from remediation.approvals import states as st
 
 HIGH_RISKS = ("high", "critical")
 MAX_SIGNALS = 8
+# Block Kit's limits (Slack answers invalid_blocks past them) and ours for what we build from outside text
+MAX_HEADER, MAX_SECTION, MAX_FIELD, MAX_CONTEXT = 150, 3000, 2000, 2000
+MAX_FALLBACK = 3000  # the card's fallback text: what notifications show
+MAX_NAME = 200  # an alert name, service or metric key as shown in a line
+MAX_LINE = 500  # one timeline line
 RISK_MARK = {"low": "🟢", "medium": "🟡", "high": "🟠", "critical": "🔴"}
 
 
-def _plain(text: str, limit: int = 150) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text[:limit], "emoji": True}
+def _plain(text: str, limit: int = MAX_HEADER) -> dict[str, Any]:
+    """Plain text is never parsed for links or mentions, so outside text goes in unescaped (clipped)."""
+    return {"type": "plain_text", "text": clip(text, limit) or "-", "emoji": True}
 
 
-def _md(text: str, limit: int = 3000) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text[: limit - 1] + "…" if len(text) > limit else text}
+def _md(text: str, limit: int = MAX_SECTION) -> dict[str, Any]:
+    """``text`` is mrkdwn already: outside parts were escaped where they were put in (`safe`)."""
+    return {"type": "mrkdwn", "text": clip_md(text, limit) or "-"}
 
 
 def _minutes(seconds: float | None) -> str:
@@ -30,8 +38,16 @@ def _minutes(seconds: float | None) -> str:
 
 
 def target_label(action: str, target: str | None) -> str:
-    """Return ``action on target`` (or just the action for global ones)."""
-    return f"{action} on {target}" if target else action
+    """Return ``action on target`` (or just the action for global ones) as mrkdwn, both escaped."""
+    return f"{safe(action, MAX_NAME)} on {safe(target, MAX_NAME)}" if target else safe(action, MAX_NAME)
+
+
+def _number(value: Any) -> str:
+    """Return a metric value short (``0.123``), or escaped as it came when it is no number (history)."""
+    try:
+        return f"{float(value):.3g}"
+    except (TypeError, ValueError, OverflowError):
+        return safe(value, 20)
 
 
 def key_signals(record: dict[str, Any]) -> list[str]:
@@ -47,13 +63,13 @@ def key_signals(record: dict[str, Any]) -> list[str]:
     for (name, service), event in sorted(latest.items()):
         if event.get("status") == "firing":
             value = f" = {event['value']:g}" if isinstance(event.get("value"), int | float) else ""
-            lines.append(f"🔥 *{name}* on `{service}`{value}")
+            lines.append(f"🔥 *{safe(name, MAX_NAME)}* on `{safe(service, MAX_NAME)}`{value}")
     affected = set(record.get("services") or ())
     for service, values in sorted(metrics.items()):
         if affected and service not in affected:
             continue  # snapshots of the whole graph feed the ranking; the card shows the affected ones
-        shown = ", ".join(f"{k} {float(v):.3g}" for k, v in sorted(values.items())[:4])
-        lines.append(f"📈 `{service}`: {shown}")
+        shown = ", ".join(f"{safe(k, MAX_NAME)} {_number(v)}" for k, v in sorted(values.items())[:4])
+        lines.append(f"📈 `{safe(service, MAX_NAME)}`: {shown}")
     return lines[:MAX_SIGNALS] or ["no firing alerts"]
 
 
@@ -70,11 +86,11 @@ def _status_line(view: SuggestionView) -> str:
     request = view.request
     if request is None or request.state == st.EXPIRED:
         if not view.decision.allowed:
-            return f"🚫 cannot be approved now: {view.decision.reason}"
+            return f"🚫 cannot be approved now: {escape(view.decision.reason)}"
         need = view.decision.approvals_required
         roles = ", ".join(view.decision.approver_roles) or "nobody"
         return f"needs {need} approval(s) from {roles}"
-    approvers = ", ".join(f"<@{a}>" for a in request.approvers)
+    approvers = ", ".join(mention(a) for a in request.approvers)
     if request.state in (st.PENDING, st.PROPOSED):
         done = len(request.approvers)
         return f"⏳ {done} of {request.required_approvals} approvals" + (
@@ -105,7 +121,7 @@ def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
     if view.ranked.risk in HIGH_RISKS:
         approve["confirm"] = {
             "title": _plain("High-risk action", 100),
-            "text": _md(f"Approve *{label}* ({view.ranked.risk} risk) on {incident_id}?", 300),
+            "text": _md(f"Approve *{label}* ({view.ranked.risk} risk) on {escape(incident_id)}?", 300),
             "confirm": _plain("Approve", 30),
             "deny": _plain("Cancel", 30),
             "style": "danger",
@@ -127,16 +143,22 @@ def render_card(ranking: Ranking, *, policy_name: str, now: datetime) -> tuple[s
     rec = ranking.record
     resolved = bool(rec.get("resolved_at"))
     state = "✅ Resolved" if resolved else "🔴 Open"
-    text = f"{rec['id']} [{rec['severity']}] {rec['title']} ({'resolved' if resolved else 'open'})"
+    incident_id = escape(rec["id"])
+    text = clip_md(
+        f"{incident_id} [{escape(rec['severity'])}] {escape(rec['title'])} "
+        f"({'resolved' if resolved else 'open'})",
+        MAX_FALLBACK,
+    )
+    services = escape(", ".join(str(x) for x in rec.get("services") or []) or "unknown")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(f"{rec['id']}: {rec['title']}")},
         {
             "type": "section",
             "fields": [
-                _md(f"*Severity*\n{rec['severity']}"),
-                _md(f"*Status*\n{state}"),
-                _md(f"*Services*\n{', '.join(rec.get('services') or []) or 'unknown'}"),
-                _md(f"*Opened*\n{rec['opened_at']}"),
+                _md(f"*Severity*\n{escape(rec['severity'])}", MAX_FIELD),
+                _md(f"*Status*\n{state}", MAX_FIELD),
+                _md(f"*Services*\n{services}", MAX_FIELD),
+                _md(f"*Opened*\n{escape(rec['opened_at'])}", MAX_FIELD),
             ],
         },
         {"type": "section", "text": _md("*Key signals*\n" + "\n".join(key_signals(rec)))},
@@ -152,7 +174,7 @@ def render_card(ranking: Ranking, *, policy_name: str, now: datetime) -> tuple[s
                 f"*{view.n}. {target_label(item.action, item.target)}*\n"
                 f"confidence {item.confidence:.0%} · {mark} {item.risk} risk · "
                 f"time to mitigate {_minutes(item.expected_ttm_s)}\n"
-                f"_{item.reason}_\n{_status_line(view)}"
+                f"_{escape(item.reason)}_\n{_status_line(view)}"
             )
             blocks.append({"type": "section", "block_id": f"text-{view.n}", "text": _md(line)})
             blocks.append(_buttons(rec["id"], view))
@@ -160,31 +182,37 @@ def render_card(ranking: Ranking, *, policy_name: str, now: datetime) -> tuple[s
     if not resolved and not any(e.get("type") == "metrics" for e in rec.get("events", [])):
         # say so: without metrics the ranking sees alerts and changes only (docs/alerts.md)
         footer += " · ranked on alerts only: no metric snapshots received"
-    blocks.append({"type": "context", "elements": [_md(footer, 2000)]})
+    blocks.append({"type": "context", "elements": [_md(footer, MAX_CONTEXT)]})
     return text, blocks
 
 
 def timeline_line(event: dict[str, Any]) -> str:
-    """Return one timeline event as a short mrkdwn line."""
-    at = str(event.get("at", ""))[11:19]
+    """Return one timeline event as a short mrkdwn line (every part from outside escaped)."""
+    return clip_md(_timeline_line(event), MAX_LINE)
+
+
+def _timeline_line(event: dict[str, Any]) -> str:
+    at = escape(str(event.get("at", ""))[11:19])
     kind = event.get("type")
+    service = safe(event.get("service"), MAX_NAME)
     if kind == "alert":
         icon = "🔥" if event.get("status") == "firing" else "✅"
-        return f"`{at}` {icon} alert {event.get('name')} {event.get('status')} on `{event.get('service')}`"
+        name, status = safe(event.get("name"), MAX_NAME), escape(event.get("status"))
+        return f"`{at}` {icon} alert {name} {status} on `{service}`"
     if kind == "action":
-        who = event.get("actor", "?")
+        who = safe(event.get("actor", "?"), MAX_NAME)
         return (
             f"`{at}` ⚙️ {target_label(str(event.get('action')), event.get('target'))} → "
-            f"*{event.get('outcome')}* (approved by {who})"
-            + (f": {event['detail']}" if event.get("detail") else "")
+            f"*{escape(event.get('outcome'))}* (approved by {who})"
+            + (f": {escape(event['detail'])}" if event.get("detail") else "")
         )
     if kind == "note":
-        return f"`{at}` 📝 <@{event.get('actor')}>: {event.get('text', '')}"
+        return f"`{at}` 📝 {mention(event.get('actor'))}: {escape(event.get('text', ''))}"
     if kind == "resolved":
-        return f"`{at}` ✅ resolved" + (f" by <@{event['actor']}>" if event.get("actor") else "")
+        return f"`{at}` ✅ resolved" + (f" by {mention(event['actor'])}" if event.get("actor") else "")
     if kind == "metrics":
-        return f"`{at}` 📈 metrics of `{event.get('service')}`"
-    return f"`{at}` {kind} {event.get('service') or ''}".rstrip()
+        return f"`{at}` 📈 metrics of `{service}`"
+    return f"`{at}` {escape(kind)} {service if event.get('service') else ''}".rstrip()
 
 
 def timeline_text(events: Iterable[dict[str, Any]], limit: int = 30) -> str:

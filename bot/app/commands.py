@@ -6,14 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from bot.alerts.snapshots import attach_recent
-from bot.app import incidents
-from bot.app.cards import key_signals, target_label, timeline_text
 from bot.app.delivery import announce, post_in_thread
 from bot.app.errors import NotAllowedError, NotFoundError
 from bot.app.grammar import HELP, Command, parse
+from bot.app.mrkdwn import clip_md, escape, mention, safe
 from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
 from bot.app.suggest import rank
@@ -21,6 +17,13 @@ from incidents_db.models import Postmortem
 from playbooks.models import Risk
 from remediation.guardrails.decide import may, owned_services, roles_of
 from remediation.guardrails.service import set_switch
+from sqlalchemy.orm import Session
+
+from bot.alerts.snapshots import attach_recent
+from bot.app import incidents
+from bot.app.cards import key_signals, target_label, timeline_text
+
+TITLE = 300  # an incident title as shown in a reply line (escaped, clipped)
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,19 @@ class Outcome:
 
 def _need_role(services: Services, user: str, what: str) -> None:
     if not roles_of(services.rbac, user):
-        raise NotAllowedError(f"<@{user}> has no role in the RBAC config, so may not {what}; ask an admin")
+        raise NotAllowedError(
+            f"{mention(user)} has no role in the RBAC config, so may not {what}; ask an admin"
+        )
 
 
 def _incidents(services: Services, s: Session) -> Outcome:
     rows = incidents.open_incidents(db_session=s)
     if not rows:
         return Outcome(Reply("No open incidents."))
-    lines = [f"• *{i.id}* [{i.severity}] {i.title} ({', '.join(i.services or [])})" for i in rows]
+    lines = [
+        f"• *{escape(i.id)}* [{i.severity}] {safe(i.title, TITLE)} ({safe(', '.join(i.services or []), TITLE)})"
+        for i in rows
+    ]
     return Outcome(Reply("*Open incidents*\n" + "\n".join(lines)))
 
 
@@ -71,7 +79,11 @@ def _declare(services: Services, s: Session, user: str, service: str, title: str
     attach_recent(services, s, incident.id, now)
     announce(db_session=s, incident_id=incident.id, now=now)
     return Outcome(
-        Reply(f"<@{user}> declared *{incident.id}* on `{service}`: {title}", in_channel=True), True
+        Reply(
+            f"{mention(user)} declared *{escape(incident.id)}* on `{escape(service)}`: {safe(title, TITLE)}",
+            in_channel=True,
+        ),
+        True,
     )
 
 
@@ -79,31 +91,33 @@ def _suggest(services: Services, s: Session, incident_id: str) -> Outcome:
     # fresh: a suggestion whose request is final gets a new generation (new buttons); old cards stay done
     ranking = rank(services, db_session=s, incident_id=incident_id, fresh=True)
     if not ranking.suggestions:
-        return Outcome(Reply(f"{ranking.record['id']} is resolved; nothing to suggest."))
+        return Outcome(Reply(f"{escape(ranking.record['id'])} is resolved; nothing to suggest."))
     lines = [
         f"{v.n}. *{target_label(v.ranked.action, v.ranked.target)}* - confidence {v.ranked.confidence:.0%}, "
-        f"{v.ranked.risk} risk: {v.ranked.reason}"
-        + ("" if v.decision.allowed else f" (not approvable now: {v.decision.reason})")
+        f"{v.ranked.risk} risk: {escape(v.ranked.reason)}"
+        + ("" if v.decision.allowed else f" (not approvable now: {escape(v.decision.reason)})")
         for v in ranking.suggestions
     ]
     announce(db_session=s, incident_id=ranking.record["id"], now=services.clock())
-    return Outcome(Reply(f"*Suggestions for {ranking.record['id']}*\n" + "\n".join(lines)), True)
+    return Outcome(Reply(f"*Suggestions for {escape(ranking.record['id'])}*\n" + "\n".join(lines)), True)
 
 
 def _why(services: Services, s: Session, incident_id: str, n: int) -> Outcome:
     ranking = rank(services, db_session=s, incident_id=incident_id, k=max(n, services.top_k))
     if n > len(ranking.suggestions):
-        raise NotFoundError(f"{incident_id} has {len(ranking.suggestions)} suggestion(s); there is no #{n}")
+        raise NotFoundError(
+            f"{escape(incident_id)} has {len(ranking.suggestions)} suggestion(s); there is no #{n}"
+        )
     view = ranking.suggestions[n - 1]
     item, decision = view.ranked, view.decision
     text = (
-        f"*Why #{n}: {target_label(item.action, item.target)}* on {ranking.record['id']}\n"
-        f"• reason: {item.reason}\n"
+        f"*Why #{n}: {target_label(item.action, item.target)}* on {escape(ranking.record['id'])}\n"
+        f"• reason: {escape(item.reason)}\n"
         f"• policy {services.policy.name}: score {item.score:.3f}, confidence {item.confidence:.0%}, "
         f"expected time to mitigate {item.expected_ttm_s or 0:.0f} s\n"
         f"• risk {item.risk}: needs {decision.approvals_required} approval(s) from "
         f"{', '.join(decision.approver_roles) or 'nobody'}\n"
-        f"• guardrails: {decision.reason}\n"
+        f"• guardrails: {escape(decision.reason)}\n"
         f"• signals: {'; '.join(key_signals(ranking.record))}"
     )
     return Outcome(Reply(text))
@@ -125,7 +139,7 @@ def _similar(services: Services, s: Session, incident_id: str) -> Outcome:
             scored.append((score, other))
     scored.sort(key=lambda p: (-p[0], p[1]["id"]))
     if not scored:
-        return Outcome(Reply(f"No past incident looks like {rec['id']}."))
+        return Outcome(Reply(f"No past incident looks like {escape(rec['id'])}."))
     lines = []
     for score, other in scored[:5]:
         fixes = [
@@ -134,8 +148,8 @@ def _similar(services: Services, s: Session, incident_id: str) -> Outcome:
             if e.get("type") == "action" and e.get("outcome") == "succeeded"
         ]
         fixed = f" - fixed by {', '.join(fixes)}" if fixes else ""
-        lines.append(f"• *{other['id']}* ({score:.0%} alike) {other['title']}{fixed}")
-    return Outcome(Reply(f"*Incidents like {rec['id']}*\n" + "\n".join(lines)))
+        lines.append(f"• *{escape(other['id'])}* ({score:.0%} alike) {safe(other['title'], TITLE)}{fixed}")
+    return Outcome(Reply(f"*Incidents like {escape(rec['id'])}*\n" + "\n".join(lines)))
 
 
 def _decide_request(services: Services, s: Session, user: str, verb: str, request_id: str) -> Outcome:
@@ -147,8 +161,8 @@ def _status(services: Services, s: Session, incident_id: str) -> Outcome:
     rec = incidents.record(db_session=s, incident_id=incident_id)
     state = "resolved" if rec.get("resolved_at") else "open"
     text = (
-        f"*{rec['id']}* [{rec['severity']}] {rec['title']} - {state}\n"
-        f"services: {', '.join(rec.get('services') or []) or 'unknown'}\n"
+        f"*{escape(rec['id'])}* [{escape(rec['severity'])}] {safe(rec['title'], TITLE)} - {state}\n"
+        f"services: {escape(', '.join(rec.get('services') or []) or 'unknown')}\n"
         + "\n".join(key_signals(rec))
         + "\n*Latest timeline*\n"
         + timeline_text(rec["events"][-10:])
@@ -160,10 +174,10 @@ def _resolve(services: Services, s: Session, user: str, incident_id: str) -> Out
     _need_role(services, user, "resolve incidents")
     now = services.clock()
     if not incidents.resolve(db_session=s, incident_id=incident_id, actor=user, now=now):
-        return Outcome(Reply(f"{incident_id} was already resolved."))
+        return Outcome(Reply(f"{escape(incident_id)} was already resolved."))
     real = incidents.get(db_session=s, incident_id=incident_id).id
     announce(db_session=s, incident_id=real, now=now)
-    return Outcome(Reply(f"<@{user}> resolved *{real}*.", in_channel=True), True)
+    return Outcome(Reply(f"{mention(user)} resolved *{escape(real)}*.", in_channel=True), True)
 
 
 def _postmortem(services: Services, s: Session, user: str, incident_id: str) -> Outcome:
@@ -171,12 +185,12 @@ def _postmortem(services: Services, s: Session, user: str, incident_id: str) -> 
     actions = [e for e in rec["events"] if e.get("type") == "action"]
     body = "\n".join(
         [
-            f"*Postmortem draft: {rec['id']} - {rec['title']}*",
-            f"*Severity* {rec['severity']} · *Services* {', '.join(rec.get('services') or [])}",
+            f"*Postmortem draft: {escape(rec['id'])} - {escape(rec['title'])}*",
+            f"*Severity* {escape(rec['severity'])} · *Services* {escape(', '.join(rec.get('services') or []))}",
             f"*Opened* {rec['opened_at']} · *Resolved* {rec.get('resolved_at') or 'still open'}",
             "*What was done*",
             *(
-                f"• {target_label(str(a.get('action')), a.get('target'))}: {a.get('outcome')}"
+                f"• {target_label(str(a.get('action')), a.get('target'))}: {escape(a.get('outcome'))}"
                 for a in actions
             ),
             *(["• nothing was run"] if not actions else []),
@@ -200,8 +214,8 @@ def _postmortem(services: Services, s: Session, user: str, incident_id: str) -> 
         )
     elif existing.status == "draft":
         existing.body, existing.updated_at = body, now
-    post_in_thread(db_session=s, incident_id=rec["id"], text=body[:39000], now=now)
-    return Outcome(Reply(f"Postmortem draft for {rec['id']} posted in the card's thread."), True)
+    post_in_thread(db_session=s, incident_id=rec["id"], text=clip_md(body, 39000), now=now)
+    return Outcome(Reply(f"Postmortem draft for {escape(rec['id'])} posted in the card's thread."), True)
 
 
 def _freeze(services: Services, s: Session, user: str, state: str, service: str | None) -> Outcome:
@@ -214,8 +228,8 @@ def _freeze(services: Services, s: Session, user: str, state: str, service: str 
         now=services.clock(),
         service=service,
     )
-    where = service or "every service"
-    return Outcome(Reply(f"<@{user}> turned the freeze {state} for {where}.", in_channel=True))
+    where = escape(service) if service else "every service"
+    return Outcome(Reply(f"{mention(user)} turned the freeze {state} for {where}.", in_channel=True))
 
 
 def _whoami(services: Services, user: str) -> Outcome:
@@ -228,7 +242,7 @@ def _whoami(services: Services, user: str) -> Outcome:
         if may(config, user, "approve", r, None) or any(may(config, user, "approve", r, o) for o in owned)
     ]
     text = (
-        f"You are <@{user}>.\n• roles: {', '.join(roles) or 'none (read only)'}\n"
+        f"You are {mention(user)}.\n• roles: {', '.join(roles) or 'none (read only)'}\n"
         f"• owned services: {', '.join(owned) or 'none'}\n"
         f"• may approve risks: {', '.join(approvable) or 'none'}\n"
         f"• RBAC policy version: {config.policy_version}"
@@ -249,7 +263,7 @@ def _free(services: Services, s: Session, text: str) -> Outcome:
             if word == service or (len(word) >= 4 and service.startswith(word)):
                 found = incidents.open_for_service(db_session=s, service=service)
                 if found is None:
-                    return Outcome(Reply(f"No open incident on `{service}`."))
+                    return Outcome(Reply(f"No open incident on `{escape(service)}`."))
                 return _status(services, s, found.id)
     return Outcome(Reply(f"I did not understand that.\n{HELP}"))
 

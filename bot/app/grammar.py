@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.app.errors import UsageError
+from bot.app.mrkdwn import safe
 
 USAGE: dict[str, str] = {
     "help": "help - this list",
@@ -47,7 +48,9 @@ def _one_id(verb: str, args: list[str], what: str) -> str:
     if not args:
         raise _usage(verb, f"name the {what}")
     if len(args) > 1 or not _ID.fullmatch(args[0]):
-        raise _usage(verb, f"{args[0]!r} is not a {what} id" if len(args) == 1 else f"give one {what}")
+        raise _usage(
+            verb, f"{safe(repr(args[0]), 200)} is not a {what} id" if len(args) == 1 else f"give one {what}"
+        )
     return args[0]
 
 
@@ -70,15 +73,21 @@ def parse(text: str) -> Command:
     if verb == "why":
         if not args or len(args) > 2:
             raise _usage(verb, "name the incident and optionally the suggestion number")
+        if not _ID.fullmatch(args[0]):
+            raise _usage(verb, f"{safe(repr(args[0]), 200)} is not an incident id")
         if len(args) == 2 and (not args[1].isdigit() or not 1 <= int(args[1]) <= 10):
-            raise _usage(verb, f"{args[1]!r} is not a suggestion number (1-10)")
+            raise _usage(verb, f"{safe(repr(args[1]), 200)} is not a suggestion number (1-10)")
         return Command(verb, (args[0], args[1] if len(args) == 2 else "1"))
     if verb == "declare":
         if len(args) < 2:
             raise _usage(verb, "name the service and give a title")
+        if not _ID.fullmatch(args[0]):
+            raise _usage(verb, f"{safe(repr(args[0]), 200)} is not a service name")
         return Command(verb, (args[0], " ".join(args[1:])))
     if verb == "freeze":
         if not args or args[0].lower() not in ("on", "off") or len(args) > 2:
             raise _usage(verb, "say on or off, then optionally one service")
+        if len(args) == 2 and not _ID.fullmatch(args[1]):
+            raise _usage(verb, f"{safe(repr(args[1]), 200)} is not a service name")
         return Command(verb, (args[0].lower(), *args[1:]))
     return Command("free", text=clean)

@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from bot.app.errors import NotFoundError
+from bot.app.mrkdwn import safe
 from incidents_db.models import Incident, IncidentEvent
 from incidents_db.service import get_record
+from sqlalchemy.orm import Session
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 _NUMBERED = re.compile(r"INC-(\d+)")
@@ -100,7 +100,9 @@ def get(*, db_session: Session, incident_id: str) -> Incident:
     """Return the incident (ids are matched case-insensitively) or raise NotFoundError."""
     incident = db_session.get(Incident, incident_id) or db_session.get(Incident, incident_id.upper())
     if incident is None:
-        raise NotFoundError(f"no incident {incident_id!r}; `/remediate incidents` lists the open ones")
+        raise NotFoundError(
+            f"no incident {safe(repr(incident_id), 200)}; `/remediate incidents` lists the open ones"
+        )
     return incident
 
 

@@ -4,14 +4,18 @@
   re-run): we cannot know how far the action got, so a person must look.
 * Every ``expire_every_s`` an APScheduler job moves open requests past their time to live to
   ``expired`` and refreshes their incident cards, so a stale Approve button cannot run anything.
+* Every ``audit_head_every_s``, when a target is configured, the audit log's head is checked and
+  published outside the database (`bot.app.audit_head`).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.app.audit_head import HeadPublisher, PublishResult
 from bot.app.delivery import announce
 from bot.app.services import Services
 from incidents_db.models import ApprovalRequest
@@ -60,10 +64,32 @@ def _expire_job(services: Services) -> None:
         log.exception("expiring approval requests failed")
 
 
-def start_jobs(services: Services, *, expire_every_s: float = 30.0) -> BackgroundScheduler:
-    """Recover interrupted executions, then start the scheduler that expires stale requests."""
+def publish_audit_head(publisher: HeadPublisher) -> PublishResult | None:
+    """Run one audit head publication (the scheduled job); None when it raised (logged, retried next tick)."""
+    try:
+        return publisher.publish()  # logs and reports a failed check itself
+    except Exception:  # never kill the scheduler
+        log.exception("publishing the audit head failed")
+        return None
+
+
+def start_jobs(
+    services: Services, *, expire_every_s: float = 30.0, audit_head: HeadPublisher | None = None
+) -> BackgroundScheduler:
+    """Recover interrupted executions, then start the scheduler (request expiry; audit head publication)."""
     recover_interrupted(services)
     scheduler = BackgroundScheduler(timezone="UTC")
+    if audit_head is not None and audit_head.enabled:
+        scheduler.add_job(
+            publish_audit_head,
+            "interval",
+            seconds=audit_head.every_s,
+            args=[audit_head],
+            id="publish-audit-head",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),  # publish once at start, then every audit_head_every_s
+        )
     scheduler.add_job(
         _expire_job,
         "interval",

@@ -8,6 +8,8 @@ is put into mrkdwn, and through `clip` before it is put into a field with a leng
 
 from __future__ import annotations
 
+import re
+
 ELLIPSIS = "…"
 
 
@@ -21,3 +23,26 @@ def clip(text: str, limit: int) -> str:
     if limit <= 0:
         return ""
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")
+
+
+def mention(user: object) -> str:
+    """Return ``<@user>`` for a Slack user id (``U…`` / ``W…``); anything else escaped, so it cannot ping."""
+    text = str(user)
+    return f"<@{text}>" if _SLACK_USER.fullmatch(text) else escape(text)
+
+
+def clip_md(text: str, limit: int) -> str:
+    """Return mrkdwn ``text`` clipped like `clip`, never cutting an entity (``&amp;``) in half."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    return _ENTITY_TAIL.sub("", cut) + ELLIPSIS if limit > 0 else ""
+
+
+def safe(text: object, limit: int) -> str:
+    """Return outside ``text`` escaped for mrkdwn and clipped to ``limit`` characters (after escaping)."""
+    return clip_md(escape(text), limit)

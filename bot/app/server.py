@@ -18,28 +18,39 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-from waitress import trigger, wasyncore
-from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
-
 from bot.alerts.auth import authenticate
-from bot.alerts.errors import AlertError, BadPayloadError
-from bot.alerts.intake import IntakeResult, ingest
-from bot.alerts.models import parse_alerts
-from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
+from bot.alerts.errors import AlertError, AllRefusedError
+from bot.alerts.models import Delivery, decode_json, parse_alerts
 from bot.app.app import RemediateApp, error_text
 from bot.app.services import Services
 from incidents_db import outbox
 from incidents_db.snapshots import ServiceSnapshot
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress import trigger, wasyncore
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
+
+from bot.alerts.intake import IntakeResult, ingest
+from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
 SNAPSHOTS = "snapshots"  # POST /snapshots: metric snapshots, authenticated like the alert sources
-# what each delivery goes through once authenticated and decoded: (services, source, body) -> result
-_INTAKES: dict[str, Callable[[Services, str, Any], IntakeResult | SnapshotResult]] = {
-    **dict.fromkeys(SOURCES, lambda services, source, body: ingest(services, parse_alerts(source, body))),
-    SNAPSHOTS: lambda services, _source, body: ingest_snapshots(services, parse_snapshots(body)),
-}
+Intake = Callable[[Services, str, Any], tuple[IntakeResult | SnapshotResult, Delivery[Any]]]
+
+
+def _alerts(services: Services, source: str, body: Any) -> tuple[IntakeResult, Delivery[Any]]:
+    delivery = parse_alerts(source, body)
+    return ingest(services, delivery.accepted), delivery
+
+
+def _snapshots(services: Services, _source: str, body: Any) -> tuple[SnapshotResult, Delivery[Any]]:
+    delivery = parse_snapshots(body, now=services.clock())
+    return ingest_snapshots(services, delivery.accepted), delivery
+
+
+# what each delivery goes through once authenticated and decoded: (services, source, body) -> (result,
+# the parsed delivery with its refused items); the accepted items are committed, the refused named
+_INTAKES: dict[str, Intake] = {**dict.fromkeys(SOURCES, _alerts), SNAPSHOTS: _snapshots}
 MAX_BODY = 1_000_000
 HTTP_THREADS = 8
 SWITCH_INTERVAL_S = 0.001
@@ -146,17 +157,16 @@ class Server:
         services = self.app.services
         try:
             authenticate(source, headers, body, token=self.alerts_token, secrets=services.alert_secrets)
-            try:
-                decoded = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                raise BadPayloadError("the body is not JSON") from None
-            result = handle(services, source, decoded)
+            result, delivery = handle(services, source, decode_json(body))
+        except AllRefusedError as exc:
+            return _json(start, _REASONS[422], {"ok": False, "error": str(exc), "refused": exc.refused})
         except AlertError as exc:
             return _json(start, _REASONS.get(exc.status, "400 Bad Request"), {"ok": False, "error": str(exc)})
         except Exception as exc:
             return _json(start, _REASONS[500], {"ok": False, "error": error_text(exc)})
         self.app.worker.wake()
-        return _json(start, _REASONS[200], {"ok": True, **result.as_dict()})
+        # 200 once anything was accepted (and committed), so a sender does not retry the good ones forever
+        return _json(start, _REASONS[200], {"ok": True, **result.as_dict(), **delivery.answer()})
 
 
 def http_server(

@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve /slack/events (or Socket Mode), /healthz and /alerts/{alertmanager,pagerduty,grafana,generic}."""
         from bot.app.app import build_app
+        from bot.app.audit_head import HeadPublisher
         from bot.app.jobs import start_jobs
         from bot.app.server import http_server, settle_heap, stop_server
         from bot.app.services import build_services
@@ -101,7 +102,8 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 console.print(f"warning: auth.test failed ({exc}); alert-born incidents get no requester")
         remediate.worker.start()
-        scheduler = start_jobs(services)
+        audit_head = HeadPublisher.from_settings(settings, sessions=services.sessions, clock=services.clock)
+        scheduler = start_jobs(services, audit_head=audit_head)
         settle_heap()
         token = settings.alerts_token.get_secret_value() if settings.alerts_token else None
         signal.signal(signal.SIGTERM, _interrupt)

@@ -80,7 +80,9 @@ def test_newest_is_kept_and_older_is_stale(harness: Harness) -> None:
             snap("redis-cart", error_rate=0.0, saturation=0.4),
         ],
     )
-    assert status == 200 and body == {"ok": True, "stored": 2, "stale": 0, "attached": 0, "incidents": []}
+    assert status == 200 and body == {
+        "ok": True, "stored": 2, "stale": 0, "attached": 0, "incidents": [], "refused": [], "warnings": []
+    }  # fmt: skip
     status, body = post(harness, snap("cartservice", at=(now - timedelta(seconds=90)).isoformat(), cpu=1.0))
     assert (status, body["stored"], body["stale"]) == (200, 0, 1)
     with harness.services.sessions() as s:
