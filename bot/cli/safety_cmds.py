@@ -1,4 +1,4 @@
-"""Safety commands: `playbooks validate`, `rbac check`, `freeze`, `killswitch`, `audit verify|show`."""
+"""Safety commands: `playbooks validate`, `rbac check`, `freeze`, `killswitch`, `audit verify|publish|show`."""
 
 from __future__ import annotations
 
@@ -153,19 +153,72 @@ def register(app: typer.Typer) -> None:
     @audit.command("verify")
     def verify_cmd(
         ctx: typer.Context,
+        expect_head: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--expect-head",
+                help="A head published elsewhere, HASH or SEQ:HASH: that entry must still be on the chain "
+                "(repeatable).",
+            ),
+        ] = None,
+        head_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--head-file", help="Append-only file of published heads: check against its newest line."
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     ) -> None:
         """Check the whole hash chain; name the first entry that was edited, deleted, inserted or moved."""
-        from remediation.audit.service import verify
+        from remediation.audit.published import read_last
+        from remediation.audit.service import Checkpoint, CheckpointError, verify
 
+        try:
+            expected = [Checkpoint.parse(text) for text in expect_head or []]
+            if head_file is not None:
+                newest = read_last(head_file)
+                if newest is None:
+                    refuse(f"--head-file {head_file}: no published head in it (missing or empty)")
+                expected.append(newest.checkpoint)
+        except CheckpointError as exc:
+            refuse(str(exc))
         with _store(settings_of(ctx))() as session:
-            verdict = verify(db_session=session)
+            verdict = verify(db_session=session, expect=expected)
         if as_json:
-            print_json(verdict.__dict__)
+            print_json({**verdict.__dict__, "expected": [{"seq": c.seq, "hash": c.hash} for c in expected]})
         elif verdict.ok:
-            console.print(f"audit log OK: {verdict.checked} entries, chain intact")
+            head = f"; head entry {verdict.head_seq} ({verdict.head_hash})" if verdict.head_seq else ""
+            against = f"; runs through {len(expected)} published head(s)" if expected else ""
+            console.print(
+                f"audit log OK: {verdict.checked} entries, chain intact{head}{against}", soft_wrap=True
+            )
         if not verdict.ok:
-            refuse(f"audit log broken at entry {verdict.first_bad_seq}: {verdict.problem}")
+            where = f" at entry {verdict.first_bad_seq}" if verdict.first_bad_seq is not None else ""
+            refuse(f"audit log broken{where}: {verdict.problem}")
+
+    @audit.command("publish")
+    def publish_cmd(
+        ctx: typer.Context,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    ) -> None:
+        """Check the chain and publish a changed head to the audit_head_* targets once (what `serve` does on a schedule)."""
+        from bot.app.audit_head import HeadPublisher
+        from bot.app.services import utc_now
+
+        settings = settings_of(ctx)
+        publisher = HeadPublisher.from_settings(settings, sessions=_store(settings), clock=utc_now)
+        if not publisher.enabled:
+            refuse(
+                "no place to publish to: set REMEDIATE_AUDIT_HEAD_FILE, REMEDIATE_AUDIT_HEAD_CHANNEL "
+                "or REMEDIATE_AUDIT_HEAD_WEBHOOK"
+            )
+        result = publisher.publish()
+        if as_json:
+            print_json(result.as_dict())
+        elif result.ok:
+            console.print(result.summary(), soft_wrap=True, highlight=False)
+        if not result.ok:
+            refuse(result.summary())
 
     @audit.command("show")
     def show(

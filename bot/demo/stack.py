@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from bot.app.app import RemediateApp, build_app
+from bot.app.audit_head import HeadPublisher
 from bot.app.jobs import start_jobs
 from bot.app.server import http_server, settle_heap, stop_server
 from bot.app.services import Services, build_services
@@ -137,7 +138,8 @@ class DemoStack:
         )
         self.app = build_app(settings, services)
         self.app.worker.start()
-        self._scheduler = start_jobs(self.app.services)
+        audit_head = HeadPublisher.from_settings(settings, sessions=services.sessions, clock=services.clock)
+        self._scheduler = start_jobs(self.app.services, audit_head=audit_head)
         server = http_server(self.app, alerts_token=self.alerts_token, host=opts.host, port=opts.port)
         settle_heap()
         self._server = server

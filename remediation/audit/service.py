@@ -205,20 +205,29 @@ def verify_since(*, db_session: Session, checkpoint: Checkpoint) -> Verdict:
         ).scalars()
     )
     first = next(rows, None)
-    if first is None or first.seq != checkpoint.seq:
+    short = checkpoint.hash[:12] + "..."
+    if first is None:
+        end = db_session.execute(sa.select(sa.func.max(AuditEntry.seq))).scalar_one_or_none() or 0
+        return Verdict(
+            False,
+            0,
+            end + 1,
+            f"the log ends at entry {end} but entry {checkpoint.seq} ({short}) was published as its head: "
+            f"entries {end + 1}..{checkpoint.seq} are missing (the tail was cut)",
+        )
+    if first.seq != checkpoint.seq:
         return Verdict(
             False,
             0,
             checkpoint.seq,
-            f"entry {checkpoint.seq}, the published head ({checkpoint.hash[:12]}...), is missing: "
-            "the log was cut below it or the entry deleted",
+            f"entry {checkpoint.seq}, the published head ({short}), is missing (deleted?); the next entry is {first.seq}",
         )
     if first.hash != checkpoint.hash or entry_hash(_fields(first)) != first.hash:
         return Verdict(
             False,
             0,
             checkpoint.seq,
-            f"entry {checkpoint.seq} is not the published head ({checkpoint.hash[:12]}...): it was rewritten",
+            f"entry {checkpoint.seq} is not the published head ({short}): it was rewritten",
         )
     return _walk(db_session, rows, prev=first.hash, first_seq=first.seq + 1, expect=[], done=first.seq)
 
