@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 ServiceKind = Literal["frontend", "service", "database", "cache", "queue"]
 SERVICE_KINDS: tuple[str, ...] = ("frontend", "service", "database", "cache", "queue")
 EXECUTOR_KINDS: tuple[str, ...] = ("sim", "webhook", "shell", "kubernetes")
+DEFAULT_TIMEOUT_S = 300.0
+MAX_TIMEOUT_S = 3600.0
 
 
 class Risk(StrEnum):
@@ -133,6 +135,9 @@ class Action(BaseModel):
     approver_role: str = "oncall"
     rollback: str | None = None
     duration_s: float = Field(default=60.0, ge=0)
+    # how long the bot waits for an executor to perform it before recording `unknown` (not duration_s,
+    # the time the fix takes to show its effect)
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S)
     cost_usd: float = Field(default=0.0, ge=0)
     rate_limit: RateLimit | None = None
     blast: Blast | None = None

@@ -14,14 +14,15 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from bot.alerts.models import AlertIn
-from bot.app.delivery import announce
-from bot.app.services import Services
-from incidents_db.models import Incident, IncidentEvent
 from sqlalchemy.orm import Session
 
+from bot.alerts.models import AlertIn
 from bot.alerts.snapshots import attach_recent
 from bot.app import incidents
+from bot.app.delivery import announce
+from bot.app.services import Services
+from incidents_db.locks import lock_incidents
+from incidents_db.models import Incident, IncidentEvent
 
 AHEAD = timedelta(minutes=5)  # an alert dated later than this after now is stamped now + AHEAD
 
@@ -75,7 +76,10 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
     touched: dict[str, None] = {}
     created: list[str] = []
     recorded = ignored = 0
-    with services.lock, services.sessions() as s:
+    with services.sessions() as s:
+        # Deliveries run concurrently (threads, replicas): read-then-create must run alone, or two
+        # deliveries for one service could both open an incident.
+        lock_incidents(db_session=s)
         states = _alert_states(s)
         by_group: dict[str, str] = {}
         now = services.clock()

@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from bot.alerts.errors import BadPayloadError
-from bot.alerts.models import Delivery, Name, Problem, aware_at, problems, storable
-from bot.app.delivery import refresh_card
-from bot.app.mrkdwn import clip
-from bot.app.services import Services
-from incidents_db.snapshots import keep_latest, latest, recent_metrics
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
+from bot.alerts.errors import BadPayloadError
+from bot.alerts.models import Delivery, Name, Problem, aware_at, problems, storable
 from bot.app import incidents
+from bot.app.delivery import refresh_card
+from bot.app.mrkdwn import clip
+from bot.app.services import Services
+from incidents_db.locks import lock_incidents
+from incidents_db.snapshots import keep_latest, latest, recent_metrics
 
 MAX_SNAPSHOTS = 1000
 MAX_VALUES = 500
@@ -146,7 +147,8 @@ def ingest_snapshots(services: Services, snapshots: list[SnapshotIn]) -> Snapsho
     interval = timedelta(seconds=services.snapshot_interval_s)
     stored = stale = attached = 0
     touched: dict[str, None] = {}
-    with services.lock, services.sessions() as s:
+    with services.sessions() as s:
+        lock_incidents(db_session=s)  # what was attached last is read, then written: run alone
         open_now = incidents.open_incidents(db_session=s, limit=1000)
         window = min((snap.at or now for snap in snapshots), default=now) - interval
         last = recent_metrics(db_session=s, incident_ids=[i.id for i in open_now], since=window)

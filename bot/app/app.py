@@ -23,6 +23,8 @@ from bot.app.cards import render_card
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
 from bot.app.delivery import OutboxWorker
+from bot.app.execution import ActionRunner
+from bot.app.requests import record_run
 from bot.app.services import Services
 from bot.app.suggest import rank
 from bot.errors import BotError
@@ -30,6 +32,7 @@ from bot.settings import Settings
 from incidents_db import outbox
 from incidents_db.errors import StoreError
 from playbooks.errors import PlaybookError
+from remediation.approvals.service import RequestView
 from remediation.errors import RemediationError
 from sim.errors import SimError
 
@@ -46,18 +49,26 @@ class RemediateApp:
     """The Bolt app with what it needs beside it: the services and the outbox worker."""
 
     def __init__(
-        self, bolt: App, services: Services, worker: OutboxWorker, work: ThreadPoolExecutor | None = None
+        self,
+        bolt: App,
+        services: Services,
+        worker: OutboxWorker,
+        work: ThreadPoolExecutor | None = None,
+        runner: ActionRunner | None = None,
     ) -> None:
         self.bolt = bolt
         self.services = services
         self.worker = worker
         self.work = work
+        self.runner = runner
 
     def close(self) -> None:
-        """Stop the outbox worker and let queued after-ack work finish (call once the server stopped)."""
-        self.worker.stop()
+        """Let queued after-ack work and running actions finish, then stop the outbox worker (server stopped)."""
         if self.work is not None:
             self.work.shutdown(wait=True, cancel_futures=False)
+        if self.runner is not None:
+            self.runner.close()
+        self.worker.stop()
 
 
 def error_text(error: Exception) -> str:
@@ -116,6 +127,14 @@ def build_app(
         return render_card(ranking, policy_name=services.policy.name, now=services.clock())
 
     worker = OutboxWorker(services, api, render)
+
+    def ran(view: RequestView, actor: str) -> None:
+        record_run(services, view, actor)
+        worker.wake()
+
+    # Approved actions run on their own bounded pool, so intake and commands never wait for one.
+    runner = ActionRunner(services, done=ran, threads=services.action_threads)
+    services.runner = runner
 
     def finish(outcome: Outcome) -> Outcome:
         if outcome.queued:
@@ -262,4 +281,4 @@ def build_app(
         if respond is not None and body.get("response_url"):
             respond(text=text, response_type="ephemeral", replace_original=False)
 
-    return RemediateApp(bolt, services, worker, work)
+    return RemediateApp(bolt, services, worker, work, runner)

@@ -6,6 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from bot.alerts.snapshots import attach_recent
+from bot.app import incidents
+from bot.app.cards import key_signals, target_label, timeline_text
 from bot.app.delivery import announce, post_in_thread
 from bot.app.errors import NotAllowedError, NotFoundError
 from bot.app.grammar import HELP, Command, parse
@@ -13,15 +18,11 @@ from bot.app.mrkdwn import clip_md, escape, mention, safe
 from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
 from bot.app.suggest import rank
+from incidents_db.locks import lock_incidents
 from incidents_db.models import Postmortem
 from playbooks.models import Risk
 from remediation.guardrails.decide import may, owned_services, roles_of
 from remediation.guardrails.service import set_switch
-from sqlalchemy.orm import Session
-
-from bot.alerts.snapshots import attach_recent
-from bot.app import incidents
-from bot.app.cards import key_signals, target_label, timeline_text
 
 TITLE = 300  # an incident title as shown in a reply line (escaped, clipped)
 
@@ -268,6 +269,9 @@ def _free(services: Services, s: Session, text: str) -> Outcome:
     return Outcome(Reply(f"I did not understand that.\n{HELP}"))
 
 
+WRITES = frozenset({"declare", "resolve", "postmortem", "freeze"})
+
+
 def run(services: Services, *, user: str, text: str) -> Outcome:
     """Parse and run one command for a Slack user; raise the package errors for refusals."""
     command: Command = parse(text)
@@ -281,7 +285,9 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
         )
     if verb == "whoami":
         return _whoami(services, user)
-    with services.lock, services.sessions() as s:
+    with services.sessions() as s:
+        if verb in WRITES:
+            lock_incidents(db_session=s)  # these read, then write: run alone (other threads, replicas)
         if verb == "incidents":
             out = _incidents(services, s)
         elif verb == "declare":

@@ -12,11 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
 from bot.app.errors import NotFoundError
 from bot.app.mrkdwn import safe
+from incidents_db.locks import lock_incidents
 from incidents_db.models import Incident, IncidentEvent
 from incidents_db.service import get_record
-from sqlalchemy.orm import Session
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 _NUMBERED = re.compile(r"INC-(\d+)")
@@ -40,6 +42,7 @@ def create(
     topology: str | None = None,
 ) -> Incident:
     """Add an open incident with an empty timeline (flushed, not committed)."""
+    lock_incidents(db_session=db_session)  # the id is one above the highest: allocate it alone
     if severity not in SEVERITIES:
         severity = "sev3"
     incident = Incident(
@@ -74,7 +77,10 @@ def append(
     The event is stamped no earlier than the timeline's last event, so a timeline stays in time order
     (what `remediate.incident/v1` requires) whatever clocks the senders have. ``affects=False`` (metric
     snapshots) leaves the incident's services and its last-update time alone: context is not activity.
+    The incidents' write lock is taken first, so concurrent writers (replicas, the action runner) never
+    pick the same ``seq``.
     """
+    lock_incidents(db_session=db_session)
     last_seq, last_at = db_session.execute(
         sa.select(sa.func.max(IncidentEvent.seq), sa.func.max(IncidentEvent.at)).where(
             IncidentEvent.incident_id == incident_id

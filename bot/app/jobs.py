@@ -1,7 +1,9 @@
 """Housekeeping the bot runs by itself: recovery at start and scheduled expiry of approval requests.
 
-* At start, a request left ``executing`` by a crash becomes ``unknown`` (visible on its card, never
-  re-run): we cannot know how far the action got, so a person must look.
+* At start and then every ``recover_every_s``, a request left ``executing`` whose lease expired (its
+  runner crashed or was cut off) becomes ``unknown`` (visible on its card, never re-run): we cannot know
+  how far the action got, so a person must look. A run under a live lease (this or another replica)
+  is left alone; a result that still arrives is recorded as late.
 * Every ``expire_every_s`` an APScheduler job moves open requests past their time to live to
   ``expired`` and refreshes their incident cards, so a stale Approve button cannot run anything.
 * Every ``audit_head_every_s``, when a target is configured, the audit log's head is checked and
@@ -40,7 +42,7 @@ def _refresh_cards(services: Services, request_ids: list[str]) -> None:
 
 
 def recover_interrupted(services: Services) -> list[str]:
-    """Mark requests a crash left executing as ``unknown`` and refresh their cards; return their ids."""
+    """Mark executing requests whose lease expired as ``unknown`` and refresh their cards; return their ids."""
     with services.sessions() as session:
         ids = approvals.recover_interrupted(db_session=session, guard=services.guard)
     if ids:
@@ -51,7 +53,7 @@ def recover_interrupted(services: Services) -> list[str]:
 
 def expire_requests(services: Services) -> list[str]:
     """Expire open requests past their time to live and refresh their cards; return their ids."""
-    with services.lock, services.sessions() as session:
+    with services.sessions() as session:
         ids = approvals.expire_due(db_session=session, guard=services.guard)
     _refresh_cards(services, ids)
     return ids
@@ -64,6 +66,13 @@ def _expire_job(services: Services) -> None:
         log.exception("expiring approval requests failed")
 
 
+def _recover_job(services: Services) -> None:
+    try:
+        recover_interrupted(services)
+    except Exception:  # retried at the next tick
+        log.exception("recovering interrupted executions failed")
+
+
 def publish_audit_head(publisher: HeadPublisher) -> PublishResult | None:
     """Run one audit head publication (the scheduled job); None when it raised (logged, retried next tick)."""
     try:
@@ -74,11 +83,25 @@ def publish_audit_head(publisher: HeadPublisher) -> PublishResult | None:
 
 
 def start_jobs(
-    services: Services, *, expire_every_s: float = 30.0, audit_head: HeadPublisher | None = None
+    services: Services,
+    *,
+    expire_every_s: float = 30.0,
+    audit_head: HeadPublisher | None = None,
+    recover_every_s: float | None = None,
 ) -> BackgroundScheduler:
     """Recover interrupted executions, then start the scheduler (request expiry; audit head publication)."""
     recover_interrupted(services)
     scheduler = BackgroundScheduler(timezone="UTC")
+    # a replica that died mid-run is noticed within about two lease lengths (lease, then this tick)
+    scheduler.add_job(
+        _recover_job,
+        "interval",
+        seconds=recover_every_s or services.lease_s,
+        args=[services],
+        id="recover-interrupted-executions",
+        max_instances=1,
+        coalesce=True,
+    )
     if audit_head is not None and audit_head.enabled:
         scheduler.add_job(
             publish_audit_head,

@@ -11,21 +11,54 @@ from bot.app.services import Services
 from incidents_db.models import Execution
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
+from remediation.errors import GuardrailDeniedError
 
 
 def decide_request(
     services: Services, s: Session, *, user: str, verb: str, request_id: str
 ) -> approvals.RequestView:
-    """Approve (running it at quorum) or reject a request as ``user``; refusals raise and are audited."""
+    """Approve (running it at quorum) or reject a request as ``user``; refusals raise and are audited.
+
+    At quorum the approval is recorded and the run handed to the action runner, so this returns at once
+    (``approved``); the runner records the outcome on the timeline and the card when it is done.
+    Without a runner (no app around the services) the request runs here, as before.
+    """
     if verb == "approve":
-        return approvals.approve(
+        view = approvals.approve(
+            db_session=s, guard=services.guard, request_id=request_id, approver=user, executor=None
+        )
+        if view.state != st.APPROVED or services.executor is None:
+            return view
+        if services.runner is not None:
+            services.runner.submit(view.id, user)
+            return view
+        return run_inline(services, s, request_id=view.id, actor=user)
+    return approvals.reject(db_session=s, guard=services.guard, request_id=request_id, approver=user)
+
+
+def run_inline(services: Services, s: Session, *, request_id: str, actor: str) -> approvals.RequestView:
+    """Run an approved request in this thread (no runner): claim, execute under a lease, record."""
+    assert services.executor is not None
+    try:
+        return approvals.execute(
             db_session=s,
             guard=services.guard,
             request_id=request_id,
-            approver=user,
             executor=services.executor,
+            actor=actor,
+            lease=services.lease,
         )
-    return approvals.reject(db_session=s, guard=services.guard, request_id=request_id, approver=user)
+    except GuardrailDeniedError as exc:  # refused at run time: fail it with the reason (docs/safety.md)
+        return approvals.fail_blocked(
+            db_session=s, guard=services.guard, request_id=request_id, reason=str(exc)
+        )
+
+
+def record_run(services: Services, view: approvals.RequestView, actor: str) -> None:
+    """Put a finished run (or a late result) on its incident's timeline and refresh the card; commit."""
+    with services.sessions() as s:
+        after_request_change(services, s, view, actor)
+        s.commit()
 
 
 def after_request_change(services: Services, s: Session, view: approvals.RequestView, user: str) -> str:
@@ -35,7 +68,9 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
     if view.incident_id is not None:
         if view.state in (st.SUCCEEDED, st.FAILED, st.UNKNOWN):
             execution = s.query(Execution).filter_by(request_id=view.id).one_or_none()
-            detail = str((execution.outcome or {}).get("detail", "")) if execution else ""
+            detail = str((execution.outcome or {}).get("detail", "")) if execution else view.note
+            if view.late:
+                detail = f"arrived late (after the request was marked unknown): {detail}"
             incidents.append(
                 db_session=s,
                 incident_id=view.incident_id,
@@ -48,6 +83,7 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
                 outcome=view.state,
                 request_id=view.id,
                 detail=detail[:500] or None,
+                late=True if view.late else None,
             )
         elif view.state in (st.REJECTED, st.PENDING):
             text = (
@@ -61,8 +97,12 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
         announce(db_session=s, incident_id=view.incident_id, now=now)
     if view.state == st.PENDING:
         return f"Approved {label}: {len(view.approvers)} of {view.required_approvals} approvals."
+    if view.state == st.APPROVED and services.executor is not None:
+        return f"Approved {label}; running."
     if view.state == st.APPROVED:
         return f"Approved {label}; no executor is configured, so nothing ran."
+    if view.note:
+        return f"{label}: {view.state}; {view.note}."
     if view.state == st.REJECTED:
         return f"Rejected {label}."
     return f"{label}: {view.state}."

@@ -1,11 +1,11 @@
-"""The `Services` bundle the app is built from: store, catalog, RBAC, policy, executor, clock."""
+"""The `Services` bundle the app is built from: store, catalog, RBAC, policy, executor, clock, runner."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,12 +14,21 @@ from bot.settings import Settings
 from incidents_db.db import make_sessionmaker, open_store
 from playbooks.catalog import Catalog, load_catalog
 from playbooks.runbooks import load_runbooks
+from remediation.approvals.lease import DEFAULT_LEASE_S, Lease, replica_id
 from remediation.approvals.service import Guard
 from remediation.executors.base import Executor
 from remediation.guardrails.config import load_rbac
 from remediation.guardrails.models import RbacConfig
 from remediation.policies import Policy, RunbookPolicy
 from sim.topology import Topology, resolve_topology
+
+
+class Runner(Protocol):
+    """Runs approved requests in the background (`bot.app.execution.ActionRunner`)."""
+
+    def submit(self, request_id: str, actor: str) -> object:
+        """Queue an approved request to run; its outcome reaches the timeline and card when done."""
+        ...
 
 
 def utc_now() -> datetime:
@@ -51,6 +60,12 @@ class Services:
         snapshot_interval_s: a service's metric snapshots join an open incident's timeline at most this
             often (the newest is always kept in the store).
         snapshot_max_age_s: a new incident starts with the kept snapshots at most this old.
+        lease_s: how long an execution's claim holds without a heartbeat; recovery (this or another
+            replica) marks a run ``unknown`` only once its lease expired.
+        heartbeat_s: how often a running execution renews its lease (a third of ``lease_s`` when None).
+        action_threads: how many approved actions run at once (the runner's pool; more wait in line).
+        replica: this process's owner id in execution leases.
+        runner: runs approved requests off the caller's thread (set by `build_app`); None runs them inline.
     """
 
     sessions: sessionmaker[Session]
@@ -70,7 +85,16 @@ class Services:
     top_k: int = 3
     snapshot_interval_s: float = 30.0
     snapshot_max_age_s: float = 300.0
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    lease_s: float = DEFAULT_LEASE_S
+    heartbeat_s: float | None = None
+    action_threads: int = 4
+    replica: str = field(default_factory=replica_id)
+    runner: Runner | None = field(default=None, repr=False)
+
+    @property
+    def lease(self) -> Lease:
+        """Return the lease this replica's executions hold (renewed by a heartbeat while they run)."""
+        return Lease(owner=self.replica, seconds=self.lease_s, renew_every_s=self.heartbeat_s)
 
     @property
     def guard(self) -> Guard:

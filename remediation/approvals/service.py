@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from incidents_db.models import Approval, ApprovalRequest, Execution, GuardrailSwitch
 from playbooks.catalog import Catalog
 from remediation.approvals import states as st
+from remediation.approvals.lease import Heartbeat, Lease, replica_id
 from remediation.audit.service import append, lock_chain
 from remediation.errors import (
     GuardrailDeniedError,
@@ -64,6 +65,8 @@ class RequestView:
     expires_at: datetime | None
     incident_id: str | None
     version: int
+    late: bool = False  # the outcome arrived after the request had been marked unknown
+    note: str = ""  # why it ended without running (a guardrail at run time), when it did
 
 
 def _view(db_session: Session, row: ApprovalRequest) -> RequestView:
@@ -490,13 +493,22 @@ def preview(*, db_session: Session, guard: Guard, request_id: str, executor: Exe
 
 
 def execute(
-    *, db_session: Session, guard: Guard, request_id: str, executor: Executor, actor: str = "remediate"
+    *,
+    db_session: Session,
+    guard: Guard,
+    request_id: str,
+    executor: Executor,
+    actor: str = "remediate",
+    lease: Lease | None = None,
 ) -> RequestView:
     """Run an approved request exactly once: claim it, record and commit the claim, then act, then record the outcome.
 
-    A crash after the claim leaves the request ``executing``; `recover_interrupted` turns that into
-    ``unknown``, and nothing runs it again. An executor that raises also leaves ``unknown``.
+    The claim carries a lease (owner and expiry) that a heartbeat renews while the executor runs. A
+    crash after the claim leaves the request ``executing`` until the lease expires; `recover_interrupted`
+    then turns it into ``unknown``, and nothing runs it again. An executor that raises also leaves
+    ``unknown``. A result that arrives after recovery is recorded as late (`record_outcome`).
     """
+    lease = lease or Lease(owner=replica_id())
     row = _load(db_session, request_id)
     now = guard.clock()
     _check_open(db_session, row, actor=actor, event="execute", expected=frozenset({st.APPROVED}), now=now)
@@ -518,6 +530,8 @@ def execute(
             started_at=now,
             outcome={},
             output="",
+            lease_owner=lease.owner[:100],
+            lease_expires_at=now + timedelta(seconds=lease.seconds),
         )
     )
     reason = decision.reason + ("; " + "; ".join(decision.notes) if decision.notes else "")
@@ -530,56 +544,158 @@ def execute(
         reason=f"{reason} (executor {executor.kind})",
     )
     db_session.commit()  # the claim and its audit entry are durable before anything runs
-    try:
-        outcome = executor.execute(_exec_request(guard, row), dry_run=False)
-    except Exception as exc:  # we cannot know how far it got
-        outcome = Outcome("unknown", f"the {executor.kind} executor raised {type(exc).__name__}: {exc}")
-    final = outcome.status if outcome.status in (st.SUCCEEDED, st.FAILED) else st.UNKNOWN
-    row = _load(db_session, request_id)
-    db_session.execute(
+    beats = sessionmaker(bind=db_session.get_bind(), expire_on_commit=False)
+
+    def renew() -> bool:
+        with beats() as s:
+            return renew_lease(db_session=s, guard=guard, request_id=request_id, lease=lease)
+
+    with Heartbeat(renew, lease.every_s, name=request_id[:12]):
+        try:
+            outcome = executor.execute(_exec_request(guard, row), dry_run=False)
+        except Exception as exc:  # we cannot know how far it got
+            outcome = Outcome("unknown", f"the {executor.kind} executor raised {type(exc).__name__}: {exc}")
+    return record_outcome(db_session=db_session, guard=guard, request_id=request_id, outcome=outcome)
+
+
+def renew_lease(*, db_session: Session, guard: Guard, request_id: str, lease: Lease) -> bool:
+    """Extend a running execution's lease held by ``lease.owner``; False when it is no longer ours (committed)."""
+    result = db_session.execute(
         sa.update(Execution)
-        .where(Execution.request_id == row.id)
-        .values(
-            state=final, finished_at=guard.clock(), outcome=outcome.as_dict(), output=outcome.output[:20000]
+        .where(
+            Execution.request_id == request_id,
+            Execution.lease_owner == lease.owner[:100],
+            Execution.state == "running",
         )
-    )
-    _move(db_session, row, final, guard.clock())
-    _audit(
-        db_session,
-        row,
-        actor="remediate",
-        event="outcome",
-        decision="info",
-        reason=f"{final}: {outcome.detail}"[:2000],
+        .values(lease_expires_at=guard.clock() + timedelta(seconds=lease.seconds))
+        .execution_options(synchronize_session=False)
     )
     db_session.commit()
-    return _view(db_session, row)
+    return getattr(result, "rowcount", 0) == 1
 
 
-def recover_interrupted(*, db_session: Session, guard: Guard) -> list[str]:
-    """Mark requests left ``executing`` by a crash as ``unknown`` (visible, never re-run); return their ids."""
-    lock_chain(db_session=db_session)
-    rows = list(
-        db_session.execute(sa.select(ApprovalRequest).where(ApprovalRequest.state == st.EXECUTING)).scalars()
-    )
+def record_outcome(*, db_session: Session, guard: Guard, request_id: str, outcome: Outcome) -> RequestView:
+    """Record what an execution did; a result for a request already marked ``unknown`` is recorded as late.
+
+    A late result (the run outlived its lease or its timeout) is never dropped: the execution row
+    keeps it (``outcome.late``), the audit log gets a ``late_outcome`` entry, and the request moves
+    from ``unknown`` to the real outcome when that is ``succeeded`` or ``failed``. The returned view
+    says ``late=True`` so the caller can tell the incident's timeline.
+    """
+    final = outcome.status if outcome.status in (st.SUCCEEDED, st.FAILED) else st.UNKNOWN
+    row = _load(db_session, request_id)
     now = guard.clock()
-    for row in rows:
-        _move(db_session, row, st.UNKNOWN, now)
-        db_session.execute(
-            sa.update(Execution)
-            .where(Execution.request_id == row.id)
-            .values(state="unknown", finished_at=now)
+    late = row.state == st.UNKNOWN
+    if not late and row.state != st.EXECUTING:
+        raise _refuse(
+            db_session,
+            row,
+            IllegalTransitionError(
+                f"request {row.id} is {row.state}; its outcome ({final}) was already recorded"
+            ),
+            actor="remediate",
+            event="outcome",
         )
+    values: dict[str, Any] = {
+        "outcome": outcome.as_dict(),
+        "output": outcome.output[:20000],
+        "finished_at": now,
+    }
+    if late:
+        values["outcome"] = {**outcome.as_dict(), "late": True}
+        if final != st.UNKNOWN:
+            values["state"] = final
+    else:
+        values["state"] = final
+    db_session.execute(sa.update(Execution).where(Execution.request_id == row.id).values(**values))
+    if not late or final != st.UNKNOWN:
+        _move(db_session, row, final, now)
+    if late:
+        _audit(
+            db_session,
+            row,
+            actor="remediate",
+            event="late_outcome",
+            decision="info",
+            reason=f"{final} (arrived late, after the request was marked unknown): {outcome.detail}"[:2000],
+        )
+    else:
         _audit(
             db_session,
             row,
             actor="remediate",
             event="outcome",
             decision="info",
-            reason="unknown: interrupted while executing; check the target by hand",
+            reason=f"{final}: {outcome.detail}"[:2000],
         )
     db_session.commit()
-    return [r.id for r in rows]
+    return replace(_view(db_session, row), late=late)
+
+
+def fail_blocked(
+    *, db_session: Session, guard: Guard, request_id: str, reason: str, actor: str = "remediate"
+) -> RequestView:
+    """Close an approved request a guardrail refused at run time as ``failed`` (it never ran); audited.
+
+    The bot does not keep such a request waiting: an action should run close to when it was approved,
+    not hours later when a freeze lifts or a rate limit window slides. Propose it again to retry.
+    """
+    row = _load(db_session, request_id)
+    now = guard.clock()
+    _check_open(db_session, row, actor=actor, event="execute", expected=frozenset({st.APPROVED}), now=now)
+    _move(db_session, row, st.FAILED, now)
+    note = f"did not run: {reason}"
+    _audit(db_session, row, actor=actor, event="blocked", decision="denied", reason=note[:2000])
+    db_session.commit()
+    return replace(_view(db_session, row), note=note)
+
+
+def recover_interrupted(*, db_session: Session, guard: Guard) -> list[str]:
+    """Mark ``executing`` requests whose lease expired (the runner died) as ``unknown``; return their ids.
+
+    An execution whose lease is still live belongs to a running replica and is left alone; one without
+    an execution row or a lease (older versions) counts as expired. Nothing is ever re-run.
+    """
+    lock_chain(db_session=db_session)
+    now = guard.clock()
+    live = sa.exists().where(
+        Execution.request_id == ApprovalRequest.id,
+        Execution.lease_expires_at.is_not(None),
+        Execution.lease_expires_at > now,
+    )
+    rows = list(
+        db_session.execute(
+            sa.select(ApprovalRequest).where(ApprovalRequest.state == st.EXECUTING, ~live)
+        ).scalars()
+    )
+    done = []
+    for row in rows:
+        taken = db_session.execute(
+            sa.update(Execution)
+            .where(
+                Execution.request_id == row.id,
+                sa.or_(Execution.lease_expires_at.is_(None), Execution.lease_expires_at <= now),
+            )
+            .values(state="unknown", finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        has_execution = db_session.execute(
+            sa.select(sa.func.count()).select_from(Execution).where(Execution.request_id == row.id)
+        ).scalar_one()
+        if getattr(taken, "rowcount", 0) == 0 and has_execution:
+            continue  # its owner renewed the lease since we looked: still alive
+        _move(db_session, row, st.UNKNOWN, now)
+        done.append(row.id)
+        _audit(
+            db_session,
+            row,
+            actor="remediate",
+            event="outcome",
+            decision="info",
+            reason="unknown: the run's lease expired while executing (its runner stopped); check the target by hand",
+        )
+    db_session.commit()
+    return done
 
 
 def get(*, db_session: Session, request_id: str) -> RequestView:

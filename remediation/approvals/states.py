@@ -9,8 +9,11 @@ REJECTED, EXPIRED, CANCELLED = "rejected", "expired", "cancelled"
 TRANSITIONS: dict[str, frozenset[str]] = {
     PROPOSED: frozenset({PENDING, CANCELLED, EXPIRED}),
     PENDING: frozenset({APPROVED, REJECTED, CANCELLED, EXPIRED}),
-    APPROVED: frozenset({EXECUTING, CANCELLED, EXPIRED}),
+    # failed without running: a guardrail (rate limit, freeze, kill switch) refused it at run time
+    APPROVED: frozenset({EXECUTING, CANCELLED, EXPIRED, FAILED}),
     EXECUTING: frozenset({SUCCEEDED, FAILED, UNKNOWN}),
+    # only a late result (the run outlived its lease or timeout and was marked unknown) moves it on
+    UNKNOWN: frozenset({SUCCEEDED, FAILED}),
 }
 OPEN = frozenset({PROPOSED, PENDING, APPROVED})
 FINAL = frozenset({SUCCEEDED, FAILED, UNKNOWN, REJECTED, EXPIRED, CANCELLED})

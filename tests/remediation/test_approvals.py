@@ -200,6 +200,8 @@ def test_process_crash_mid_execution_is_recovered_as_unknown(store: Store) -> No
             svc.execute(db_session=s, guard=store.guard, request_id=req.id, executor=Dies())
     with store.factory() as s:
         assert svc.get(db_session=s, request_id=req.id).state == "executing"  # the claim was committed
+        assert svc.recover_interrupted(db_session=s, guard=store.guard) == []  # its lease is still live
+        store.clock.advance(61)  # nobody renews it: the lease (60 s) expires
         assert svc.recover_interrupted(db_session=s, guard=store.guard) == [req.id]
         assert svc.get(db_session=s, request_id=req.id).state == "unknown"
         again = CountingExecutor()

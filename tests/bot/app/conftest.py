@@ -53,14 +53,26 @@ freeze: {{override_roles: [sre-lead]}}
 
 
 class World:
-    """A small simulated world for the sim executor: records what was applied; can refuse."""
+    """A small simulated world for the sim executor: records what was applied; can refuse; can be slow.
+
+    An action in ``slow`` takes that many seconds, or less once the test sets ``release``; ``started``
+    is set when a slow action begins and ``finished`` when it ends, so a test waits on events.
+    """
 
     def __init__(self) -> None:
         self.applied: list[tuple[str, str | None, dict[str, Any]]] = []
         self.refuse: set[str] = set()
+        self.slow: dict[str, float] = {}
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.finished = threading.Event()
 
     def apply(self, action_id: str, target: str | None, params: Mapping[str, Any]) -> Mapping[str, Any]:
         self.applied.append((action_id, target, dict(params)))
+        if action_id in self.slow:
+            self.started.set()
+            self.release.wait(self.slow[action_id])
+            self.finished.set()
         if action_id in self.refuse:
             return {"ok": False, "detail": f"{target} refused {action_id}"}
         return {"ok": True, "detail": f"{action_id} applied to {target}"}
@@ -210,5 +222,6 @@ def _running(tmp_path: Path, url_of_store: str) -> Iterator[Harness]:
         try:
             yield h
         finally:
+            world.release.set()  # a slow action still running ends now
             app.worker.stop()
             stop_server(server, loop=thread)

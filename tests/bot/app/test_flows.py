@@ -43,9 +43,9 @@ def test_alert_card_approve_execute_resolve(harness: Harness) -> None:
     assert {"approve:1", "reject:1", "why:1"} <= set(buttons)
     assert "confirm" not in buttons["approve:1"]  # medium risk: no confirm dialog
     harness.click(ALICE, card, "approve:1")
-    harness.wait_ephemeral(ALICE, "restart_service on checkoutservice: succeeded")
+    harness.wait_ephemeral(ALICE, "Approved restart_service on checkoutservice; running")  # at once
+    harness.wait_card("INC-1", lambda b: "executed" in b)  # the runner ran it and refreshed the card
     assert harness.world.applied == [("restart_service", "checkoutservice", {})]
-    harness.wait_card("INC-1", lambda b: "executed" in b)
     wait_for(lambda: [r for r in harness.replies(card["ts"]) if "succeeded" in r.get("text", "")])
     # The alert resolves: the timeline gets it, and the alert-born incident resolves itself.
     status, body = harness.post_alert(
@@ -86,7 +86,8 @@ def test_two_person_rule_with_confirm_and_unauthorised_click(harness: Harness) -
     harness.click(CAROL, card, f"approve:{n}")  # the same person twice does not count
     harness.wait_ephemeral(CAROL, "already approved")
     harness.click(DAVE, card, f"approve:{n}")
-    harness.wait_ephemeral(DAVE, "failover_datastore on redis-cart: succeeded")
+    harness.wait_ephemeral(DAVE, "Approved failover_datastore on redis-cart; running")
+    harness.wait_card("INC-1", lambda b: "executed" in b)
     assert harness.world.applied == [("failover_datastore", "redis-cart", {})]
 
 
@@ -101,7 +102,8 @@ def test_self_approval_is_refused_and_audited(harness: Harness) -> None:
     assert harness.world.applied == []
     card = harness.wait_card("INC-1", lambda b: "0 of 1 approvals" in b)
     harness.click(BOB, card, "approve:1")
-    harness.wait_ephemeral(BOB, "succeeded")
+    harness.wait_ephemeral(BOB, "running")
+    harness.wait_card("INC-1", lambda b: "executed" in b)
 
 
 def test_reject_and_why_buttons(harness: Harness) -> None:
@@ -126,6 +128,7 @@ def test_approve_command_by_request_id(harness: Harness) -> None:
 
         request_id = s.execute(sa.select(ApprovalRequest.id)).scalar_one()
     harness.command(BOB, f"approve {request_id}")
-    harness.wait_ephemeral(BOB, "succeeded")
+    harness.wait_ephemeral(BOB, "running")
+    harness.wait_card("INC-1", lambda b: "executed" in b)  # the runner finished it
     harness.command(BOB, f"reject {request_id}")
     harness.wait_ephemeral(BOB, "not pending")

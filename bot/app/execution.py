@@ -1,0 +1,145 @@
+"""The action runner: approved requests run on their own small pool, never under a process-wide lock.
+
+An approval at quorum returns at once; the runner then claims and runs the request through
+`approvals.execute` (which takes the store's locks, holds a lease renewed by a heartbeat, and records
+the outcome), bounded by the action's ``timeout_s`` from the catalog. When a run ends, ``done`` gets the
+final view (the app appends it to the incident's timeline and refreshes the card). Alert intake,
+snapshots, commands and jobs never wait for an action.
+
+A run that outlives its timeout is recorded ``unknown`` (it may still be acting); the executor call
+cannot be killed, so it finishes on a daemon thread, and if it ever returns its result is recorded as
+late (audit log, timeline) instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from bot.app.services import Services
+from remediation.approvals import service as approvals
+from remediation.approvals.service import RequestView
+from remediation.errors import GuardrailDeniedError, RemediationError
+from remediation.executors.base import ExecRequest, Executor, Outcome
+
+log = logging.getLogger("remediate.runner")
+
+Done = Callable[[RequestView, str], None]
+
+
+class TimedExecutor:
+    """Wraps an executor so one call returns within ``timeout_s``: ``unknown`` when it does not.
+
+    The wrapped call keeps running on a daemon thread (a call in progress cannot be stopped safely);
+    when it returns after the timeout, ``on_late(request_id, outcome)`` is called with its result.
+    """
+
+    def __init__(
+        self, inner: Executor, timeout_s: float, on_late: Callable[[str, Outcome], None] | None = None
+    ) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.timeout_s = timeout_s
+        self.on_late = on_late
+
+    def execute(self, request: ExecRequest, dry_run: bool) -> Outcome:
+        """Run the wrapped executor; past the timeout return ``unknown`` and leave it to finish late."""
+        result: list[Outcome] = []
+        finished = threading.Event()
+        guard = threading.Lock()
+        gave_up = [False]
+
+        def call() -> None:
+            try:
+                outcome = self.inner.execute(request, dry_run)
+            except Exception as exc:  # we cannot know how far it got
+                outcome = Outcome("unknown", f"the {self.kind} executor raised {type(exc).__name__}: {exc}")
+            with guard:
+                result.append(outcome)
+                late = gave_up[0]
+            finished.set()
+            if late and self.on_late is not None:
+                self.on_late(request.request_id, outcome)
+
+        threading.Thread(target=call, name=f"remediate-action-{request.request_id[:12]}", daemon=True).start()
+        finished.wait(self.timeout_s)
+        with guard:
+            if result:
+                return result[0]
+            gave_up[0] = True
+        where = f" on {request.target}" if request.target else ""
+        return Outcome(
+            "unknown",
+            f"{request.action.id}{where} did not finish within its timeout of {self.timeout_s:g} s "
+            "(timeout_s in the catalog); it may still be acting: check the target by hand",
+        )
+
+
+class ActionRunner:
+    """Runs approved requests on a bounded pool of ``threads``, each with its action's timeout."""
+
+    def __init__(self, services: Services, *, done: Done, threads: int | None = None) -> None:
+        self.services = services
+        self.done = done
+        self.pool = ThreadPoolExecutor(
+            max_workers=threads or services.action_threads, thread_name_prefix="remediate-runner"
+        )
+
+    def submit(self, request_id: str, actor: str) -> Future[RequestView | None]:
+        """Queue an approved request; the future gives its final view (None when it did not run)."""
+        return self.pool.submit(self._logged, request_id, actor)
+
+    def close(self) -> None:
+        """Let queued and running actions finish and record their outcomes, then stop the pool."""
+        self.pool.shutdown(wait=True, cancel_futures=False)
+
+    def _logged(self, request_id: str, actor: str) -> RequestView | None:
+        try:
+            return self.run(request_id, actor)
+        except Exception:
+            log.exception("running request %s failed", request_id)
+            raise
+
+    def run(self, request_id: str, actor: str) -> RequestView | None:
+        """Run one approved request here and now, then hand its final view to ``done``; None if it did not run."""
+        services = self.services
+        if services.executor is None:
+            return None
+        with services.sessions() as s:
+            request = approvals.get(db_session=s, request_id=request_id)
+            timeout = services.catalog.get(request.action).timeout_s
+        executor = TimedExecutor(services.executor, timeout, on_late=self._late)
+        with services.sessions() as s:
+            try:
+                view = approvals.execute(
+                    db_session=s,
+                    guard=services.guard,
+                    request_id=request_id,
+                    executor=executor,
+                    actor=actor,
+                    lease=services.lease,
+                )
+            except GuardrailDeniedError as exc:
+                # A rate limit, freeze or kill switch said no at run time: the request fails with the
+                # reason (audited) rather than sitting approved while its card says it is running.
+                view = approvals.fail_blocked(
+                    db_session=s, guard=services.guard, request_id=request_id, reason=str(exc)
+                )
+            except RemediationError as exc:  # expired meanwhile, or already run: nothing to run
+                log.info("request %s did not run: %s", request_id, exc)
+                return None
+        self.done(view, actor)
+        return view
+
+    def _late(self, request_id: str, outcome: Outcome) -> None:
+        """Record the result of a run that outlived its timeout (it was marked unknown meanwhile)."""
+        try:
+            with self.services.sessions() as s:
+                view = approvals.record_outcome(
+                    db_session=s, guard=self.services.guard, request_id=request_id, outcome=outcome
+                )
+            self.done(view, "remediate")
+        except Exception:
+            log.exception("recording the late result of request %s failed", request_id)
