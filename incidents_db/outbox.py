@@ -105,6 +105,8 @@ def enqueue(
                 OutboxMessage.attempts == 0,
                 OutboxMessage.locked_until.is_(None),
             )
+            .order_by(OutboxMessage.id)
+            .limit(1)  # concurrent writers (no process-wide lock) may have added one each
         ).scalar_one_or_none()
         if existing is not None:
             return int(existing)
