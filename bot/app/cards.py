@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -73,18 +73,25 @@ def key_signals(record: dict[str, Any]) -> list[str]:
     return lines[:MAX_SIGNALS] or ["no firing alerts"]
 
 
-def suggestion_value(incident_id: str, view: SuggestionView) -> str:
-    """Return the button value: the request id when one is open, else the suggestion itself."""
-    request = view.request
-    if request is not None and request.state in st.OPEN:
-        return json.dumps({"r": request.id, "i": incident_id})
-    item = view.ranked
-    return json.dumps({"i": incident_id, "a": item.action, "t": item.target, "p": dict(item.params)})
+def suggestion_value(view: SuggestionView) -> str:
+    """Return the button value: only the stored suggestion's token (the row says what it does)."""
+    return json.dumps({"s": view.token}, separators=(",", ":"))
 
 
-def _status_line(view: SuggestionView) -> str:
+def params_text(params: Mapping[str, Any]) -> str:
+    """Return an action's parameters as ``key=value`` pairs (escaped for mrkdwn), or ""."""
+    return ", ".join(
+        f"{escape(k)}={escape(json.dumps(v) if not isinstance(v, str) else v)}"
+        for k, v in sorted(params.items())
+    )
+
+
+def _status_line(view: SuggestionView, incident_id: str) -> str:
     request = view.request
-    if request is None or request.state == st.EXPIRED:
+    again = f"; `/remediate suggest {escape(incident_id)}` offers it again"
+    if request is not None and request.state == st.EXPIRED:
+        return f"⌛ expired without a decision, nothing ran{again}"
+    if request is None:
         if not view.decision.allowed:
             return f"🚫 cannot be approved now: {escape(view.decision.reason)}"
         need = view.decision.approvals_required
@@ -105,11 +112,14 @@ def _status_line(view: SuggestionView) -> str:
         st.REJECTED: "✋ rejected",
         st.CANCELLED: "cancelled",
     }
-    return labels.get(request.state, request.state) + (f" (approved by {approvers})" if approvers else "")
+    line = labels.get(request.state, request.state)
+    if request.state == st.REJECTED:
+        return line + again
+    return line + (f" (approved by {approvers})" if approvers else "") + again
 
 
 def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
-    value = suggestion_value(incident_id, view)
+    value = suggestion_value(view)
     label = target_label(view.ranked.action, view.ranked.target)
     approve: dict[str, Any] = {
         "type": "button",
@@ -174,7 +184,8 @@ def render_card(ranking: Ranking, *, policy_name: str, now: datetime) -> tuple[s
                 f"*{view.n}. {target_label(item.action, item.target)}*\n"
                 f"confidence {item.confidence:.0%} · {mark} {item.risk} risk · "
                 f"time to mitigate {_minutes(item.expected_ttm_s)}\n"
-                f"_{escape(item.reason)}_\n{_status_line(view)}"
+                + (f"with {params_text(item.params)}\n" if item.params else "")
+                + f"_{escape(item.reason)}_\n{_status_line(view, rec['id'])}"
             )
             blocks.append({"type": "section", "block_id": f"text-{view.n}", "text": _md(line)})
             blocks.append(_buttons(rec["id"], view))
