@@ -4,12 +4,18 @@ The bot never calls Slack's Web API inline for anything that must not be lost: i
 in the same transaction as the change it announces, and a worker delivers rows, retrying with backoff
 on rate limits (429 with Retry-After), 5xx answers and timeouts. Rows are claimed with a short lease,
 so several bot replicas can share one store without sending a row twice at the same time.
+
+Nothing is dropped: a row that fails ``max_attempts`` times becomes ``dead`` but stays in the table,
+is tried again every ``dead_retry_s`` (`claim_due` claims due dead rows too), and is revived at once
+(`revive_dead`) when a delivery succeeds again, unless Slack refused the call itself (``refused``).
+Rate limits (429) never count as attempts (`release`). Migration 0007 adds ``uncertain`` and
+``refused``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +49,10 @@ class OutboxMessage(Base):
     result: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # an attempt may have reached Slack without its answer reaching us: look it up before sending again
+    uncertain: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # Slack refused the call itself (not an outage): a dead row waits for its schedule, not a revival
+    refused: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
 
 class SlackCard(Base):
@@ -75,6 +85,38 @@ class Message:
     incident_id: str | None
     payload: dict[str, Any]
     attempts: int
+    uncertain: bool = False
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Letter:
+    """An outbox row as `remediate outbox list` and /healthz show it."""
+
+    id: int
+    kind: str
+    incident_id: str | None
+    state: str
+    attempts: int
+    last_error: str
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    uncertain: bool
+    refused: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the row as JSON-friendly values (times in ISO 8601)."""
+        out = dict(self.__dict__)
+        for key in ("created_at", "next_attempt_at", "sent_at"):
+            out[key] = _iso(out[key])
+        return out
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).isoformat()
 
 
 def enqueue(
@@ -138,11 +180,11 @@ def enqueue(
 
 
 def claim_due(*, db_session: Session, now: datetime, limit: int = 20, lease_s: float = 60.0) -> list[Message]:
-    """Claim up to ``limit`` due pending messages, oldest first, for ``lease_s`` seconds; commit the claim."""
+    """Claim up to ``limit`` due pending (or dead) messages, oldest first, for ``lease_s`` seconds; commit."""
     candidates = db_session.execute(
         sa.select(OutboxMessage)
         .where(
-            OutboxMessage.state == PENDING,
+            OutboxMessage.state.in_((PENDING, DEAD)),
             OutboxMessage.next_attempt_at <= now,
             sa.or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
         )
@@ -156,20 +198,34 @@ def claim_due(*, db_session: Session, now: datetime, limit: int = 20, lease_s: f
             sa.update(OutboxMessage)
             .where(
                 OutboxMessage.id == row.id,
-                OutboxMessage.state == PENDING,
+                OutboxMessage.state.in_((PENDING, DEAD)),
                 sa.or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
             )
             .values(locked_until=until)
             .execution_options(synchronize_session=False)
         )
         if getattr(result, "rowcount", 0) == 1:
-            claimed.append(Message(row.id, row.kind, row.incident_id, dict(row.payload), row.attempts))
+            claimed.append(
+                Message(
+                    row.id,
+                    row.kind,
+                    row.incident_id,
+                    dict(row.payload),
+                    row.attempts,
+                    bool(row.uncertain),
+                    row.created_at,
+                )
+            )
     db_session.commit()
     return claimed
 
 
 def mark_sent(*, db_session: Session, message_id: int, now: datetime, result: dict[str, Any]) -> None:
-    """Record a delivered message (not committed)."""
+    """Record a delivered message (not committed); older unsent rows of its coalesce key are superseded.
+
+    Cards and timelines are rendered when sent, so a later row of the same key carried everything an
+    older dead or waiting row would have: that one is closed as sent, with ``superseded_by`` in its result.
+    """
     db_session.execute(
         sa.update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
@@ -181,6 +237,21 @@ def mark_sent(*, db_session: Session, message_id: int, now: datetime, result: di
             attempts=OutboxMessage.attempts + 1,
         )
     )
+    key = db_session.execute(
+        sa.select(OutboxMessage.coalesce_key).where(OutboxMessage.id == message_id)
+    ).scalar_one_or_none()
+    if key is not None:
+        db_session.execute(
+            sa.update(OutboxMessage)
+            .where(
+                OutboxMessage.coalesce_key == key,
+                OutboxMessage.id < message_id,
+                OutboxMessage.state.in_((PENDING, DEAD)),
+                sa.or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+            )
+            .values(state=SENT, sent_at=now, locked_until=None, result={"superseded_by": message_id})
+            .execution_options(synchronize_session=False)
+        )
 
 
 def mark_retry(
@@ -191,27 +262,116 @@ def mark_retry(
     delay_s: float,
     error: str,
     max_attempts: int,
+    dead_retry_s: float = 300.0,
+    uncertain: bool = False,
+    refused: bool = False,
 ) -> bool:
-    """Schedule another attempt after ``delay_s``; past ``max_attempts`` give up (``dead``). Return True if retried."""
+    """Count a failed attempt and schedule the next; past ``max_attempts`` the row is ``dead``.
+
+    A dead row stays in the table and is tried again ``dead_retry_s`` later (and at once when
+    `revive_dead` runs). ``uncertain`` (the call may have reached Slack) is sticky until the row is
+    sent; ``refused`` records whether this failure was Slack refusing the call. Return True while the
+    row is still pending.
+    """
     row = db_session.get(OutboxMessage, message_id)
     if row is None:
         return False
     row.attempts += 1
     row.last_error = error[:2000]
     row.locked_until = None
-    if row.attempts >= max_attempts:
+    row.uncertain = bool(row.uncertain) or uncertain
+    row.refused = refused
+    if row.state == DEAD or row.attempts >= max_attempts:
         row.state = DEAD
+        row.next_attempt_at = now + timedelta(seconds=dead_retry_s)
         return False
     row.next_attempt_at = now + timedelta(seconds=delay_s)
     return True
 
 
-def release(*, db_session: Session, message_id: int, now: datetime, delay_s: float) -> None:
-    """Put a claimed message back without counting an attempt (it waits for something else first)."""
-    db_session.execute(
+def release(
+    *, db_session: Session, message_id: int, now: datetime, delay_s: float, error: str | None = None
+) -> None:
+    """Put a claimed message back without counting an attempt (rate limited, or waiting for its card)."""
+    values: dict[str, Any] = {"locked_until": None, "next_attempt_at": now + timedelta(seconds=delay_s)}
+    if error is not None:
+        values["last_error"] = error[:2000]
+    db_session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
+
+
+def revive_dead(*, db_session: Session, now: datetime) -> int:
+    """Make every dead row that Slack did not refuse pending again with a fresh budget (not committed).
+
+    Called when a delivery succeeds: Slack answers again, so what died of an outage goes out now.
+    """
+    result = db_session.execute(
         sa.update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(locked_until=None, next_attempt_at=now + timedelta(seconds=delay_s))
+        .where(OutboxMessage.state == DEAD, OutboxMessage.refused.is_(False))
+        .values(state=PENDING, attempts=0, next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def retry_now(*, db_session: Session, now: datetime, message_id: int | None = None) -> int:
+    """Make one message (any state but sent), or every dead one, pending and due now; return how many."""
+    query = sa.update(OutboxMessage).values(
+        state=PENDING, attempts=0, next_attempt_at=now, refused=False, locked_until=None
+    )
+    if message_id is None:
+        query = query.where(OutboxMessage.state == DEAD)
+    else:
+        query = query.where(OutboxMessage.id == message_id, OutboxMessage.state != SENT)
+    result = db_session.execute(query.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def list_messages(*, db_session: Session, state: str | None = None, limit: int = 200) -> list[Letter]:
+    """Return outbox rows (of one state, or all), newest first, at most ``limit``."""
+    query = sa.select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(OutboxMessage.state == state)
+    return [
+        Letter(
+            id=r.id,
+            kind=r.kind,
+            incident_id=r.incident_id,
+            state=r.state,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            created_at=r.created_at,
+            next_attempt_at=r.next_attempt_at,
+            sent_at=r.sent_at,
+            uncertain=bool(r.uncertain),
+            refused=bool(r.refused),
+        )
+        for r in db_session.execute(query).scalars()
+    ]
+
+
+def oldest_pending(*, db_session: Session) -> datetime | None:
+    """Return when the oldest message not yet sent (pending or dead) was queued, if any."""
+    at = db_session.execute(
+        sa.select(sa.func.min(OutboxMessage.created_at)).where(OutboxMessage.state.in_((PENDING, DEAD)))
+    ).scalar_one_or_none()
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at
+
+
+def card_post_uncertain(*, db_session: Session, incident_id: str) -> bool:
+    """Return True when a card post for the incident may have reached Slack unanswered."""
+    return (
+        db_session.execute(
+            sa.select(OutboxMessage.id)
+            .where(
+                OutboxMessage.incident_id == incident_id,
+                OutboxMessage.kind == "card",
+                OutboxMessage.uncertain.is_(True),
+            )
+            .limit(1)
+        ).first()
+        is not None
     )
 
 

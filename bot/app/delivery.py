@@ -1,33 +1,57 @@
 """What reaches Slack from the outbox: cards posted then updated in place, the timeline in their thread.
 
 Changes are announced by writing outbox rows in the same transaction as the change; the worker thread
-delivers them and retries with backoff on 429 (honouring Retry-After), 5xx and timeouts. A card is
-rendered when it is sent, so a storm of changes coalesces into one update.
+delivers them and retries with backoff on 5xx and timeouts. A card is rendered when it is sent, so a
+storm of changes coalesces into one update. Replies to people (``respond`` through the response_url,
+``ephemeral``, ``message`` in a channel) go through the outbox too, so they get the same handling.
+
+- A 429 never counts as an attempt: the row is put back for the Retry-After Slack asked for.
+- A post whose outcome is uncertain (timeout, reset connection, 5xx: Slack may have stored it) is
+  looked up before it is posted again: every post carries message metadata naming the incident and
+  the outbox row, and the lookup reads it back (``include_all_metadata``); a card or thread message
+  found there is adopted instead of posted twice.
+- A card Slack refuses for its blocks (``invalid_blocks``, ``msg_too_long`` ...) is replaced by a
+  minimal card (header, status, a pointer to ``/remediate status``), so no incident is left without one.
+- Nothing is dropped: a row past ``max_attempts`` is ``dead`` but stays in the store, is tried again
+  every ``retry_max_s``, and is revived as soon as any delivery succeeds (Slack is back).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import urllib.error
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
 from bot.app.cards import timeline_text
+from bot.app.mrkdwn import clip, escape
 from bot.app.services import Services
 from incidents_db import outbox
-from incidents_db.models import IncidentEvent
+from incidents_db.models import Incident, IncidentEvent
 from incidents_db.service import event_to_dict
 
 log = logging.getLogger("remediate.slack")
 Render = Callable[[Session, str], tuple[str, list[dict[str, Any]]]]
 RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+# Slack refused the message's content: a card falls back to the minimal card instead of dying
+BLOCK_ERRORS = frozenset(
+    {"invalid_blocks", "invalid_blocks_format", "invalid_attachments", "too_many_attachments", "msg_too_long"}
+)
+CARD_EVENT = "remediate_card"  # metadata event_type of a card post
+MESSAGE_EVENT = "remediate_message"  # metadata event_type of a thread message or a reply in a channel
+# how far before a row was queued a lookup reads back (Slack's clock vs ours, time spent in the queue)
+LOOKUP_MARGIN_S = 600.0
+LOOKUP_PAGES = 5
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 WAIT_FOR_CARD_S = 0.5
 # Slack allows about one message a second per channel; a card or its timeline is refreshed at most this
 # often, and everything that changes in between goes out together in the next refresh.
@@ -47,6 +71,12 @@ def refresh_card(*, db_session: Session, incident_id: str, now: datetime) -> Non
         now=now,
         min_interval_s=REFRESH_INTERVAL_S,
     )
+
+
+def refresh_cards(*, db_session: Session, incident_ids: Iterable[str], now: datetime) -> None:
+    """Queue a refresh of each incident's card (not committed), e.g. the ones a freeze just covered."""
+    for incident_id in incident_ids:
+        refresh_card(db_session=db_session, incident_id=incident_id, now=now)
 
 
 def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
@@ -71,9 +101,21 @@ def post_in_thread(*, db_session: Session, incident_id: str, text: str, now: dat
 
 
 class _Retry(Exception):
-    def __init__(self, delay_s: float, error: str, *, fatal: bool = False, counted: bool = True) -> None:
+    """A delivery that did not happen now; how to try again."""
+
+    def __init__(
+        self,
+        delay_s: float,
+        error: str,
+        *,
+        fatal: bool = False,
+        counted: bool = True,
+        uncertain: bool = False,
+        slack_error: str = "",
+    ) -> None:
         super().__init__(error)
         self.delay_s, self.error, self.fatal, self.counted = delay_s, error, fatal, counted
+        self.uncertain, self.slack_error = uncertain, slack_error
 
 
 def _header(response: Any, name: str) -> str | None:
@@ -82,6 +124,44 @@ def _header(response: Any, name: str) -> str | None:
         if str(key).lower() == name.lower():
             return str(value[0] if isinstance(value, list) else value)
     return None
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """Return True when a transport error proves the request never reached Slack (refused, no DNS)."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, ConnectionRefusedError) or type(reason).__name__ == "gaierror"
+
+
+def _metadata(event_type: str, message: outbox.Message, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_type": event_type,
+        "event_payload": {"incident_id": message.incident_id or "", "outbox_id": message.id, **extra},
+    }
+
+
+def minimal_card(session: Session, incident_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """Return a card that always fits Block Kit: header, status, and where the full picture is."""
+    incident = session.get(Incident, incident_id)
+    title = incident.title if incident is not None else ""
+    severity = incident.severity if incident is not None else "?"
+    resolved = incident is not None and incident.resolved_at is not None
+    state = "✅ Resolved" if resolved else "🔴 Open"
+    text = clip(escape(f"{incident_id} [{severity}] {title} ({'resolved' if resolved else 'open'})"), 3000)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": clip(f"{incident_id}: {title}", 150)}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": clip(
+                    f"*Severity* {escape(severity)} · *Status* {state}\n"
+                    f"The full card could not be rendered; see `/remediate status {escape(incident_id)}`.",
+                    3000,
+                ),
+            },
+        },
+    ]
+    return text, blocks
 
 
 class OutboxWorker:
@@ -94,6 +174,8 @@ class OutboxWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._channel_ids: dict[str, str] = {}
+        self._answered = False  # did Slack answer a call of the delivery in progress (worker thread only)
 
     def start(self) -> None:
         """Start the delivery thread (idempotent)."""
@@ -113,6 +195,45 @@ class OutboxWorker:
         """Tell the thread new rows are waiting."""
         self._wake.set()
 
+    # -- replies to people: queued, committed, and the worker woken at once -----------------------------
+    def _queue(self, kind: str, payload: dict[str, Any]) -> int:
+        with self.services.sessions() as session:
+            message_id = outbox.enqueue(
+                db_session=session, kind=kind, payload=payload, now=self.services.clock()
+            )
+            session.commit()
+        self.wake()
+        return message_id
+
+    def respond(
+        self,
+        *,
+        response_url: str | None,
+        channel: str,
+        user: str,
+        text: str,
+        in_channel: bool = False,
+        replace_original: bool | None = None,
+    ) -> int:
+        """Queue a reply through the response_url Slack gave (ephemeral to ``user`` without one)."""
+        if not response_url:
+            return self.ephemeral(channel=channel, user=user, text=text)
+        body: dict[str, Any] = {"text": text, "response_type": "in_channel" if in_channel else "ephemeral"}
+        if replace_original is not None:
+            body["replace_original"] = replace_original
+        return self._queue("respond", {"url": response_url, "body": body, "channel": channel, "user": user})
+
+    def ephemeral(self, *, channel: str, user: str, text: str, thread_ts: str | None = None) -> int:
+        """Queue a message only ``user`` sees in ``channel`` (chat.postEphemeral)."""
+        return self._queue(
+            "ephemeral", {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts}
+        )
+
+    def say(self, *, channel: str, text: str, thread_ts: str | None = None) -> int:
+        """Queue a message everyone in ``channel`` sees (a thread reply with ``thread_ts``)."""
+        return self._queue("message", {"channel": channel, "text": text, "thread_ts": thread_ts})
+
+    # -- the loop ------------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -135,40 +256,54 @@ class OutboxWorker:
             claimed = outbox.claim_due(db_session=session, now=clock())
         for message in claimed:
             with sessions() as session:
+                self._answered = False
                 try:
                     result = self._deliver(session, message)
                     outbox.mark_sent(db_session=session, message_id=message.id, now=clock(), result=result)
+                    if self._answered and outbox.revive_dead(db_session=session, now=clock()):
+                        log.info("Slack answers again: dead outbox rows revived")
                 except _Retry as retry:
                     session.rollback()
-                    if not retry.counted:
-                        outbox.release(
-                            db_session=session, message_id=message.id, now=clock(), delay_s=retry.delay_s
-                        )
-                    else:
-                        again = outbox.mark_retry(
-                            db_session=session,
-                            message_id=message.id,
-                            now=clock(),
-                            delay_s=retry.delay_s,
-                            error=retry.error,
-                            max_attempts=0 if retry.fatal else self.services.max_attempts,
-                        )
-                        level = logging.INFO if again else logging.ERROR
-                        log.log(
-                            level,
-                            "outbox %s #%s: %s (retry: %s)",
-                            message.kind,
-                            message.id,
-                            retry.error,
-                            again,
-                        )
+                    self._failed(session, message, retry)
                 session.commit()
         return len(claimed)
 
-    def _call(self, attempts: int, method: str, **kwargs: Any) -> Any:
+    def _failed(self, session: Session, message: outbox.Message, retry: _Retry) -> None:
+        clock = self.services.clock
+        if not retry.counted:
+            outbox.release(
+                db_session=session,
+                message_id=message.id,
+                now=clock(),
+                delay_s=retry.delay_s,
+                error=retry.error if retry.error != "waiting for the card" else None,
+            )
+            return
+        again = outbox.mark_retry(
+            db_session=session,
+            message_id=message.id,
+            now=clock(),
+            delay_s=retry.delay_s,
+            error=retry.error,
+            max_attempts=0 if retry.fatal else self.services.max_attempts,
+            dead_retry_s=self.services.retry_max_s,
+            uncertain=retry.uncertain,
+            refused=retry.fatal,
+        )
+        level = logging.INFO if again else logging.ERROR
+        log.log(level, "outbox %s #%s: %s (retry: %s)", message.kind, message.id, retry.error, again)
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def _call(self, attempts: int, method: str, *, read: bool = False, **kwargs: Any) -> Any:
+        """Call a Web API method (reads as GET with query arguments); translate failures into `_Retry`."""
         try:
-            return self.client.api_call(method, json=kwargs)
+            if read:
+                params = {k: v for k, v in kwargs.items() if v is not None}
+                answer = self.client.api_call(method, http_verb="GET", params=params)
+            else:
+                answer = self.client.api_call(method, json=kwargs)
         except SlackApiError as exc:
+            self._answered = True
             status = exc.response.status_code
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             if status == 429:
@@ -176,69 +311,298 @@ class OutboxWorker:
                 delay = (
                     float(after) if after and after.replace(".", "", 1).isdigit() else self.backoff(attempts)
                 )
-                raise _Retry(max(delay, self.services.retry_base_s), f"{method}: 429 rate limited") from None
+                raise _Retry(
+                    max(delay, self.services.retry_base_s), f"{method}: 429 rate limited", counted=False
+                ) from None
             if status >= 500 or error in RETRYABLE_ERRORS:
-                raise _Retry(self.backoff(attempts), f"{method}: HTTP {status} {error}".strip()) from None
-            raise _Retry(0, f"{method}: {error or status}", fatal=True) from None
+                raise _Retry(
+                    self.backoff(attempts), f"{method}: HTTP {status} {error}".strip(), uncertain=True
+                ) from None
+            details = exc.response.get("errors") if exc.response is not None else None
+            detail = f" {details}" if details else ""
+            raise _Retry(0, f"{method}: {error or status}{detail}", fatal=True, slack_error=error) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            raise _Retry(self.backoff(attempts), f"{method}: {type(exc).__name__}: {exc}") from None
+            raise _Retry(
+                self.backoff(attempts), f"{method}: {type(exc).__name__}: {exc}", uncertain=not _not_sent(exc)
+            ) from None
+        self._answered = True
+        return answer
+
+    def _post_url(self, message: outbox.Message) -> dict[str, Any]:
+        """POST a reply to its response_url; 429 and 5xx as for the Web API, an expired URL falls back."""
+        payload = message.payload
+        hook = WebhookClient(str(payload["url"]), timeout=int(self.client.timeout), retry_handlers=[])
+        try:
+            answer = hook.send_dict(dict(payload["body"]))
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            raise _Retry(
+                self.backoff(message.attempts),
+                f"response_url: {type(exc).__name__}: {exc}",
+                uncertain=not _not_sent(exc),
+            ) from None
+        self._answered = True
+        status = answer.status_code
+        if status == 429:
+            after = _header(answer, "Retry-After")
+            delay = float(after) if after and after.replace(".", "", 1).isdigit() else 1.0
+            raise _Retry(
+                max(delay, self.services.retry_base_s), "response_url: 429 rate limited", counted=False
+            )
+        if status >= 500:
+            raise _Retry(self.backoff(message.attempts), f"response_url: HTTP {status}", uncertain=True)
+        if status in (404, 410) and payload.get("channel") and payload.get("user"):
+            # the URL expired or was used up (30 minutes, 5 uses): say it ephemerally instead
+            body = payload["body"]
+            sent = self._call(
+                message.attempts,
+                "chat.postEphemeral",
+                channel=payload["channel"],
+                user=payload["user"],
+                text=body.get("text", ""),
+            )
+            return {"fallback": f"response_url: HTTP {status}", "message_ts": sent.get("message_ts")}
+        if status >= 400:
+            raise _Retry(0, f"response_url: HTTP {status} {answer.body}"[:500], fatal=True)
+        return {"status": status}
+
+    # -- looking a message up after an uncertain outcome ------------------------------------------------
+    def _channel_id(self, session: Session, attempts: int, ref: str) -> str:
+        """Return the id of a channel named by id or name (conversations.history wants an id)."""
+        if CHANNEL_ID.match(ref):
+            return ref
+        if ref in self._channel_ids:
+            return self._channel_ids[ref]
+        name, cursor = ref.lstrip("#"), None
+        for _ in range(20):
+            page = self._call(
+                attempts,
+                "conversations.list",
+                read=True,
+                types="public_channel,private_channel",
+                limit=200,
+                cursor=cursor,
+            )
+            for chan in page.get("channels", []):
+                if chan.get("name") == name:
+                    self._channel_ids[ref] = str(chan["id"])
+                    return str(chan["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        raise _Retry(0, f"channel {ref!r} not found among the bot's channels", fatal=True)
+
+    def _read_back(
+        self,
+        attempts: int,
+        *,
+        channel: str,
+        since: datetime | None,
+        event_type: str,
+        match: Callable[[dict[str, Any]], bool],
+        thread_ts: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the messages in a channel (or a thread) since ``since`` whose metadata matches, oldest first."""
+        start = (since or self.services.clock()) - timedelta(seconds=LOOKUP_MARGIN_S)
+        args: dict[str, Any] = {
+            "channel": channel,
+            "oldest": f"{start.timestamp():.6f}",
+            "include_all_metadata": "true",
+            "limit": 200,
+        }
+        method = "conversations.history"
+        if thread_ts is not None:
+            method, args["ts"] = "conversations.replies", thread_ts
+        found: list[dict[str, Any]] = []
+        cursor = None
+        for _ in range(LOOKUP_PAGES):
+            page = self._call(attempts, method, read=True, cursor=cursor, **args)
+            for msg in page.get("messages", []):
+                meta = msg.get("metadata") or {}
+                if meta.get("event_type") == event_type and match(meta.get("event_payload") or {}):
+                    found.append(msg)
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return sorted(found, key=lambda m: float(m["ts"]))
+
+    def _find_card(
+        self, session: Session, message: outbox.Message, incident_id: str
+    ) -> tuple[str, str] | None:
+        """Look the incident's card up in the channel; adopt the first, retire any duplicates."""
+        channel = self._channel_id(session, message.attempts, self.services.channel)
+        cards = self._read_back(
+            message.attempts,
+            channel=channel,
+            since=message.created_at,
+            event_type=CARD_EVENT,
+            match=lambda p: p.get("incident_id") == incident_id,
+        )
+        if not cards:
+            return None
+        first = cards[0]["ts"]
+        for extra in cards[1:]:  # a copy posted twice must not keep live buttons
+            self._call(
+                message.attempts,
+                "chat.update",
+                channel=channel,
+                ts=extra["ts"],
+                text=f"Duplicate card of {incident_id}; the live one is the first in the channel.",
+                blocks=[],
+            )
+        log.info("card of %s found in the channel after an uncertain post: %s adopted", incident_id, first)
+        return channel, str(first)
+
+    def _find_message(
+        self, message: outbox.Message, *, channel: str, thread_ts: str | None
+    ) -> dict[str, Any] | None:
+        """Return the message this row already posted, if an uncertain attempt did post it."""
+        if not message.uncertain:
+            return None
+        if not CHANNEL_ID.match(channel):
+            return None  # a lookup needs the channel's id; a name is looked up only for cards
+        found = self._read_back(
+            message.attempts,
+            channel=channel,
+            since=message.created_at,
+            event_type=MESSAGE_EVENT,
+            match=lambda p: p.get("outbox_id") == message.id,
+            thread_ts=thread_ts,
+        )
+        return found[0] if found else None
+
+    # -- delivery per kind ---------------------------------------------------------------------------
+    def _card_call(
+        self, session: Session, message: outbox.Message, method: str, text: str, blocks: Any, **where: Any
+    ) -> tuple[Any, str]:
+        """Send a card; if Slack refuses its blocks, send the minimal card instead. Return (answer, error)."""
+        incident_id = message.incident_id or ""
+        try:
+            return self._call(message.attempts, method, text=text, blocks=blocks, **where), ""
+        except _Retry as exc:
+            if exc.slack_error not in BLOCK_ERRORS:
+                raise
+            log.error(
+                "card of %s refused by Slack (%s); sent the minimal card instead", incident_id, exc.error
+            )
+            text, blocks = minimal_card(session, incident_id)
+            return self._call(message.attempts, method, text=text, blocks=blocks, **where), exc.slack_error
 
     def _deliver(self, session: Session, message: outbox.Message) -> dict[str, Any]:
-        if message.kind == "channel":  # a plain message to a channel of its own (the audit head)
-            channel, text = str(message.payload["channel"]), str(message.payload["text"])
-            sent = self._call(message.attempts, "chat.postMessage", channel=channel, text=text)
-            return {"channel": sent["channel"], "ts": sent["ts"]}
-        incident_id = message.incident_id or ""
-        card = outbox.get_card(db_session=session, incident_id=incident_id) if incident_id else None
-        now = self.services.clock()
-        if message.kind == "card":
-            text, blocks = self.render(session, incident_id)
-            if card is None:
-                sent = self._call(
-                    message.attempts,
-                    "chat.postMessage",
-                    channel=self.services.channel,
-                    text=text,
-                    blocks=blocks,
-                )
-                outbox.set_card(
-                    db_session=session,
-                    incident_id=incident_id,
-                    channel=sent["channel"],
-                    ts=sent["ts"],
-                    now=now,
-                )
-                return {"channel": sent["channel"], "ts": sent["ts"]}
-            self._call(
-                message.attempts, "chat.update", channel=card.channel, ts=card.ts, text=text, blocks=blocks
+        if message.kind == "respond":
+            return self._post_url(message)
+        if message.kind == "ephemeral":
+            p = message.payload
+            sent = self._call(
+                message.attempts,
+                "chat.postEphemeral",
+                channel=p["channel"],
+                user=p["user"],
+                text=p["text"],
+                thread_ts=p.get("thread_ts"),
             )
-            card.updated_at = now
-            return {"channel": card.channel, "ts": card.ts}
+            return {"message_ts": sent.get("message_ts")}
+        if message.kind == "message":
+            return self._say(message)
+        incident_id = message.incident_id or ""
+        if message.kind == "card":
+            return self._card(session, message, incident_id)
+        card = outbox.get_card(db_session=session, incident_id=incident_id) if incident_id else None
         if card is None:  # the card is not posted yet: the thread waits for it
             raise _Retry(WAIT_FOR_CARD_S, "waiting for the card", counted=False)
         if message.kind == "timeline":
-            rows = session.execute(
-                sa.select(IncidentEvent)
-                .where(IncidentEvent.incident_id == incident_id, IncidentEvent.seq > card.thread_seq)
-                .order_by(IncidentEvent.seq)
-            ).scalars()
-            events = list(rows)
-            shown = [e for e in events if e.type not in QUIET_EVENTS]
-            if not shown:
-                if events:
-                    card.thread_seq = events[-1].seq
-                return {}
-            text = timeline_text(
-                event_to_dict(at=e.at, type_=e.type, service=e.service, payload=dict(e.payload))
-                for e in shown
-            )
-            sent = self._call(
-                message.attempts, "chat.postMessage", channel=card.channel, thread_ts=card.ts, text=text
-            )
-            card.thread_seq = events[-1].seq
-            return {"ts": sent["ts"]}
+            return self._timeline(session, message, card)
+        found = self._find_message(message, channel=card.channel, thread_ts=card.ts)
+        if found is not None:
+            return {"ts": found["ts"], "adopted": True}
         text = str(message.payload.get("text", ""))
         sent = self._call(
-            message.attempts, "chat.postMessage", channel=card.channel, thread_ts=card.ts, text=text
+            message.attempts,
+            "chat.postMessage",
+            channel=card.channel,
+            thread_ts=card.ts,
+            text=text,
+            metadata=_metadata(MESSAGE_EVENT, message),
         )
+        return {"ts": sent["ts"]}
+
+    def _say(self, message: outbox.Message) -> dict[str, Any]:
+        p = message.payload
+        found = self._find_message(message, channel=str(p["channel"]), thread_ts=p.get("thread_ts"))
+        if found is not None:
+            return {"ts": found["ts"], "adopted": True}
+        sent = self._call(
+            message.attempts,
+            "chat.postMessage",
+            channel=p["channel"],
+            text=p["text"],
+            thread_ts=p.get("thread_ts"),
+            metadata=_metadata(MESSAGE_EVENT, message),
+        )
+        return {"channel": sent["channel"], "ts": sent["ts"]}
+
+    def _card(self, session: Session, message: outbox.Message, incident_id: str) -> dict[str, Any]:
+        now = self.services.clock()
+        text, blocks = self.render(session, incident_id)
+        card = outbox.get_card(db_session=session, incident_id=incident_id)
+        if card is None and (
+            message.uncertain or outbox.card_post_uncertain(db_session=session, incident_id=incident_id)
+        ):
+            found = self._find_card(session, message, incident_id)
+            if found is not None:
+                outbox.set_card(
+                    db_session=session, incident_id=incident_id, channel=found[0], ts=found[1], now=now
+                )
+                session.commit()  # adopted for good, whatever the update below does
+                card = outbox.get_card(db_session=session, incident_id=incident_id)
+        if card is None:
+            sent, refused = self._card_call(
+                session,
+                message,
+                "chat.postMessage",
+                text,
+                blocks,
+                channel=self.services.channel,
+                metadata=_metadata(CARD_EVENT, message),
+            )
+            outbox.set_card(
+                db_session=session, incident_id=incident_id, channel=sent["channel"], ts=sent["ts"], now=now
+            )
+            return {"channel": sent["channel"], "ts": sent["ts"], **({"minimal": refused} if refused else {})}
+        channel, ts = card.channel, card.ts
+        _, refused = self._card_call(session, message, "chat.update", text, blocks, channel=channel, ts=ts)
+        card = outbox.get_card(db_session=session, incident_id=incident_id)
+        if card is not None:
+            card.updated_at = now
+        return {"channel": channel, "ts": ts, **({"minimal": refused} if refused else {})}
+
+    def _timeline(self, session: Session, message: outbox.Message, card: outbox.SlackCard) -> dict[str, Any]:
+        found = self._find_message(message, channel=card.channel, thread_ts=card.ts)
+        if found is not None:
+            seq = (found.get("metadata") or {}).get("event_payload", {}).get("seq")
+            if isinstance(seq, int) and seq > card.thread_seq:
+                card.thread_seq = seq
+            return {"ts": found["ts"], "adopted": True}
+        rows = session.execute(
+            sa.select(IncidentEvent)
+            .where(IncidentEvent.incident_id == card.incident_id, IncidentEvent.seq > card.thread_seq)
+            .order_by(IncidentEvent.seq)
+        ).scalars()
+        events = list(rows)
+        shown = [e for e in events if e.type not in QUIET_EVENTS]
+        if not shown:
+            if events:
+                card.thread_seq = events[-1].seq
+            return {}
+        text = timeline_text(
+            event_to_dict(at=e.at, type_=e.type, service=e.service, payload=dict(e.payload)) for e in shown
+        )
+        sent = self._call(
+            message.attempts,
+            "chat.postMessage",
+            channel=card.channel,
+            thread_ts=card.ts,
+            text=text,
+            metadata=_metadata(MESSAGE_EVENT, message, seq=events[-1].seq),
+        )
+        card.thread_seq = events[-1].seq
         return {"ts": sent["ts"]}

@@ -19,6 +19,7 @@ MODULES: tuple[str, ...] = (
     "train_cmd",
     "policy_cmds",
     "eval_cmd",
+    "outbox_cmd",
 )
 
 

@@ -37,7 +37,8 @@ METHOD_TIERS: dict[str, int] = {
 POST_MESSAGE_PER_MINUTE = 60
 POST_MESSAGE_BURST = 10
 
-FAULT_KINDS = ("rate_limited", "server_error", "hang")
+FAULT_KINDS = ("rate_limited", "server_error", "hang", "error")
+FAULT_THEN = ("drop", "process", "lose")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Fault:
     status: int = 500
     hang_s: float = 10.0
     then: str = "drop"
+    error: str = "invalid_blocks"
 
     def to_json(self) -> dict[str, Any]:
         """Return the fault as the control API shows it."""
@@ -69,6 +71,9 @@ def parse_fault(body: dict[str, Any]) -> Fault:
     """Build a fault from the control API's JSON body; refuse unknown kinds and bad numbers."""
     kind = str(body.get("kind", ""))
     aliases = {"429": "rate_limited", "500": "server_error", "5xx": "server_error", "timeout": "hang"}
+    if kind in ("invalid_blocks", "invalid_attachments", "msg_too_long"):  # an `error` fault by its name
+        body = {**body, "error": kind}
+        kind = "error"
     kind = aliases.get(kind, kind)
     if kind not in FAULT_KINDS:
         raise SandboxError(f"fault kind {body.get('kind')!r}: expected one of {', '.join(FAULT_KINDS)}")
@@ -82,13 +87,18 @@ def parse_fault(body: dict[str, Any]) -> Fault:
             status=int(body.get("status", 500)),
             hang_s=float(body.get("hang_s", 10.0)),
             then=str(body.get("then", "drop")),
+            error=str(body.get("error", "invalid_blocks")),
         )
     except (TypeError, ValueError) as exc:
         raise SandboxError(f"fault for {method}: {exc}; count, retry_after and status are integers") from None
     if fault.remaining < 1 or fault.retry_after < 0 or not 500 <= fault.status <= 599:
         raise SandboxError(f"fault for {method}: count >= 1, retry_after >= 0 and status 5xx expected")
-    if fault.then not in ("drop", "process"):
-        raise SandboxError(f"fault for {method}: then must be 'drop' or 'process', got {fault.then!r}")
+    if fault.then not in FAULT_THEN:
+        raise SandboxError(
+            f"fault for {method}: then must be one of {', '.join(FAULT_THEN)}, got {fault.then!r}"
+        )
+    if not fault.error:
+        raise SandboxError(f"fault for {method}: error must name a Slack error, e.g. invalid_blocks")
     return fault
 
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from bot.sandbox.control import control, inspect
 from bot.sandbox.driver import DEFAULT_EVENTS, AppDriver
 from bot.sandbox.errors import ApiError, SandboxError
-from bot.sandbox.limits import RateLimiter
+from bot.sandbox.limits import Fault, RateLimiter
 from bot.sandbox.socket_mode import SocketModeHub
 from bot.sandbox.webapi import METHODS, Args, respond
 from bot.sandbox.websocket import WebSocket, accept_key
@@ -163,25 +163,37 @@ class SlackSandbox:
     ) -> tuple[int, dict[str, str], Any]:
         """Run one Web API call: fault, auth, rate limit, then the method; returns (status, headers, body)."""
         headers: dict[str, str] = {}
-        status, body = self._call(method, args, token, headers)
+        fault = self.limiter.take_fault(method)
+        status, body = self._call(method, args, token, headers, fault)
         if status is None:
             return 0, {}, None
         error = None if body.get("ok") else str(body.get("error"))
         clean = {k: v for k, v in args.items() if k != "token"}
         self.workspace.record_call(method, clean, status, error)
+        if fault is not None and fault.kind == "hang" and fault.then == "lose":
+            # processed and stored, but the answer never reaches the client (it times out or sees a reset)
+            self.stopping.wait(fault.hang_s)
+            return 0, {}, None
         return status, headers, body
 
     def _call(
-        self, method: str, args: dict[str, Any], token: str | None, headers: dict[str, str]
+        self,
+        method: str,
+        args: dict[str, Any],
+        token: str | None,
+        headers: dict[str, str],
+        fault: Fault | None = None,
     ) -> tuple[int | None, dict[str, Any]]:
-        fault = self.limiter.take_fault(method)
         if fault is not None:
             if fault.kind == "rate_limited":
                 headers["Retry-After"] = str(fault.retry_after)
                 return 429, {"ok": False, "error": "ratelimited"}
             if fault.kind == "server_error":
                 return fault.status, {"ok": False, "error": "fatal_error"}
-            self.stopping.wait(fault.hang_s)
+            if fault.kind == "error":
+                return 200, _fault_error(fault)
+            if fault.then != "lose":
+                self.stopping.wait(fault.hang_s)
             if fault.then == "drop":
                 return None, {}
         if not token:
@@ -213,25 +225,49 @@ class SlackSandbox:
     def call_response_url(self, response_id: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         """Handle a `response_url` post, honouring faults injected for the method name `response_url`."""
         headers: dict[str, str] = {}
-        fault = self.limiter.take_fault("response_url")
-        if fault is not None and fault.kind == "rate_limited":
-            headers["Retry-After"] = str(fault.retry_after)
-            return 429, headers, {"ok": False, "error": "ratelimited"}
-        if fault is not None and fault.kind == "server_error":
-            return fault.status, headers, {"ok": False, "error": "fatal_error"}
-        if fault is not None:
-            self.stopping.wait(fault.hang_s)
-            if fault.then == "drop":
-                return 0, headers, None
-        try:
-            result = respond(self.workspace, response_id, body)
-            status = 200
-        except ApiError as exc:
-            result, status = {"ok": False, "error": exc.error, **exc.extra}, exc.status
+        status, result = self._respond(response_id, body, headers)
+        if status is None:
+            return 0, headers, None
         self.workspace.record_call(
             "response_url", body, status, None if result.get("ok") else result["error"]
         )
+        fault = result.pop("_lose", None)
+        if fault is not None:
+            self.stopping.wait(fault.hang_s)
+            return 0, headers, None
         return status, headers, result
+
+    def _respond(
+        self, response_id: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int | None, dict[str, Any]]:
+        fault = self.limiter.take_fault("response_url")
+        if fault is not None and fault.kind == "rate_limited":
+            headers["Retry-After"] = str(fault.retry_after)
+            return 429, {"ok": False, "error": "ratelimited"}
+        if fault is not None and fault.kind == "server_error":
+            return fault.status, {"ok": False, "error": "fatal_error"}
+        if fault is not None and fault.kind == "error":
+            return 400, _fault_error(fault)
+        if fault is not None and fault.then != "lose":
+            self.stopping.wait(fault.hang_s)
+            if fault.then == "drop":
+                return None, {}
+        try:
+            result, status = respond(self.workspace, response_id, body), 200
+        except ApiError as exc:
+            result, status = {"ok": False, "error": exc.error, **exc.extra}, exc.status
+        if fault is not None and fault.then == "lose":
+            result["_lose"] = fault
+        return status, result
+
+
+def _fault_error(fault: Fault) -> dict[str, Any]:
+    """Return the answer of an `error` fault, shaped as Slack answers that error."""
+    body: dict[str, Any] = {"ok": False, "error": fault.error}
+    if fault.error == "invalid_blocks":
+        messages = ["[ERROR] failed to match all allowed schemas [json-pointer:/blocks/0] (injected fault)"]
+        body |= {"errors": messages, "response_metadata": {"messages": messages}}
+    return body
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -97,6 +97,23 @@ def _message_content(args: Args) -> tuple[str, list[dict[str, Any]]]:
     return text, blocks
 
 
+def _metadata(args: Args) -> dict[str, Any] | None:
+    """Return message metadata ({event_type, event_payload}), or `invalid_metadata_format`."""
+    if not args.has("metadata"):
+        return None
+    metadata = args.parsed("metadata", error="invalid_metadata_format")
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not metadata["event_type"]
+        or not isinstance(metadata.get("event_payload", {}), dict)
+    ):
+        raise ApiError("invalid_metadata_format")
+    return {"event_type": metadata["event_type"], "event_payload": dict(metadata.get("event_payload", {}))}
+
+
 def _member_channel(ws: Workspace, args: Args, *, by_name: bool) -> dict[str, Any]:
     chan = ws.channel(args.text("channel", error="channel_not_found"), by_name=by_name)
     if ws.bot_user_id not in chan["members"]:
@@ -143,7 +160,7 @@ def chat_post_message(ws: Workspace, args: Args, base_url: str) -> dict[str, Any
     chan = _member_channel(ws, args, by_name=True)
     text, blocks = _message_content(args)
     thread_ts = args.text("thread_ts") or None
-    metadata = args.parsed("metadata", error="invalid_metadata_format") if args.has("metadata") else None
+    metadata = _metadata(args)
     try:
         msg = ws.post(
             channel_id=chan["id"],
@@ -176,6 +193,8 @@ def chat_update(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
         if len(text) > MAX_MESSAGE_TEXT:
             raise ApiError("msg_too_long")
         msg.text, msg.blocks = text, blocks
+        if args.has("metadata"):
+            msg.metadata = _metadata(args)
         msg.edited = {"user": ws.bot_user_id, "ts": ws.new_ts()}
         ws.touch()
         return {
@@ -347,12 +366,13 @@ def _in_window(msg: Message, args: Args) -> bool:
 
 @method("conversations.history")
 def conversations_history(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
-    """Return a channel's top-level messages, newest first, paginated by cursor."""
+    """Return a channel's top-level messages, newest first, paginated by cursor (metadata on request)."""
     chan = _member_channel(ws, args, by_name=False)
+    with_metadata = args.flag("include_all_metadata")
     with ws.lock:
         try:
             top = [
-                m.to_slack(ws.team_id)
+                m.to_slack(ws.team_id, metadata=with_metadata)
                 for m in reversed(ws.messages[chan["id"]])
                 if (m.thread_ts is None or m.thread_ts == m.ts) and _in_window(m, args)
             ]
@@ -370,17 +390,26 @@ def conversations_history(ws: Workspace, args: Args, base_url: str) -> dict[str,
 
 @method("conversations.replies")
 def conversations_replies(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
-    """Return a thread: its parent first, then the replies oldest first."""
+    """Return a thread: its parent first, then the replies in `oldest`/`latest` oldest first."""
     chan = _member_channel(ws, args, by_name=False)
     ts = args.text("ts", error="thread_not_found")
+    with_metadata = args.flag("include_all_metadata")
     with ws.lock:
         try:
             msg = ws.find_message(chan["id"], ts)
         except ApiError:
             raise ApiError("thread_not_found") from None
         root = ws.find_message(chan["id"], msg.thread_ts) if msg.thread_ts else msg
-        thread = [root.to_slack(ws.team_id)] + [
-            ws.find_message(chan["id"], reply).to_slack(ws.team_id) for reply in root.replies
+        try:
+            replies = [
+                ws.find_message(chan["id"], reply)
+                for reply in root.replies
+                if _in_window(ws.find_message(chan["id"], reply), args)
+            ]
+        except ValueError:
+            raise ApiError("invalid_ts_oldest") from None
+        thread = [root.to_slack(ws.team_id, metadata=with_metadata)] + [
+            reply.to_slack(ws.team_id, metadata=with_metadata) for reply in replies
         ]
     chunk, cursor = _page(thread, args, 1000)
     return {

@@ -160,8 +160,8 @@ class Message:
     replies: list[str] = field(default_factory=list)
     reply_users: list[str] = field(default_factory=list)
 
-    def to_slack(self, team_id: str) -> dict[str, Any]:
-        """Return the message as `conversations.history` shows it."""
+    def to_slack(self, team_id: str, *, metadata: bool = True) -> dict[str, Any]:
+        """Return the message as `conversations.history` shows it (``metadata`` as with include_all_metadata)."""
         out: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts}
         out["team"] = team_id
         if self.blocks:
@@ -179,7 +179,7 @@ class Message:
             out["latest_reply"] = self.replies[-1]
         if self.edited:
             out["edited"] = dict(self.edited)
-        if self.metadata:
+        if self.metadata and metadata:
             out["metadata"] = self.metadata
         return out
 

@@ -220,6 +220,59 @@ def test_hang_then_process_still_posts(sandbox: SlackSandbox) -> None:
     assert [m.text for m in sandbox.workspace.messages["C0INCIDENT"]] == ["slow but delivered"]
 
 
+def test_metadata_is_stored_and_read_back_only_on_request(client: WebClient) -> None:
+    meta = {"event_type": "remediate_card", "event_payload": {"incident_id": "INC-1", "outbox_id": 7}}
+    parent = client.chat_postMessage(channel="incidents", text="card", metadata=meta)
+    client.chat_postMessage(channel="incidents", text="reply", thread_ts=parent["ts"], metadata=meta)
+    plain = client.conversations_history(channel="C0INCIDENT")["messages"]
+    assert "metadata" not in plain[0]  # as Slack: only with include_all_metadata
+    full = client.conversations_history(channel="C0INCIDENT", include_all_metadata=True)["messages"]
+    assert full[0]["metadata"] == meta
+    thread = client.conversations_replies(channel="C0INCIDENT", ts=parent["ts"], include_all_metadata=True)
+    assert [m["metadata"] for m in thread["messages"]] == [meta, meta]
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="incidents", text="x", metadata={"event_payload": {}})
+    assert error_of(exc) == "invalid_metadata_format"
+
+
+def test_history_and_replies_read_a_window(client: WebClient) -> None:
+    sent = [client.chat_postMessage(channel="general", text=f"m{i}")["ts"] for i in range(5)]
+    window = client.conversations_history(channel="C0GENERAL1", oldest=sent[1], latest=sent[3], limit=10)
+    assert [m["text"] for m in window["messages"]] == ["m2"]
+    inclusive = client.conversations_history(
+        channel="C0GENERAL1", oldest=sent[1], latest=sent[3], inclusive=True, limit=1
+    )
+    assert [m["text"] for m in inclusive["messages"]] == ["m3"] and inclusive["has_more"] is True
+    replies = [
+        client.chat_postMessage(channel="general", text=f"r{i}", thread_ts=sent[0])["ts"] for i in range(3)
+    ]
+    later = client.conversations_replies(channel="C0GENERAL1", ts=sent[0], oldest=replies[0])
+    assert [m["text"] for m in later["messages"]] == ["m0", "r1", "r2"]  # the parent always comes first
+
+
+def test_lose_fault_stores_the_message_but_never_answers(sandbox: SlackSandbox) -> None:
+    control(sandbox, "faults", {"method": "chat.postMessage", "kind": "hang", "hang_s": 0.5, "then": "lose"})
+    impatient = WebClient(token=sandbox.bot_token, base_url=sandbox.api_url, timeout=5, retry_handlers=[])
+    with pytest.raises((TimeoutError, ConnectionError, urllib.error.URLError)):
+        impatient.chat_postMessage(channel="incidents", text="stored, answer lost")
+    assert [m.text for m in sandbox.workspace.messages["C0INCIDENT"]] == ["stored, answer lost"]
+    calls = control(sandbox, "calls?method=chat.postMessage", method="GET")["calls"]
+    assert [c["status"] for c in calls] == [200]  # processed as Slack would have
+
+
+def test_error_fault_answers_a_slack_error(client: WebClient, sandbox: SlackSandbox) -> None:
+    control(sandbox, "faults", {"method": "chat.update", "kind": "invalid_blocks"})
+    sent = client.chat_postMessage(channel="incidents", text="card")
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_update(channel="C0INCIDENT", ts=sent["ts"], text="new")
+    assert error_of(exc) == "invalid_blocks" and exc.value.response["errors"]
+    control(sandbox, "faults", {"method": "chat.postMessage", "kind": "error", "error": "msg_too_long"})
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="incidents", text="x")
+    assert error_of(exc) == "msg_too_long"
+    assert client.chat_update(channel="C0INCIDENT", ts=sent["ts"], text="new")["ok"]  # one-shot
+
+
 def test_bad_fault_is_refused(sandbox: SlackSandbox) -> None:
     with pytest.raises(urllib.error.HTTPError) as exc:
         control(sandbox, "faults", {"method": "chat.postMessage", "kind": "explode"})
