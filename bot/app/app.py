@@ -201,9 +201,16 @@ def build_app(
 
         work.submit(logged)
 
+    # Replies go through the outbox (429 and 5xx handling, nothing lost); the worker is woken at once.
     def command(body: dict[str, Any], respond: Respond) -> None:
         def reply(text: str, in_channel: bool) -> None:
-            respond(text=text, response_type="in_channel" if in_channel else "ephemeral")
+            worker.respond(
+                response_url=body.get("response_url"),
+                channel=body.get("channel_id", ""),
+                user=body.get("user_id", ""),
+                text=text,
+                in_channel=in_channel,
+            )
 
         guarded(reply, lambda: run(services, user=body["user_id"], text=body.get("text", "")))
 
@@ -215,9 +222,9 @@ def build_app(
 
         def reply(text: str, in_channel: bool) -> None:
             if in_channel:
-                client.chat_postMessage(channel=channel, text=text, thread_ts=event.get("thread_ts"))
+                worker.say(channel=channel, text=text, thread_ts=event.get("thread_ts"))
             else:
-                client.chat_postEphemeral(channel=channel, user=user, text=text)
+                worker.ephemeral(channel=channel, user=user, text=text)
 
         guarded(reply, lambda: run(services, user=user, text=event.get("text", "")))
 
@@ -232,7 +239,13 @@ def build_app(
         )
 
         def reply(text: str, _in_channel: bool) -> None:
-            respond(text=text, response_type="ephemeral", replace_original=False)
+            worker.respond(
+                response_url=body.get("response_url"),
+                channel=(body.get("channel") or {}).get("id", ""),
+                user=body["user"]["id"],
+                text=text,
+                replace_original=False,
+            )
 
         guarded(
             reply,

@@ -110,11 +110,12 @@ class Server:
         return _json(start, _REASONS[404], {"ok": False, "error": f"no route {path}"})
 
     def health(self, start: StartResponse) -> list[bytes]:
-        """Answer 200 with outbox counts when the store answers, 503 otherwise."""
+        """Answer 200 with outbox counts, dead letters and the oldest undelivered age; 503 without a store."""
         try:
             with self.app.services.sessions() as s:
                 s.execute(sa.text("SELECT 1"))
-                counts = outbox.counts(db_session=s)
+                counts: dict[str, Any] = dict(outbox.counts(db_session=s))
+                oldest = outbox.oldest_pending(db_session=s)
                 kept, newest = s.execute(
                     sa.select(sa.func.count(), sa.func.max(ServiceSnapshot.received_at))
                 ).one()
@@ -123,12 +124,16 @@ class Server:
                 start, _REASONS[503], {"ok": False, "error": f"store unavailable: {type(exc).__name__}"}
             )
         policy = self.app.services.policy
+        # dead letters stay until delivered (retried on a schedule and when Slack answers again)
+        age = (self.app.services.clock() - oldest).total_seconds() if oldest is not None else None
+        counts["oldest_pending_age_s"] = round(max(0.0, age), 1) if age is not None else None
         return _json(
             start,
             _REASONS[200],
             {
                 "ok": True,
                 "outbox": counts,
+                "dead_letters": counts["dead"],
                 "policy": {"name": policy.name, "version": policy.version},
                 # a feeder that stopped shows as an old newest_received_at
                 "snapshots": {"services": int(kept), "newest_received_at": _iso(newest)},
