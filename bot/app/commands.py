@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot.alerts.snapshots import attach_recent
 from bot.app import incidents
 from bot.app.cards import key_signals, target_label, timeline_text
-from bot.app.delivery import announce, post_in_thread
+from bot.app.delivery import announce, post_in_thread, refresh_cards
 from bot.app.errors import NotAllowedError, NotFoundError
 from bot.app.grammar import HELP, Command, parse
 from bot.app.mrkdwn import clip_md, escape, mention, safe
@@ -220,17 +220,21 @@ def _postmortem(services: Services, s: Session, user: str, incident_id: str) -> 
 
 
 def _freeze(services: Services, s: Session, user: str, state: str, service: str | None) -> Outcome:
-    set_switch(
+    now = services.clock()
+    covered = set_switch(
         db_session=s,
         config=services.rbac,
         kind="freeze",
         engaged=state == "on",
         actor=user,
-        now=services.clock(),
+        now=now,
         service=service,
     )
+    refresh_cards(db_session=s, incident_ids=covered, now=now)  # their Approve buttons come and go
     where = escape(service) if service else "every service"
-    return Outcome(Reply(f"{mention(user)} turned the freeze {state} for {where}.", in_channel=True))
+    return Outcome(
+        Reply(f"{mention(user)} turned the freeze {state} for {where}.", in_channel=True), queued=True
+    )
 
 
 def _whoami(services: Services, user: str) -> Outcome:

@@ -110,17 +110,22 @@ def register(app: typer.Typer) -> None:
     def _switch(
         kind: str, state: str, ctx: typer.Context, service: str | None, user: str, reason: str
     ) -> None:
+        from bot.app.delivery import refresh_cards
         from remediation.guardrails.config import load_rbac
         from remediation.guardrails.service import set_switch
 
         if state not in ("on", "off"):
             refuse(f"expected on or off, got {state!r}")
         settings = settings_of(ctx)
+        now = datetime.now(UTC)
         with _store(settings)() as session:
-            set_switch(
+            covered = set_switch(
                 db_session=session, config=load_rbac(settings.rbac_config), kind=kind,  # type: ignore[arg-type]
-                engaged=state == "on", actor=user, now=datetime.now(UTC), service=service, reason=reason,
+                engaged=state == "on", actor=user, now=now, service=service, reason=reason,
             )  # fmt: skip
+            # The serving bot's outbox worker (another process, same store) re-renders these cards.
+            refresh_cards(db_session=session, incident_ids=covered, now=now)
+            session.commit()
         label = "freeze" if kind == "freeze" else "kill switch"
         console.print(f"{label} {state} for {service or 'every service'}")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from incidents_db.models import GuardrailSwitch
+from incidents_db.models import ApprovalRequest, GuardrailSwitch, Incident, Suggestion
 from remediation.audit.service import append, lock_chain
 from remediation.errors import GuardrailDeniedError
 from remediation.guardrails.decide import roles_of
@@ -24,8 +25,14 @@ def set_switch(
     now: datetime,
     service: str | None = None,
     reason: str = "",
-) -> None:
-    """Turn a freeze or kill switch on or off (global when ``service`` is None) if ``actor`` may flip it."""
+) -> list[str]:
+    """Turn a freeze or kill switch on or off (global when ``service`` is None) if ``actor`` may flip it.
+
+    Returns the ids of the open incidents the switch covers, whose cards must be re-rendered (an
+    Approve button that the switch now forbids, or allows again). The change is flushed, not
+    committed: the caller queues those refreshes and commits both together. A refusal is committed
+    (its audit entry) before `GuardrailDeniedError` is raised.
+    """
     lock_chain(db_session=db_session)
     scope = service or ALL
     allowed_roles = config.freeze.override_roles if kind == "freeze" else config.kill_switch.flip_roles
@@ -62,4 +69,27 @@ def set_switch(
         target=service,
         policy_version=config.policy_version,
     )
-    db_session.commit()
+    db_session.flush()
+    return covered_open_incidents(db_session=db_session, service=service)
+
+
+def covered_open_incidents(*, db_session: Session, service: str | None) -> list[str]:
+    """Return the ids of open incidents a switch on ``service`` (None: every service) can change, sorted.
+
+    That is every open incident for a global switch; for one service, those it is part of and those
+    with a suggestion or approval request targeting it (a card can offer a fix on a dependency).
+    """
+    is_open = Incident.status == "open"
+    rows = db_session.execute(sa.select(Incident.id, Incident.services).where(is_open)).all()
+    if service is None:
+        return sorted(row.id for row in rows)
+    found = {row.id for row in rows if service in (row.services or [])}
+    for model in (Suggestion, ApprovalRequest):
+        found.update(
+            db_session.execute(
+                sa.select(model.incident_id).join(Incident, Incident.id == model.incident_id)
+                .where(is_open, model.target == service)
+                .distinct()
+            ).scalars()
+        )  # fmt: skip
+    return sorted(i for i in found if i)
