@@ -115,7 +115,8 @@ def _status_line(view: SuggestionView, incident_id: str) -> str:
     line = labels.get(request.state, request.state)
     if request.state == st.REJECTED:
         return line + again
-    return line + (f" (approved by {approvers})" if approvers else "") + again
+    why = f": {escape(request.note)}" if request.note else ""  # failed without running, and why
+    return line + (f" (approved by {approvers})" if approvers else "") + why + again
 
 
 def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:

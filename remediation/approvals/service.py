@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from incidents_db.models import Approval, ApprovalRequest, Execution, GuardrailSwitch
+from incidents_db.models import Approval, ApprovalRequest, AuditEntry, Execution, GuardrailSwitch
 from playbooks.catalog import Catalog
 from remediation.approvals import states as st
 from remediation.approvals.lease import Heartbeat, Lease, replica_id
@@ -77,9 +77,20 @@ def _view(db_session: Session, row: ApprovalRequest) -> RequestView:
             .order_by(Approval.id)
         ).scalars()
     )
+    note = ""
+    if row.state == st.FAILED:  # failed without running: say why (the run-time refusal, audited)
+        note = (
+            db_session.execute(
+                sa.select(AuditEntry.reason)
+                .where(AuditEntry.request_id == row.id, AuditEntry.event == "blocked")
+                .order_by(AuditEntry.seq.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            or ""
+        )
     return RequestView(
         row.id, row.state, row.action, row.target, dict(row.params), row.risk, row.requester,
-        row.required_approvals, approvers, row.expires_at, row.incident_id, row.version,
+        row.required_approvals, approvers, row.expires_at, row.incident_id, row.version, note=note,
     )  # fmt: skip
 
 
@@ -647,7 +658,7 @@ def fail_blocked(
     note = f"did not run: {reason}"
     _audit(db_session, row, actor=actor, event="blocked", decision="denied", reason=note[:2000])
     db_session.commit()
-    return replace(_view(db_session, row), note=note)
+    return _view(db_session, row)
 
 
 def recover_interrupted(*, db_session: Session, guard: Guard) -> list[str]:
