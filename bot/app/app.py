@@ -84,6 +84,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
     """Return a Web API client for the settings' token and API URL (the outbox does the retrying)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
@@ -230,9 +234,7 @@ def build_app(
 
     def button(body: dict[str, Any], respond: Respond) -> None:
         action = body["actions"][0]
-        container = body.get("container") if isinstance(body.get("container"), dict) else {}
-        message = body.get("message") if isinstance(body.get("message"), dict) else {}
-        channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
+        container, message, channel = (_mapping(body.get(key)) for key in ("container", "message", "channel"))
         card = CardRef(
             channel=_text(container.get("channel_id") or channel.get("id")),
             ts=_text(container.get("message_ts") or message.get("ts")),

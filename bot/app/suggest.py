@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.app import incidents
 from bot.app.services import Services
-from incidents_db.models import ApprovalRequest
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions
@@ -44,24 +42,6 @@ class Ranking:
     record: dict[str, Any]
     requester: str
     suggestions: tuple[SuggestionView, ...]
-
-
-def latest_request(
-    *, db_session: Session, incident_id: str, action: str, target: str | None
-) -> approvals.RequestView | None:
-    """Return the newest approval request of the incident for this (action, target), if any."""
-    query = (
-        sa.select(ApprovalRequest.id)
-        .where(
-            ApprovalRequest.incident_id == incident_id,
-            ApprovalRequest.action == action,
-            ApprovalRequest.target.is_(None) if target is None else ApprovalRequest.target == target,
-        )
-        .order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id)
-        .limit(1)
-    )
-    found = db_session.execute(query).scalar_one_or_none()
-    return approvals.get(db_session=db_session, request_id=found) if found else None
 
 
 def rank(

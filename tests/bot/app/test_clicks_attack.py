@@ -11,6 +11,7 @@ import copy
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,8 +19,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.app.cards import render_card
+from bot.app.suggest import Ranking, SuggestionView
 from bot.sandbox.payloads import block_actions_payload, slash_command_form
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution, Incident, Suggestion
+from remediation.guardrails.decide import Decision
+from remediation.policies import RankedAction
 from tests.bot.app.conftest import ALICE, BOB, CAROL, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 from tests.fuzz import examples
@@ -94,7 +99,9 @@ def test_fifty_concurrent_clicks_on_the_first_card_run_once(db_harness: Harness)
     wait_for(lambda: len(_replies(h, ALICE, BOB)) >= 50, seconds=120)
     replies = _replies(h, ALICE, BOB)
     _no_internal_error(replies)
-    assert len([t for t in replies if "already decided" not in t]) == 1, [t for t in replies if "already decided" not in t]
+    assert len([t for t in replies if "already decided" not in t]) == 1, [
+        t for t in replies if "already decided" not in t
+    ]
     assert [t for t in replies if "already decided by" in t]
     assert h.world.applied == [("restart_service", "checkoutservice", {})]
     assert _count(h, Execution) == 1 and _count(h, ApprovalRequest) == 1
@@ -264,3 +271,17 @@ def test_fuzzed_button_values_never_fail_or_propose(harness: Harness) -> None:
     wait_for(lambda: whys() > before, seconds=60)
     _no_internal_error(h.ephemerals(BOB))
     assert _count(h, ApprovalRequest) == 0 and h.world.applied == []
+
+
+def test_a_card_shows_each_suggestions_parameters_escaped() -> None:
+    ranked = RankedAction("scale_out", "frontend", {"replicas": 2, "note": "<!channel>"}, risk="medium")
+    view = SuggestionView(1, ranked, Decision(True, "ok", "allowed"), None, "a" * 32)
+    record = {
+        "id": "INC-7", "title": "t", "severity": "sev2", "opened_at": "2026-12-01T10:00:00Z", "events": [],
+    }  # fmt: skip
+    _, blocks = render_card(Ranking(record, BOB, (view,)), policy_name="p", now=datetime.now(UTC))
+    line = next(b["text"]["text"] for b in blocks if b.get("block_id") == "text-1")
+    assert "with note=&lt;!channel&gt;, replicas=2" in line
+    assert _button({"blocks": blocks}, "approve:1")["value"] == json.dumps(
+        {"s": "a" * 32}, separators=(",", ":")
+    )
