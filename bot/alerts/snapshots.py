@@ -32,6 +32,7 @@ from incidents_db.snapshots import keep_latest, latest, recent_metrics
 MAX_SNAPSHOTS = 1000
 MAX_VALUES = 500
 FUTURE_SLACK_S = 300.0  # clocks disagree a little; a snapshot further ahead than this is refused
+MAX_AGE_S = 86_400.0  # a snapshot older than this says nothing about now: refused
 MOVE_REL, MOVE_ABS = 0.25, 0.02  # a value moved materially: by more than 25 % of itself and 0.02
 
 
@@ -116,6 +117,9 @@ def parse_snapshots(body: Any, *, now: datetime | None = None) -> Delivery[Snaps
             refused.append(
                 Problem(index, f"at: {snap.at.isoformat()} is in the future; check the sender's clock")
             )
+            continue
+        if now is not None and snap.at is not None and now - snap.at > timedelta(seconds=MAX_AGE_S):
+            refused.append(Problem(index, f"at: {snap.at.isoformat()} is more than a day old"))
             continue
         accepted.append(snap)
     return Delivery(accepted, refused).check("snapshots", "snapshot payload")
