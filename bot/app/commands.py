@@ -273,7 +273,7 @@ def _free(services: Services, s: Session, text: str) -> Outcome:
     return Outcome(Reply(f"I did not understand that.\n{HELP}"))
 
 
-WRITES = frozenset({"declare", "resolve", "postmortem", "freeze"})
+WRITES = frozenset({"declare", "resolve", "postmortem"})  # freeze takes the audit chain lock instead
 
 
 def run(services: Services, *, user: str, text: str) -> Outcome:
