@@ -23,6 +23,7 @@ from bot.app.cards import render_card
 from bot.app.suggest import Ranking, SuggestionView
 from bot.sandbox.payloads import block_actions_payload, slash_command_form
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution, Incident, Suggestion
+from incidents_db.outbox import SeenEvent
 from remediation.guardrails.decide import Decision
 from remediation.policies import RankedAction
 from tests.bot.app.conftest import ALICE, BOB, CAROL, Harness, generic
@@ -229,6 +230,9 @@ def test_a_replayed_signed_declare_makes_one_incident(db_harness: Harness) -> No
     with h.services.sessions() as s:
         titles = dict(s.execute(sa.select(Incident.id, Incident.title)).all())
     assert titles == {"INC-1": "replayed once", "INC-2": "after the replay"}
+    with h.services.sessions() as s:  # one fingerprint per distinct request, none for the replay
+        seen = s.execute(sa.select(SeenEvent.event_id).where(SeenEvent.event_id.like("req:%"))).scalars()
+        assert len(list(seen)) == 2
 
 
 _KEYS = st.sampled_from(["s", "a", "t", "p", "i", "r", "x"])
