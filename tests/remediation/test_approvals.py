@@ -17,6 +17,7 @@ from remediation.errors import (
     IllegalTransitionError,
     RequestExpiredError,
 )
+from remediation.executors.base import Outcome
 from tests.remediation.conftest import ALICE, BOB, CAROL, DAVE, ERIN, FRANK, CountingExecutor, Store
 
 
@@ -337,3 +338,54 @@ def test_unique_execution_row_backs_the_state_check(store: Store) -> None:
         )
         with pytest.raises(sa.exc.IntegrityError):
             s.commit()
+
+
+def test_a_lease_is_renewed_only_by_its_owner_and_a_late_result_is_kept(store: Store) -> None:
+    class Stuck(CountingExecutor):
+        def execute(self, request, dry_run):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt  # the runner is cut off after the claim
+
+    req = request(store)
+    mine = svc.Lease(owner="replica-a", seconds=60)
+    with store.factory() as s:
+        svc.approve(db_session=s, guard=store.guard, request_id=req.id, approver=BOB)
+        with pytest.raises(KeyboardInterrupt):
+            svc.execute(db_session=s, guard=store.guard, request_id=req.id, executor=Stuck(), lease=mine)
+    with store.factory() as s:
+        other = svc.Lease(owner="replica-b", seconds=60)
+        assert not svc.renew_lease(db_session=s, guard=store.guard, request_id=req.id, lease=other)
+        store.clock.advance(50)
+        assert svc.renew_lease(db_session=s, guard=store.guard, request_id=req.id, lease=mine)
+        store.clock.advance(50)  # 100 s after the claim, 50 s after the renewal: still live
+        assert svc.recover_interrupted(db_session=s, guard=store.guard) == []
+        store.clock.advance(11)
+        assert svc.recover_interrupted(db_session=s, guard=store.guard) == [req.id]
+        assert not svc.renew_lease(db_session=s, guard=store.guard, request_id=req.id, lease=mine)
+        late = svc.record_outcome(
+            db_session=s, guard=store.guard, request_id=req.id, outcome=Outcome("succeeded", "restarted")
+        )
+        assert late.late and late.state == "succeeded"
+        row = s.execute(sa.select(Execution).where(Execution.request_id == req.id)).scalar_one()
+        assert row.state == "succeeded" and row.outcome["late"] is True
+        with pytest.raises(IllegalTransitionError, match="already recorded"):
+            svc.record_outcome(
+                db_session=s, guard=store.guard, request_id=req.id, outcome=Outcome("failed", "again")
+            )
+    events = [(e, d) for e, d, _ in audit_events(store)]
+    assert ("late_outcome", "info") in events and ("outcome", "denied") in events
+    with store.factory() as s:
+        assert verify(db_session=s).ok
+
+
+def test_a_run_time_refusal_fails_the_request_with_its_reason(store: Store) -> None:
+    req = request(store)
+    with store.factory() as s:
+        svc.approve(db_session=s, guard=store.guard, request_id=req.id, approver=BOB)
+        view = svc.fail_blocked(
+            db_session=s, guard=store.guard, request_id=req.id, reason="a freeze is in effect"
+        )
+    assert view.state == "failed" and view.note == "did not run: a freeze is in effect"
+    with store.factory() as s:
+        assert svc.get(db_session=s, request_id=req.id).note == "did not run: a freeze is in effect"
+        assert s.execute(sa.select(sa.func.count()).select_from(Execution)).scalar_one() == 0
+    assert ("blocked", "denied", "remediate") in audit_events(store)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from bot.app.jobs import expire_requests, recover_interrupted, start_jobs
 from bot.app.services import Services
-from incidents_db.models import ApprovalRequest, AuditEntry
+from incidents_db.models import ApprovalRequest, AuditEntry, Execution
 from remediation.approvals import service as approvals
 from tests.bot.app.conftest import BOT, Harness, generic
 
@@ -79,3 +79,46 @@ def test_an_execution_interrupted_by_a_crash_becomes_unknown_and_is_not_rerun(ha
     assert _state(harness.services, request_id) == "unknown"
     assert harness.world.applied == []  # recovery marks it; it never runs the action again
     assert recover_interrupted(harness.services) == []
+
+
+def _claimed_by(h: Harness, owner: str, *, lease_s: float) -> str:
+    """A request `executing` under a lease of ``owner`` (what another replica's runner leaves)."""
+    request_id = _open_request(h)
+    now = h.services.clock()
+    with h.services.sessions() as session:
+        session.execute(
+            sa.update(ApprovalRequest).where(ApprovalRequest.id == request_id).values(state="executing")
+        )
+        session.add(
+            Execution(
+                request_id=request_id,
+                executor="sim",
+                state="running",
+                started_at=now,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+            )
+        )
+        session.commit()
+    return request_id
+
+
+def test_recovery_takes_only_expired_leases(db_harness: Harness) -> None:
+    live = _claimed_by(db_harness, "replica-b:1:aaaa", lease_s=600)
+    assert recover_interrupted(db_harness.services) == []  # another replica is running it
+    assert _state(db_harness.services, live) == "executing"
+    assert recover_interrupted(_later(db_harness.services, 1)) == [live]  # its lease ran out
+    assert _state(db_harness.services, live) == "unknown"
+
+
+def test_the_scheduler_keeps_recovering_expired_leases(harness: Harness) -> None:
+    scheduler = start_jobs(harness.services, expire_every_s=60, recover_every_s=0.2)
+    try:
+        # claimed after start-up recovery ran, with a lease that runs out almost at once
+        request_id = _claimed_by(harness, "replica-b:1:aaaa", lease_s=0.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _state(harness.services, request_id) != "unknown":
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown(wait=False)
+    assert _state(harness.services, request_id) == "unknown"
