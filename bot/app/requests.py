@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from bot.app import incidents
 from bot.app.cards import target_label
 from bot.app.delivery import announce
+from bot.app.mrkdwn import escape
 from bot.app.services import Services
 from incidents_db.models import Execution
 from remediation.approvals import service as approvals
@@ -86,10 +87,11 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
                 late=True if view.late else None,
             )
         elif view.state in (st.REJECTED, st.PENDING):
+            raw = f"{view.action} on {view.target}" if view.target else view.action  # escaped when shown
             text = (
-                f"rejected {label}"
+                f"rejected {raw}"
                 if view.state == st.REJECTED
-                else f"approved {label} ({len(view.approvers)} of {view.required_approvals})"
+                else f"approved {raw} ({len(view.approvers)} of {view.required_approvals})"
             )
             incidents.append(
                 db_session=s, incident_id=view.incident_id, type_="note", at=now, actor=user, text=text
@@ -102,7 +104,7 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
     if view.state == st.APPROVED:
         return f"Approved {label}; no executor is configured, so nothing ran."
     if view.note:
-        return f"{label}: {view.state}; {view.note}."
+        return f"{label}: {view.state}; {escape(view.note)}."
     if view.state == st.REJECTED:
         return f"Rejected {label}."
     return f"{label}: {view.state}."

@@ -11,10 +11,13 @@ import hashlib
 import hmac
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from bot.app.cards import render_card, timeline_text
+from bot.app.suggest import Ranking
 from bot.sandbox.blockkit import check_blocks
 from incidents_db.models import IncidentEvent
 from tests.bot.app.conftest import ALICE, Harness, generic
@@ -216,3 +219,47 @@ def _post(harness: Harness, path: str, data: bytes) -> tuple[int, dict[str, Any]
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def test_imported_history_renders_escaped_once_and_within_limits() -> None:
+    """A record as imported history can hold it: hostile ids, titles, many long services, odd values."""
+    services = [f"{'<' * 190}-{i}" for i in range(40)]
+    events = [
+        {
+            "at": "2026-03-02T10:14:00Z",
+            "type": "alert",
+            "name": "<!channel>",
+            "service": s,
+            "status": "firing",
+        }
+        for s in services
+    ] + [
+        {"at": "2026-03-02T10:15:00Z", "type": "metrics", "service": services[0], "values": {"<x>": "high"}},
+        {"at": "2026-03-02T10:16:00Z", "type": "note", "actor": "remediate", "text": "a & b <@U0BOB00002>"},
+        {"at": "2026-03-02T10:17:00Z", "type": "note", "actor": ALICE, "text": "ok"},
+        {"at": "2026-03-02T10:18:00Z", "type": "<b>", "service": "x&y"},
+        {
+            "at": "2026-03-02T10:19:00Z",
+            "type": "action",
+            "action": "restart",
+            "target": "a&b",
+            "detail": "<!here>",
+        },
+    ]
+    record = {
+        "id": "<!channel>",
+        "title": "<https://evil.example|re-auth> " * 100,
+        "severity": "sev2",
+        "services": services,
+        "opened_at": "2026-03-02T10:14:00Z",
+        "events": events,
+    }
+    text, blocks = render_card(Ranking(record, ALICE, ()), policy_name="runbook", now=datetime.now(UTC))
+    assert check_blocks(blocks) == [] and len(text) <= 3000
+    assert not UNESCAPED.search(text) and not re.search(r"<!channel>|<!here>|<@U0BOB|<https://", text)
+    for shown in _mrkdwn_texts(blocks):
+        assert not re.search(r"<!channel>|<!here>|<@U0BOB|<https://", shown), shown
+    timeline = timeline_text(events)
+    assert "a &amp; b &lt;@U0BOB00002&gt;" in timeline  # escaped exactly once
+    assert f"<@{ALICE}>" in timeline and "remediate:" in timeline  # our mentions stay, others cannot ping
+    assert "&amp;amp;" not in timeline and "&lt;!here&gt;" in timeline and "restart on a&amp;b" in timeline
