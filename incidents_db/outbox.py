@@ -141,7 +141,8 @@ def enqueue(
     due = now
     if coalesce_key is not None:
         existing = db_session.execute(
-            sa.select(OutboxMessage.id).where(
+            sa.select(OutboxMessage.id)
+            .where(
                 OutboxMessage.coalesce_key == coalesce_key,
                 OutboxMessage.state == PENDING,
                 OutboxMessage.attempts == 0,
@@ -385,6 +386,13 @@ def counts(*, db_session: Session) -> dict[str, int]:
 def get_card(*, db_session: Session, incident_id: str) -> SlackCard | None:
     """Return where the incident's card was posted, if it was."""
     return db_session.get(SlackCard, incident_id)
+
+
+def latest_card_channel(*, db_session: Session) -> str | None:
+    """Return the channel id of the most recently updated card, if any card was posted."""
+    return db_session.execute(
+        sa.select(SlackCard.channel).order_by(SlackCard.updated_at.desc()).limit(1)
+    ).scalar_one_or_none()
 
 
 def set_card(*, db_session: Session, incident_id: str, channel: str, ts: str, now: datetime) -> None:

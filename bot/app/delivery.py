@@ -24,7 +24,7 @@ import threading
 import urllib.error
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
@@ -40,6 +40,7 @@ from incidents_db.models import Incident, IncidentEvent
 from incidents_db.service import event_to_dict
 
 log = logging.getLogger("remediate.slack")
+_T = TypeVar("_T")
 Render = Callable[[Session, str], tuple[str, list[dict[str, Any]]]]
 RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 # Slack refused the message's content: a card falls back to the minimal card instead of dying
@@ -372,6 +373,10 @@ class OutboxWorker:
             return ref
         if ref in self._channel_ids:
             return self._channel_ids[ref]
+        if ref == self.services.channel:  # where the cards go: an earlier card says its id
+            known = outbox.latest_card_channel(db_session=session)
+            if known is not None:
+                return known
         name, cursor = ref.lstrip("#"), None
         for _ in range(20):
             page = self._call(
@@ -425,6 +430,16 @@ class OutboxWorker:
                 break
         return sorted(found, key=lambda m: float(m["ts"]))
 
+    def _lookup(self, find: Callable[[], _T]) -> _T | None:
+        """Run a lookup; if Slack refuses it (a missing history scope), post anyway rather than hold the row."""
+        try:
+            return find()
+        except _Retry as exc:
+            if not exc.fatal:
+                raise
+            log.warning("cannot look a message up (%s); posting it again may duplicate it", exc.error)
+            return None
+
     def _find_card(
         self, session: Session, message: outbox.Message, incident_id: str
     ) -> tuple[str, str] | None:
@@ -460,13 +475,15 @@ class OutboxWorker:
             return None
         if not CHANNEL_ID.match(channel):
             return None  # a lookup needs the channel's id; a name is looked up only for cards
-        found = self._read_back(
-            message.attempts,
-            channel=channel,
-            since=message.created_at,
-            event_type=MESSAGE_EVENT,
-            match=lambda p: p.get("outbox_id") == message.id,
-            thread_ts=thread_ts,
+        found = self._lookup(
+            lambda: self._read_back(
+                message.attempts,
+                channel=channel,
+                since=message.created_at,
+                event_type=MESSAGE_EVENT,
+                match=lambda p: p.get("outbox_id") == message.id,
+                thread_ts=thread_ts,
+            )
         )
         return found[0] if found else None
 
@@ -547,7 +564,7 @@ class OutboxWorker:
         if card is None and (
             message.uncertain or outbox.card_post_uncertain(db_session=session, incident_id=incident_id)
         ):
-            found = self._find_card(session, message, incident_id)
+            found = self._lookup(lambda: self._find_card(session, message, incident_id))
             if found is not None:
                 outbox.set_card(
                     db_session=session, incident_id=incident_id, channel=found[0], ts=found[1], now=now

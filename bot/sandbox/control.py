@@ -2,7 +2,7 @@
 
 GET  state | messages?channel=&thread_ts= | ephemerals?channel=&user= | views?user= | calls?method=
      | deliveries | faults | socket_mode | ui?channel=&user=
-POST faults {method, kind, count, retry_after, status, hang_s, then} | rate_limits {method, per_minute,
+POST faults {method, kind, count, retry_after, status, hang_s, then, error} | rate_limits {method, per_minute,
      burst} or {enabled} | clock {advance} | reset | act/command | act/message | act/click
      | act/view_submit | act/view_close
 DELETE faults

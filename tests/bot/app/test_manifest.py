@@ -24,4 +24,12 @@ def test_manifest_matches_the_app() -> None:
     assert len(urls) == 1 and urls.pop().endswith("/slack/events")
     assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
     assert settings["interactivity"]["is_enabled"] is True
-    assert sorted(doc["oauth_config"]["scopes"]["bot"]) == ["app_mentions:read", "chat:write", "commands"]
+    assert sorted(doc["oauth_config"]["scopes"]["bot"]) == [
+        "app_mentions:read",
+        "channels:history",  # the outbox reads a post back after a lost answer
+        "channels:read",
+        "chat:write",
+        "commands",
+        "groups:history",
+        "groups:read",
+    ]

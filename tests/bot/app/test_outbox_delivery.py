@@ -214,3 +214,18 @@ def test_an_ephemeral_reply_under_429_is_delivered_after_retry_after(harness: Ha
     assert h.driver.event(event).ok
     h.wait_ephemeral(BOB, "no incident 'INC-404'")
     assert [c["status"] for c in _calls(h, "chat.postEphemeral")] == [429, 200]
+
+
+def test_a_refused_lookup_posts_again_rather_than_hold_the_card(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    caplog.set_level(logging.WARNING, logger="remediate.slack")
+    control(h.sandbox, "faults", {"method": "chat.postMessage", "kind": "hang", "hang_s": 0, "then": "lose"})
+    control(
+        h.sandbox, "faults", {"method": "conversations.history", "kind": "error", "error": "missing_scope"}
+    )
+    h.post_alert("generic", generic("HighErrorRate", "checkoutservice"))
+    wait_for(lambda: _settled(h), seconds=30)
+    assert _cards_of(h, "INC-1")  # never without a card (a duplicate is possible without the scope)
+    assert any("cannot look a message up" in r.getMessage() for r in caplog.records)
