@@ -24,6 +24,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from incidents_db.models import Base, utcnow
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
+# replies to a person who is waiting go out before cards and timelines that are due at the same time
+REPLY_KINDS = ("respond", "ephemeral", "message")
 
 
 class OutboxMessage(Base):
@@ -181,7 +183,7 @@ def enqueue(
 
 
 def claim_due(*, db_session: Session, now: datetime, limit: int = 20, lease_s: float = 60.0) -> list[Message]:
-    """Claim up to ``limit`` due pending (or dead) messages, oldest first, for ``lease_s`` seconds; commit."""
+    """Claim up to ``limit`` due pending (or dead) messages, replies then oldest first, for ``lease_s`` s; commit."""
     candidates = db_session.execute(
         sa.select(OutboxMessage)
         .where(
@@ -189,7 +191,7 @@ def claim_due(*, db_session: Session, now: datetime, limit: int = 20, lease_s: f
             OutboxMessage.next_attempt_at <= now,
             sa.or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
         )
-        .order_by(OutboxMessage.id)
+        .order_by(sa.case((OutboxMessage.kind.in_(REPLY_KINDS), 0), else_=1), OutboxMessage.id)
         .limit(limit)
     ).scalars()
     claimed: list[Message] = []

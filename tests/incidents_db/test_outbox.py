@@ -117,3 +117,14 @@ def test_a_sent_row_supersedes_older_unsent_rows_of_its_key(db_url: str) -> None
         assert _row(s, old).state == "sent" and _row(s, old).result == {"superseded_by": new}
         assert outbox.counts(db_session=s)["dead"] == 0
     engine.dispose()
+
+
+def test_replies_are_claimed_before_cards_due_at_the_same_time(db_url: str) -> None:
+    engine = open_store(db_url)
+    with Session(engine) as s:
+        card = _enqueue(s, T0, interval=0.0)
+        reply = outbox.enqueue(db_session=s, kind="respond", payload={"url": "u", "body": {}}, now=T0)
+        s.commit()
+        assert [m.id for m in outbox.claim_due(db_session=s, now=T0, limit=1)] == [reply]
+        assert [m.id for m in outbox.claim_due(db_session=s, now=T0, limit=1)] == [card]
+    engine.dispose()
