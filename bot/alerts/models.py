@@ -204,7 +204,7 @@ class PromAlert(_Model):
     startsAt: datetime | None = None
     endsAt: datetime | None = None
     fingerprint: Name = ""
-    values: dict[Text, float] | None = None
+    values: dict[Text, float | None] | None = None  # Grafana: a query's value, null without data
 
     _aware = field_validator("startsAt", "endsAt")(aware_at)
 
