@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,29 @@ def test_read_last_names_a_bad_line(tmp_path: Path) -> None:
     path.write_text('{"seq": 1, "hash": "' + "ab" * 32 + '"}\nnot json\n')
     with pytest.raises(CheckpointError, match="last line"):
         read_last(path)
+
+
+def test_verify_during_concurrent_appends_is_no_false_alarm(store: Store) -> None:
+    """The log and its head row are read in one snapshot: an append committed mid-walk is not a cut tail."""
+    fill(store, 20)
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            while not done.is_set():
+                fill(store, 1)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    verdicts = []
+    try:
+        for _ in range(40):
+            with store.factory() as s:
+                verdicts.append(verify(db_session=s))
+    finally:
+        done.set()
+        thread.join(60)
+    assert [v.problem for v in verdicts if not v.ok] == []
+    assert verdicts[-1].checked > 20  # the writer did append while the checks ran
