@@ -77,6 +77,52 @@ class TimedExecutor:
         )
 
 
+def run_approved(services: Services, request_id: str, actor: str, *, on_late: Done) -> RequestView | None:
+    """Claim and run one approved request in this thread under a lease, bounded by the action's timeout.
+
+    A guardrail that refuses it now (rate limit, freeze, kill switch, blast radius) fails it with the
+    reason (docs/safety.md). Returns the final view, or None when it did not run (no executor, expired
+    meanwhile, already run). A result that comes after the timeout goes to ``on_late``.
+    """
+    if services.executor is None:
+        return None
+    with services.sessions() as s:
+        request = approvals.get(db_session=s, request_id=request_id)
+        timeout = services.catalog.get(request.action).timeout_s
+
+    def late(late_id: str, outcome: Outcome) -> None:
+        """Record the result of a run that outlived its timeout (it was marked unknown meanwhile)."""
+        try:
+            with services.sessions() as s:
+                view = approvals.record_outcome(
+                    db_session=s, guard=services.guard, request_id=late_id, outcome=outcome
+                )
+            on_late(view, "remediate")
+        except Exception:
+            log.exception("recording the late result of request %s failed", late_id)
+
+    executor = TimedExecutor(services.executor, timeout, on_late=late)
+    with services.sessions() as s:
+        try:
+            return approvals.execute(
+                db_session=s,
+                guard=services.guard,
+                request_id=request_id,
+                executor=executor,
+                actor=actor,
+                lease=services.lease,
+            )
+        except GuardrailDeniedError as exc:
+            # Refused at run time: the request fails with the reason (audited) rather than sitting
+            # approved while its card says it is running.
+            return approvals.fail_blocked(
+                db_session=s, guard=services.guard, request_id=request_id, reason=str(exc)
+            )
+        except RemediationError as exc:  # expired meanwhile, or already run: nothing to run
+            log.info("request %s did not run: %s", request_id, exc)
+            return None
+
+
 class ActionRunner:
     """Runs approved requests on a bounded pool of ``threads``, each with its action's timeout."""
 
@@ -104,42 +150,7 @@ class ActionRunner:
 
     def run(self, request_id: str, actor: str) -> RequestView | None:
         """Run one approved request here and now, then hand its final view to ``done``; None if it did not run."""
-        services = self.services
-        if services.executor is None:
-            return None
-        with services.sessions() as s:
-            request = approvals.get(db_session=s, request_id=request_id)
-            timeout = services.catalog.get(request.action).timeout_s
-        executor = TimedExecutor(services.executor, timeout, on_late=self._late)
-        with services.sessions() as s:
-            try:
-                view = approvals.execute(
-                    db_session=s,
-                    guard=services.guard,
-                    request_id=request_id,
-                    executor=executor,
-                    actor=actor,
-                    lease=services.lease,
-                )
-            except GuardrailDeniedError as exc:
-                # A rate limit, freeze or kill switch said no at run time: the request fails with the
-                # reason (audited) rather than sitting approved while its card says it is running.
-                view = approvals.fail_blocked(
-                    db_session=s, guard=services.guard, request_id=request_id, reason=str(exc)
-                )
-            except RemediationError as exc:  # expired meanwhile, or already run: nothing to run
-                log.info("request %s did not run: %s", request_id, exc)
-                return None
-        self.done(view, actor)
+        view = run_approved(self.services, request_id, actor, on_late=self.done)
+        if view is not None:
+            self.done(view, actor)
         return view
-
-    def _late(self, request_id: str, outcome: Outcome) -> None:
-        """Record the result of a run that outlived its timeout (it was marked unknown meanwhile)."""
-        try:
-            with self.services.sessions() as s:
-                view = approvals.record_outcome(
-                    db_session=s, guard=self.services.guard, request_id=request_id, outcome=outcome
-                )
-            self.done(view, "remediate")
-        except Exception:
-            log.exception("recording the late result of request %s failed", request_id)

@@ -7,12 +7,12 @@ from sqlalchemy.orm import Session
 from bot.app import incidents
 from bot.app.cards import target_label
 from bot.app.delivery import announce
+from bot.app.execution import run_approved
 from bot.app.mrkdwn import escape
 from bot.app.services import Services
 from incidents_db.models import Execution
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
-from remediation.errors import GuardrailDeniedError
 
 
 def decide_request(
@@ -38,21 +38,12 @@ def decide_request(
 
 
 def run_inline(services: Services, s: Session, *, request_id: str, actor: str) -> approvals.RequestView:
-    """Run an approved request in this thread (no runner): claim, execute under a lease, record."""
-    assert services.executor is not None
-    try:
-        return approvals.execute(
-            db_session=s,
-            guard=services.guard,
-            request_id=request_id,
-            executor=services.executor,
-            actor=actor,
-            lease=services.lease,
-        )
-    except GuardrailDeniedError as exc:  # refused at run time: fail it with the reason (docs/safety.md)
-        return approvals.fail_blocked(
-            db_session=s, guard=services.guard, request_id=request_id, reason=str(exc)
-        )
+    """Run an approved request in this thread (no runner), as the runner would; return its view."""
+    view = run_approved(services, request_id, actor, on_late=lambda late, by: record_run(services, late, by))
+    if view is not None:
+        return view
+    s.expire_all()  # it did not run: read what it is now (the runner's sessions changed it)
+    return approvals.get(db_session=s, request_id=request_id)
 
 
 def record_run(services: Services, view: approvals.RequestView, actor: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bot.app.commands import run
 from bot.app.jobs import recover_interrupted
 from bot.app.services import Services
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution, IncidentEvent
@@ -135,6 +136,7 @@ def test_an_action_past_its_timeout_is_unknown_and_its_late_result_recorded(harn
     wait_for(lambda: _state(harness, request_id) == "unknown", seconds=30)
     outcome = [a for a in _audit(harness, request_id) if a[0] == "outcome"]
     assert "did not finish within its timeout of 0.5 s" in outcome[-1][2]
+    wait_for(lambda: _actions(harness, incident_id), seconds=30)  # the timeline says unknown first
     assert not harness.world.finished.is_set()
     harness.world.release.set()
     wait_for(lambda: _state(harness, request_id) == "succeeded", seconds=30)
@@ -201,3 +203,19 @@ def test_concurrent_deliveries_for_one_service_open_one_incident(db_harness: Har
             )
         ).scalar_one()
     assert alerts == 6
+
+
+def test_without_a_runner_an_approval_runs_inline_under_a_lease(harness: Harness) -> None:
+    incident_id = _incident(harness)
+    request_id = _propose(harness, incident_id)
+    inline = dataclasses.replace(
+        harness.services, runner=None
+    )  # services used outside the app (CLI, scripts)
+    out = run(inline, user=ALICE, text=f"approve {request_id}")
+    assert "restart_service on checkoutservice: succeeded" in out.reply.text
+    with harness.services.sessions() as s:
+        owner = s.execute(
+            sa.select(Execution.lease_owner).where(Execution.request_id == request_id)
+        ).scalar_one()
+    assert owner == harness.services.replica
+    assert [a["outcome"] for a in _actions(harness, incident_id)] == ["succeeded"]
