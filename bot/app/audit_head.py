@@ -55,8 +55,9 @@ class PublishResult:
             return f"audit head not published: {self.problem}"
         if self.head is None:
             return "audit head not published: the audit log is empty"
-        where = ", ".join(self.sent_to) or "nowhere new (unchanged)"
-        line = f"audit head entry {self.head.seq} ({self.head.hash}) published to {where}"
+        if self.unchanged:
+            return f"audit head entry {self.head.seq} ({self.head.hash}) unchanged since the last publication"
+        line = f"audit head entry {self.head.seq} ({self.head.hash}) published to {', '.join(self.sent_to) or 'nowhere'}"
         return line + "".join(f"; {failure}" for failure in self.failures)
 
     def as_dict(self) -> dict[str, Any]:
