@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from bot.app.audit_head import HeadPublisher, PublishResult
 from bot.app.jobs import publish_audit_head, start_jobs
-from bot.settings import load_settings
+from bot.settings import SettingsError, load_settings
 from incidents_db.models import AuditEntry
 from remediation.audit.published import read_last
 from remediation.audit.service import append, verify
@@ -168,3 +168,23 @@ def test_a_cut_and_reheaded_log_is_refused_reported_and_caught_by_the_published_
     h.app.worker.wake()
     wait_for(lambda: any("check FAILED" in t and "entries 4..5" in t for t in channel_texts(h)), seconds=30)
     assert sum("check FAILED" in t for t in channel_texts(h)) == 1  # reported once per problem
+
+
+def test_the_settings_come_from_the_environment_and_bad_values_name_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REMEDIATE_AUDIT_HEAD_FILE", str(tmp_path / "heads.jsonl"))
+    monkeypatch.setenv("REMEDIATE_AUDIT_HEAD_CHANNEL", "audit")
+    monkeypatch.setenv("REMEDIATE_AUDIT_HEAD_WEBHOOK", "https://hooks.example/T0/B0/s3cr3t")
+    monkeypatch.setenv("REMEDIATE_AUDIT_HEAD_EVERY_S", "60")
+    settings = load_settings()
+    assert settings.audit_head_file == tmp_path / "heads.jsonl" and settings.audit_head_channel == "audit"
+    assert settings.audit_head_every_s == 60.0
+    assert "s3cr3t" not in str(settings.model_dump(mode="json"))
+    monkeypatch.setenv("REMEDIATE_AUDIT_HEAD_EVERY_S", "0")
+    with pytest.raises(SettingsError, match="REMEDIATE_AUDIT_HEAD_EVERY_S"):
+        load_settings()
+    monkeypatch.delenv("REMEDIATE_AUDIT_HEAD_EVERY_S")
+    monkeypatch.setenv("REMEDIATE_AUDIT_HEAD_WEBHOOK", "ftp://example")
+    with pytest.raises(SettingsError, match=r"REMEDIATE_AUDIT_HEAD_WEBHOOK.*http"):
+        load_settings()
