@@ -164,7 +164,11 @@ class SlackSandbox:
         """Run one Web API call: fault, auth, rate limit, then the method; returns (status, headers, body)."""
         headers: dict[str, str] = {}
         fault = self.limiter.take_fault(method)
-        status, body = self._call(method, args, token, headers, fault)
+        if fault is not None and fault.kind == "server_error" and fault.then == "process":
+            self._call(method, args, token, headers)  # the work is done, then the answer is a 5xx
+            status, body = fault.status, {"ok": False, "error": "fatal_error"}
+        else:
+            status, body = self._call(method, args, token, headers, fault)
         if status is None:
             return 0, {}, None
         error = None if body.get("ok") else str(body.get("error"))

@@ -88,6 +88,17 @@ def test_a_card_post_whose_answer_was_lost_gives_exactly_one_card(db_harness: Ha
     assert len(_cards_of(h, "INC-1")) == 1
 
 
+def test_a_card_post_answered_5xx_after_slack_stored_it_gives_one_card(harness: Harness) -> None:
+    h = harness
+    control(h.sandbox, "faults", {"method": "chat.postMessage", "kind": "server_error", "then": "process"})
+    h.post_alert("generic", generic("HighErrorRate", "checkoutservice"))
+    card = h.card_for("INC-1")
+    wait_for(lambda: _settled(h), seconds=30)
+    assert len(_cards_of(h, "INC-1")) == 1
+    row = _rows(h, kind="card")[0]
+    assert row.uncertain and "HTTP 500" in row.last_error and row.result["ts"] == card["ts"]
+
+
 def test_a_thread_message_whose_answer_was_lost_is_posted_once(harness: Harness) -> None:
     h = harness
     h.post_alert("generic", generic("HighErrorRate", "checkoutservice"))

@@ -344,3 +344,11 @@ def test_response_url_posts(sandbox: SlackSandbox, client: WebClient) -> None:
     assert [m.text for m in sandbox.workspace.messages["C0INCIDENT"]] == ["for all"]
     assert post({"text": "fifth use"})[0] == 200
     assert post({"text": "sixth use"}) == (404, {"ok": False, "error": "used_url"})
+
+
+def test_server_error_after_processing_stores_the_message(client: WebClient, sandbox: SlackSandbox) -> None:
+    control(sandbox, "faults", {"method": "chat.postMessage", "kind": "server_error", "then": "process"})
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="incidents", text="stored, then a 500")
+    assert exc.value.response.status_code == 500
+    assert [m.text for m in sandbox.workspace.messages["C0INCIDENT"]] == ["stored, then a 500"]
