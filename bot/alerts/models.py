@@ -51,8 +51,11 @@ MAX_ALERTS = 1000  # per delivery
 MAX_DEPTH = 32  # JSON nesting of a body; real payloads nest 5 deep
 _BIG_INT_DIGITS = 30  # a JSON integer longer than this is read as a float (10**400 becomes inf)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
+# A JSON string, or an unterminated one through the end: it always matches where it starts, so a scan
+# never restarts inside it (linear time whatever the quotes and backslashes).
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\[\s\S]?[^"\\]*)*(?:"|\Z)')
+_PARENS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def storable(value: str) -> str:
@@ -83,11 +86,16 @@ def decode_json(body: bytes) -> Any:
     The depth is checked on the bytes before parsing (a parser would recurse first); integers too long
     for a float become +-inf, so later checks drop them as non-finite instead of overflowing.
     """
-    depth = 0
-    for bracket in _BRACKETS.finditer(_STRINGS.sub(b"", body)):
-        depth += 1 if bracket.group() in (b"[", b"{") else -1
-        if depth > MAX_DEPTH:
-            raise BadPayloadError(f"the body is nested deeper than {MAX_DEPTH} levels")
+    # The brackets outside strings as parentheses; each pass drops the innermost pairs, so a nesting of
+    # depth d is gone after d passes. A pair left after MAX_DEPTH passes is nested deeper.
+    parens = _STRINGS.sub(b"", body).translate(_PARENS, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        shorter = parens.replace(b"()", b"")
+        if len(shorter) == len(parens):
+            break
+        parens = shorter
+    if b"()" in parens:
+        raise BadPayloadError(f"the body is nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(body, parse_int=_big_int)
     except (ValueError, UnicodeDecodeError, RecursionError):
