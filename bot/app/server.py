@@ -18,19 +18,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from bot.alerts.auth import authenticate
-from bot.alerts.errors import AlertError, AllRefusedError
-from bot.alerts.models import Delivery, decode_json, parse_alerts
-from bot.app.app import RemediateApp, error_text
-from bot.app.services import Services
-from incidents_db import outbox
-from incidents_db.snapshots import ServiceSnapshot
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import trigger, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
+from bot.alerts.auth import authenticate
+from bot.alerts.errors import AlertError, AllRefusedError
 from bot.alerts.intake import IntakeResult, ingest
+from bot.alerts.models import Delivery, decode_json, parse_alerts
 from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
+from bot.app.app import RemediateApp, error_text
+from bot.app.services import Services
+from incidents_db import outbox
+from incidents_db.snapshots import ServiceSnapshot
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
