@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from playbooks.catalog import action_files
 from playbooks.models import Action, CatalogFile, Runbook, RunbookFile, RunbookStep
 from playbooks.runbooks import runbook_files
+from playbooks.yamlfiles import key_text, parse_yaml_file
 
 SpecChecker = Callable[[Action, Mapping[str, Any]], list[tuple[str, str]]]
 """Checks one action's config for one executor; returns (key below ``executors.KIND``, message) pairs."""
@@ -35,19 +35,18 @@ class Problem:
 
 
 def _load_yaml(path: Path, problems: list[Problem]) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        problems.append(Problem(str(path), "(file)", f"cannot read ({exc.strerror or exc})"))
-    except yaml.YAMLError as exc:
-        problems.append(Problem(str(path), "(file)", f"not valid YAML ({exc})"))
-    return None
+    data, reason = parse_yaml_file(path)
+    if reason is not None:
+        problems.append(Problem(str(path), "(file)", reason))
+    return data
 
 
 def _errors(path: Path, prefix: str, exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        loc = ".".join(
+            [prefix, *(key_text(p) for p in err["loc"])] if prefix else [key_text(p) for p in err["loc"]]
+        )
         out.append(Problem(str(path), loc or "(top)", err["msg"]))
     return out
 
@@ -63,7 +62,7 @@ def _items(path: Path, raw: Any, list_key: str, problems: list[Problem]) -> list
     allowed = set(top_model.model_fields)
     for key in sorted(set(map(str, raw)) - allowed):
         problems.append(
-            Problem(str(path), key, f"unknown key; expected some of {', '.join(sorted(allowed))}")
+            Problem(str(path), key_text(key), f"unknown key; expected some of {', '.join(sorted(allowed))}")
         )
     if raw.get("version", 1) != 1:
         problems.append(Problem(str(path), "version", f"expected 1, got {raw.get('version')!r}"))

@@ -28,6 +28,7 @@ from sim.errors import TopologyError
 BUILTIN_DIR = Path(__file__).parent / "topologies"
 DATASTORE_KINDS = ("database", "cache", "queue")
 DEFAULT_REPLICAS = {"frontend": 3, "service": 2, "database": 1, "cache": 1, "queue": 2}
+MAX_REPLICAS = 100_000  # replicas are int64 arrays; far past any real deployment, far below overflow
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,8 +151,10 @@ def _parse_nodes(nodes: list[Any], source: str) -> list[dict[str, Any]]:
         if not isinstance(stateful, bool):
             raise TopologyError(f"{where} ({node_id}): 'stateful' must be true or false, got {stateful!r}")
         replicas = node.get("replicas", DEFAULT_REPLICAS[kind])
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-            raise TopologyError(f"{where} ({node_id}): 'replicas' must be an integer >= 1, got {replicas!r}")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+            raise TopologyError(
+                f"{where} ({node_id}): 'replicas' must be an integer 1..{MAX_REPLICAS}, got {replicas!r}"
+            )
         parsed.append(
             {
                 "id": node_id,
@@ -240,6 +243,8 @@ def load_topology(path: Path | str) -> Topology:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TopologyError(f"{file}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise TopologyError(f"{file}: not a topology (JSON nested too deeply)") from None
     return parse_topology(data, source=str(file))
 
 
@@ -273,9 +278,11 @@ def resolve_topology(name_or_path: str | Path | Topology) -> Topology:
         try:
             size = int(parts[1])
             seed = int(parts[2]) if len(parts) > 2 else 0
+            if seed < 0 or len(parts) > 3:
+                raise ValueError(seed)
         except (IndexError, ValueError):
             raise TopologyError(
-                f"bad generated topology spec {text!r}; expected generated:SIZE[:SEED]"
+                f"bad generated topology spec {text!r}; expected generated:SIZE[:SEED] (SEED >= 0)"
             ) from None
         return generate_topology(size, seed=seed)
     path = Path(text)
