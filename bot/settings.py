@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-import yaml
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import BotError
 from incidents_db.redact import redact_text, redact_url
+from playbooks.yamlfiles import read_yaml
 
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
 
@@ -157,12 +157,7 @@ def _masked(field: str, value: Any) -> Any:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"config file {path}: not valid YAML ({exc})") from None
+    raw = read_yaml(path, SettingsError, "config file ")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
