@@ -7,7 +7,6 @@ server still serves /healthz and /alerts/* (not /slack/events). Ctrl-C or SIGTER
 
 from __future__ import annotations
 
-import logging
 import signal
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -73,9 +72,10 @@ def register(app: typer.Typer) -> None:
         from bot.app.services import build_services
         from bot.app.socket_mode import close_socket_mode, open_socket_mode
         from incidents_db.db import open_store
+        from incidents_db.redact import log_to_stderr, redact_text, redact_url
 
         settings = settings_of(ctx)
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        log_to_stderr(settings.log_level)
         if settings.slack_bot_token is None:
             refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
         if socket_mode and settings.slack_app_token is None:
@@ -100,7 +100,9 @@ def register(app: typer.Typer) -> None:
             try:
                 services.requester = str(remediate.bolt.client.auth_test()["user_id"])
             except Exception as exc:
-                console.print(f"warning: auth.test failed ({exc}); alert-born incidents get no requester")
+                console.print(
+                    f"warning: auth.test failed ({redact_text(str(exc))}); alert-born incidents get no requester"
+                )
         remediate.worker.start()
         audit_head = HeadPublisher.from_settings(settings, sessions=services.sessions, clock=services.clock)
         scheduler = start_jobs(services, audit_head=audit_head)
@@ -121,7 +123,7 @@ def register(app: typer.Typer) -> None:
                         "warning: the Socket Mode websocket did not open; retrying in the background"
                     )
                 console.print(
-                    f"remediate: Socket Mode via {settings.slack_api_url}; "
+                    f"remediate: Socket Mode via {redact_url(settings.slack_api_url)}; "
                     f"serving on http://{host}:{port} (/healthz, /alerts/*)"
                 )
             else:
