@@ -98,7 +98,7 @@ def alertmanager(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
             except OSError:
                 return False
 
-        wait_for(ready, seconds=20)
+        wait_for(ready)
         return url
 
     yield start
@@ -114,7 +114,7 @@ def test_alertmanager_delivers_to_the_bot_and_resolves(
     am_url = alertmanager(stack.bot_url, stack.alerts_token)
     stack.world.sink = AlertmanagerApiSink(am_url)
     stack.world.fire()
-    card = wait_card(stack, lambda b: "restart_service on cartservice" in b, seconds=30)
+    card = wait_card(stack, lambda b: "restart_service on cartservice" in b)
     with urllib.request.urlopen(am_url + "/api/v2/alerts", timeout=5) as resp:
         held = json.loads(resp.read())
     assert {a["labels"]["service"] for a in held} >= {"cartservice"}
@@ -128,6 +128,6 @@ def test_alertmanager_delivers_to_the_bot_and_resolves(
     stack.sandbox.driver.click(
         user="U0ALICE001", channel="incidents", message_ts=card["ts"], action_id="approve:1"
     )
-    wait_card(stack, lambda b: "Resolved" in b, seconds=30)  # resolved alerts came back through it too
+    wait_card(stack, lambda b: "Resolved" in b)  # resolved alerts came back through it too
     # the timeline reaches the card's thread through the outbox, a moment after the card itself
-    wait_for(lambda: any("resolved" in r for r in replies(stack, card["ts"])), seconds=30)
+    wait_for(lambda: any("resolved" in r for r in replies(stack, card["ts"])))

@@ -111,7 +111,7 @@ def test_the_scheduled_job_publishes_to_the_file_the_channel_and_the_webhook(
         assert newest is not None and head.hash == newest.hash
     assert webhook.bodies == [{"ok": True, **head.as_dict(), "text": webhook.bodies[0]["text"]}]
     h.app.worker.wake()
-    text = wait_for(lambda: next((t for t in channel_texts(h) if head.hash in t), None), seconds=30)
+    text = wait_for(lambda: next((t for t in channel_texts(h) if head.hash in t), None))
     assert f"--expect-head 3:{head.hash}" in text
 
 
@@ -166,7 +166,7 @@ def test_a_cut_and_reheaded_log_is_refused_reported_and_caught_by_the_published_
     assert run(job).problem == refused.problem
     assert path.read_bytes() == before  # the cut head is never published over the real one
     h.app.worker.wake()
-    wait_for(lambda: any("check FAILED" in t and "entries 4..5" in t for t in channel_texts(h)), seconds=30)
+    wait_for(lambda: any("check FAILED" in t and "entries 4..5" in t for t in channel_texts(h)))
     assert sum("check FAILED" in t for t in channel_texts(h)) == 1  # reported once per problem
 
 

@@ -112,7 +112,7 @@ def test_a_live_lease_is_not_recovered_and_a_late_result_is_kept(db_harness: Har
             ).scalar_one()
 
     first = lease_until()
-    wait_for(lambda: lease_until() > first, seconds=30)  # the heartbeat renews it while the action runs
+    wait_for(lambda: lease_until() > first)  # the heartbeat renews it while the action runs
     # A second replica starting up now leaves the live run alone ...
     assert recover_interrupted(dataclasses.replace(h.services, replica="replica-2")) == []
     assert _state(h, request_id) == "executing"
@@ -120,10 +120,10 @@ def test_a_live_lease_is_not_recovered_and_a_late_result_is_kept(db_harness: Har
     assert recover_interrupted(_later(h.services, 1)) == [request_id]
     assert _state(h, request_id) == "unknown"
     h.world.release.set()  # the run finishes after all: its result must not be lost
-    wait_for(lambda: _state(h, request_id) == "succeeded", seconds=30)
+    wait_for(lambda: _state(h, request_id) == "succeeded")
     late = [a for a in _audit(h, request_id) if a[0] == "late_outcome"]
     assert len(late) == 1 and late[0][2].startswith("succeeded (arrived late")
-    actions = wait_for(lambda: [a for a in _actions(h, incident_id) if a.get("late")], seconds=30)
+    actions = wait_for(lambda: [a for a in _actions(h, incident_id) if a.get("late")])
     assert actions[0]["outcome"] == "succeeded" and "arrived late" in actions[0]["detail"]
     assert h.world.applied == [("restart_service", "checkoutservice", {})]  # never run twice
 
@@ -133,15 +133,15 @@ def test_an_action_past_its_timeout_is_unknown_and_its_late_result_recorded(harn
     quick = catalog.actions["restart_service"].model_copy(update={"timeout_s": 0.5})
     harness.services.catalog = Catalog(actions={**catalog.actions, "restart_service": quick})
     incident_id, request_id = _start_slow_run(harness)
-    wait_for(lambda: _state(harness, request_id) == "unknown", seconds=30)
+    wait_for(lambda: _state(harness, request_id) == "unknown")
     outcome = [a for a in _audit(harness, request_id) if a[0] == "outcome"]
     assert "did not finish within its timeout of 0.5 s" in outcome[-1][2]
-    wait_for(lambda: _actions(harness, incident_id), seconds=30)  # the timeline says unknown first
+    wait_for(lambda: _actions(harness, incident_id))  # the timeline says unknown first
     assert not harness.world.finished.is_set()
     harness.world.release.set()
-    wait_for(lambda: _state(harness, request_id) == "succeeded", seconds=30)
+    wait_for(lambda: _state(harness, request_id) == "succeeded")
     assert [a[0] for a in _audit(harness, request_id)][-1] == "late_outcome"
-    assert wait_for(lambda: len(_actions(harness, incident_id)) == 2, seconds=30)
+    assert wait_for(lambda: len(_actions(harness, incident_id)) == 2)
     outcomes = [(a["outcome"], bool(a.get("late"))) for a in _actions(harness, incident_id)]
     assert outcomes == [("unknown", False), ("succeeded", True)]
 

@@ -286,7 +286,7 @@ def test_cards_posted_from_fuzzed_alerts_were_accepted_by_slack(harness: Harness
         with harness.services.sessions() as s:
             return outbox.counts(db_session=s).get("pending", 0) == 0
 
-    wait_for(settled, seconds=30)
+    wait_for(settled)
     for incident_id in ids:
         card = harness.card_for(incident_id)
         assert check_blocks(card["blocks"]) == [] and not UNESCAPED.search(card["text"])

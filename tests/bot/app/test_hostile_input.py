@@ -187,9 +187,7 @@ def test_alert_text_cannot_ping_or_link(harness: Harness) -> None:
 
 def test_chat_input_echoed_back_is_escaped(harness: Harness) -> None:
     harness.command(ALICE, "declare checkoutservice <!channel> please <https://evil.example|look>")
-    reply = wait_for(
-        lambda: next((m for m in harness.cards() if "declared" in m.get("text", "")), None), seconds=15
-    )
+    reply = wait_for(lambda: next((m for m in harness.cards() if "declared" in m.get("text", "")), None))
     assert not UNESCAPED.search(reply["text"]) and "&lt;!channel&gt;" in reply["text"], reply["text"]
     card = assert_valid_card(harness, "INC-1")
     assert not UNESCAPED.search(card["text"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -13,6 +12,7 @@ from bot.app.services import Services
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution
 from remediation.approvals import service as approvals
 from tests.bot.app.conftest import BOT, Harness, generic
+from tests.bot.sandbox.conftest import wait_for
 
 
 def _open_request(h: Harness) -> str:
@@ -59,9 +59,7 @@ def test_the_scheduler_expires_stale_requests_by_itself(harness: Harness) -> Non
     request_id = _open_request(harness)
     scheduler = start_jobs(_later(harness.services, 2), expire_every_s=0.2)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _state(harness.services, request_id) != "expired":
-            time.sleep(0.1)
+        wait_for(lambda: _state(harness.services, request_id) == "expired")
     finally:
         scheduler.shutdown(wait=False)
     assert _state(harness.services, request_id) == "expired"
@@ -116,9 +114,7 @@ def test_the_scheduler_keeps_recovering_expired_leases(harness: Harness) -> None
     try:
         # claimed after start-up recovery ran, with a lease that runs out almost at once
         request_id = _claimed_by(harness, "replica-b:1:aaaa", lease_s=0.5)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _state(harness.services, request_id) != "unknown":
-            time.sleep(0.1)
+        wait_for(lambda: _state(harness.services, request_id) == "unknown")
     finally:
         scheduler.shutdown(wait=False)
     assert _state(harness.services, request_id) == "unknown"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.sandbox import SandboxOptions, SlackSandbox
+from tests.bot.sandbox.conftest import WAIT_S, wait_for
 
 
 def _free_port() -> int:
@@ -34,7 +35,7 @@ def _env(sandbox: SlackSandbox, sqlite_url: str, data_dir: Path) -> dict[str, st
 
 
 def _health(base: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
@@ -65,10 +66,7 @@ def test_serve_answers_health_and_alerts(tmp_path: Path, sqlite_url: str) -> Non
             )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 assert json.loads(resp.read())["created"] == ["INC-1"]
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not sandbox.workspace.messages.get("C0INCIDENT"):
-                time.sleep(0.1)
-            assert sandbox.workspace.messages.get("C0INCIDENT")
+            wait_for(lambda: sandbox.workspace.messages.get("C0INCIDENT"))
         finally:
             proc.terminate()
             proc.wait(timeout=20)

@@ -67,7 +67,7 @@ def test_serve_in_socket_mode(sandbox: SlackSandbox, tmp_path: Path, sqlite_url:
     base = f"http://127.0.0.1:{port}"
     try:
         assert _health(base)["ok"] is True
-        wait_for(lambda: sandbox.socket_mode.connections == 1, seconds=15)
+        wait_for(lambda: sandbox.socket_mode.connections == 1)
         driver = sandbox.driver
         assert driver is not None and driver.transport == "socket"
         assert any(c.method == "apps.connections.open" and c.ok for c in sandbox.workspace.calls)

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bot.app.conftest import CAROL, RBAC, Harness, generic
-from tests.bot.sandbox.conftest import wait_for
-
-WAIT_S = 120.0  # an upper bound that only matters when something is broken (busy machines are slow)
+from tests.bot.sandbox.conftest import WAIT_S, wait_for
 
 
 def approve_ids(card: dict[str, Any]) -> list[str]:
@@ -32,7 +30,7 @@ def card_where(harness: Harness, incident_id: str, test: Callable[[dict[str, Any
             (c for c in harness.cards() if c.get("text", "").startswith(incident_id + " ") and test(c)), None
         )
 
-    return dict(wait_for(find, seconds=WAIT_S))
+    return dict(wait_for(find))
 
 
 def test_chat_freeze_refreshes_the_open_card(harness: Harness) -> None:

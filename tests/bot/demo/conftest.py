@@ -13,7 +13,7 @@ import pytest
 from bot.demo.stack import DemoOptions, DemoStack
 from bot.demo.world import WorldOptions
 from bot.settings import load_settings
-from tests.bot.sandbox.conftest import control, wait_for
+from tests.bot.sandbox.conftest import WAIT_S, control, wait_for
 
 INCIDENTS = "C0INCIDENT"
 CRASH = {"kind": "crash_loop", "target": "cartservice"}  # the runbook's first suggestion fixes it
@@ -38,7 +38,7 @@ def replies(stack: DemoStack, ts: str) -> list[str]:
     return [str(m.get("text", "")) for m in items if m.get("ts") != ts]
 
 
-def wait_card(stack: DemoStack, predicate: Callable[[str], bool], seconds: float = 20.0) -> dict[str, Any]:
+def wait_card(stack: DemoStack, predicate: Callable[[str], bool], seconds: float = WAIT_S) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         return next((c for c in cards(stack) if predicate(json.dumps(c.get("blocks", [])))), None)
 

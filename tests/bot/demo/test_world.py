@@ -47,7 +47,7 @@ def test_fault_fires_alerts_then_the_fix_resolves_them() -> None:
     sink = Recorder()
     with LiveWorld("online-boutique", sink, fast_world()) as world:
         assert isinstance(world, SimWorld)
-        wait_for(lambda: sink.statuses(), seconds=10)
+        wait_for(lambda: sink.statuses())
         firing = sink.statuses()
         assert ("HighErrorRate", "cartservice") in firing and set(firing.values()) == {"firing"}
         assert world.status().faults[0].kind == "crash_loop"
@@ -57,7 +57,7 @@ def test_fault_fires_alerts_then_the_fix_resolves_them() -> None:
         assert {a.service for a in parsed} >= {"cartservice"} and parsed[0].group
         result = world.apply("restart_service", "cartservice", {})
         assert result["ok"] and result["outcome"] == "succeeded" and result["healthy"]
-        wait_for(lambda: set(sink.statuses().values()) == {"resolved"}, seconds=10)
+        wait_for(lambda: set(sink.statuses().values()) == {"resolved"})
         status = world.status()
         assert not status.active and status.firing == () and status.actions[-1][2] == "succeeded"
 
@@ -78,7 +78,7 @@ class Snapshots:
 def test_snapshots_go_out_when_the_state_changes_and_parse_as_the_bot_reads_them() -> None:
     sink, metrics = Recorder(), Snapshots()
     with LiveWorld("online-boutique", sink, fast_world(), metrics=metrics) as world:
-        wait_for(lambda: sink.statuses(), seconds=10)
+        wait_for(lambda: sink.statuses())
         first = wait_for(
             lambda: next(
                 (d for d in metrics.deliveries if any(s["values"]["error_rate"] > 0.2 for s in d)), None
@@ -111,10 +111,10 @@ def test_undelivered_alerts_are_sent_again() -> None:
     sink = Recorder()
     sink.refuse = True
     with LiveWorld("online-boutique", sink, fast_world()) as world:
-        wait_for(lambda: world.status().active, seconds=10)
+        wait_for(lambda: world.status().active)
         assert sink.batches == [] and world.status().firing == ()
         sink.refuse = False
-        wait_for(lambda: sink.statuses(), seconds=10)
+        wait_for(lambda: sink.statuses())
         assert ("HighErrorRate", "cartservice") in world.status().firing
 
 

@@ -20,6 +20,9 @@ from slack_sdk import WebClient
 from bot.sandbox import SandboxOptions, SlackSandbox
 
 SECRET = "sandbox-test-signing-secret"
+# How long a test waits for something the app does in the background. Only a broken run ever waits
+# this long; a working one returns as soon as the condition holds, however busy the machine is.
+WAIT_S = 120.0
 ALICE, BOB = "U0ALICE001", "U0BOB00002"
 
 
@@ -65,7 +68,7 @@ def control(
         method=method,
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.urlopen(req, timeout=WAIT_S) as resp:
         return json.loads(resp.read())
 
 
@@ -106,8 +109,12 @@ def serve_app(sandbox: SlackSandbox) -> Iterator[Callable[[Callable[[App, Served
         server.server_close()
 
 
-def wait_for(predicate: Callable[[], Any], *, seconds: float = 10.0) -> Any:
-    """Poll until `predicate()` is truthy (work Bolt does after the ack); fail after `seconds`."""
+def wait_for(predicate: Callable[[], Any], *, seconds: float = WAIT_S) -> Any:
+    """Poll until `predicate()` is truthy (work Bolt does after the ack); fail after `seconds`.
+
+    Give ``seconds`` only to wait longer than `WAIT_S`: a deadline is an upper bound for a broken run,
+    never a guess of how fast this machine is.
+    """
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = predicate()
