@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     audit_head_every_s: float = Field(
         default=300.0, gt=0, description="Seconds between checks that publish a changed audit head."
     )
+    execution_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds an execution's claim holds without a heartbeat; recovery takes only expired ones.",
+    )
+    action_threads: int = Field(
+        default=4, ge=1, le=64, description="Approved actions that run at once (more wait in line)."
+    )
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
     )

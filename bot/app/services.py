@@ -136,6 +136,10 @@ def build_services(
     extra = [settings.playbooks_dir] if settings.playbooks_dir else []
     catalog = load_catalog(extra)
     graph = resolve_topology(topology) if topology is not None else None
+    runner: dict[str, object] = {
+        "lease_s": settings.execution_lease_s,
+        "action_threads": settings.action_threads,
+    }
     return Services(
         sessions=make_sessionmaker(store),
         catalog=catalog,
@@ -145,5 +149,5 @@ def build_services(
         clock=clock or utc_now,
         topology=graph,
         channel=settings.incident_channel,
-        **options,  # type: ignore[arg-type]
+        **{**runner, **options},  # type: ignore[arg-type]
     )

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from bot.app.commands import run
 from bot.app.jobs import recover_interrupted
-from bot.app.services import Services
+from bot.app.services import Services, build_services
+from bot.settings import load_settings
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution, IncidentEvent
 from playbooks.catalog import Catalog
 from remediation.approvals import service as approvals
@@ -219,3 +220,11 @@ def test_without_a_runner_an_approval_runs_inline_under_a_lease(harness: Harness
         ).scalar_one()
     assert owner == harness.services.replica
     assert [a["outcome"] for a in _actions(harness, incident_id)] == ["succeeded"]
+
+
+def test_lease_and_runner_size_come_from_settings(sqlite_url: str) -> None:
+    settings = load_settings(database_url=sqlite_url, execution_lease_s=30, action_threads=2)
+    services = build_services(settings, topology=None)
+    assert services.lease.seconds == 30 and services.lease.every_s == 10
+    assert services.action_threads == 2
+    assert build_services(settings, topology=None, lease_s=5.0).lease_s == 5.0  # tests may go shorter
