@@ -176,6 +176,7 @@ class OutboxWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._channel_ids: dict[str, str] = {}
+        self._me: tuple[str, str] | None = None  # the bot's user id and bot id, for lookups
         self._answered = False  # did Slack answer a call of the delivery in progress (worker thread only)
 
     def start(self) -> None:
@@ -417,18 +418,32 @@ class OutboxWorker:
         method = "conversations.history"
         if thread_ts is not None:
             method, args["ts"] = "conversations.replies", thread_ts
+        mine = self._identity(attempts)
         found: list[dict[str, Any]] = []
         cursor = None
         for _ in range(LOOKUP_PAGES):
             page = self._call(attempts, method, read=True, cursor=cursor, **args)
             for msg in page.get("messages", []):
                 meta = msg.get("metadata") or {}
-                if meta.get("event_type") == event_type and match(meta.get("event_payload") or {}):
+                if (
+                    meta.get("event_type") == event_type
+                    and match(meta.get("event_payload") or {})
+                    and (
+                        (mine[1] and msg.get("bot_id") == mine[1]) or (mine[0] and msg.get("user") == mine[0])
+                    )
+                ):  # another app may post the same metadata: only our own posts are adopted
                     found.append(msg)
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
         return sorted(found, key=lambda m: float(m["ts"]))
+
+    def _identity(self, attempts: int) -> tuple[str, str]:
+        """Return the bot's (user id, bot id), asked once of auth.test."""
+        if self._me is None:
+            me = self._call(attempts, "auth.test")
+            self._me = (str(me.get("user_id") or ""), str(me.get("bot_id") or ""))
+        return self._me
 
     def _lookup(self, find: Callable[[], _T]) -> _T | None:
         """Run a lookup; if Slack refuses it (a missing history scope), post anyway rather than hold the row."""

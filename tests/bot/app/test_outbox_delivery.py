@@ -240,3 +240,25 @@ def test_a_refused_lookup_posts_again_rather_than_hold_the_card(
     wait_for(lambda: _settled(h), seconds=30)
     assert _cards_of(h, "INC-1")  # never without a card (a duplicate is possible without the scope)
     assert any("cannot look a message up" in r.getMessage() for r in caplog.records)
+
+
+def test_a_duplicate_card_found_by_the_lookup_loses_its_buttons(harness: Harness) -> None:
+    h = harness
+    # Another app posting the same metadata is never adopted.
+    impostor = {"event_type": "remediate_card", "event_payload": {"incident_id": "INC-1", "outbox_id": 1}}
+    h.driver.ws.post(channel_id="C0INCIDENT", text="INC-1 fake", blocks=[], user=ALICE, metadata=impostor)
+    # Lost, then posted again blind (the lookup refused), lost again: two real cards exist when the
+    # third attempt can read the channel: it adopts the first and strips the second.
+    control(h.sandbox, "faults", {"method": "chat.postMessage", "kind": "hang", "hang_s": 0, "then": "lose",
+                                  "count": 2})  # fmt: skip
+    control(
+        h.sandbox, "faults", {"method": "conversations.history", "kind": "error", "error": "missing_scope"}
+    )
+    h.post_alert("generic", generic("HighErrorRate", "checkoutservice"))
+    wait_for(lambda: _settled(h), seconds=30)
+    mine = [c for c in h.cards() if c.get("bot_id")]
+    assert len(mine) == 2
+    live, retired = mine
+    assert _rows(h, kind="card")[0].result["ts"] == live["ts"]
+    assert any(b["type"] == "actions" for b in live["blocks"])
+    assert not retired.get("blocks") and "Duplicate card of INC-1" in retired["text"]
