@@ -1,7 +1,8 @@
 """`build_app(settings, services)`: the Bolt app. Listeners ack first, then make one service call.
 
 The ack is sent from the HTTP server's request thread; slow work runs after it on the app's own
-bounded thread pool (`RemediateApp.work`). One error path,
+bounded thread pool (`RemediateApp.work`); approved actions run on another, the action runner
+(`bot/app/execution.py`), so no listener, webhook or job waits for one. One error path,
 `reply_error`, turns our known errors into an ephemeral reply and anything else into a short message
 with a trace id; no traceback reaches Slack.
 """
