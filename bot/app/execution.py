@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from bot.app.services import Services
 from remediation.approvals import service as approvals
 from remediation.approvals.service import RequestView
-from remediation.errors import GuardrailDeniedError, RemediationError
+from remediation.errors import GuardrailDeniedError, RemediationError, RequestExpiredError
 from remediation.executors.base import ExecRequest, Executor, Outcome
 
 log = logging.getLogger("remediate.runner")
@@ -81,8 +81,9 @@ def run_approved(services: Services, request_id: str, actor: str, *, on_late: Do
     """Claim and run one approved request in this thread under a lease, bounded by the action's timeout.
 
     A guardrail that refuses it now (rate limit, freeze, kill switch, blast radius) fails it with the
-    reason (docs/safety.md). Returns the final view, or None when it did not run (no executor, expired
-    meanwhile, already run). A result that comes after the timeout goes to ``on_late``.
+    reason (docs/safety.md). Returns the final view (``expired`` when it waited in line past its time
+    to live), or None when it did not run (no executor; already run elsewhere). A result that comes
+    after the timeout goes to ``on_late``.
     """
     if services.executor is None:
         return None
@@ -118,7 +119,11 @@ def run_approved(services: Services, request_id: str, actor: str, *, on_late: Do
             return approvals.fail_blocked(
                 db_session=s, guard=services.guard, request_id=request_id, reason=str(exc)
             )
-        except RemediationError as exc:  # expired meanwhile, or already run: nothing to run
+        except RequestExpiredError as exc:  # it waited in line past its time to live: the card says so
+            log.info("request %s did not run: %s", request_id, exc)
+            s.expire_all()
+            return approvals.get(db_session=s, request_id=request_id)
+        except RemediationError as exc:  # already run (or taken) elsewhere: nothing to run or record
             log.info("request %s did not run: %s", request_id, exc)
             return None
 

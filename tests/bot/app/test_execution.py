@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.app.commands import run
+from bot.app.execution import run_approved
 from bot.app.jobs import recover_interrupted
 from bot.app.services import Services, build_services
 from bot.settings import load_settings
@@ -228,3 +229,17 @@ def test_lease_and_runner_size_come_from_settings(sqlite_url: str) -> None:
     assert services.lease.seconds == 30 and services.lease.every_s == 10
     assert services.action_threads == 2
     assert build_services(settings, topology=None, lease_s=5.0).lease_s == 5.0  # tests may go shorter
+
+
+def test_a_request_that_waited_past_its_time_to_live_expires_instead_of_running(harness: Harness) -> None:
+    incident_id = _incident(harness)
+    request_id = _propose(harness, incident_id)
+    with harness.services.sessions() as s:  # approved, not yet run (still in the runner's queue)
+        view = approvals.approve(
+            db_session=s, guard=harness.services.guard, request_id=request_id, approver=ALICE
+        )
+    assert view.state == "approved"
+    late = _later(harness.services, 2)
+    done = run_approved(late, request_id, ALICE, on_late=lambda v, a: None)
+    assert done is not None and done.state == "expired"
+    assert harness.world.applied == []
