@@ -97,8 +97,9 @@ def _digest(line: bytes) -> bytes:
     return hashlib.blake2b(line, digest_size=12).digest()
 
 
-def _db_reason(exc: sa.exc.DBAPIError) -> str:
-    text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+def _db_reason(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
 
@@ -228,20 +229,25 @@ class _Writer:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        # Inserts go through the driver's own cursor, so its errors arrive untranslated by SQLAlchemy.
+        driver_error = getattr(engine.dialect.dbapi, "Error", None)
+        self.refusals: tuple[type[Exception], ...] = (sa.exc.DBAPIError,) + (
+            (driver_error,) if isinstance(driver_error, type) else ()
+        )
 
     def write(self, batch: list[_Prepared], report: ImportReport) -> None:
         """Insert the batch's new incidents in one transaction, or one by one when that fails."""
         try:
             with self.engine.begin() as conn:
                 imported, skipped = self._insert(conn, batch)
-        except sa.exc.DBAPIError:
+        except self.refusals:
             # One bad incident (e.g. a value too long for a column, or a concurrent import of the same
             # id) must not take its neighbours down: retry each incident in its own transaction.
             for item in batch:
                 try:
                     with self.engine.begin() as conn:
                         one_imported, one_skipped = self._insert(conn, [item])
-                except sa.exc.DBAPIError as exc:
+                except self.refusals as exc:
                     report.refused.append(
                         Refusal(item.line, f"the store refused incident {item.id!r}: {_db_reason(exc)}")
                     )

@@ -6,10 +6,12 @@ names the field and the rule it broke. Unknown keys are ignored.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -24,10 +26,33 @@ EVENT_TYPES: tuple[str, ...] = ("alert", "metrics", "deploy", "config_change", "
 SEVERITIES: tuple[str, ...] = ("sev1", "sev2", "sev3", "sev4")
 OUTCOMES: tuple[str, ...] = ("succeeded", "failed", "no_effect", "unknown")
 
-Text = Annotated[str, Field(min_length=1)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text columns cannot hold NUL; refusing it here keeps both backends alike.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def _finite_json(value: Any) -> Any:
+    # JSON has no NaN or Infinity (PostgreSQL's json type refuses them); a parameter value must be finite.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{item} is not a JSON number; values must be finite")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+Text = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
 # Names are stored in indexed columns of at most 200 characters.
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-OptionalName = Annotated[str, Field(max_length=200)] | None
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+OptionalName = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)] | None
+Number = Annotated[float, Field(allow_inf_nan=False)]
 Timestamp = AwareDatetime
 
 
@@ -54,7 +79,7 @@ class AlertEvent(_Event):
     name: Name
     service: Name
     labels: dict[str, str] | None = None
-    value: float | None = None
+    value: Number | None = None
 
 
 class MetricsEvent(_Event):
@@ -62,7 +87,7 @@ class MetricsEvent(_Event):
 
     type: Literal["metrics"]
     service: Name
-    values: dict[str, float]
+    values: dict[str, Number]
 
 
 class DeployEvent(_Event):
@@ -87,7 +112,7 @@ class ActionEvent(_Event):
     type: Literal["action"]
     action: Name
     target: OptionalName = None
-    params: dict[str, Any] | None = None
+    params: Annotated[dict[str, Any], AfterValidator(_finite_json)] | None = None
     actor: Text
     outcome: Literal["succeeded", "failed", "no_effect", "unknown"]
 
@@ -179,6 +204,7 @@ _FRIENDLY: dict[str, str] = {
     "missing": "required field is missing",
     "string_too_short": "must not be empty",
     "string_too_long": "is longer than 200 characters",
+    "finite_number": "NaN and Infinity are not JSON numbers; values must be finite",
     "union_tag_not_found": "event needs a 'type' (one of " + ", ".join(EVENT_TYPES) + ")",
 }
 
