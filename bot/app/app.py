@@ -289,6 +289,7 @@ def build_app(
     bolt.shortcut(anything)(ack_now)
     bolt.view(anything)(ack_now)
     bolt.view_closed(anything)(ack_now)
+    bolt.options(anything)(ack_now)  # block_suggestion: without it Bolt answers 404
 
     @bolt.error
     def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> None:

@@ -96,7 +96,7 @@ class Server:
                     {"ok": False, "error": "this app runs in Socket Mode: Slack's requests come over the "
                      "websocket, not to /slack/events"},
                 )  # fmt: skip
-            return self.slack(environ, start)  # type: ignore[no-any-return]
+            return self.slack_request(environ, start)
         if path == "/healthz":
             return self.health(start)
         if path.startswith("/alerts/"):
@@ -108,6 +108,16 @@ class Server:
                 return _json(start, _REASONS[405], {"ok": False, "error": "POST the metric snapshots"})
             return self.intake(SNAPSHOTS, environ, start)
         return _json(start, _REASONS[404], {"ok": False, "error": f"no route {path}"})
+
+    def slack_request(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        """Hand a request to Bolt; a body Bolt cannot even read (a forged shape) is a 400, not a 500."""
+        try:
+            return self.slack(environ, start)  # type: ignore[no-any-return]
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # Bolt reads ids out of the payload (channel, user, team) before it checks the signature and
+            # before any listener runs, and fails on shapes Slack never sends ("channel": false).
+            log.warning("malformed Slack request refused: %s: %s", type(exc).__name__, exc)
+            return _json(start, _REASONS[400], {"ok": False, "error": "malformed Slack request"})
 
     def health(self, start: StartResponse) -> list[bytes]:
         """Answer 200 with outbox counts, dead letters and the oldest undelivered age; 503 without a store."""
