@@ -28,6 +28,8 @@ HELP = "Usage: `/remediate <command>` or `@remediate <command>`\n" + "\n".join(
     f"• `{line.split(' - ')[0]}` - {line.split(' - ', 1)[1]}" for line in USAGE.values()
 )
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+# Control characters other than tab and newline: no one types them, and PostgreSQL refuses NUL in text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")  # fullmatch only: "$" passes a trailing newline
 
 
@@ -59,6 +61,8 @@ def parse(text: str) -> Command:
 
     Text whose first word is no command becomes ``Command("free", text=...)`` for the service lookup.
     """
+    if _CONTROL.search(text or ""):
+        raise UsageError("the command contains control characters (such as NUL); type it again without them")
     clean = _MENTION.sub(" ", text or "").strip()
     words = clean.split()
     if not words:
