@@ -133,8 +133,14 @@ def test_outbox_recovers_after_429_and_500(harness: Harness) -> None:
     )
     harness.post_alert("generic", generic("HighLatency", "checkoutservice"))
     harness.wait_card("INC-1", lambda b: "HighLatency" in b)
-    with harness.services.sessions() as s:
-        rows = list(s.execute(sa.select(outbox.OutboxMessage)).scalars())
+
+    def settled() -> list[outbox.OutboxMessage] | None:
+        # the card changes in Slack a moment before the worker commits that its row was sent
+        with harness.services.sessions() as s:
+            rows = list(s.execute(sa.select(outbox.OutboxMessage)).scalars())
+        return rows if all(r.state == "sent" for r in rows) else None
+
+    rows = wait_for(settled)
     # 429s are not attempts: the card went out on its first counted attempt, after two Retry-Afters
     assert any(r.state == "sent" and r.attempts == 1 and "429" in r.last_error for r in rows)
     assert any(r.state == "sent" and "HTTP 500" in r.last_error for r in rows)
