@@ -52,7 +52,7 @@ def read_yaml(path: Path, error: type[Exception], what: str = "") -> Any:
     """
     data, reason = parse_yaml_file(path)
     if reason is not None:
-        raise error(f"{what}{path}: {reason}")
+        raise error(f"{what}{key_text(path)}: {reason}")
     return data
 
 
@@ -67,7 +67,7 @@ def format_validation(path: Path, exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(key_text(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{path}: {loc}: {' '.join(err['msg'].split())}")
+        parts.append(f"{key_text(path)}: {loc}: {' '.join(err['msg'].split())}")
     return "; ".join(parts)
 
 

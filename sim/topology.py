@@ -231,21 +231,23 @@ def parse_topology(data: Any, *, source: str, name: str | None = None) -> Topolo
 def load_topology(path: Path | str) -> Topology:
     """Read a node-link JSON file; raise TopologyError for unreadable, non-JSON or inconsistent files."""
     file = Path(path)
+    # A name with a newline or other control character is quoted, so every message stays one line.
+    name = str(file) if str(file).isprintable() else repr(str(file))
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TopologyError(
-            f"{file}: no such file (built-in topologies: {', '.join(builtin_names())})"
+            f"{name}: no such file (built-in topologies: {', '.join(builtin_names())})"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise TopologyError(f"{file}: cannot read ({exc})") from None
+        raise TopologyError(f"{name}: cannot read ({exc})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise TopologyError(f"{file}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise TopologyError(f"{name}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
-        raise TopologyError(f"{file}: not a topology (JSON nested too deeply)") from None
-    return parse_topology(data, source=str(file))
+        raise TopologyError(f"{name}: not a topology (JSON nested too deeply)") from None
+    return parse_topology(data, source=name)
 
 
 def builtin_names() -> tuple[str, ...]:

@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         tick: Annotated[
             float, typer.Option("--tick", min=0.05, help="Real seconds per simulated minute.")
         ] = 5.0,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of history and world.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of history and world.")] = 0,
         history_incidents: Annotated[
             int, typer.Option("--history-incidents", min=0, help="Simulated incidents to import first.")
         ] = 200,

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         topology: Annotated[str, typer.Option("--topology", help="Built-in name or node-link JSON file.")],
         episodes: Annotated[int, typer.Option("--episodes", min=1, help="Seeded episodes per policy.")] = 100,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the episodes.")] = 1,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the episodes.")] = 1,
         policy: Annotated[
             str | None, typer.Option("--policy", help="Registered VERSION or artifact PATH.")
         ] = None,

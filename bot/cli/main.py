@@ -53,7 +53,9 @@ def root(
 
 
 def _mount() -> None:
-    """Attach every subcommand module; each one registers itself on `app`."""
+    """Attach every subcommand module once; each one registers itself on `app`."""
+    if app.registered_commands or app.registered_groups:
+        return  # already mounted: `main()` called again in one process (tests run it in-process)
     # Imported here so `remediate --help` stays cheap and a broken optional part names itself.
     from bot.cli import commands_registry
 

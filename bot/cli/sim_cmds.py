@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         policy: Annotated[
             str, typer.Option("--policy", help="oracle, random, heuristic or operator.")
         ] = "heuristic",
-        seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same run).")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same run).")] = 0,
         max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Step limit.")] = 30,
         as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary only.")] = False,
     ) -> None:
@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to write.")],
         topology: Annotated[str, typer.Option("--topology", "-t", help=TOPOLOGY_HELP)] = "online-boutique",
         incidents: Annotated[int, typer.Option("--incidents", "-n", min=1, help="How many incidents.")] = 100,
-        seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same file).")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same file).")] = 0,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     ) -> None:
@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--fault", help="Fault kind to show spreading.")
         ] = "datastore_outage",
         target: Annotated[str | None, typer.Option("--target", help="Service the fault strikes.")] = None,
-        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
     ) -> None:
         """Draw the topology and a fault spreading through it (PNG)."""
         from sim.draw import draw_incident

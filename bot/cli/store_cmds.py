@@ -49,7 +49,8 @@ def import_file(
     else:
         path = Path(source)
         if not path.is_file():
-            raise typer.BadParameter(f"{source}: no such file; give a JSON Lines file or - for stdin")
+            what = "is a directory" if path.is_dir() else "no such file"
+            raise typer.BadParameter(f"{source}: {what}; give a JSON Lines file or - for stdin")
         stream = path.open("rb")
         total = path.stat().st_size
     try:

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         minutes: Annotated[
             float, typer.Option("--minutes", min=0.05, help="Budget for simulator training.")
         ] = 5.0,
-        seed: Annotated[int, typer.Option("--seed", help="Seed; same seed, same weights.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Seed; same seed, same weights.")] = 0,
         iterations: Annotated[int, typer.Option("--iterations", min=1, help="Most PPO iterations.")] = 400,
         history_topology: Annotated[
             str,

@@ -98,6 +98,12 @@ def test_deeply_nested_file_is_refused_not_a_recursion_error(tmp_path: Path) -> 
         resolve_topology(str(path))
 
 
+def test_a_name_with_a_newline_is_quoted_in_a_one_line_error() -> None:
+    with pytest.raises(SimError) as caught:
+        resolve_topology("/\n")
+    assert str(caught.value).startswith("'/\\n': no such file")
+
+
 @pytest.mark.parametrize("spec", ["generated:5:-1", "generated:5:1:2", "generated:-3", "generated:x"])
 def test_bad_generated_specs_are_refused(spec: str) -> None:
     with pytest.raises(SimError, match=r"generated|topology size"):
