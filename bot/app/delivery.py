@@ -19,22 +19,19 @@ storm of changes coalesces into one update. Replies to people (``respond`` throu
 from __future__ import annotations
 
 import logging
-import re
 import threading
-import urllib.error
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
 from bot.app.cards import timeline_text
 from bot.app.mrkdwn import clip, escape
 from bot.app.services import Services
+from bot.app.slack_calls import CHANNEL_ID, Retry, SlackCalls
 from incidents_db import outbox
 from incidents_db.models import Incident, IncidentEvent
 from incidents_db.service import event_to_dict
@@ -42,17 +39,12 @@ from incidents_db.service import event_to_dict
 log = logging.getLogger("remediate.slack")
 _T = TypeVar("_T")
 Render = Callable[[Session, str], tuple[str, list[dict[str, Any]]]]
-RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 # Slack refused the message's content: a card falls back to the minimal card instead of dying
 BLOCK_ERRORS = frozenset(
     {"invalid_blocks", "invalid_blocks_format", "invalid_attachments", "too_many_attachments", "msg_too_long"}
 )
 CARD_EVENT = "remediate_card"  # metadata event_type of a card post
 MESSAGE_EVENT = "remediate_message"  # metadata event_type of a thread message or a reply in a channel
-# how far before a row was queued a lookup reads back (Slack's clock vs ours, time spent in the queue)
-LOOKUP_MARGIN_S = 600.0
-LOOKUP_PAGES = 5
-CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 WAIT_FOR_CARD_S = 0.5
 # Slack allows about one message a second per channel; a card or its timeline is refreshed at most this
 # often, and everything that changes in between goes out together in the next refresh.
@@ -101,38 +93,6 @@ def post_in_thread(*, db_session: Session, incident_id: str, text: str, now: dat
     )
 
 
-class _Retry(Exception):
-    """A delivery that did not happen now; how to try again."""
-
-    def __init__(
-        self,
-        delay_s: float,
-        error: str,
-        *,
-        fatal: bool = False,
-        counted: bool = True,
-        uncertain: bool = False,
-        slack_error: str = "",
-    ) -> None:
-        super().__init__(error)
-        self.delay_s, self.error, self.fatal, self.counted = delay_s, error, fatal, counted
-        self.uncertain, self.slack_error = uncertain, slack_error
-
-
-def _header(response: Any, name: str) -> str | None:
-    headers = getattr(response, "headers", None) or {}
-    for key, value in dict(headers).items():
-        if str(key).lower() == name.lower():
-            return str(value[0] if isinstance(value, list) else value)
-    return None
-
-
-def _not_sent(exc: BaseException) -> bool:
-    """Return True when a transport error proves the request never reached Slack (refused, no DNS)."""
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    return isinstance(reason, ConnectionRefusedError) or type(reason).__name__ == "gaierror"
-
-
 def _metadata(event_type: str, message: outbox.Message, **extra: Any) -> dict[str, Any]:
     return {
         "event_type": event_type,
@@ -175,9 +135,7 @@ class OutboxWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._channel_ids: dict[str, str] = {}
-        self._me: tuple[str, str] | None = None  # the bot's user id and bot id, for lookups
-        self._answered = False  # did Slack answer a call of the delivery in progress (worker thread only)
+        self.slack = SlackCalls(services, client)
 
     def start(self) -> None:
         """Start the delivery thread (idempotent)."""
@@ -249,7 +207,7 @@ class OutboxWorker:
 
     def backoff(self, attempts: int) -> float:
         """Return the delay before attempt ``attempts + 1``: base x 2^attempts, capped."""
-        return float(min(self.services.retry_max_s, self.services.retry_base_s * (2**attempts)))
+        return self.slack.backoff(attempts)
 
     def drain_once(self) -> int:
         """Deliver every due row once; return how many were handled (sent, rescheduled or given up)."""
@@ -258,19 +216,19 @@ class OutboxWorker:
             claimed = outbox.claim_due(db_session=session, now=clock())
         for message in claimed:
             with sessions() as session:
-                self._answered = False
+                self.slack.answered = False
                 try:
                     result = self._deliver(session, message)
                     outbox.mark_sent(db_session=session, message_id=message.id, now=clock(), result=result)
-                    if self._answered and outbox.revive_dead(db_session=session, now=clock()):
+                    if self.slack.answered and outbox.revive_dead(db_session=session, now=clock()):
                         log.info("Slack answers again: dead outbox rows revived")
-                except _Retry as retry:
+                except Retry as retry:
                     session.rollback()
                     self._failed(session, message, retry)
                 session.commit()
         return len(claimed)
 
-    def _failed(self, session: Session, message: outbox.Message, retry: _Retry) -> None:
+    def _failed(self, session: Session, message: outbox.Message, retry: Retry) -> None:
         clock = self.services.clock
         if not retry.counted:
             outbox.release(
@@ -295,161 +253,11 @@ class OutboxWorker:
         level = logging.INFO if again else logging.ERROR
         log.log(level, "outbox %s #%s: %s (retry: %s)", message.kind, message.id, retry.error, again)
 
-    # -- calls ---------------------------------------------------------------------------------------
-    def _call(self, attempts: int, method: str, *, read: bool = False, **kwargs: Any) -> Any:
-        """Call a Web API method (reads as GET with query arguments); translate failures into `_Retry`."""
-        try:
-            if read:
-                params = {k: v for k, v in kwargs.items() if v is not None}
-                answer = self.client.api_call(method, http_verb="GET", params=params)
-            else:
-                answer = self.client.api_call(method, json=kwargs)
-        except SlackApiError as exc:
-            self._answered = True
-            status = exc.response.status_code
-            error = str(exc.response.get("error", "")) if exc.response is not None else ""
-            if status == 429:
-                after = _header(exc.response, "Retry-After")
-                delay = (
-                    float(after) if after and after.replace(".", "", 1).isdigit() else self.backoff(attempts)
-                )
-                raise _Retry(
-                    max(delay, self.services.retry_base_s), f"{method}: 429 rate limited", counted=False
-                ) from None
-            if status >= 500 or error in RETRYABLE_ERRORS:
-                raise _Retry(
-                    self.backoff(attempts), f"{method}: HTTP {status} {error}".strip(), uncertain=True
-                ) from None
-            details = exc.response.get("errors") if exc.response is not None else None
-            detail = f" {details}" if details else ""
-            raise _Retry(0, f"{method}: {error or status}{detail}", fatal=True, slack_error=error) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            raise _Retry(
-                self.backoff(attempts), f"{method}: {type(exc).__name__}: {exc}", uncertain=not _not_sent(exc)
-            ) from None
-        self._answered = True
-        return answer
-
-    def _post_url(self, message: outbox.Message) -> dict[str, Any]:
-        """POST a reply to its response_url; 429 and 5xx as for the Web API, an expired URL falls back."""
-        payload = message.payload
-        hook = WebhookClient(str(payload["url"]), timeout=int(self.client.timeout), retry_handlers=[])
-        try:
-            answer = hook.send_dict(dict(payload["body"]))
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            raise _Retry(
-                self.backoff(message.attempts),
-                f"response_url: {type(exc).__name__}: {exc}",
-                uncertain=not _not_sent(exc),
-            ) from None
-        self._answered = True
-        status = answer.status_code
-        if status == 429:
-            after = _header(answer, "Retry-After")
-            delay = float(after) if after and after.replace(".", "", 1).isdigit() else 1.0
-            raise _Retry(
-                max(delay, self.services.retry_base_s), "response_url: 429 rate limited", counted=False
-            )
-        if status >= 500:
-            raise _Retry(self.backoff(message.attempts), f"response_url: HTTP {status}", uncertain=True)
-        if status in (404, 410) and payload.get("channel") and payload.get("user"):
-            # the URL expired or was used up (30 minutes, 5 uses): say it ephemerally instead
-            body = payload["body"]
-            sent = self._call(
-                message.attempts,
-                "chat.postEphemeral",
-                channel=payload["channel"],
-                user=payload["user"],
-                text=body.get("text", ""),
-            )
-            return {"fallback": f"response_url: HTTP {status}", "message_ts": sent.get("message_ts")}
-        if status >= 400:
-            raise _Retry(0, f"response_url: HTTP {status} {answer.body}"[:500], fatal=True)
-        return {"status": status}
-
-    # -- looking a message up after an uncertain outcome ------------------------------------------------
-    def _channel_id(self, session: Session, attempts: int, ref: str) -> str:
-        """Return the id of a channel named by id or name (conversations.history wants an id)."""
-        if CHANNEL_ID.match(ref):
-            return ref
-        if ref in self._channel_ids:
-            return self._channel_ids[ref]
-        if ref == self.services.channel:  # where the cards go: an earlier card says its id
-            known = outbox.latest_card_channel(db_session=session)
-            if known is not None:
-                return known
-        name, cursor = ref.lstrip("#"), None
-        for _ in range(20):
-            page = self._call(
-                attempts,
-                "conversations.list",
-                read=True,
-                types="public_channel,private_channel",
-                limit=200,
-                cursor=cursor,
-            )
-            for chan in page.get("channels", []):
-                if chan.get("name") == name:
-                    self._channel_ids[ref] = str(chan["id"])
-                    return str(chan["id"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        raise _Retry(0, f"channel {ref!r} not found among the bot's channels", fatal=True)
-
-    def _read_back(
-        self,
-        attempts: int,
-        *,
-        channel: str,
-        since: datetime | None,
-        event_type: str,
-        match: Callable[[dict[str, Any]], bool],
-        thread_ts: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return the messages in a channel (or a thread) since ``since`` whose metadata matches, oldest first."""
-        start = (since or self.services.clock()) - timedelta(seconds=LOOKUP_MARGIN_S)
-        args: dict[str, Any] = {
-            "channel": channel,
-            "oldest": f"{start.timestamp():.6f}",
-            "include_all_metadata": "true",
-            "limit": 200,
-        }
-        method = "conversations.history"
-        if thread_ts is not None:
-            method, args["ts"] = "conversations.replies", thread_ts
-        mine = self._identity(attempts)
-        found: list[dict[str, Any]] = []
-        cursor = None
-        for _ in range(LOOKUP_PAGES):
-            page = self._call(attempts, method, read=True, cursor=cursor, **args)
-            for msg in page.get("messages", []):
-                meta = msg.get("metadata") or {}
-                if (
-                    meta.get("event_type") == event_type
-                    and match(meta.get("event_payload") or {})
-                    and (
-                        (mine[1] and msg.get("bot_id") == mine[1]) or (mine[0] and msg.get("user") == mine[0])
-                    )
-                ):  # another app may post the same metadata: only our own posts are adopted
-                    found.append(msg)
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        return sorted(found, key=lambda m: float(m["ts"]))
-
-    def _identity(self, attempts: int) -> tuple[str, str]:
-        """Return the bot's (user id, bot id), asked once of auth.test."""
-        if self._me is None:
-            me = self._call(attempts, "auth.test")
-            self._me = (str(me.get("user_id") or ""), str(me.get("bot_id") or ""))
-        return self._me
-
     def _lookup(self, find: Callable[[], _T]) -> _T | None:
         """Run a lookup; if Slack refuses it (a missing history scope), post anyway rather than hold the row."""
         try:
             return find()
-        except _Retry as exc:
+        except Retry as exc:
             if not exc.fatal:
                 raise
             log.warning("cannot look a message up (%s); posting it again may duplicate it", exc.error)
@@ -459,8 +267,8 @@ class OutboxWorker:
         self, session: Session, message: outbox.Message, incident_id: str
     ) -> tuple[str, str] | None:
         """Look the incident's card up in the channel; adopt the first, retire any duplicates."""
-        channel = self._channel_id(session, message.attempts, self.services.channel)
-        cards = self._read_back(
+        channel = self.slack.channel_id(session, message.attempts, self.services.channel)
+        cards = self.slack.read_back(
             message.attempts,
             channel=channel,
             since=message.created_at,
@@ -471,7 +279,7 @@ class OutboxWorker:
             return None
         first = cards[0]["ts"]
         for extra in cards[1:]:  # a copy posted twice must not keep live buttons
-            self._call(
+            self.slack.call(
                 message.attempts,
                 "chat.update",
                 channel=channel,
@@ -491,7 +299,7 @@ class OutboxWorker:
         if not CHANNEL_ID.match(channel):
             return None  # a lookup needs the channel's id; a name is looked up only for cards
         found = self._lookup(
-            lambda: self._read_back(
+            lambda: self.slack.read_back(
                 message.attempts,
                 channel=channel,
                 since=message.created_at,
@@ -509,22 +317,24 @@ class OutboxWorker:
         """Send a card; if Slack refuses its blocks, send the minimal card instead. Return (answer, error)."""
         incident_id = message.incident_id or ""
         try:
-            return self._call(message.attempts, method, text=text, blocks=blocks, **where), ""
-        except _Retry as exc:
+            return self.slack.call(message.attempts, method, text=text, blocks=blocks, **where), ""
+        except Retry as exc:
             if exc.slack_error not in BLOCK_ERRORS:
                 raise
             log.error(
                 "card of %s refused by Slack (%s); sent the minimal card instead", incident_id, exc.error
             )
             text, blocks = minimal_card(session, incident_id)
-            return self._call(message.attempts, method, text=text, blocks=blocks, **where), exc.slack_error
+            return self.slack.call(
+                message.attempts, method, text=text, blocks=blocks, **where
+            ), exc.slack_error
 
     def _deliver(self, session: Session, message: outbox.Message) -> dict[str, Any]:
         if message.kind == "respond":
-            return self._post_url(message)
+            return self.slack.post_url(message)
         if message.kind == "ephemeral":
             p = message.payload
-            sent = self._call(
+            sent = self.slack.call(
                 message.attempts,
                 "chat.postEphemeral",
                 channel=p["channel"],
@@ -540,14 +350,14 @@ class OutboxWorker:
             return self._card(session, message, incident_id)
         card = outbox.get_card(db_session=session, incident_id=incident_id) if incident_id else None
         if card is None:  # the card is not posted yet: the thread waits for it
-            raise _Retry(WAIT_FOR_CARD_S, "waiting for the card", counted=False)
+            raise Retry(WAIT_FOR_CARD_S, "waiting for the card", counted=False)
         if message.kind == "timeline":
             return self._timeline(session, message, card)
         found = self._find_message(message, channel=card.channel, thread_ts=card.ts)
         if found is not None:
             return {"ts": found["ts"], "adopted": True}
         text = str(message.payload.get("text", ""))
-        sent = self._call(
+        sent = self.slack.call(
             message.attempts,
             "chat.postMessage",
             channel=card.channel,
@@ -562,7 +372,7 @@ class OutboxWorker:
         found = self._find_message(message, channel=str(p["channel"]), thread_ts=p.get("thread_ts"))
         if found is not None:
             return {"ts": found["ts"], "adopted": True}
-        sent = self._call(
+        sent = self.slack.call(
             message.attempts,
             "chat.postMessage",
             channel=p["channel"],
@@ -628,7 +438,7 @@ class OutboxWorker:
         text = timeline_text(
             event_to_dict(at=e.at, type_=e.type, service=e.service, payload=dict(e.payload)) for e in shown
         )
-        sent = self._call(
+        sent = self.slack.call(
             message.attempts,
             "chat.postMessage",
             channel=card.channel,

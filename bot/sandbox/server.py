@@ -164,6 +164,7 @@ class SlackSandbox:
         """Run one Web API call: fault, auth, rate limit, then the method; returns (status, headers, body)."""
         headers: dict[str, str] = {}
         fault = self.limiter.take_fault(method)
+        status: int | None
         if fault is not None and fault.kind == "server_error" and fault.then == "process":
             self._call(method, args, token, headers)  # the work is done, then the answer is a 5xx
             status, body = fault.status, {"ok": False, "error": "fatal_error"}
