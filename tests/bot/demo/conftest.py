@@ -45,6 +45,16 @@ def wait_card(stack: DemoStack, predicate: Callable[[str], bool], seconds: float
     return dict(wait_for(find, seconds=seconds))
 
 
+def approve_id(card: dict[str, Any], names: str) -> str:
+    """Return the action id of the Approve button of the card's suggestion whose text names ``names``."""
+    n = next(
+        b["block_id"].split("-")[1]
+        for b in card["blocks"]
+        if b.get("block_id", "").startswith("text-") and names in b["text"]["text"]
+    )
+    return f"approve:{n}"
+
+
 @pytest.fixture
 def demo_factory(tmp_path: Path) -> Iterator[Callable[..., DemoStack]]:
     stacks: list[DemoStack] = []

@@ -13,7 +13,7 @@ from bot.demo.stack import DemoStack
 from bot.demo.world import LiveWorld, WorldOptions
 from incidents_db.service import get_record
 from remediation.executors.sim import SimWorld
-from tests.bot.demo.conftest import cards, fast_world, replies, wait_card
+from tests.bot.demo.conftest import approve_id, cards, fast_world, replies, wait_card
 from tests.bot.sandbox.conftest import wait_for
 
 ALICE = "U0ALICE001"
@@ -143,12 +143,15 @@ def test_faults_fire_again_after_recovery_and_seeded_incidents_repeat() -> None:
 def test_alert_card_approve_in_the_sandbox_changes_the_world_and_resolves(
     demo_factory: Callable[..., DemoStack], db_url: str
 ) -> None:
-    stack = demo_factory(database_url=db_url)
+    # The world's clock stands still after the fault, so the ranking cannot drift before the click
+    # (a slow machine let the crash loop saturate the service and put scale_out first).
+    stack = demo_factory(database_url=db_url, tick_s=3600.0)
     assert stack.sandbox is not None and stack.world is not None and stack.sandbox.driver is not None
     card = wait_card(stack, lambda b: "restart_service on cartservice" in b)
     assert card["text"].startswith("INC-1 ")
+    restart = approve_id(card, "restart_service on cartservice")
     delivery = stack.sandbox.driver.click(
-        user=ALICE, channel="incidents", message_ts=card["ts"], action_id="approve:1"
+        user=ALICE, channel="incidents", message_ts=card["ts"], action_id=restart
     )
     assert delivery.ok, delivery.summary()
     final = wait_card(stack, lambda b: "Resolved" in b)
