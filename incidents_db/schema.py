@@ -27,11 +27,9 @@ SEVERITIES: tuple[str, ...] = ("sev1", "sev2", "sev3", "sev4")
 OUTCOMES: tuple[str, ...] = ("succeeded", "failed", "no_effect", "unknown")
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text columns cannot hold NUL; refusing it here keeps both backends alike.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    return value
+# PostgreSQL text columns cannot hold NUL; refusing it here keeps both backends alike (a pattern is
+# checked in pydantic-core, a Python validator per field cost ~10 % of parsing).
+_NO_NUL = r"^[^\x00]*$"
 
 
 def _finite_json(value: Any) -> Any:
@@ -48,10 +46,10 @@ def _finite_json(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+Text = Annotated[str, Field(min_length=1, pattern=_NO_NUL)]
 # Names are stored in indexed columns of at most 200 characters.
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-OptionalName = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)] | None
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_NUL)]
+OptionalName = Annotated[str, Field(max_length=200, pattern=_NO_NUL)] | None
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Timestamp = AwareDatetime
 
@@ -205,6 +203,7 @@ _FRIENDLY: dict[str, str] = {
     "string_too_short": "must not be empty",
     "string_too_long": "is longer than 200 characters",
     "finite_number": "NaN and Infinity are not JSON numbers; values must be finite",
+    "string_pattern_mismatch": "must not contain NUL (\\u0000) characters",
     "union_tag_not_found": "event needs a 'type' (one of " + ", ".join(EVENT_TYPES) + ")",
 }
 
