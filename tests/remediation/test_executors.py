@@ -154,6 +154,18 @@ def test_webhook_unreachable_is_failed() -> None:
     assert out.status == "failed" and "cannot reach" in out.detail
 
 
+def test_webhook_outcomes_mask_credentials_in_the_url(receiver: Receiver) -> None:
+    request = ExecRequest("req-8", action("restart_service"), "frontend")
+    with_user = receiver.url.replace("http://", "http://robot:hunter2@") + "?token=hunter2"
+    out = webhook(with_user).execute(request, dry_run=True)
+    shown = " ".join([out.detail, *out.commands, str(out.data)])
+    assert "hunter2" not in shown and "robot:***@" in shown and "token=***" in shown
+    out = webhook(receiver.url + "?token=hunter2").execute(request, dry_run=False)
+    shown = " ".join([out.detail, *out.commands, str(out.data)])
+    assert out.status == "succeeded" and "hunter2" not in shown and "token=***" in shown
+    assert len(receiver.received) == 1  # the real URL was used
+
+
 def test_webhook_needs_secret() -> None:
     with pytest.raises(ExecutorError, match="secret"):
         WebhookExecutor(WebhookSettings(url="http://x", secret=""))
