@@ -33,7 +33,8 @@ def card_where(harness: Harness, incident_id: str, test: Callable[[dict[str, Any
     return dict(wait_for(find))
 
 
-def test_chat_freeze_refreshes_the_open_card(harness: Harness) -> None:
+def test_chat_freeze_refreshes_the_open_card(db_harness: Harness) -> None:
+    harness = db_harness  # the covered incidents are a store query: both backends
     harness.post_alert("generic", generic("HighErrorRate", "checkoutservice"))
     first = card_where(harness, "INC-1", lambda c: bool(approve_ids(c)))
     before = approve_ids(first)
