@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.errors import BotError
 from incidents_db.redact import redact_text, redact_url
-from playbooks.yamlfiles import read_yaml
+from playbooks.yamlfiles import key_text, read_yaml
 
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
 
@@ -172,7 +172,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise SettingsError(f"config file {path}: expected a mapping of setting names to values")
     known = set(Settings.model_fields)
-    unknown = sorted(str(k) for k in raw if str(k) not in known)
+    unknown = sorted(key_text(k) for k in raw if str(k) not in known)
     if unknown:
         raise SettingsError(
             f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"

@@ -175,3 +175,10 @@ def test_an_odd_key_is_named_readably(tmp_path: Path) -> None:
     written('actions: []\n"": 1\n"a\\nb": 2\n', tmp_path, "actions.yaml")
     keys = sorted(p.key for p in validate_playbooks([tmp_path], include_builtin=False))
     assert keys == ["''", "'a\\nb'"]
+
+
+def test_an_unknown_setting_with_a_newline_is_named_on_one_line(tmp_path: Path) -> None:
+    path = written('"log\\nlevel": INFO\n', tmp_path, "remediate.yaml")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path)
+    assert "unknown setting(s) 'log\\nlevel'" in str(caught.value) and "\n" not in str(caught.value)
