@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from bot.app.errors import UsageError
 from bot.app.grammar import USAGE, parse
+from incidents_db import outbox
 from incidents_db.models import Incident
 from tests.bot.app.conftest import ALICE, BOB, CAROL, DAVE, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
@@ -125,6 +126,18 @@ def test_any_command_text_gets_an_ack_and_a_clean_reply(db_harness: Harness) -> 
         assert before <= _incident_ids(harness), "an incident disappeared"
 
     run()
+    # What was accepted renders: every card and thread message the commands queued reached Slack
+    # (the sandbox refuses blocks past Block Kit's limits, which would leave rows dead).
+    assert _outbox_settled(harness)["dead"] == 0
+
+
+def _outbox_settled(harness: Harness) -> dict[str, int]:
+    def settled() -> dict[str, int] | None:
+        with harness.services.sessions() as s:
+            found = outbox.counts(db_session=s)
+        return found if not found["pending"] else None
+
+    return dict(wait_for(settled))
 
 
 def test_declare_with_a_nul_is_refused_on_both_backends(db_harness: Harness) -> None:
