@@ -106,13 +106,20 @@ def _current(db_session: Session, key: str) -> Suggestion | None:
 
 
 def _adopt(db_session: Session, incident_id: str, fix: Fix) -> str | None:
-    """Return the newest request already made for this fix (made before suggestions were stored)."""
+    """Return the newest request for this fix that no suggestion owns yet.
+
+    Requests made another way than a card button (before suggestions were stored, by a script, by a
+    replica rendering the card a moment earlier) belong to the card showing that fix, so its status
+    line tells the truth; a request another generation owns is never taken.
+    """
+    owned = sa.select(Suggestion.request_id).where(Suggestion.request_id.is_not(None))
     rows = db_session.execute(
         sa.select(ApprovalRequest.id, ApprovalRequest.params)
         .where(
             ApprovalRequest.incident_id == incident_id,
             ApprovalRequest.action == fix.action,
             ApprovalRequest.target.is_(None) if fix.target is None else ApprovalRequest.target == fix.target,
+            ApprovalRequest.id.not_in(owned),
         )
         .order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id)
     )
@@ -165,6 +172,13 @@ def show(*, db_session: Session, incident_id: str, fix: Fix, now: datetime, fres
             _insert(db_session, incident_id, key, row.generation + 1, fix, now)
         else:
             return _shown(row)
+    elif row.request_id is None and (adopted := _adopt(db_session, incident_id, fix)) is not None:
+        db_session.execute(
+            sa.update(Suggestion)
+            .where(Suggestion.id == row.id, Suggestion.request_id.is_(None))
+            .values(request_id=adopted)
+            .execution_options(synchronize_session=False)
+        )
     else:
         return _shown(row)
     found = _current(db_session, key)
