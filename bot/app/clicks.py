@@ -10,7 +10,6 @@ refused and the card is refreshed. A suggestion whose request is final answers w
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,7 +19,7 @@ from bot.app import incidents
 from bot.app.commands import Outcome, Reply, run
 from bot.app.delivery import announce
 from bot.app.errors import UsageError
-from bot.app.mrkdwn import escape
+from bot.app.mrkdwn import mention
 from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
 from incidents_db import outbox
@@ -29,7 +28,6 @@ from remediation.approvals import states as st
 from remediation.approvals import suggestions
 from remediation.errors import RemediationError
 
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 REFUSED = "this button is not one remediate rendered for this card; the card is refreshed"
 
 
@@ -57,13 +55,9 @@ def parse_value(raw: str) -> str | None:
         return None
 
 
-def _who(actor: str) -> str:
-    return f"<@{actor}>" if _SLACK_USER.fullmatch(actor) else escape(actor)
-
-
 def _decided_text(s: Session, request: approvals.RequestView) -> str:
     found = suggestions.decided(db_session=s, request_id=request.id)
-    who = ", ".join(_who(a) for a in found.by) or "remediate"
+    who = ", ".join(mention(a) for a in found.by) or "remediate"
     when = f" at {found.at:%Y-%m-%d %H:%M:%S} UTC" if found.at is not None else ""
     state = "approved, running" if request.state in (st.APPROVED, st.EXECUTING) else request.state
     text = f"This suggestion was already decided by {who}{when} ({state}); the card is refreshed."
