@@ -47,7 +47,7 @@ def importer_workers() -> int:
 
 
 def mining_workers() -> int:
-    from incidents_db.mining import default_workers
+    from incidents_db.mining_workers import default_workers
 
     return default_workers()
 
@@ -133,13 +133,13 @@ def child_naive_import(url: str, path: str) -> dict[str, float]:
 
 def child_naive_mine(url: str, _out: str) -> dict[str, float]:
     """The obvious miner: list resolved incidents, then one ORM query per incident for its events."""
-    from incidents_db import db, mining
+    from incidents_db import db, trajectories
     from incidents_db.models import Incident, IncidentEvent
     from playbooks.catalog import builtin_catalog
 
     engine = db.open_store(url)
     factory = db.make_sessionmaker(engine)
-    catalog, reward = builtin_catalog(), mining.RewardConfig()
+    catalog, reward = builtin_catalog(), trajectories.RewardConfig()
     count = steps = 0
     start = time.perf_counter()
     with factory() as session:
@@ -161,7 +161,7 @@ def child_naive_mine(url: str, _out: str) -> dict[str, float]:
             timeline = [
                 (e.incident_id, e.at.timestamp(), e.type, e.service, json.dumps(e.payload)) for e in events
             ]
-            steps += len(mining.build_trajectory(header, timeline, catalog, reward).steps)
+            steps += len(trajectories.build_trajectory(header, timeline, catalog, reward).steps)
             count += 1
     return {"n": count, "seconds": time.perf_counter() - start, "steps": steps}
 

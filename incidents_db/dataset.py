@@ -12,19 +12,16 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from incidents_db.schema import OUTCOMES, SEVERITIES
+from incidents_db.trajectories import UNMAPPED, Trajectory
 from playbooks.catalog import Catalog
 
-if TYPE_CHECKING:
-    from incidents_db.mining import Trajectory
-
 DATASET_FORMAT = "remediate.trajectories/v1"
-UNMAPPED = "unmapped"
 _OUTCOME_INDEX = {name: index for index, name in enumerate(OUTCOMES)}
 _CHUNK = 1 << 20
 

@@ -5,3 +5,15 @@ from __future__ import annotations
 
 class StoreError(Exception):
     """Root of every error the incident store raises on purpose; its message is meant for a person."""
+
+
+class MiningError(StoreError):
+    """Mining could not write its dataset or read its state."""
+
+
+class IncidentNotFoundError(StoreError):
+    """No incident with that id is in the store; ``incident_id`` is the id asked for."""
+
+    def __init__(self, message: str, *, incident_id: str) -> None:
+        super().__init__(message)
+        self.incident_id = incident_id

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from incidents_db import db, importer, mining
+from incidents_db import db, importer, mining, trajectories
 from incidents_db.dataset import load_dataset
 from incidents_db.synthetic import generate_incidents
 from playbooks.catalog import builtin_catalog
@@ -53,7 +53,7 @@ def test_unmapped_actions_and_incidents_without_alerts(engine: sa.Engine) -> Non
     quiet["events"] = [e for e in quiet["events"] if e["type"] != "alert"]
     load(engine, [record, quiet])
     found = {t.incident_id: t for t, _ in mining.iter_trajectories(engine=engine)}
-    assert found["INC-U"].steps[0].action == mining.UNMAPPED
+    assert found["INC-U"].steps[0].action == trajectories.UNMAPPED
     assert found["INC-U"].steps[0].action_name == "kubectl_magic"
     # No alerts: the whole time from the step until resolution counts as impact.
     assert found["INC-Q"].steps[1].impact_minutes == pytest.approx(10.0)
