@@ -84,6 +84,11 @@ def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def ping(*, db_session: Session) -> None:
+    """Run a trivial query, so an unreachable store raises here."""
+    db_session.execute(sa.text("SELECT 1"))
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Yield a session that commits on success and rolls back on any error."""

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from incidents_db.errors import StoreError
+from incidents_db.errors import IncidentNotFoundError
 from incidents_db.models import Incident, IncidentEvent, utcnow
 from incidents_db.schema import FORMAT, IncidentRecord, iso
 
@@ -18,10 +18,6 @@ INCIDENTS = Incident.__table__
 EVENTS = IncidentEvent.__table__
 # Keys of an event that live in their own columns; everything else of the event goes to `payload`.
 EVENT_COLUMNS = frozenset({"at", "type", "service"})
-
-
-class IncidentNotFoundError(StoreError):
-    """No incident with that id is in the store."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,8 @@ def get_record(*, db_session: Session, incident_id: str) -> dict[str, Any]:
     incident = db_session.get(Incident, incident_id)
     if incident is None:
         raise IncidentNotFoundError(
-            f"no incident {incident_id!r} in the store; `remediate incidents list` shows the ids"
+            f"no incident {incident_id!r} in the store; `remediate incidents list` shows the ids",
+            incident_id=incident_id,
         )
     rows = db_session.execute(
         sa.select(EVENTS.c.at, EVENTS.c.type, EVENTS.c.service, EVENTS.c.payload)

@@ -83,3 +83,11 @@ def recent_metrics(
         for i, s, at, payload in rows
         if s is not None
     }
+
+
+def kept_summary(*, db_session: Session) -> tuple[int, datetime | None]:
+    """Return how many services have a kept snapshot, and when the newest of them was received."""
+    kept, newest = db_session.execute(
+        sa.select(sa.func.count(), sa.func.max(ServiceSnapshot.received_at))
+    ).one()
+    return int(kept), newest

@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.alerts.models import AlertIn
-from bot.alerts.snapshots import attach_recent
-from bot.app import incidents
 from bot.app.delivery import announce
 from bot.app.services import Services
+from incidents_db import incidents
 from incidents_db.locks import lock_incidents
-from incidents_db.models import Incident, IncidentEvent
 
 AHEAD = timedelta(minutes=5)  # an alert dated later than this after now is stamped now + AHEAD
 
@@ -46,22 +43,6 @@ class IntakeResult:
         }
 
 
-def _alert_states(db_session: Session) -> dict[str, tuple[str, str]]:
-    """Return fingerprint -> (incident id, latest status) over open incidents."""
-    rows = db_session.execute(
-        sa.select(IncidentEvent.incident_id, IncidentEvent.payload)
-        .join(Incident, Incident.id == IncidentEvent.incident_id)
-        .where(Incident.status == "open", IncidentEvent.type == "alert")
-        .order_by(IncidentEvent.incident_id, IncidentEvent.seq)
-    )
-    states: dict[str, tuple[str, str]] = {}
-    for incident_id, payload in rows:
-        fp = (payload or {}).get("fingerprint")
-        if fp:
-            states[str(fp)] = (incident_id, str(payload.get("status")))
-    return states
-
-
 def _recent_for_service(services: Services, db_session: Session, service: str) -> str | None:
     incident = incidents.open_for_service(db_session=db_session, service=service)
     if incident is None:
@@ -80,7 +61,7 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
         # Deliveries run concurrently (threads, replicas): read-then-create must run alone, or two
         # deliveries for one service could both open an incident.
         lock_incidents(db_session=s)
-        states = _alert_states(s)
+        states = incidents.alert_states(db_session=s)
         by_group: dict[str, str] = {}
         now = services.clock()
         for alert in alerts:
@@ -128,8 +109,15 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 by_group[alert.group] = incident_id
             recorded += 1
             touched[incident_id] = None
+        graph = services.topology.services if services.topology is not None else ()
         for incident_id in created:
-            attach_recent(services, s, incident_id, now)
+            incidents.attach_recent_snapshots(
+                db_session=s,
+                incident_id=incident_id,
+                now=now,
+                also=graph,
+                max_age_s=services.snapshot_max_age_s,
+            )
         for incident_id in touched:
             mine = [st for (inc, st) in states.values() if inc == incident_id]
             incident = incidents.get(db_session=s, incident_id=incident_id)

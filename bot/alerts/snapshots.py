@@ -18,16 +18,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy.orm import Session
 
 from bot.alerts.errors import BadPayloadError
 from bot.alerts.models import Delivery, Name, Problem, aware_at, problems, storable
-from bot.app import incidents
 from bot.app.delivery import refresh_card
 from bot.app.mrkdwn import clip
 from bot.app.services import Services
+from incidents_db import incidents
 from incidents_db.locks import lock_incidents
-from incidents_db.snapshots import keep_latest, latest, recent_metrics
+from incidents_db.snapshots import keep_latest, recent_metrics
 
 MAX_SNAPSHOTS = 1000
 MAX_VALUES = 500
@@ -185,24 +184,3 @@ def ingest_snapshots(services: Services, snapshots: list[SnapshotIn]) -> Snapsho
             refresh_card(db_session=s, incident_id=incident_id, now=now)
         s.commit()
     return SnapshotResult(stored, stale, attached, tuple(touched))
-
-
-def attach_recent(services: Services, db_session: Session, incident_id: str, now: datetime) -> int:
-    """Copy the kept snapshots recent enough into a new incident's timeline; return how many (not committed)."""
-    incident = incidents.get(db_session=db_session, incident_id=incident_id)
-    names = set(incident.services or ())
-    if services.topology is not None:
-        names |= set(services.topology.services)
-    since = now - timedelta(seconds=services.snapshot_max_age_s)
-    rows = latest(db_session=db_session, since=since, services=names)
-    for row in rows:
-        incidents.append(
-            db_session=db_session,
-            incident_id=incident_id,
-            type_="metrics",
-            at=now,
-            service=row.service,
-            affects=False,
-            values=dict(row.values),
-        )
-    return len(rows)

@@ -10,6 +10,7 @@ from typing import Any
 from bot.app.mrkdwn import clip, clip_md, escape, mention, safe
 from bot.app.suggest import Ranking, SuggestionView
 from remediation.approvals import states as st
+from remediation.postmortem.models import Draft
 
 HIGH_RISKS = ("high", "critical")
 MAX_SIGNALS = 8
@@ -234,3 +235,24 @@ def timeline_text(events: Iterable[dict[str, Any]], limit: int = 30) -> str:
         hidden = len(lines) - limit
         lines = [*lines[: limit // 2], f"… {hidden} more events …", *lines[-(limit - limit // 2) :]]
     return "\n".join(lines)
+
+
+def postmortem_text(draft: Draft) -> str:
+    """Return a postmortem draft as mrkdwn: header, what was done, the timeline, what is left to write."""
+    rec, actions = draft.record, draft.actions
+    return "\n".join(
+        [
+            f"*Postmortem draft: {escape(rec['id'])} - {escape(rec['title'])}*",
+            f"*Severity* {escape(rec['severity'])} · *Services* {escape(', '.join(rec.get('services') or []))}",
+            f"*Opened* {rec['opened_at']} · *Resolved* {rec.get('resolved_at') or 'still open'}",
+            "*What was done*",
+            *(
+                f"• {target_label(str(a.get('action')), a.get('target'))}: {escape(a.get('outcome'))}"
+                for a in actions
+            ),
+            *(["• nothing was run"] if not actions else []),
+            "*Timeline*",
+            timeline_text(rec["events"], limit=20),
+            "*Root cause* _to be written_ · *Follow-ups* _to be written_",
+        ]
+    )

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from bot.app import incidents
-from bot.app.commands import Outcome, Reply, run
+from bot.app.commands import Outcome, Reply, why
 from bot.app.delivery import announce
-from bot.app.errors import UsageError
+from bot.app.errors import UsageError, incident_named
+from bot.app.grammar import suggestion_number
 from bot.app.mrkdwn import mention
 from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
-from incidents_db import outbox
+from incidents_db import incidents, outbox
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions
@@ -104,13 +104,13 @@ def click(
     verb, _, n = action_id.partition(":")
     if verb not in ("approve", "reject", "why"):
         raise UsageError(f"unknown button {action_id!r}")
-    with services.sessions() as s:
+    with incident_named(), services.sessions() as s:
         shown = _suggestion(services, s, value, card or CardRef())
-        if verb == "why":
-            incident_id = shown.incident_id
-        else:
+        if verb != "why":
             return _decide(services, s, user=user, verb=verb, shown=shown)
-    return run(services, user=user, text=f"why {incident_id} {n or '1'}")
+        out = why(services, s, incident_id=shown.incident_id, n=suggestion_number(n or "1"))
+        s.commit()
+    return out
 
 
 def _decide(services: Services, s: Session, *, user: str, verb: str, shown: suggestions.Shown) -> Outcome:

@@ -8,21 +8,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.alerts.snapshots import attach_recent
-from bot.app import incidents
-from bot.app.cards import key_signals, target_label, timeline_text
+from bot.app.cards import key_signals, postmortem_text, target_label, timeline_text
 from bot.app.delivery import announce, post_in_thread, refresh_cards
-from bot.app.errors import NotAllowedError, NotFoundError
+from bot.app.errors import NotAllowedError, NotFoundError, incident_named
 from bot.app.grammar import HELP, Command, parse
 from bot.app.mrkdwn import clip_md, escape, mention, safe
 from bot.app.requests import after_request_change, decide_request
 from bot.app.services import Services
 from bot.app.suggest import rank
+from incidents_db import incidents
 from incidents_db.locks import lock_incidents
-from incidents_db.models import Postmortem
 from playbooks.models import Risk
-from remediation.guardrails.decide import may, owned_services, roles_of
+from remediation.guardrails.rbac import may, owned_services, roles_of
 from remediation.guardrails.service import set_switch
+from remediation.postmortem import service as postmortems
 
 TITLE = 300  # an incident title as shown in a reply line (escaped, clipped)
 
@@ -77,7 +76,13 @@ def _declare(services: Services, s: Session, user: str, service: str, title: str
         text=f"declared: {title}",
         kind="declared",
     )
-    attach_recent(services, s, incident.id, now)
+    incidents.attach_recent_snapshots(
+        db_session=s,
+        incident_id=incident.id,
+        now=now,
+        also=services.topology.services if services.topology is not None else (),
+        max_age_s=services.snapshot_max_age_s,
+    )
     announce(db_session=s, incident_id=incident.id, now=now)
     return Outcome(
         Reply(
@@ -103,7 +108,8 @@ def _suggest(services: Services, s: Session, incident_id: str) -> Outcome:
     return Outcome(Reply(f"*Suggestions for {escape(ranking.record['id'])}*\n" + "\n".join(lines)), True)
 
 
-def _why(services: Services, s: Session, incident_id: str, n: int) -> Outcome:
+def why(services: Services, s: Session, *, incident_id: str, n: int) -> Outcome:
+    """Explain suggestion ``n`` of an incident: reason, scores, risk, guardrails, signals (flushed)."""
     ranking = rank(services, db_session=s, incident_id=incident_id, k=max(n, services.top_k))
     if n > len(ranking.suggestions):
         raise NotFoundError(
@@ -182,41 +188,14 @@ def _resolve(services: Services, s: Session, user: str, incident_id: str) -> Out
 
 
 def _postmortem(services: Services, s: Session, user: str, incident_id: str) -> Outcome:
-    rec = incidents.record(db_session=s, incident_id=incident_id)
-    actions = [e for e in rec["events"] if e.get("type") == "action"]
-    body = "\n".join(
-        [
-            f"*Postmortem draft: {escape(rec['id'])} - {escape(rec['title'])}*",
-            f"*Severity* {escape(rec['severity'])} · *Services* {escape(', '.join(rec.get('services') or []))}",
-            f"*Opened* {rec['opened_at']} · *Resolved* {rec.get('resolved_at') or 'still open'}",
-            "*What was done*",
-            *(
-                f"• {target_label(str(a.get('action')), a.get('target'))}: {escape(a.get('outcome'))}"
-                for a in actions
-            ),
-            *(["• nothing was run"] if not actions else []),
-            "*Timeline*",
-            timeline_text(rec["events"], limit=20),
-            "*Root cause* _to be written_ · *Follow-ups* _to be written_",
-        ]
-    )
+    draft = postmortems.gather(db_session=s, incident_id=incident_id)
+    body = postmortem_text(draft)
     now = services.clock()
-    existing = s.query(Postmortem).filter_by(incident_id=rec["id"]).one_or_none()
-    if existing is None:
-        s.add(
-            Postmortem(
-                incident_id=rec["id"],
-                status="draft",
-                body=body,
-                reviewers=[user],
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    elif existing.status == "draft":
-        existing.body, existing.updated_at = body, now
-    post_in_thread(db_session=s, incident_id=rec["id"], text=clip_md(body, 39000), now=now)
-    return Outcome(Reply(f"Postmortem draft for {escape(rec['id'])} posted in the card's thread."), True)
+    postmortems.save_draft(db_session=s, incident_id=draft.incident_id, body=body, user=user, now=now)
+    post_in_thread(db_session=s, incident_id=draft.incident_id, text=clip_md(body, 39000), now=now)
+    return Outcome(
+        Reply(f"Postmortem draft for {escape(draft.incident_id)} posted in the card's thread."), True
+    )
 
 
 def _freeze(services: Services, s: Session, user: str, state: str, service: str | None) -> Outcome:
@@ -289,7 +268,7 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
         )
     if verb == "whoami":
         return _whoami(services, user)
-    with services.sessions() as s:
+    with incident_named(), services.sessions() as s:
         if verb in WRITES:
             lock_incidents(db_session=s)  # these read, then write: run alone (other threads, replicas)
         if verb == "incidents":
@@ -299,7 +278,7 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
         elif verb == "suggest":
             out = _suggest(services, s, args[0])
         elif verb == "why":
-            out = _why(services, s, args[0], int(args[1]))
+            out = why(services, s, incident_id=args[0], n=int(args[1]))
         elif verb == "similar":
             out = _similar(services, s, args[0])
         elif verb in ("approve", "reject"):

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
@@ -32,8 +31,7 @@ from bot.app.cards import timeline_text
 from bot.app.mrkdwn import clip, escape
 from bot.app.services import Services
 from bot.app.slack_calls import CHANNEL_ID, Retry, SlackCalls
-from incidents_db import outbox
-from incidents_db.models import Incident, IncidentEvent
+from incidents_db import incidents, outbox
 from incidents_db.service import event_to_dict
 
 log = logging.getLogger("remediate.slack")
@@ -102,7 +100,7 @@ def _metadata(event_type: str, message: outbox.Message, **extra: Any) -> dict[st
 
 def minimal_card(session: Session, incident_id: str) -> tuple[str, list[dict[str, Any]]]:
     """Return a card that always fits Block Kit: header, status, and where the full picture is."""
-    incident = session.get(Incident, incident_id)
+    incident = incidents.find(db_session=session, incident_id=incident_id)
     title = incident.title if incident is not None else ""
     severity = incident.severity if incident is not None else "?"
     resolved = incident is not None and incident.resolved_at is not None
@@ -424,12 +422,7 @@ class OutboxWorker:
             if isinstance(seq, int) and seq > card.thread_seq:
                 card.thread_seq = seq
             return {"ts": found["ts"], "adopted": True}
-        rows = session.execute(
-            sa.select(IncidentEvent)
-            .where(IncidentEvent.incident_id == card.incident_id, IncidentEvent.seq > card.thread_seq)
-            .order_by(IncidentEvent.seq)
-        ).scalars()
-        events = list(rows)
+        events = incidents.events_after(db_session=session, incident_id=card.incident_id, seq=card.thread_seq)
         shown = [e for e in events if e.type not in QUIET_EVENTS]
         if not shown:
             if events:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bot.app.mrkdwn import safe
 from bot.errors import BotError
+from incidents_db.errors import IncidentNotFoundError
 
 
 class AppError(BotError):
@@ -23,3 +28,14 @@ class NotAllowedError(AppError):
 
 class SocketModeError(BotError):
     """Slack refused the Socket Mode connection, or could not be reached; the message says which."""
+
+
+@contextmanager
+def incident_named() -> Iterator[None]:
+    """Turn the store's unknown-incident error into the chat's refusal (the id escaped, how to list ids)."""
+    try:
+        yield
+    except IncidentNotFoundError as exc:
+        raise NotFoundError(
+            f"no incident {safe(repr(exc.incident_id), 200)}; `/remediate incidents` lists the open ones"
+        ) from None

@@ -56,6 +56,13 @@ def _one_id(verb: str, args: list[str], what: str) -> str:
     return args[0]
 
 
+def suggestion_number(raw: str) -> int:
+    """Return the suggestion number ``raw`` names (1-10), or raise UsageError with the usage of ``why``."""
+    if not raw.isdigit() or not 1 <= int(raw) <= 10:
+        raise _usage("why", f"{safe(repr(raw), 200)} is not a suggestion number (1-10)")
+    return int(raw)
+
+
 def parse(text: str) -> Command:
     """Parse command text (mentions of the bot removed); raise UsageError with the right usage line.
 
@@ -79,8 +86,8 @@ def parse(text: str) -> Command:
             raise _usage(verb, "name the incident and optionally the suggestion number")
         if not _ID.fullmatch(args[0]):
             raise _usage(verb, f"{safe(repr(args[0]), 200)} is not an incident id")
-        if len(args) == 2 and (not args[1].isdigit() or not 1 <= int(args[1]) <= 10):
-            raise _usage(verb, f"{safe(repr(args[1]), 200)} is not a suggestion number (1-10)")
+        if len(args) == 2:
+            suggestion_number(args[1])
         return Command(verb, (args[0], args[1] if len(args) == 2 else "1"))
     if verb == "declare":
         if len(args) < 2:

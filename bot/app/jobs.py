@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.app.audit_head import HeadPublisher, PublishResult
 from bot.app.delivery import announce
 from bot.app.services import Services
-from incidents_db.models import ApprovalRequest
+from incidents_db import incidents
 from remediation.approvals import service as approvals
 
 log = logging.getLogger("remediate.jobs")
@@ -31,11 +31,7 @@ def _refresh_cards(services: Services, request_ids: list[str]) -> None:
     if not request_ids:
         return
     with services.sessions() as session:
-        incident_ids = {
-            row.incident_id
-            for rid in request_ids
-            if (row := session.get(ApprovalRequest, rid)) is not None and row.incident_id
-        }
+        incident_ids = incidents.incidents_of_requests(db_session=session, request_ids=request_ids)
         for incident_id in sorted(incident_ids):
             announce(db_session=session, incident_id=incident_id, now=services.clock())
         session.commit()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bot.app import incidents
 from bot.app.cards import target_label
 from bot.app.delivery import announce
 from bot.app.execution import run_approved
 from bot.app.mrkdwn import escape
 from bot.app.services import Services
-from incidents_db.models import Execution
+from incidents_db import incidents
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 
@@ -59,8 +58,8 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
     now = services.clock()
     if view.incident_id is not None:
         if view.state in (st.SUCCEEDED, st.FAILED, st.UNKNOWN):
-            execution = s.query(Execution).filter_by(request_id=view.id).one_or_none()
-            detail = str((execution.outcome or {}).get("detail", "")) if execution else view.note
+            outcome = incidents.execution_outcome(db_session=s, request_id=view.id)
+            detail = str(outcome.get("detail", "")) if outcome is not None else view.note
             if view.late:
                 detail = f"arrived late (after the request was marked unknown): {detail}"
             incidents.append(

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import trigger, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
@@ -29,8 +28,8 @@ from bot.alerts.models import Delivery, decode_json, parse_alerts
 from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 from bot.app.app import RemediateApp, error_text
 from bot.app.services import Services
-from incidents_db import outbox
-from incidents_db.snapshots import ServiceSnapshot
+from incidents_db import db, outbox
+from incidents_db.snapshots import kept_summary
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
@@ -123,12 +122,10 @@ class Server:
         """Answer 200 with outbox counts, dead letters and the oldest undelivered age; 503 without a store."""
         try:
             with self.app.services.sessions() as s:
-                s.execute(sa.text("SELECT 1"))
+                db.ping(db_session=s)
                 counts: dict[str, Any] = dict(outbox.counts(db_session=s))
                 oldest = outbox.oldest_pending(db_session=s)
-                kept, newest = s.execute(
-                    sa.select(sa.func.count(), sa.func.max(ServiceSnapshot.received_at))
-                ).one()
+                kept, newest = kept_summary(db_session=s)
         except Exception as exc:
             return _json(
                 start, _REASONS[503], {"ok": False, "error": f"store unavailable: {type(exc).__name__}"}

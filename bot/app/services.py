@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-import sqlalchemy as sa
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Settings
@@ -118,7 +118,7 @@ def build_services(
     executor: Executor | None = None,
     clock: Callable[[], datetime] | None = None,
     topology: str | Topology | None = "online-boutique",
-    engine: sa.Engine | None = None,
+    engine: Engine | None = None,
     **options: object,
 ) -> Services:
     """Open the store (migrating it), load catalog and RBAC from settings, and bundle them.

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.app import incidents
 from bot.app.services import Services
+from incidents_db import incidents
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions

@@ -1,24 +1,25 @@
-"""Live incidents in the store: declare, append to the timeline, find, resolve.
+"""Live incidents: declare, append to the timeline, find, resolve; keyword-only, taking the session.
 
-The store package offers import-shaped functions (whole records); a live incident grows one event at
-a time, so these keyword-only functions add that, on the same tables.
+`incidents_db.service` offers import-shaped functions (whole records); a live incident grows one event
+at a time, so these functions add that, on the same tables. Writers take the incidents' write lock
+(`incidents_db.locks`) first, so ids and ``seq`` numbers are never allocated twice.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot.app.errors import NotFoundError
-from bot.app.mrkdwn import safe
+from incidents_db.errors import IncidentNotFoundError
 from incidents_db.locks import lock_incidents
-from incidents_db.models import Incident, IncidentEvent
+from incidents_db.models import ApprovalRequest, Execution, Incident, IncidentEvent
 from incidents_db.service import get_record
+from incidents_db.snapshots import latest
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 _NUMBERED = re.compile(r"INC-(\d+)")
@@ -102,12 +103,20 @@ def append(
     return seq
 
 
+def find(*, db_session: Session, incident_id: str) -> Incident | None:
+    """Return the incident with exactly this id, or None."""
+    return db_session.get(Incident, incident_id)
+
+
 def get(*, db_session: Session, incident_id: str) -> Incident:
-    """Return the incident (ids are matched case-insensitively) or raise NotFoundError."""
-    incident = db_session.get(Incident, incident_id) or db_session.get(Incident, incident_id.upper())
+    """Return the incident (ids are matched case-insensitively) or raise IncidentNotFoundError."""
+    incident = find(db_session=db_session, incident_id=incident_id) or find(
+        db_session=db_session, incident_id=incident_id.upper()
+    )
     if incident is None:
-        raise NotFoundError(
-            f"no incident {safe(repr(incident_id), 200)}; `/remediate incidents` lists the open ones"
+        raise IncidentNotFoundError(
+            f"no incident {incident_id!r} in the store; `remediate incidents list` shows the ids",
+            incident_id=incident_id,
         )
     return incident
 
@@ -165,3 +174,67 @@ def recent_records(*, db_session: Session, exclude: str, limit: int = 200) -> li
         sa.select(Incident.id).where(Incident.id != exclude).order_by(Incident.opened_at.desc()).limit(limit)
     ).scalars()
     return [get_record(db_session=db_session, incident_id=i) for i in list(ids)]
+
+
+def alert_states(*, db_session: Session) -> dict[str, tuple[str, str]]:
+    """Return fingerprint -> (incident id, latest status) over the alerts of open incidents."""
+    rows = db_session.execute(
+        sa.select(IncidentEvent.incident_id, IncidentEvent.payload)
+        .join(Incident, Incident.id == IncidentEvent.incident_id)
+        .where(Incident.status == "open", IncidentEvent.type == "alert")
+        .order_by(IncidentEvent.incident_id, IncidentEvent.seq)
+    )
+    states: dict[str, tuple[str, str]] = {}
+    for incident_id, payload in rows:
+        fp = (payload or {}).get("fingerprint")
+        if fp:
+            states[str(fp)] = (incident_id, str(payload.get("status")))
+    return states
+
+
+def events_after(*, db_session: Session, incident_id: str, seq: int) -> list[IncidentEvent]:
+    """Return the incident's timeline events after ``seq``, in order."""
+    rows = db_session.execute(
+        sa.select(IncidentEvent)
+        .where(IncidentEvent.incident_id == incident_id, IncidentEvent.seq > seq)
+        .order_by(IncidentEvent.seq)
+    ).scalars()
+    return list(rows)
+
+
+def attach_recent_snapshots(
+    *, db_session: Session, incident_id: str, now: datetime, also: Iterable[str] = (), max_age_s: float
+) -> int:
+    """Copy the kept snapshots of the incident's services (and ``also``) into its timeline; return how many.
+
+    Only snapshots received within ``max_age_s`` of ``now`` are copied, stamped ``now`` (not committed).
+    """
+    incident = get(db_session=db_session, incident_id=incident_id)
+    names = set(incident.services or ()) | set(also)
+    rows = latest(db_session=db_session, since=now - timedelta(seconds=max_age_s), services=names)
+    for row in rows:
+        append(
+            db_session=db_session,
+            incident_id=incident_id,
+            type_="metrics",
+            at=now,
+            service=row.service,
+            affects=False,
+            values=dict(row.values),
+        )
+    return len(rows)
+
+
+def incidents_of_requests(*, db_session: Session, request_ids: Iterable[str]) -> set[str]:
+    """Return the ids of the incidents the given approval requests act on."""
+    return {
+        row.incident_id
+        for rid in request_ids
+        if (row := db_session.get(ApprovalRequest, rid)) is not None and row.incident_id
+    }
+
+
+def execution_outcome(*, db_session: Session, request_id: str) -> dict[str, Any] | None:
+    """Return the recorded outcome of a request's execution ({} when none yet), None without an execution."""
+    execution = db_session.query(Execution).filter_by(request_id=request_id).one_or_none()
+    return None if execution is None else dict(execution.outcome or {})
