@@ -168,12 +168,12 @@ def serve_child(spec: AppSpec, ready: Connection) -> None:
                 "slack_signing_secret": SecretStr(spec.signing_secret),
                 "alerts_token": SecretStr(spec.alerts_token),
                 "rbac_config": demo_rbac_path(),
+                "topology": "online-boutique",
+                "requester": spec.bot_user,
             }
         )
         policy = learned_policy() if spec.kind == "learned" else None
-        services = build_services(
-            settings, policy=policy, topology="online-boutique", requester=spec.bot_user
-        )
+        services = build_services(settings, policy=policy)
         remediate = build_app(settings, services)
         remediate.worker.start()
         settle_heap()

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from remediation.evaluation.plots import plot_policies, plot_training  # noqa: E402
 from remediation.evaluation.sim_eval import PolicyResult, evaluate_policies  # noqa: E402
+from remediation.guardrails.config import load_rbac  # noqa: E402
 from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy  # noqa: E402
 from remediation.learning.encoding import observation_from_core  # noqa: E402
 from remediation.learning.ranking import LearnedPolicy, static_mask  # noqa: E402
@@ -160,7 +161,9 @@ def sb3_worker(minutes: float, seed: int, episodes: int, out: Path) -> None:
     policy = Sb3Policy()
     results = {}
     for topology in held_out_topologies():
-        res = evaluate_policies(topology, {"maskable_ppo": policy}, episodes=episodes, seed=1000 + seed)
+        res = evaluate_policies(
+            topology, {"maskable_ppo": policy}, episodes=episodes, seed=1000 + seed, rbac=load_rbac(None)
+        )
         results[topology.name] = res["maskable_ppo"].as_row()
     out.write_text(
         json.dumps({"train_wall_s": wall, "timesteps": int(model.num_timesteps), "results": results})
@@ -216,7 +219,9 @@ def main() -> None:
     for topology in held_out_topologies():
         policies: dict[str, Policy] = {"learned": learned, "runbook": RunbookPolicy(), "operator_bc": OperatorBCPolicy(result.operator_bc),
                     "random": RandomPolicy(opts.seed), "oracle": OraclePolicy()}  # fmt: skip
-        res = evaluate_policies(topology, policies, episodes=opts.episodes, seed=1000 + opts.seed)
+        res = evaluate_policies(
+            topology, policies, episodes=opts.episodes, seed=1000 + opts.seed, rbac=load_rbac(None)
+        )
         all_results[topology.name] = res
         plot_policies(res, img / f"policy-eval-{topology.name}.png", f"{topology.name} (held out)")
         print_table(topology.name, topology.n_services, opts.episodes, res)

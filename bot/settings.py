@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -86,6 +86,43 @@ class Settings(BaseSettings):
     action_threads: int = Field(
         default=4, ge=1, le=64, description="Approved actions that run at once (more wait in line)."
     )
+    execution_heartbeat_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds between lease renewals of a running execution; a third of the lease if unset.",
+    )
+    requester: str = Field(
+        default="",
+        description="Slack user id proposing actions for alert-born incidents; the bot's own id if unset.",
+    )
+    topology: str | None = Field(
+        default="online-boutique",
+        description="Built-in topology name or node-link JSON file incidents are observed on; empty for none.",
+    )
+    policy: str = Field(
+        default="auto",
+        min_length=1,
+        description="Ranking policy: auto, runbook, or a registered version or artifact path.",
+    )
+    group_window_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Alerts join an open incident on their service updated this recently.",
+    )
+    top_k: int = Field(default=3, ge=1, le=20, description="How many suggestions a card shows.")
+    retry_base_s: float = Field(
+        default=1.0, gt=0, description="First outbox retry delay in seconds; doubles per attempt."
+    )
+    retry_max_s: float = Field(
+        default=300.0, gt=0, description="Longest outbox retry delay in seconds (a longer Retry-After wins)."
+    )
+    max_attempts: int = Field(default=12, ge=1, description="Outbox attempts before a message is given up.")
+    snapshot_interval_s: float = Field(
+        default=30.0, ge=0, description="A service's snapshots join an open incident at most this often."
+    )
+    snapshot_max_age_s: float = Field(
+        default=300.0, ge=0, description="A new incident starts with the kept snapshots at most this old."
+    )
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
     )
@@ -124,6 +161,19 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("expected an http(s):// URL")
         return value
+
+    @field_validator("execution_heartbeat_s")
+    @classmethod
+    def _check_heartbeat(cls, value: float | None, info: ValidationInfo) -> float | None:
+        lease = info.data.get("execution_lease_s")
+        if value is not None and lease is not None and value >= lease:
+            raise ValueError(f"expected fewer seconds than execution_lease_s ({lease:g})")
+        return value
+
+    @field_validator("topology")
+    @classmethod
+    def _check_topology(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("slack_api_url")
     @classmethod
@@ -198,8 +248,30 @@ def load_settings(
         source = "the command line" if field in clean else _env_name(field)
         if field in file_values and field not in clean and _env_name(field) not in env:
             source = f"{field} in {path}"
-        value = err.get("input")
-        shown = "***" if "token" in field or "secret" in field else repr(_masked(field, value))
-        raise SettingsError(f"setting {source}={shown}: {err['msg']}") from None
+        raise _refusal(source, field, err) from None
     finally:
         _YAML_VALUES.reset(token)
+
+
+def with_overrides(settings: Settings, **overrides: Any) -> Settings:
+    """Return a validated copy of ``settings`` with the given (non-None) command-line values set.
+
+    A subcommand's own flags (``serve --requester``) land here after the root built the settings; the
+    environment and the YAML file are not read again.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if not clean:
+        return settings
+    try:
+        return Settings.model_validate({**settings.model_dump(), **clean})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        raise _refusal("the command line", field, err) from None
+
+
+def _refusal(source: str, field: str, err: Any) -> SettingsError:
+    """Return the error naming where a refused value came from, the value (masked) and what was expected."""
+    value = err.get("input")
+    shown = "***" if "token" in field or "secret" in field else repr(_masked(field, value))
+    return SettingsError(f"setting {source}={shown}: {err['msg']}")

@@ -138,7 +138,7 @@ def build_app(
         worker.wake()
 
     # Approved actions run on their own bounded pool, so intake and commands never wait for one.
-    runner = ActionRunner(services, done=ran, threads=services.action_threads)
+    runner = ActionRunner(services, done=ran, threads=services.settings.action_threads)
     services.runner = runner
 
     def finish(outcome: Outcome) -> Outcome:

@@ -135,7 +135,7 @@ class ActionRunner:
         self.services = services
         self.done = done
         self.pool = ThreadPoolExecutor(
-            max_workers=threads or services.action_threads, thread_name_prefix="remediate-runner"
+            max_workers=threads or services.settings.action_threads, thread_name_prefix="remediate-runner"
         )
 
     def submit(self, request_id: str, actor: str) -> Future[RequestView | None]:

@@ -73,7 +73,7 @@ class SlackCalls:
 
     def backoff(self, attempts: int) -> float:
         """Return the delay before attempt ``attempts + 1``: base x 2^attempts, capped."""
-        return float(min(self.services.retry_max_s, self.services.retry_base_s * (2**attempts)))
+        return float(min(self.services.settings.retry_max_s, self.services.settings.retry_base_s * (2**attempts)))
 
     def call(self, attempts: int, method: str, *, read: bool = False, **kwargs: Any) -> Any:
         """Call a Web API method (reads as GET with query arguments); translate failures into `Retry`."""
@@ -93,7 +93,7 @@ class SlackCalls:
                     float(after) if after and after.replace(".", "", 1).isdigit() else self.backoff(attempts)
                 )
                 raise Retry(
-                    max(delay, self.services.retry_base_s), f"{method}: 429 rate limited", counted=False
+                    max(delay, self.services.settings.retry_base_s), f"{method}: 429 rate limited", counted=False
                 ) from None
             if status >= 500 or error in RETRYABLE_ERRORS:
                 raise Retry(
@@ -127,7 +127,7 @@ class SlackCalls:
             after = _header(answer, "Retry-After")
             delay = float(after) if after and after.replace(".", "", 1).isdigit() else 1.0
             raise Retry(
-                max(delay, self.services.retry_base_s), "response_url: 429 rate limited", counted=False
+                max(delay, self.services.settings.retry_base_s), "response_url: 429 rate limited", counted=False
             )
         if status >= 500:
             raise Retry(self.backoff(message.attempts), f"response_url: HTTP {status}", uncertain=True)
@@ -152,7 +152,7 @@ class SlackCalls:
             return ref
         if ref in self._channel_ids:
             return self._channel_ids[ref]
-        if ref == self.services.channel:  # where the cards go: an earlier card says its id
+        if ref == self.services.settings.incident_channel:  # where the cards go: an earlier card says its id
             known = outbox.latest_card_channel(db_session=session)
             if known is not None:
                 return known

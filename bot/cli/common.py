@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from bot.errors import BotError
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,16 +35,35 @@ class Refused(BotError):
 
 @dataclass
 class CliState:
-    """Options given to the root command, resolved into settings on first use."""
+    """Options given to the root command and the settings the root built from them, once.
+
+    A refused setting is kept, not raised, until a command asks for the settings: commands that need
+    none (``--help``, ``sim``) still run with a bad ``REMEDIATE_*`` value in the environment.
+    """
 
     config: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     _settings: Settings | None = None
+    _refused: SettingsError | None = None
+
+    def build(self) -> None:
+        """Build and validate the settings (the root callback calls this once per invocation)."""
+        try:
+            self._settings = load_settings(self.config, **self.overrides)
+        except SettingsError as exc:
+            self._refused = exc
 
     def settings(self) -> Settings:
-        """Build (once) and return the validated settings."""
-        if self._settings is None:
-            self._settings = load_settings(self.config, **self.overrides)
+        """Return the validated settings; raise `SettingsError` if they were refused."""
+        if self._settings is None and self._refused is None:
+            self.build()
+        if self._refused is not None:
+            raise self._refused
+        assert self._settings is not None
+        return self._settings
+
+    def built(self) -> Settings | None:
+        """Return the settings if they were built and valid, else None (for the crash handler)."""
         return self._settings
 
 

@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         # torch and matplotlib load only when this command runs
         from remediation.evaluation.plots import plot_policies
         from remediation.evaluation.sim_eval import evaluate_policies
+        from remediation.guardrails.config import load_rbac
         from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy
         from remediation.learning.ranking import LearnedPolicy
         from remediation.registry.workflow import resolve_artifact
@@ -61,7 +62,8 @@ def register(app: typer.Typer) -> None:
             "random": RandomPolicy(seed),
             "oracle": OraclePolicy(),
         }
-        results = evaluate_policies(topo, policies, episodes=episodes, seed=seed)
+        rbac = load_rbac(settings.rbac_config)  # the configured guardrails mask every policy's ranking
+        results = evaluate_policies(topo, policies, episodes=episodes, seed=seed, rbac=rbac)
         out_dir = plots or settings.data_dir / "eval"
         plot_policies(results, out_dir / f"policy-eval-{topo.name}.png", f"{topo.name}, {episodes} episodes")
         breakdown = dict(results["learned"].by_fault or {})

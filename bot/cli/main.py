@@ -5,7 +5,6 @@ Exit status: 0 success, 1 input refused (one-line message, no traceback), 2 usag
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 import uuid
@@ -31,6 +30,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
+# The root callback's state, so the crash handler in `main` logs where the settings say (None before it ran).
+_STATE: CliState | None = None
+
 USER_ERRORS: tuple[type[Exception], ...] = (BotError, StoreError, PlaybookError, RemediationError, SimError)
 
 
@@ -49,7 +51,9 @@ def root(
     ] = None,
 ) -> None:
     """Incident-remediation ChatOps bot: ranked, guarded, audited remediation for SRE teams."""
-    ctx.obj = CliState(config=config, overrides={"database_url": database_url})
+    global _STATE
+    _STATE = ctx.obj = CliState(config=config, overrides={"database_url": database_url})
+    _STATE.build()
 
 
 def _mount() -> None:
@@ -83,7 +87,8 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:  # a bug of ours: keep the trace out of the user's face, but keep it
         trace_id = uuid.uuid4().hex[:12]
-        saved = _save_trace(trace_id)
+        settings = _STATE.built() if _STATE is not None else None
+        saved = _save_trace(trace_id, settings.data_dir if settings else default_data_dir())
         err_console.print(
             f"[bold red]internal error[/] ({type(exc).__name__}: {redact_text(str(exc))}); trace id {trace_id}"
             + (f", trace in {saved}" if saved else "")
@@ -91,17 +96,15 @@ def main() -> None:
             highlight=False,
             soft_wrap=True,
         )
-        if os.environ.get("REMEDIATE_LOG_LEVEL", "").upper() == "DEBUG":
+        if settings is not None and settings.log_level == "DEBUG":
             traceback.print_exc()
         sys.exit(70)
 
 
-def _save_trace(trace_id: str) -> Path | None:
+def _save_trace(trace_id: str, data_dir: Path) -> Path | None:
     """Append the current exception's trace to the error log in the data directory; return its path."""
     try:
-        directory = default_data_dir() / "logs"
-        if os.environ.get("REMEDIATE_DATA_DIR"):
-            directory = Path(os.environ["REMEDIATE_DATA_DIR"]) / "logs"
+        directory = data_dir / "logs"
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "errors.log"
         with path.open("a", encoding="utf-8") as log:

@@ -89,13 +89,16 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Promote a version after the gate: simulator evaluation and off-policy estimates."""
+        from remediation.guardrails.config import load_rbac
         from remediation.registry.workflow import promotion_gate, resolve_artifact
 
         engine, scope = session_of(ctx)
         try:
             artifact = resolve_artifact(engine=engine, ref=version)
             gate: dict[str, Any] = (
-                {"passed": True, "skipped": True} if force else promotion_gate(artifact, episodes=episodes)
+                {"passed": True, "skipped": True}
+                if force
+                else promotion_gate(artifact, rbac=load_rbac(settings_of(ctx).rbac_config), episodes=episodes)
             )
             if not gate["passed"]:
                 refuse(f"{version} failed the promotion gate (learned vs runbook in simulation, FQE/WIS vs "

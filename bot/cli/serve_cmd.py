@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import typer
 
 from bot.cli.common import console, err_console, refuse, settings_of
+from bot.settings import with_overrides
 from remediation.policies import Policy
 
 if TYPE_CHECKING:
@@ -40,8 +41,14 @@ def register(app: typer.Typer) -> None:
             typer.Option("--socket-mode", help="Talk to Slack over Socket Mode (needs SLACK_APP_TOKEN)."),
         ] = False,
         topology: Annotated[
-            str, typer.Option("--topology", help="Built-in topology name or node-link JSON file.")
-        ] = "online-boutique",
+            str | None,
+            typer.Option(
+                "--topology",
+                help="Built-in topology name or node-link JSON file (overrides REMEDIATE_TOPOLOGY; "
+                "default online-boutique).",
+                show_default=False,
+            ),
+        ] = None,
         requester: Annotated[
             str | None,
             typer.Option("--requester", help="Slack user id proposing actions for alert-born incidents."),
@@ -50,19 +57,21 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--pagerduty-secret",
-                envvar="REMEDIATE_PAGERDUTY_WEBHOOK_SECRET",
-                help="PagerDuty webhook signing secret (X-PagerDuty-Signature).",
+                help="PagerDuty webhook signing secret (X-PagerDuty-Signature; overrides "
+                "REMEDIATE_PAGERDUTY_WEBHOOK_SECRET).",
                 show_default=False,
             ),
         ] = None,
         policy_ref: Annotated[
-            str,
+            str | None,
             typer.Option(
                 "--policy",
                 help="auto: the promoted learned policy if one is registered, else the runbook baseline; "
-                "runbook: always the baseline; or a registered version / artifact path.",
+                "runbook: always the baseline; or a registered version / artifact path (overrides "
+                "REMEDIATE_POLICY; default auto).",
+                show_default=False,
             ),
-        ] = "auto",
+        ] = None,
     ) -> None:
         """Serve /slack/events (or Socket Mode), /healthz and /alerts/{alertmanager,pagerduty,grafana,generic}."""
         from bot.app.app import build_app
@@ -74,31 +83,29 @@ def register(app: typer.Typer) -> None:
         from incidents_db.db import open_store
         from incidents_db.redact import log_to_stderr, redact_text, redact_url
 
-        settings = settings_of(ctx)
+        settings = with_overrides(
+            settings_of(ctx),
+            topology=topology,
+            requester=requester,
+            pagerduty_webhook_secret=pagerduty_secret,
+            policy=policy_ref,
+        )
         log_to_stderr(settings.log_level)
         if settings.slack_bot_token is None:
             refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
         if socket_mode and settings.slack_app_token is None:
             refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
-        if pagerduty_secret is None and settings.pagerduty_webhook_secret is not None:
-            pagerduty_secret = settings.pagerduty_webhook_secret.get_secret_value()
         engine = open_store(settings.effective_database_url)
-        policy = choose_policy(engine, policy_ref)
+        policy = choose_policy(engine, settings.policy)
         console.print(
             f"remediate: ranking with the {'learned policy ' + policy.version if policy else 'runbook baseline'}"
         )
-        services = build_services(
-            settings,
-            engine=engine,
-            policy=policy,
-            topology=topology,
-            requester=requester or "",
-            alert_secrets={"pagerduty": pagerduty_secret} if pagerduty_secret else {},
-        )
+        services = build_services(settings, engine=engine, policy=policy)
         remediate = build_app(settings, services, work_threads=work_threads, socket_mode=socket_mode)
-        if not services.requester:
+        if not settings.requester:
             try:
-                services.requester = str(remediate.bolt.client.auth_test()["user_id"])
+                bot_user = str(remediate.bolt.client.auth_test()["user_id"])
+                services.settings = settings = with_overrides(settings, requester=bot_user)
             except Exception as exc:
                 console.print(
                     f"warning: auth.test failed ({redact_text(str(exc))}); alert-born incidents get no requester"

@@ -124,18 +124,14 @@ class DemoStack:
                 "slack_signing_secret": SecretStr(self.signing_secret),
                 "alerts_token": SecretStr(self.alerts_token),
                 "rbac_config": self.base_settings.rbac_config or demo_rbac_path(),
+                "topology": opts.topology,
+                "requester": self.sandbox.workspace.config.bot_user_id,
             }
         )
         # The world exists before the services so the sim executor can act on it; its thread starts last.
         sink = self.custom_sink or _LateSink()
         self.world = LiveWorld(opts.topology, sink, opts.world)
-        services = build_services(
-            settings,
-            policy=self.policy,
-            executor=SimExecutor(self.world),
-            topology=self.world.topology,
-            requester=self.sandbox.workspace.config.bot_user_id,
-        )
+        services = build_services(settings, policy=self.policy, executor=SimExecutor(self.world))
         self.app = build_app(settings, services)
         self.app.worker.start()
         audit_head = HeadPublisher.from_settings(settings, sessions=services.sessions, clock=services.clock)

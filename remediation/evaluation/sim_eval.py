@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from playbooks.catalog import Catalog, builtin_catalog
+from remediation.guardrails.models import RbacConfig
 from remediation.learning.algorithms import expected_calibration_error
 from remediation.learning.baselines import OraclePolicy
 from remediation.learning.encoding import observation_from_core
@@ -185,12 +186,18 @@ def evaluate_policies(
     *,
     episodes: int,
     seed: int,
+    rbac: RbacConfig,
     catalog: Catalog | None = None,
     calibrated: frozenset[str] = frozenset({"learned", "operator_bc", "random", "oracle"}),
 ) -> dict[str, PolicyResult]:
-    """Run every policy on the same episodes; regret = mean extra user impact over the oracle's."""
+    """Run every policy on the same episodes; regret = mean extra user impact over the oracle's.
+
+    ``rbac`` is the guardrails config whose plan-stage mask every policy ranks under: the configured one
+    (``settings.rbac_config``) or, explicitly, the shipped default (``load_rbac(None)``).
+    """
     catalog = catalog or builtin_catalog()
-    guard = guardrail_mask(topology.services, topology.kinds, catalog, [int(r) for r in topology.replicas])
+    replicas = [int(r) for r in topology.replicas]
+    guard = guardrail_mask(topology.services, topology.kinds, catalog, config=rbac, replicas=replicas)
     results: dict[str, PolicyResult] = {}
     impacts: dict[str, np.ndarray] = {}
     for name, policy in policies.items():

@@ -18,9 +18,9 @@ import torch
 
 from playbooks.catalog import Catalog, builtin_catalog
 from playbooks.models import SERVICE_KINDS
-from remediation.guardrails.config import load_rbac
 from remediation.guardrails.decide import Context
 from remediation.guardrails.mask import action_mask
+from remediation.guardrails.models import RbacConfig
 from remediation.learning.encoding import GraphBatch
 from remediation.learning.policy import GraphPolicy
 from remediation.learning.train import Memory
@@ -59,11 +59,11 @@ def _static_mask(
     return np.concatenate([applies[kinds].reshape(-1), np.ones(n_global, dtype=np.int8)])
 
 
-def guardrail_mask(services: Sequence[str], kinds: Sequence[str], catalog: Catalog,
+def guardrail_mask(services: Sequence[str], kinds: Sequence[str], catalog: Catalog, *, config: RbacConfig,
                    replicas: Sequence[int] | None = None) -> npt.NDArray[np.int8]:  # fmt: skip
-    """Return the guardrails' plan-stage mask under the shipped RBAC config (no freeze, no recent runs)."""
+    """Return the guardrails' plan-stage mask under the caller's RBAC config (no freeze, no recent runs)."""
     context = Context(
-        config=load_rbac(None),
+        config=config,
         catalog=catalog,
         now=datetime.now(UTC),
         stage="plan",

@@ -16,6 +16,7 @@ from incidents_db.models import PolicyVersion
 from remediation.evaluation.ope import fitted_q_evaluation, weighted_importance_sampling
 from remediation.evaluation.plots import plot_training
 from remediation.evaluation.sim_eval import evaluate_policies
+from remediation.guardrails.models import RbacConfig
 from remediation.learning.baselines import OraclePolicy, RunbookPolicy
 from remediation.learning.ranking import LearnedPolicy
 from remediation.learning.rollout import collect_logged, held_out_topologies
@@ -85,17 +86,20 @@ def load_policy(*, engine: sa.Engine, ref: str | None = None) -> LearnedPolicy:
     )
 
 
-def promotion_gate(artifact: Artifact, *, episodes: int = 40, seed: int = 7) -> dict[str, Any]:
+def promotion_gate(
+    artifact: Artifact, *, rbac: RbacConfig, episodes: int = 40, seed: int = 7
+) -> dict[str, Any]:
     """Check a candidate before promotion; return the evidence and ``passed``.
 
     On a held-out topology it must mitigate at least as often as the runbook *and* no slower on
     average (so a policy cannot pass by escalating everything to a human), and on simulated operator
-    history its off-policy value (FQE, WIS) must not be confidently below the operators'.
+    history its off-policy value (FQE, WIS) must not be confidently below the operators'. Every policy
+    ranks under ``rbac``'s guardrail mask (the configured RBAC file).
     """
     topology = held_out_topologies()[1]
     learned = LearnedPolicy(artifact.net, temperature=artifact.temperature, explain=False)
     sim = evaluate_policies(topology, {"learned": learned, "runbook": RunbookPolicy(), "oracle": OraclePolicy()},
-                            episodes=episodes, seed=seed)  # fmt: skip
+                            episodes=episodes, seed=seed, rbac=rbac)  # fmt: skip
     logged, _ = collect_logged(topology, n_envs=episodes, seed=seed, n_actions=artifact.net.config.n_actions)
     fqe = fitted_q_evaluation(artifact.net, logged, seed=seed)
     wis = weighted_importance_sampling(artifact.net, artifact.operator_bc, logged, seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, with_overrides
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +153,82 @@ def test_store_errors_mask_the_password(tmp_path: Path) -> None:
     )
     assert done.returncode == 1 and "cannot open the store" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout and "remediate:***@127.0.0.1:1" in done.stderr
+
+
+KNOBS = {
+    "group_window_s": ("600", 600.0),
+    "top_k": ("5", 5),
+    "retry_base_s": ("0.5", 0.5),
+    "retry_max_s": ("30", 30.0),
+    "max_attempts": ("3", 3),
+    "snapshot_interval_s": ("10", 10.0),
+    "snapshot_max_age_s": ("120", 120.0),
+    "execution_heartbeat_s": ("5", 5.0),
+    "requester": ("U0BOT", "U0BOT"),
+    "topology": ("hotel-reservation", "hotel-reservation"),
+    "policy": ("runbook", "runbook"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(KNOBS))
+def test_every_knob_comes_from_environment_yaml_and_overrides(
+    key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    raw, value = KNOBS[key]
+    config = tmp_path / "remediate.yaml"
+    config.write_text(f"{key}: {raw}\n")
+    assert getattr(load_settings(config), key) == value
+    monkeypatch.setenv(f"REMEDIATE_{key.upper()}", raw)
+    assert getattr(load_settings(), key) == value
+    monkeypatch.delenv(f"REMEDIATE_{key.upper()}")
+    assert getattr(load_settings(**{key: value}), key) == value
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("REMEDIATE_TOP_K", "0", "greater than or equal to 1"),
+        ("REMEDIATE_GROUP_WINDOW_S", "-1", "greater than 0"),
+        ("REMEDIATE_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+        ("REMEDIATE_RETRY_BASE_S", "0", "greater than 0"),
+        ("REMEDIATE_EXECUTION_HEARTBEAT_S", "90", "fewer seconds than execution_lease_s (60)"),
+        ("REMEDIATE_POLICY", "", "at least 1 character"),
+    ],
+)
+def test_bad_knob_names_its_key(env: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError, match=f"setting {env}=") as caught:
+        load_settings()
+    assert expected in str(caught.value)
+
+
+def test_an_empty_topology_means_none_and_the_default_is_online_boutique() -> None:
+    assert load_settings().topology == "online-boutique"
+    assert load_settings(topology="").topology is None
+
+
+def test_subcommand_flags_override_without_reading_the_environment_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    monkeypatch.setenv("REMEDIATE_TOP_K", "9")
+    changed = with_overrides(settings, requester="U0BOT", top_k=None, pagerduty_webhook_secret="pd")
+    assert (changed.requester, changed.top_k) == ("U0BOT", 3)
+    assert changed.pagerduty_webhook_secret is not None
+    assert changed.pagerduty_webhook_secret.get_secret_value() == "pd"
+    with pytest.raises(SettingsError, match=r"setting the command line=0: .*greater than or equal to 1"):
+        with_overrides(settings, top_k=0)
+
+
+def test_config_show_lists_every_knob(tmp_path: Path) -> None:
+    done = _cli({"REMEDIATE_TOP_K": "4"}, tmp_path, "config", "show", "--json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert set(KNOBS) <= set(shown) and shown["top_k"] == 4
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    for key in Settings.model_fields:
+        env = key.upper() if key.startswith("slack_") else f"REMEDIATE_{key.upper()}"
+        assert f"| `{key}` | `{env}` |" in readme, key

@@ -203,16 +203,13 @@ def _running(tmp_path: Path, url_of_store: str) -> Iterator[Harness]:
             slack_bot_token=sandbox.bot_token,
             slack_api_url=sandbox.api_url,
             alerts_token=TOKEN,
-        )
-        world = World()
-        services = build_services(
-            settings,
-            executor=SimExecutor(world),
+            pagerduty_webhook_secret="pd-secret",
             requester=BOT,
             retry_base_s=0.05,
             retry_max_s=1.0,
-            alert_secrets={"pagerduty": "pd-secret"},
         )
+        world = World()
+        services = build_services(settings, executor=SimExecutor(world))
         app = build_app(settings, services)
         app.worker.start()
         server = create_server(Server(app, alerts_token=TOKEN), host="127.0.0.1", port=0, threads=8)

@@ -104,7 +104,8 @@ def test_intake_and_commands_answer_while_an_action_runs(harness: Harness) -> No
 
 def test_a_live_lease_is_not_recovered_and_a_late_result_is_kept(db_harness: Harness) -> None:
     h = db_harness
-    h.services.heartbeat_s = 0.1  # the runner reads the lease when it starts a run
+    # the runner reads the lease when it starts a run
+    h.services.settings = h.services.settings.model_copy(update={"execution_heartbeat_s": 0.1})
     incident_id, request_id = _start_slow_run(h)
 
     def lease_until() -> Any:
@@ -224,11 +225,13 @@ def test_without_a_runner_an_approval_runs_inline_under_a_lease(harness: Harness
 
 
 def test_lease_and_runner_size_come_from_settings(sqlite_url: str) -> None:
-    settings = load_settings(database_url=sqlite_url, execution_lease_s=30, action_threads=2)
-    services = build_services(settings, topology=None)
+    settings = load_settings(database_url=sqlite_url, execution_lease_s=30, action_threads=2, topology="")
+    services = build_services(settings)
     assert services.lease.seconds == 30 and services.lease.every_s == 10
-    assert services.action_threads == 2
-    assert build_services(settings, topology=None, lease_s=5.0).lease_s == 5.0  # tests may go shorter
+    assert services.settings.action_threads == 2 and services.topology is None
+    shorter = load_settings(database_url=sqlite_url, execution_lease_s=5.0, execution_heartbeat_s=0.5)
+    assert build_services(shorter).lease.seconds == 5.0  # tests may go shorter
+    assert build_services(shorter).lease.every_s == 0.5
 
 
 def test_a_request_that_waited_past_its_time_to_live_expires_instead_of_running(harness: Harness) -> None:

@@ -134,10 +134,8 @@ def test_dead_letters_are_listed_retried_and_revived_when_slack_answers(
     db_harness: Harness, tmp_path: Path
 ) -> None:
     h = db_harness
-    h.services.max_attempts = 2
-    h.services.retry_max_s = (
-        3600.0  # a dead row's own schedule is far away: only a retry or a revival sends it
-    )
+    # a dead row's own schedule is far away: only a retry or a revival sends it
+    h.services.settings = h.services.settings.model_copy(update={"max_attempts": 2, "retry_max_s": 3600.0})
     control(h.sandbox, "faults", {"method": "chat.postMessage", "kind": "server_error", "count": 2})
     h.post_alert("generic", generic("HighErrorRate", "checkoutservice"))
     wait_for(lambda: _rows(h, kind="card", state="dead"), seconds=30)

@@ -122,7 +122,7 @@ def test_snapshots_join_open_incidents_at_a_bounded_pace_without_thread_posts(ha
         harness, snap("cartservice", at=(now + timedelta(seconds=6)).isoformat(), error_rate=0.9)
     )
     assert body["attached"] == 1  # a material move joins at once
-    later = (now + timedelta(seconds=harness.services.snapshot_interval_s + 7)).isoformat()
+    later = (now + timedelta(seconds=harness.services.settings.snapshot_interval_s + 7)).isoformat()
     status, body = post(harness, snap("cartservice", at=later, error_rate=0.91))
     assert body["attached"] == 1  # steady, but the interval passed
     values = [e.payload["values"]["error_rate"] for e in metrics_events(harness, incident_id)]

@@ -14,6 +14,7 @@ import torch
 
 from incidents_db.db import make_engine, make_sessionmaker, session_scope, upgrade
 from remediation.evaluation.sim_eval import evaluate_policies
+from remediation.guardrails.config import load_rbac
 from remediation.learning.baselines import OraclePolicy, RandomPolicy
 from remediation.learning.encoding import batch_from_core, observation_from_core
 from remediation.learning.ranking import LearnedPolicy
@@ -44,7 +45,7 @@ def test_tiny_training_beats_random_on_an_unseen_topology(trained: TrainResult) 
     topology = generate_topology(10, seed=987_654, name="unseen-10")
     learned = LearnedPolicy(trained.net, temperature=trained.temperature, explain=False)
     results = evaluate_policies(topology, {"learned": learned, "random": RandomPolicy(0), "oracle": OraclePolicy()},
-                                episodes=30, seed=5)  # fmt: skip
+                                episodes=30, seed=5, rbac=load_rbac(None))  # fmt: skip
     learned_r, random_r = results["learned"], results["random"]
     # a few seconds of training: clearly less user impact, faster mitigation, finds the fix far more often
     assert learned_r.regret < 0.6 * random_r.regret
