@@ -47,7 +47,7 @@ def _recent_for_service(services: Services, db_session: Session, service: str) -
     incident = incidents.open_for_service(db_session=db_session, service=service)
     if incident is None:
         return None
-    if services.clock() - incident.updated_at > timedelta(seconds=services.group_window_s):
+    if services.clock() - incident.updated_at > timedelta(seconds=services.settings.group_window_s):
         return None
     return incident.id
 
@@ -116,7 +116,7 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 incident_id=incident_id,
                 now=now,
                 also=graph,
-                max_age_s=services.snapshot_max_age_s,
+                max_age_s=services.settings.snapshot_max_age_s,
             )
         for incident_id in touched:
             mine = [st for (inc, st) in states.values() if inc == incident_id]

@@ -5,7 +5,7 @@ A snapshot is one service's current metric values (error rate, p99, saturation, 
 `docs/incident-format.md`). The newest per service is kept in the store; each snapshot also joins the
 timeline of every open incident it concerns (a service of the bot's topology, or one the incident
 names), without posting to the incident's thread: at once when a value moved materially since the
-last one there (see `moved`), otherwise at most once per ``Services.snapshot_interval_s`` per
+last one there (see `moved`), otherwise at most once per ``Settings.snapshot_interval_s`` per
 incident and service, so steady metrics do not flood the timeline. A new incident starts with the
 kept snapshots that are recent enough, so the first card already ranks on them.
 """
@@ -147,7 +147,7 @@ def ingest_snapshots(services: Services, snapshots: list[SnapshotIn]) -> Snapsho
     """Keep the newest snapshot per service and add them to open incidents' timelines; commit."""
     now = services.clock()
     known = set(services.topology.services) if services.topology is not None else set()
-    interval = timedelta(seconds=services.snapshot_interval_s)
+    interval = timedelta(seconds=services.settings.snapshot_interval_s)
     stored = stale = attached = 0
     touched: dict[str, None] = {}
     with services.sessions() as s:

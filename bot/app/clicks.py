@@ -127,7 +127,7 @@ def _decide(services: Services, s: Session, *, user: str, verb: str, shown: sugg
                 db_session=s,
                 guard=services.guard,
                 token=shown.token,
-                requester=incidents.requester_of(rec) or services.requester,
+                requester=incidents.requester_of(rec) or services.settings.requester,
                 reason=f"suggested by {services.policy.name}",
                 known_targets=_known_targets(services, s, incident.id),
             ).id

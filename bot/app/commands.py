@@ -110,7 +110,7 @@ def _suggest(services: Services, s: Session, incident_id: str) -> Outcome:
 
 def why(services: Services, s: Session, *, incident_id: str, n: int) -> Outcome:
     """Explain suggestion ``n`` of an incident: reason, scores, risk, guardrails, signals (flushed)."""
-    ranking = rank(services, db_session=s, incident_id=incident_id, k=max(n, services.top_k))
+    ranking = rank(services, db_session=s, incident_id=incident_id, k=max(n, services.settings.top_k))
     if n > len(ranking.suggestions):
         raise NotFoundError(
             f"{escape(incident_id)} has {len(ranking.suggestions)} suggestion(s); there is no #{n}"
@@ -264,7 +264,7 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
     if verb == "policy":
         p = services.policy
         return Outcome(
-            Reply(f"Suggestions are ranked by *{p.name}* (version {p.version}), top {services.top_k}.")
+            Reply(f"Suggestions are ranked by *{p.name}* (version {p.version}), top {services.settings.top_k}.")
         )
     if verb == "whoami":
         return _whoami(services, user)

@@ -243,8 +243,8 @@ class OutboxWorker:
             now=clock(),
             delay_s=retry.delay_s,
             error=retry.error,
-            max_attempts=0 if retry.fatal else self.services.max_attempts,
-            dead_retry_s=self.services.retry_max_s,
+            max_attempts=0 if retry.fatal else self.services.settings.max_attempts,
+            dead_retry_s=self.services.settings.retry_max_s,
             uncertain=retry.uncertain,
             refused=retry.fatal,
         )
@@ -265,7 +265,7 @@ class OutboxWorker:
         self, session: Session, message: outbox.Message, incident_id: str
     ) -> tuple[str, str] | None:
         """Look the incident's card up in the channel; adopt the first, retire any duplicates."""
-        channel = self.slack.channel_id(session, message.attempts, self.services.channel)
+        channel = self.slack.channel_id(session, message.attempts, self.services.settings.incident_channel)
         cards = self.slack.read_back(
             message.attempts,
             channel=channel,
@@ -401,7 +401,7 @@ class OutboxWorker:
                 "chat.postMessage",
                 text,
                 blocks,
-                channel=self.services.channel,
+                channel=self.services.settings.incident_channel,
                 metadata=_metadata(CARD_EVENT, message),
             )
             outbox.set_card(

@@ -92,7 +92,7 @@ def start_jobs(
     scheduler.add_job(
         _recover_job,
         "interval",
-        seconds=recover_every_s or services.lease_s,
+        seconds=recover_every_s or services.settings.execution_lease_s,
         args=[services],
         id="recover-interrupted-executions",
         max_instances=1,

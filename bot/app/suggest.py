@@ -54,12 +54,12 @@ def rank(
     (``/remediate suggest``), a suggestion whose request is final is offered again as a new generation.
     """
     rec = incidents.record(db_session=db_session, incident_id=incident_id)
-    requester = incidents.requester_of(rec) or services.requester
+    requester = incidents.requester_of(rec) or services.settings.requester
     if rec.get("resolved_at"):
         return Ranking(rec, requester, ())
     now = services.clock()
     observation, _ = observation_from_record(rec, topology=services.topology, now=now)
-    ranked = services.policy.rank(observation, k or services.top_k)
+    ranked = services.policy.rank(observation, k or services.settings.top_k)
     context = replace(
         approvals.build_context(db_session=db_session, guard=services.guard, stage="plan"),
         requester=requester,
