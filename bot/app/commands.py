@@ -264,7 +264,9 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
     if verb == "policy":
         p = services.policy
         return Outcome(
-            Reply(f"Suggestions are ranked by *{p.name}* (version {p.version}), top {services.settings.top_k}.")
+            Reply(
+                f"Suggestions are ranked by *{p.name}* (version {p.version}), top {services.settings.top_k}."
+            )
         )
     if verb == "whoami":
         return _whoami(services, user)
