@@ -81,7 +81,7 @@ def _declare(services: Services, s: Session, user: str, service: str, title: str
         incident_id=incident.id,
         now=now,
         also=services.topology.services if services.topology is not None else (),
-        max_age_s=services.snapshot_max_age_s,
+        max_age_s=services.settings.snapshot_max_age_s,
     )
     announce(db_session=s, incident_id=incident.id, now=now)
     return Outcome(
