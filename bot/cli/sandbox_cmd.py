@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the sandbox; open the printed URL to chat with the app as a chosen user."""
         from bot.sandbox import SandboxOptions, SlackSandbox, WorkspaceConfig
-        from bot.sandbox.workspace import load_workspace_config
+        from bot.sandbox.config import load_workspace_config
 
         settings = settings_of(ctx)
         secret = signing_secret or (

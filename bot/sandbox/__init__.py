@@ -9,10 +9,12 @@ Typical use in a test::
 See docs/sandbox.md for what is emulated and what is not.
 """
 
-from bot.sandbox.driver import AppDriver, Attempt, Delivery
+from bot.sandbox.config import ChannelSpec, UsergroupSpec, UserSpec, WorkspaceConfig
+from bot.sandbox.delivery import Attempt, Delivery
+from bot.sandbox.driver import AppDriver
 from bot.sandbox.errors import DeliveryError, SandboxError, WorkspaceConfigError
 from bot.sandbox.server import SandboxOptions, SlackSandbox
-from bot.sandbox.workspace import ChannelSpec, UsergroupSpec, UserSpec, Workspace, WorkspaceConfig
+from bot.sandbox.workspace import Workspace
 
 __all__ = [
     "AppDriver",

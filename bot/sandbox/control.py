@@ -10,17 +10,15 @@ DELETE faults
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.sandbox.core import SandboxCore
 from bot.sandbox.driver import AppDriver
 from bot.sandbox.errors import ApiError, SandboxError
 from bot.sandbox.limits import parse_fault
 
-if TYPE_CHECKING:
-    from bot.sandbox.server import SlackSandbox
 
-
-def _channel_id(sandbox: SlackSandbox, ref: str) -> str:
+def _channel_id(sandbox: SandboxCore, ref: str) -> str:
     if not ref:
         raise SandboxError("channel is required (an id like C0INCIDENT or a name like incidents)")
     try:
@@ -29,7 +27,7 @@ def _channel_id(sandbox: SlackSandbox, ref: str) -> str:
         raise LookupError(f"channel_not_found: {ref}") from None
 
 
-def messages(sandbox: SlackSandbox, channel: str, thread_ts: str | None = None) -> list[dict[str, Any]]:
+def messages(sandbox: SandboxCore, channel: str, thread_ts: str | None = None) -> list[dict[str, Any]]:
     """Return every message of a channel (thread replies included), oldest first."""
     ws = sandbox.workspace
     cid = _channel_id(sandbox, channel)
@@ -40,7 +38,7 @@ def messages(sandbox: SlackSandbox, channel: str, thread_ts: str | None = None) 
     return found
 
 
-def _ui(sandbox: SlackSandbox, query: dict[str, str]) -> dict[str, Any]:
+def _ui(sandbox: SandboxCore, query: dict[str, str]) -> dict[str, Any]:
     """Return everything the page shows for one channel and one viewing user."""
     ws = sandbox.workspace
     user = query.get("user") or ws.config.users[0].id
@@ -67,7 +65,7 @@ def _ui(sandbox: SlackSandbox, query: dict[str, str]) -> dict[str, Any]:
         }
 
 
-def _state(sandbox: SlackSandbox) -> dict[str, Any]:
+def _state(sandbox: SandboxCore) -> dict[str, Any]:
     ws = sandbox.workspace
     cfg = ws.config
     with ws.lock:
@@ -88,7 +86,7 @@ def _state(sandbox: SlackSandbox) -> dict[str, Any]:
         }
 
 
-def inspect(sandbox: SlackSandbox, name: str, query: dict[str, str]) -> Any:
+def inspect(sandbox: SandboxCore, name: str, query: dict[str, str]) -> Any:
     """Answer a GET under `/_sandbox/`."""
     ws = sandbox.workspace
     if name == "state":
@@ -133,7 +131,7 @@ def inspect(sandbox: SlackSandbox, name: str, query: dict[str, str]) -> Any:
     raise LookupError(f"unknown inspection endpoint /_sandbox/{name}")
 
 
-def _driver(sandbox: SlackSandbox) -> AppDriver:
+def _driver(sandbox: SandboxCore) -> AppDriver:
     if sandbox.driver is None:
         raise SandboxError(
             "no app connected; start the sandbox with --app-url and --signing-secret, "
@@ -142,7 +140,7 @@ def _driver(sandbox: SlackSandbox) -> AppDriver:
     return sandbox.driver
 
 
-def control(sandbox: SlackSandbox, verb: str, name: str, body: dict[str, Any]) -> Any:
+def control(sandbox: SandboxCore, verb: str, name: str, body: dict[str, Any]) -> Any:
     """Answer a POST or DELETE under `/_sandbox/`."""
     if name == "faults" and verb == "DELETE":
         sandbox.limiter.clear()
@@ -176,7 +174,7 @@ def control(sandbox: SlackSandbox, verb: str, name: str, body: dict[str, Any]) -
     raise LookupError(f"unknown control endpoint /_sandbox/{name}")
 
 
-def _act(sandbox: SlackSandbox, action: str, body: dict[str, Any]) -> Any:
+def _act(sandbox: SandboxCore, action: str, body: dict[str, Any]) -> Any:
     """Do what a person on the page did, through the driver."""
     driver = _driver(sandbox)
     user, channel = str(body.get("user", "")), str(body.get("channel", ""))

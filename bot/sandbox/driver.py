@@ -1,47 +1,38 @@
-"""The driver: sends requests to an app exactly as Slack does, and measures the acks.
+"""The driver: plays Slack's side towards the app, building each request Slack would send.
 
-The transport is chosen per app: signed HTTP POSTs to the app's URL, or, for an app connected in
-Socket Mode, envelopes over its websocket (`bot.sandbox.socket_mode`); everything else is the same.
-Over HTTP:
-
-Every request is signed (`X-Slack-Signature: v0=HMAC-SHA256(secret, "v0:{ts}:{body}")` with
-`X-Slack-Request-Timestamp`). Slash commands are form-encoded; interactions are a form field
-`payload=` holding JSON; events are JSON envelopes. An ack slower than `ack_timeout_s` (Slack: 3 s),
-a non-2xx status or a refused connection is a failed delivery; events are then retried up to three
-times with `X-Slack-Retry-Num` and `X-Slack-Retry-Reason`, unless the app answered with
-`X-Slack-No-Retry: 1`. Commands and interactions are never retried; the user sees Slack's error.
-Over Socket Mode an envelope not acked in time fails with `timeout`, and events are retried the same
-way (`retry_attempt`, `retry_reason`); the ack's `payload` plays the part of the HTTP response body.
+It sends slash commands, events (a person's message, an `app_mention`), button clicks and modal
+submissions built from the workspace (`bot.sandbox.payloads`) over the app's transport
+(`bot.sandbox.transport`: signed HTTP or Socket Mode), and applies the acks as Slack does: a command's
+ack body becomes an ephemeral or in-channel reply, a `view_submission` ack's `response_action`
+updates or closes the modal. A failed event delivery is retried up to three times (HTTP:
+`X-Slack-Retry-Num` and `X-Slack-Retry-Reason`; Socket Mode: `retry_attempt`, `retry_reason`), unless
+the app answered with `X-Slack-No-Retry: 1`. Commands and interactions are never retried; the user
+sees Slack's error. Every delivery is recorded in the workspace for the page and the inspection API.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from typing import Any
 
-from slack_sdk.signature import SignatureVerifier
-
+from bot.sandbox.delivery import Attempt, Delivery, SocketLink
 from bot.sandbox.errors import ApiError, DeliveryError
 from bot.sandbox.payloads import (
     BlankFiller,
     block_actions_payload,
+    button_action,
     channel_type,
     event_envelope,
     message_event,
     slash_command_form,
     view_payload,
 )
+from bot.sandbox.transport import AppTransport
 from bot.sandbox.workspace import Workspace
-
-if TYPE_CHECKING:
-    from bot.sandbox.socket_mode import EnvelopeType, SocketModeHub
 
 INTERACTION_TYPES = (
     "block_actions",
@@ -54,76 +45,8 @@ INTERACTION_TYPES = (
 DEFAULT_EVENTS = ("app_mention",)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One request to the app (an HTTP POST, or a Socket Mode envelope with its id) and how it ended."""
-
-    retry_num: int
-    status: int | None
-    ack_ms: float
-    failure: str | None
-    body: str
-    headers: dict[str, str] = field(default_factory=dict)
-    envelope_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A request Slack made to the app, with every attempt (more than one only for events)."""
-
-    kind: str
-    label: str
-    payload: dict[str, Any]
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def ok(self) -> bool:
-        """Return True when the last attempt was acked in time with a 2xx status."""
-        return self.attempts[-1].failure is None
-
-    @property
-    def status(self) -> int | None:
-        """Return the HTTP status of the last attempt (None without a response, and over Socket Mode)."""
-        return self.attempts[-1].status
-
-    @property
-    def body(self) -> str:
-        """Return the body of the last attempt's response (Socket Mode: the ack's payload as JSON)."""
-        return self.attempts[-1].body
-
-    @property
-    def ack_ms(self) -> float:
-        """Return how long the last attempt took, in milliseconds."""
-        return self.attempts[-1].ack_ms
-
-    @property
-    def retries(self) -> int:
-        """Return how many retries followed the first attempt."""
-        return len(self.attempts) - 1
-
-    def json(self) -> Any:
-        """Return the last response body parsed as JSON (None when empty or not JSON)."""
-        try:
-            return json.loads(self.body) if self.body else None
-        except json.JSONDecodeError:
-            return None
-
-    def summary(self) -> dict[str, Any]:
-        """Return a small record of the delivery for the inspection API and the page."""
-        return {
-            "kind": self.kind,
-            "label": self.label,
-            "ok": self.ok,
-            "status": self.status,
-            "ack_ms": round(self.ack_ms, 1),
-            "retries": self.retries,
-            "failure": self.attempts[-1].failure,
-            "transport": "socket" if self.attempts[-1].envelope_id else "http",
-        }
-
-
-class AppDriver:
-    """Plays Slack's side towards one app: signs, sends, times the ack, retries events, applies acks."""
+class AppDriver(AppTransport):
+    """Plays Slack's side towards one app: builds Slack's requests, retries events, applies acks."""
 
     def __init__(
         self,
@@ -131,7 +54,7 @@ class AppDriver:
         *,
         app_url: str | None = None,
         signing_secret: str = "",
-        socket: SocketModeHub | None = None,
+        socket: SocketLink | None = None,
         sandbox_url: str,
         ack_timeout_s: float = 3.0,
         retry_backoff_s: Sequence[float] = (0.0, 1.0, 5.0),
@@ -139,113 +62,15 @@ class AppDriver:
         command: str = "/remediate",
         subscribed_events: Sequence[str] = DEFAULT_EVENTS,
     ) -> None:
-        self.app_url: str | None = None
-        self.socket = socket
-        if socket is None:
-            url = app_url or ""
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise DeliveryError(f"app URL {app_url!r}: expected http(s)://HOST:PORT/slack/events")
-            self.app_url = url if parts.path not in ("", "/") else url.rstrip("/") + "/slack/events"
+        super().__init__(
+            app_url=app_url, signing_secret=signing_secret, socket=socket, ack_timeout_s=ack_timeout_s
+        )
         self.ws = workspace
-        self.signing_secret = signing_secret
         self.sandbox_url = sandbox_url
-        self.ack_timeout_s = ack_timeout_s
         self.retry_backoff_s = tuple(retry_backoff_s)
         self.max_retries = max_retries
         self.command = command
         self.subscribed_events = set(subscribed_events)
-
-    # -- transport ------------------------------------------------------------------------------------
-    @property
-    def transport(self) -> str:
-        """Return how requests reach the app: `http` or `socket` (Socket Mode)."""
-        return "socket" if self.socket is not None else "http"
-
-    def deliver(
-        self,
-        kind: EnvelopeType,
-        payload: dict[str, Any],
-        *,
-        retry_num: int = 0,
-        retry_reason: str | None = None,
-    ) -> Attempt:
-        """Send one request the way Slack does for the app's transport and time the ack.
-
-        Over HTTP a slash command (`slash_commands`) is form-encoded, an interaction (`interactive`) is
-        the form field `payload=`, an event envelope (`events_api`) is JSON; over Socket Mode each is
-        the `payload` of an envelope of that type.
-        """
-        if self.socket is not None:
-            return self.socket.deliver(
-                kind, payload, timeout_s=self.ack_timeout_s, retry_num=retry_num, retry_reason=retry_reason
-            )
-        if kind == "slash_commands":
-            return self.send(urlencode(payload), "application/x-www-form-urlencoded")
-        if kind == "interactive":
-            return self.send(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
-        return self.send(
-            json.dumps(payload), "application/json", retry_num=retry_num, retry_reason=retry_reason
-        )
-
-    def sign(self, body: str, timestamp: int) -> str:
-        """Return the `X-Slack-Signature` value for a body sent at `timestamp`."""
-        signature = SignatureVerifier(self.signing_secret).generate_signature(
-            timestamp=str(timestamp), body=body
-        )
-        assert signature is not None
-        return signature
-
-    def send(
-        self,
-        body: str,
-        content_type: str,
-        *,
-        retry_num: int = 0,
-        retry_reason: str | None = None,
-        timestamp: int | None = None,
-        signature: str | None = None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> Attempt:
-        """POST one signed request to the app and time the ack (pass `timestamp`/`signature` to forge)."""
-        if self.app_url is None:
-            raise DeliveryError("the app is connected in Socket Mode; raw HTTP requests need an app URL")
-        ts = int(time.time()) if timestamp is None else timestamp
-        headers = {
-            "Content-Type": content_type,
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-            "X-Slack-Request-Timestamp": str(ts),
-            "X-Slack-Signature": signature if signature is not None else self.sign(body, ts),
-            **(extra_headers or {}),
-        }
-        if retry_num:
-            headers["X-Slack-Retry-Num"] = str(retry_num)
-            headers["X-Slack-Retry-Reason"] = retry_reason or "unknown_error"
-        parts = urlsplit(self.app_url)
-        conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = conn_cls(parts.hostname or "", parts.port, timeout=self.ack_timeout_s)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        started = time.perf_counter()
-        try:
-            conn.request("POST", path, body=body.encode("utf-8"), headers=headers)
-            response = conn.getresponse()
-            raw = response.read().decode("utf-8", errors="replace")
-            elapsed = (time.perf_counter() - started) * 1000
-            resp_headers = {k.lower(): v for k, v in response.getheaders()}
-        except TimeoutError:
-            return Attempt(retry_num, None, (time.perf_counter() - started) * 1000, "http_timeout", "")
-        except OSError:
-            return Attempt(retry_num, None, (time.perf_counter() - started) * 1000, "connection_failed", "")
-        finally:
-            conn.close()
-        failure = None
-        if elapsed > self.ack_timeout_s * 1000:
-            failure = "http_timeout"
-        elif 300 <= response.status < 400:
-            failure = "too_many_redirects"
-        elif not 200 <= response.status < 300:
-            failure = "http_error"
-        return Attempt(retry_num, response.status, elapsed, failure, raw, resp_headers)
 
     def _record(self, delivery: Delivery, user: str | None) -> Delivery:
         with self.ws.lock:
@@ -398,7 +223,7 @@ class AppDriver:
                 message = self.ws.find_message(chan["id"], message_ts).to_slack(self.ws.team_id)
             except ApiError:
                 raise DeliveryError(f"no message {message_ts} in {channel}") from None
-        action = self._find_action(message, action_id, block_id)
+        action = button_action(self.ws, message, action_id, block_id)
         payload = block_actions_payload(
             self.ws,
             user=user,
@@ -416,28 +241,6 @@ class AppDriver:
             ),
         )
         return self._record(self.deliver_interaction(payload, label=action_id), user)
-
-    def _find_action(self, message: dict[str, Any], action_id: str, block_id: str | None) -> dict[str, Any]:
-        for block in message.get("blocks", []):
-            if block_id is not None and block.get("block_id") != block_id:
-                continue
-            elements = list(block.get("elements", [])) if block.get("type") == "actions" else []
-            if isinstance(block.get("accessory"), dict):
-                elements.append(block["accessory"])
-            for el in elements:
-                if el.get("action_id") == action_id and el.get("type") == "button":
-                    action = {
-                        "action_id": action_id,
-                        "block_id": block.get("block_id", ""),
-                        "text": el.get("text"),
-                        "type": "button",
-                        "action_ts": self.ws.new_ts(),
-                    }
-                    for key in ("value", "style", "url"):
-                        if key in el:
-                            action[key] = el[key]
-                    return action
-        raise DeliveryError(f"no button with action_id {action_id!r} on message {message.get('ts')}")
 
     def deliver_interaction(self, payload: dict[str, Any], *, label: str | None = None) -> Delivery:
         """Send an interaction payload (HTTP: the form field `payload=`); never retried, as in Slack."""

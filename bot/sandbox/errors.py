@@ -27,3 +27,11 @@ class ApiError(Exception):
         self.error = error
         self.status = status
         self.extra = extra or {}
+
+
+class ProtocolError(Exception):
+    """A Socket Mode client broke RFC 6455; the link is closed with `code` (internal signal)."""
+
+    def __init__(self, message: str, code: int = 1002) -> None:  # 1002: RFC 6455 "protocol error"
+        super().__init__(message)
+        self.code = code

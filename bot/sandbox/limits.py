@@ -14,8 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from bot.sandbox.clock import SandboxClock
 from bot.sandbox.errors import SandboxError
-from bot.sandbox.workspace import SandboxClock
 
 TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from bot.sandbox.errors import DeliveryError
 from bot.sandbox.workspace import Workspace
 
 OTHER_BOT_ID = "B0OTHERBOT"
@@ -111,6 +112,32 @@ def interaction_user(ws: Workspace, user: str) -> dict[str, Any]:
     return {"id": user, "username": ws.users[user].name, "name": ws.users[user].name, "team_id": ws.team_id}
 
 
+def button_action(
+    ws: Workspace, message: dict[str, Any], action_id: str, block_id: str | None
+) -> dict[str, Any]:
+    """Return the `actions[0]` of a click on a message's button; `DeliveryError` when it has no such button."""
+    for block in message.get("blocks", []):
+        if block_id is not None and block.get("block_id") != block_id:
+            continue
+        elements = list(block.get("elements", [])) if block.get("type") == "actions" else []
+        if isinstance(block.get("accessory"), dict):
+            elements.append(block["accessory"])
+        for el in elements:
+            if el.get("action_id") == action_id and el.get("type") == "button":
+                action = {
+                    "action_id": action_id,
+                    "block_id": block.get("block_id", ""),
+                    "text": el.get("text"),
+                    "type": "button",
+                    "action_ts": ws.new_ts(),
+                }
+                for key in ("value", "style", "url"):
+                    if key in el:
+                        action[key] = el[key]
+                return action
+    raise DeliveryError(f"no button with action_id {action_id!r} on message {message.get('ts')}")
+
+
 def block_actions_payload(
     ws: Workspace,
     *,
@@ -171,6 +198,19 @@ def view_payload(
     return payload
 
 
+# a blank `type`, by the key that holds it
+_TYPE_BY_PARENT = {
+    "": "event_callback",
+    "view": "modal",
+    "message": "message",
+    "previous_message": "message",
+    "root": "message",
+    "container": "message",
+    "item": "message",
+    "actions": "button",
+}
+
+
 class BlankFiller:
     """Fills the blank values of one of Slack's sample payloads with this workspace's ids.
 
@@ -212,26 +252,10 @@ class BlankFiller:
             return self._blank(key, parent)
         return value
 
-    def _blank(self, key: str, parent: str) -> Any:
+    def _simple_values(self) -> dict[str, Callable[[], Any]]:
+        """Return the keys whose blank value depends on the key alone, each with how to make its value."""
         ws, cfg = self.ws, self.ws.config
-        if key in ("enterprise_id", "enterprise_name", "context_enterprise_id"):
-            return None
-        if key == "subtype":
-            return _DROP
-        if key == "type":
-            return {
-                "": "event_callback",
-                "view": "modal",
-                "message": "message",
-                "previous_message": "message",
-                "root": "message",
-                "container": "message",
-                "item": "message",
-                "actions": "button",
-            }.get(parent, "plain_text")
-        if key.endswith("ts") or key in ("latest_reply", "last_read"):
-            return ws.new_ts()
-        simple: dict[str, Callable[[], Any]] = {
+        return {
             "event_id": lambda: "Ev" + ws.new_id("", 10),
             "event_context": lambda: "4-" + ws.new_id("", 40).lower(),
             "client_msg_id": lambda: str(uuid.UUID(int=ws._counter + 1)),
@@ -259,6 +283,18 @@ class BlankFiller:
             "tab": lambda: "home",
             "reaction": lambda: "white_check_mark",
         }
+
+    def _blank(self, key: str, parent: str) -> Any:
+        ws, cfg = self.ws, self.ws.config
+        if key in ("enterprise_id", "enterprise_name", "context_enterprise_id"):
+            return None
+        if key == "subtype":
+            return _DROP
+        if key == "type":
+            return _TYPE_BY_PARENT.get(parent, "plain_text")
+        if key.endswith("ts") or key in ("latest_reply", "last_read"):
+            return ws.new_ts()
+        simple = self._simple_values()
         if key in simple:
             return simple[key]()
         if key in ("team", "team_id", "context_team_id", "user_team", "source_team", "authed_teams") or (

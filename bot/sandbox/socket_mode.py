@@ -22,20 +22,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from bot.sandbox.driver import Attempt
-from bot.sandbox.websocket import (
-    CLOSE_GOING_AWAY,
-    OP_CLOSE,
-    OP_TEXT,
-    ProtocolError,
-    WebSocket,
-)
+from bot.sandbox.delivery import Attempt, EnvelopeType
+from bot.sandbox.errors import ProtocolError
+from bot.sandbox.websocket import CLOSE_GOING_AWAY, OP_CLOSE, OP_TEXT, WebSocket
 from bot.sandbox.workspace import Workspace
 
 log = logging.getLogger("remediate.sandbox.socket_mode")
-EnvelopeType = Literal["slash_commands", "events_api", "interactive"]
 TICKET_TTL_S = 30.0
 # interactions whose ack body Slack uses (response_action, options); others are acked empty
 ACCEPTS_RESPONSE = frozenset({"view_submission", "block_suggestion"})

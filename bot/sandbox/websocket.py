@@ -17,19 +17,13 @@ import struct
 import threading
 from typing import NamedTuple
 
+from bot.sandbox.errors import ProtocolError
+
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_MESSAGE = 16 * 1024 * 1024
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG = 1000, 1001, 1002, 1009
-
-
-class ProtocolError(Exception):
-    """The client broke RFC 6455; the connection is closed with the given code."""
-
-    def __init__(self, message: str, code: int = CLOSE_PROTOCOL_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Message(NamedTuple):
