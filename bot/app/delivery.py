@@ -28,9 +28,10 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot.app.cards import timeline_text
+from bot.app.errors import Retry
 from bot.app.mrkdwn import clip, escape
 from bot.app.services import Services
-from bot.app.slack_calls import CHANNEL_ID, Retry, SlackCalls
+from bot.app.slack_calls import CHANNEL_ID, SlackCalls
 from incidents_db import incidents, outbox
 from incidents_db.service import event_to_dict
 

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
+from bot.app.errors import Retry
 from bot.app.services import Services
 from incidents_db import outbox
 
@@ -27,24 +28,6 @@ RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavaila
 LOOKUP_MARGIN_S = 600.0
 LOOKUP_PAGES = 5
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
-
-
-class Retry(Exception):
-    """A delivery that did not happen now; how to try again."""
-
-    def __init__(
-        self,
-        delay_s: float,
-        error: str,
-        *,
-        fatal: bool = False,
-        counted: bool = True,
-        uncertain: bool = False,
-        slack_error: str = "",
-    ) -> None:
-        super().__init__(error)
-        self.delay_s, self.error, self.fatal, self.counted = delay_s, error, fatal, counted
-        self.uncertain, self.slack_error = uncertain, slack_error
 
 
 def _header(response: Any, name: str) -> str | None:
@@ -73,7 +56,9 @@ class SlackCalls:
 
     def backoff(self, attempts: int) -> float:
         """Return the delay before attempt ``attempts + 1``: base x 2^attempts, capped."""
-        return float(min(self.services.settings.retry_max_s, self.services.settings.retry_base_s * (2**attempts)))
+        return float(
+            min(self.services.settings.retry_max_s, self.services.settings.retry_base_s * (2**attempts))
+        )
 
     def call(self, attempts: int, method: str, *, read: bool = False, **kwargs: Any) -> Any:
         """Call a Web API method (reads as GET with query arguments); translate failures into `Retry`."""
@@ -93,7 +78,9 @@ class SlackCalls:
                     float(after) if after and after.replace(".", "", 1).isdigit() else self.backoff(attempts)
                 )
                 raise Retry(
-                    max(delay, self.services.settings.retry_base_s), f"{method}: 429 rate limited", counted=False
+                    max(delay, self.services.settings.retry_base_s),
+                    f"{method}: 429 rate limited",
+                    counted=False,
                 ) from None
             if status >= 500 or error in RETRYABLE_ERRORS:
                 raise Retry(
@@ -127,7 +114,9 @@ class SlackCalls:
             after = _header(answer, "Retry-After")
             delay = float(after) if after and after.replace(".", "", 1).isdigit() else 1.0
             raise Retry(
-                max(delay, self.services.settings.retry_base_s), "response_url: 429 rate limited", counted=False
+                max(delay, self.services.settings.retry_base_s),
+                "response_url: 429 rate limited",
+                counted=False,
             )
         if status >= 500:
             raise Retry(self.backoff(message.attempts), f"response_url: HTTP {status}", uncertain=True)
