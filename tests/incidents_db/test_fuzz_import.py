@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from incidents_db import db, importer
+from incidents_db import db, import_rows, import_writer, importer
 from incidents_db.models import Incident, IncidentEvent
 from incidents_db.schema import IncidentRecord, format_error, parse_line
 from tests.fuzz import JSON_VALUES, examples, mutated
@@ -144,14 +144,14 @@ def test_a_database_refusal_through_the_driver_refuses_one_incident(engine: sa.E
     # The writer inserts through the driver's cursor, so the database's refusal arrives as the driver's
     # own error (sqlite3 / psycopg), which escaped the whole import. A row the database refuses (here:
     # an incident whose events collide with stored ones) must be refused alone, its neighbours imported.
-    rows = importer._Rows(engine.dialect.name == "postgresql", "import")
+    rows = import_rows.Rows(engine.dialect.name == "postgresql", "import")
     first, second = rows.parse(
         [(1, 0, line(incident("INC-1")).encode()), (2, 0, line(incident("INC-2")).encode())]
     )
     assert first.prepared is not None and second.prepared is not None
-    clash = importer._Prepared(3, "INC-3", ("INC-3", *first.prepared.incident[1:]), first.prepared.events)
-    report = importer.ImportReport()
-    importer._Writer(engine).write([first.prepared, clash, second.prepared], report)
+    clash = import_rows.Prepared(3, "INC-3", ("INC-3", *first.prepared.incident[1:]), first.prepared.events)
+    report = import_rows.ImportReport()
+    import_writer.Writer(engine).write([first.prepared, clash, second.prepared], report)
     assert report.imported == 2
     assert [r.line for r in report.refused] == [3] and "the store refused incident 'INC-3'" in report.refused[
         0

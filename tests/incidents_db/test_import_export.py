@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from incidents_db import db, exporter, importer, service
+from incidents_db import db, exporter, import_rows, importer, service
 from incidents_db.errors import IncidentNotFoundError
 from incidents_db.models import Incident, IncidentEvent
 from incidents_db.synthetic import generate_incidents
@@ -24,7 +24,7 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     store.dispose()
 
 
-def run_import(engine: sa.Engine, text: str, batch_size: int = 500) -> importer.ImportReport:
+def run_import(engine: sa.Engine, text: str, batch_size: int = 500) -> import_rows.ImportReport:
     return importer.import_lines(engine=engine, lines=io.BytesIO(text.encode("utf-8")), batch_size=batch_size)
 
 
@@ -132,9 +132,9 @@ def test_export_then_import_round_trips(engine: sa.Engine, tmp_path: Path) -> No
 def test_commit_reports_only_what_is_stored(engine: sa.Engine) -> None:
     records = list(generate_incidents(30, seed=2))
     text = "".join(line(r) + "\n" for r in records)
-    seen: list[importer.Progress] = []
+    seen: list[import_rows.Progress] = []
 
-    def check(progress: importer.Progress) -> None:
+    def check(progress: import_rows.Progress) -> None:
         seen.append(progress)
         stored = ids_in_store(engine)
         assert all(r["id"] in stored for r in records[: progress.last_line])
@@ -178,7 +178,7 @@ def test_worker_processes_import_exactly_what_one_process_does(engine: sa.Engine
     lines.insert(52, line(with_event(records[9], 0, type="nope")))  # refused (id of a later-valid one)
     text = "".join(f"{x}\n" for x in lines).encode()
 
-    commits: list[importer.Progress] = []
+    commits: list[import_rows.Progress] = []
     parallel = importer.import_lines(
         engine=engine,
         lines=io.BytesIO(text),

@@ -1,0 +1,183 @@
+"""Writing parsed incidents to the store: COPY on PostgreSQL, executemany on SQLite, in a thread.
+
+Each batch is one transaction, so every incident is all-or-nothing; an id already in the store is
+skipped. When a batch fails, its incidents are retried one by one so one bad incident refuses alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from queue import Full, Queue
+from typing import Any
+
+import sqlalchemy as sa
+
+from incidents_db.import_rows import ImportReport, Prepared, Progress, Refusal
+from incidents_db.service import existing_ids
+
+_INCIDENT_COLUMNS = (
+    "id",
+    "title",
+    "severity",
+    "status",
+    "topology",
+    "services",
+    "root_cause_service",
+    "root_cause_fault",
+    "source",
+    "opened_at",
+    "resolved_at",
+    "created_at",
+    "updated_at",
+)
+_EVENT_COLUMNS = ("incident_id", "seq", "at", "type", "service", "payload")
+
+
+def _db_reason(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Writer:
+    """Writes batches of prepared incidents; COPY on PostgreSQL, raw executemany on SQLite."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        # Inserts go through the driver's own cursor, so its errors arrive untranslated by SQLAlchemy.
+        driver_error = getattr(engine.dialect.dbapi, "Error", None)
+        self.refusals: tuple[type[Exception], ...] = (sa.exc.DBAPIError,) + (
+            (driver_error,) if isinstance(driver_error, type) else ()
+        )
+
+    def write(self, batch: list[Prepared], report: ImportReport) -> None:
+        """Insert the batch's new incidents in one transaction, or one by one when that fails."""
+        try:
+            with self.engine.begin() as conn:
+                imported, skipped = self._insert(conn, batch)
+        except self.refusals:
+            # One bad incident (e.g. a value too long for a column, or a concurrent import of the same
+            # id) must not take its neighbours down: retry each incident in its own transaction.
+            for item in batch:
+                try:
+                    with self.engine.begin() as conn:
+                        one_imported, one_skipped = self._insert(conn, [item])
+                except self.refusals as exc:
+                    report.refused.append(
+                        Refusal(item.line, f"the store refused incident {item.id!r}: {_db_reason(exc)}")
+                    )
+                    continue
+                report.imported += one_imported
+                report.skipped_existing += one_skipped
+            return
+        report.imported += imported
+        report.skipped_existing += skipped
+
+    def _insert(self, conn: sa.Connection, batch: list[Prepared]) -> tuple[int, int]:
+        present = existing_ids(connection=conn, ids=[item.id for item in batch])
+        incidents: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        for item in batch:
+            if item.id in present:
+                continue
+            incidents.append(item.incident)
+            events.extend(item.events)
+        if incidents:
+            raw = conn.connection.driver_connection
+            if raw is None:  # pragma: no cover - a pooled connection always has its driver connection
+                raise sa.exc.InvalidRequestError("connection has no driver connection")
+            cursor = raw.cursor()
+            try:
+                if self.postgres:
+                    _copy(cursor, "incidents", _INCIDENT_COLUMNS, incidents)
+                    _copy(cursor, "incident_events", _EVENT_COLUMNS, events)
+                else:
+                    cursor.executemany(_insert_sql("incidents", _INCIDENT_COLUMNS), incidents)
+                    cursor.executemany(_insert_sql("incident_events", _EVENT_COLUMNS), events)
+            finally:
+                cursor.close()
+        return len(incidents), len(batch) - len(incidents)
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+def _copy(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+class BackgroundWriter:
+    """Runs `Writer` in a thread so the database stores batch N while Python parses batch N + 1.
+
+    Batches are written strictly in order, one at a time; `on_commit` is called from the writer thread
+    after each commit. Both drivers release the GIL while the database works, so on two cores the
+    parsing and the writing overlap. At most `depth` batches wait, which keeps memory flat.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        parsed: ImportReport,
+        on_commit: Callable[[Progress], None] | None,
+        depth: int = 2,
+    ) -> None:
+        self.writer = writer
+        self.parsed = parsed
+        self.stored = ImportReport()
+        self.on_commit = on_commit
+        self.queue: Queue[tuple[list[Prepared], int, int] | None] = Queue(maxsize=depth)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.failure is not None:
+                continue  # keep draining so the producer never blocks
+            batch, last_line, bytes_read = item
+            try:
+                if batch:
+                    self.writer.write(batch, self.stored)
+                if self.on_commit is not None:
+                    self.on_commit(
+                        Progress(
+                            self.stored.imported,
+                            self.stored.skipped_existing + self.parsed.skipped_existing,
+                            len(self.stored.refused) + len(self.parsed.refused),
+                            last_line,
+                            bytes_read,
+                        )
+                    )
+            except BaseException as exc:  # handed to the importing thread, which re-raises it
+                self.failure = exc
+
+    def submit(self, batch: list[Prepared], last_line: int, bytes_read: int) -> None:
+        """Queue a batch (or an empty one, to report progress) for writing."""
+        self._check()
+        self.queue.put((batch, last_line, bytes_read))
+
+    def finish(self) -> ImportReport:
+        """Wait until every queued batch is written and return what the writer stored."""
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+        return self.stored
+
+    def abandon(self) -> None:
+        """Stop the thread after the batch in flight (used when the importing thread fails)."""
+        self.failure = self.failure or RuntimeError("import abandoned")
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=0.1)
+            except Full:
+                continue
+            self.thread.join()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
