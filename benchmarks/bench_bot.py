@@ -45,7 +45,7 @@ from bot.sandbox import AppDriver, Attempt, SandboxOptions, SlackSandbox, Worksp
 from bot.settings import load_settings
 from playbooks.catalog import builtin_catalog
 from remediation.policies import Policy
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 CONCURRENCY = 50
 Row = tuple[str, list[float], list[float], float]

@@ -32,7 +32,8 @@ from sim.core import BatchCore
 from sim.dynamics import RETRY_GAIN, TIMEOUT_MS, Statics, statics
 from sim.env import IncidentEnv
 from sim.faults import FAULT_KINDS, sample_scenario
-from sim.topology import Topology, resolve_topology
+from sim.resolve import resolve_topology
+from sim.topology import Topology
 
 TOPOLOGIES = ("online-boutique", "generated:40:1", "generated:200:1")
 BATCHES = (1, 64, 256)

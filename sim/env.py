@@ -31,7 +31,8 @@ from sim.core import BatchCore, SimConfig
 from sim.errors import ActionError, TopologyError
 from sim.faults import Scenario, sample_scenario
 from sim.observation import EDGE_FEATURES, FEATURES, GLOBALS
-from sim.topology import Topology, resolve_topology
+from sim.resolve import resolve_topology
+from sim.topology import Topology
 
 ObsType = dict[str, np.ndarray]
 

@@ -226,7 +226,7 @@ def build_observation(
     """Build the observation from plain inputs, as a live incident timeline provides them.
 
     Args:
-        topology: the service graph (``sim.topology.resolve_topology`` turns a name or file into one).
+        topology: the service graph (``sim.resolve.resolve_topology`` turns a name or file into one).
         metrics: latest values per service, keys from METRICS; a service absent here counts as
             telemetry missing, an absent key as 0. ``error_rate_to:<callee>`` keys give the error rate
             of the service's calls to that callee (the edge feature; unknown callees are ignored);

@@ -20,7 +20,8 @@ from remediation.executors.base import Executor
 from remediation.guardrails.config import load_rbac
 from remediation.guardrails.models import RbacConfig
 from remediation.policies import Policy, RunbookPolicy
-from sim.topology import Topology, resolve_topology
+from sim.resolve import resolve_topology
+from sim.topology import Topology
 
 
 class Runner(Protocol):

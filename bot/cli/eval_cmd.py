@@ -12,7 +12,7 @@ from bot.cli.common import console, print_json, refuse, settings_of
 from incidents_db import db
 from remediation.policies.base import Policy
 from sim.errors import SimError
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 
 def register(app: typer.Typer) -> None:

@@ -107,8 +107,8 @@ def register(app: typer.Typer) -> None:
         """Run one incident with a reference policy and print each step."""
         from sim.core import SimConfig
         from sim.policies import POLICIES, make_policy
+        from sim.resolve import resolve_topology
         from sim.runner import run_episode
-        from sim.topology import resolve_topology
 
         if policy not in POLICIES:
             refuse(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write remediate.incident/v1 history handled by a simulated on-call engineer."""
         from sim.history import generate_history, write_history
-        from sim.topology import resolve_topology
+        from sim.resolve import resolve_topology
 
         topo = resolve_topology(topology)
         with progress_bar(quiet=quiet or as_json) as bar:
@@ -181,7 +181,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Draw the topology and a fault spreading through it (PNG)."""
         from sim.draw import draw_incident
-        from sim.topology import resolve_topology
+        from sim.resolve import resolve_topology
 
         topo = resolve_topology(topology)
         chosen = _faults(topo, fault, target, None, seed)

@@ -10,7 +10,7 @@ import typer
 from bot.cli.common import console, print_json, progress_bar, refuse, settings_of
 from incidents_db import db
 from sim.errors import SimError
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 
 def register(app: typer.Typer) -> None:

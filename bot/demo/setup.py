@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from incidents_db.db import make_sessionmaker, session_scope
 from sim.history import generate_history, write_history
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 if TYPE_CHECKING:
     from remediation.learning.ranking import LearnedPolicy

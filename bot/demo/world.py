@@ -31,7 +31,8 @@ from sim.dynamics import M_ERR
 from sim.faults import FaultSpec, Scenario, sample_scenario
 from sim.observation import ALERTS, EDGE_METRIC, METRICS
 from sim.policies import Choice, index_of
-from sim.topology import Topology, resolve_topology
+from sim.resolve import resolve_topology
+from sim.topology import Topology
 
 log = logging.getLogger("remediate.demo.world")
 

@@ -13,7 +13,8 @@ from remediation.learning.policy import GraphPolicy
 from sim.core import BatchCore, SimConfig
 from sim.generator import generate_topology
 from sim.policies import Choice, OperatorPolicy, OraclePolicy, index_of
-from sim.topology import Topology, resolve_topology
+from sim.resolve import resolve_topology
+from sim.topology import Topology
 
 TRAIN_SEED_LIMIT = 100_000
 """Generated topologies with seed below this are training topologies; evaluation uses seeds above it."""

@@ -40,7 +40,7 @@ from remediation.learning.encoding import GraphBatch, index_batch
 from remediation.learning.policy import GraphPolicy, NetConfig
 from remediation.learning.rollout import collect_logged, collect_rollout, training_topology
 from sim.observation import GLOBALS, N_EDGE_FEATURES, N_FEATURES
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
 """Called as (phase, done, total, metrics) after each unit of work."""

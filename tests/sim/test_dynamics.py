@@ -81,7 +81,7 @@ def test_certificate_expiry_hurts_callers_not_the_service_itself(chain: Topology
 
 
 def test_a_cold_cache_moves_its_load_onto_the_database() -> None:
-    from sim.topology import resolve_topology
+    from sim.resolve import resolve_topology
 
     hotel = resolve_topology("hotel-reservation")
     calm = run(hotel)
@@ -95,7 +95,7 @@ def test_a_cold_cache_moves_its_load_onto_the_database() -> None:
 
 def test_batched_core_matches_single_environments() -> None:
     from sim.faults import sample_scenario
-    from sim.topology import resolve_topology
+    from sim.resolve import resolve_topology
 
     topo = resolve_topology("hotel-reservation")
     rng = np.random.default_rng(5)
@@ -110,7 +110,7 @@ def test_batched_core_matches_single_environments() -> None:
 
 def test_autoreset_starts_a_new_incident_on_the_next_step() -> None:
     from sim.core import SimConfig
-    from sim.topology import resolve_topology
+    from sim.resolve import resolve_topology
 
     topo = resolve_topology("online-boutique")
     core = BatchCore(topo, 3, seed=1, config=SimConfig(max_steps=2))

@@ -8,7 +8,7 @@ import pytest
 from sim.core import BatchCore
 from sim.faults import FAULT_IDS, FAULT_KINDS, FaultSpec, Scenario, candidates, fault_kind
 from sim.policies import Choice, index_of
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 HOTEL = resolve_topology("hotel-reservation")
 

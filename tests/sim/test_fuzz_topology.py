@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.errors import SimError
-from sim.topology import BUILTIN_DIR, Topology, resolve_topology
+from sim.resolve import resolve_topology
+from sim.topology import BUILTIN_DIR, Topology
 from tests.fuzz import JSON_VALUES, examples, mutated
 
 FUZZ = settings(

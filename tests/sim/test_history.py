@@ -10,7 +10,7 @@ import pytest
 
 from playbooks.catalog import builtin_catalog
 from sim.history import generate_history, write_history
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 TYPES = {"alert", "metrics", "deploy", "config_change", "action", "note", "resolved"}
 

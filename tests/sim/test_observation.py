@@ -11,7 +11,7 @@ from sim.core import BatchCore
 from sim.faults import ChangeEvent, FaultSpec, Scenario
 from sim.observation import ALERTS, EDGE_FEATURES, EDGE_METRIC, FEATURES, GLOBALS, METRICS, build_observation
 from sim.policies import Choice, index_of
-from sim.topology import resolve_topology
+from sim.resolve import resolve_topology
 
 
 def test_feature_list_is_documented_in_order() -> None:

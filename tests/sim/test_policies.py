@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from sim.policies import make_policy
+from sim.resolve import resolve_topology
 from sim.runner import run_episode
-from sim.topology import resolve_topology
 
 
 def outcomes(policy: str, topology: str, seeds: range) -> tuple[float, float]:

@@ -8,7 +8,8 @@ import pytest
 
 from sim.errors import TopologyError
 from sim.generator import generate_topology
-from sim.topology import builtin_names, load_topology, parse_topology, resolve_topology
+from sim.resolve import resolve_topology
+from sim.topology import builtin_names, load_topology, parse_topology
 from tests.sim.conftest import chain_document
 
 

@@ -35,7 +35,7 @@ def test_run_json_has_exactly_the_documented_keys(tmp_path: Path) -> None:
 
 
 def test_run_takes_a_topology_file_and_prints_steps(tmp_path: Path) -> None:
-    from sim.topology import resolve_topology
+    from sim.resolve import resolve_topology
 
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(resolve_topology("online-boutique").to_node_link()))
