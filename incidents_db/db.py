@@ -15,20 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.orm import Session, sessionmaker
 
-from incidents_db.errors import StoreError
+from incidents_db.errors import DatabaseUnavailableError, SchemaError
 from incidents_db.redact import redact_text, redact_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 65_536
-
-
-class DatabaseUnavailableError(StoreError):
-    """The database cannot be reached or opened; the message says which URL and why."""
-
-
-class SchemaError(StoreError):
-    """The database schema is missing, too new, or a migration failed."""
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

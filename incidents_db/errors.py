@@ -17,3 +17,15 @@ class IncidentNotFoundError(StoreError):
     def __init__(self, message: str, *, incident_id: str) -> None:
         super().__init__(message)
         self.incident_id = incident_id
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be reached or opened; the message says which URL and why."""
+
+
+class SchemaError(StoreError):
+    """The database schema is missing, too new, or a migration failed."""
+
+
+class NaiveTimestampError(StoreError):
+    """A timestamp without a zone reached the store; remediate stores only zone-aware UTC times."""

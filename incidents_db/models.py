@@ -12,11 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from incidents_db.errors import StoreError
-
-
-class NaiveTimestampError(StoreError):
-    """A timestamp without a zone reached the store; remediate stores only zone-aware UTC times."""
+from incidents_db.errors import NaiveTimestampError
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

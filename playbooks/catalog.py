@@ -7,21 +7,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from playbooks.errors import PlaybookError
+from playbooks.errors import CatalogError, UnknownActionError
 from playbooks.models import Action, CatalogFile
 from playbooks.yamlfiles import data_files, format_validation, load_yaml_model
 
 __all__ = ["format_validation"]  # re-exported: older callers import it from here
 
 BUILTIN_DIR = Path(__file__).parent / "catalog"
-
-
-class CatalogError(PlaybookError):
-    """An actions file is unreadable or breaks the schema; the message names the file and key."""
-
-
-class UnknownActionError(PlaybookError):
-    """An action id is not in the catalog."""
 
 
 def read_actions_file(path: Path) -> list[Action]:

@@ -12,13 +12,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from playbooks.catalog import BUILTIN_DIR, Catalog, CatalogError
+from playbooks.catalog import BUILTIN_DIR, Catalog
+from playbooks.errors import RunbookError
 from playbooks.models import Runbook, RunbookFile, RunbookStep
 from playbooks.yamlfiles import data_files, load_yaml_model
-
-
-class RunbookError(CatalogError):
-    """A runbooks file is unreadable or breaks the schema; the message names the file and key."""
 
 
 def read_runbooks_file(path: Path) -> RunbookFile:

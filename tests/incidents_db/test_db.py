@@ -10,7 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from incidents_db import db
-from incidents_db.models import Base, Incident, NaiveTimestampError
+from incidents_db.errors import DatabaseUnavailableError, NaiveTimestampError
+from incidents_db.models import Base, Incident
 
 
 def test_upgrade_reaches_head_and_is_idempotent(db_url: str) -> None:
@@ -63,7 +64,7 @@ def test_sqlite_pragmas(sqlite_url: str) -> None:
 
 
 def test_unreachable_database_is_a_store_error() -> None:
-    with pytest.raises(db.DatabaseUnavailableError, match="cannot open the store"):
+    with pytest.raises(DatabaseUnavailableError, match="cannot open the store"):
         db.current("postgresql+psycopg://nobody@127.0.0.1:1/nothing")
 
 

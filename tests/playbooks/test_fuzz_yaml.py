@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from bot.feeds import prometheus
 from bot.feeds.prometheus import FeedError, load_queries
 from bot.settings import SettingsError, load_settings
-from playbooks.catalog import BUILTIN_DIR, CatalogError, build_catalog, builtin_catalog
-from playbooks.runbooks import RunbookError, build_runbooks
+from playbooks.catalog import BUILTIN_DIR, build_catalog, builtin_catalog
+from playbooks.errors import CatalogError, RunbookError
+from playbooks.runbooks import build_runbooks
 from playbooks.validate import validate_playbooks
 from remediation.executors.registry import CHECKERS
 from remediation.guardrails.config import DEFAULT_RBAC, GuardrailConfigError, load_rbac

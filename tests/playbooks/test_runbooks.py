@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from playbooks.catalog import builtin_catalog, load_catalog
-from playbooks.runbooks import RunbookError, Signals, builtin_runbooks, load_runbooks, match_runbooks
+from playbooks.errors import RunbookError
+from playbooks.runbooks import Signals, builtin_runbooks, load_runbooks, match_runbooks
 
 FAULTS = {
     "bad_deploy",
