@@ -151,6 +151,184 @@ def _healthy(rng: random.Random) -> dict[str, float]:
     return {k: round(v * rng.uniform(0.9, 1.1), 4) if k != "availability" else v for k, v in BASELINE.items()}
 
 
+Events = list[dict[str, Any]]
+
+
+def _trigger(rng: random.Random, shape: FaultShape, svc: str, t: datetime) -> Events:
+    """Return the deploy or config change that set the incident off (none for the other shapes)."""
+    if shape.trigger == "deploy":
+        return [
+            {
+                "at": iso(t - timedelta(minutes=2)),
+                "type": "deploy",
+                "service": svc,
+                "version": f"v{rng.randint(1, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}",
+            }
+        ]
+    if shape.trigger == "config_change":
+        return [
+            {
+                "at": iso(t - timedelta(minutes=3)),
+                "type": "config_change",
+                "service": svc,
+                "change": rng.choice(("timeout_ms 2000 -> 200", "max_conns 100 -> 10", "feature flag on")),
+            }
+        ]
+    return []
+
+
+def _onset(
+    rng: random.Random,
+    shape: FaultShape,
+    svc: str,
+    caller: str | None,
+    severity: str,
+    t: datetime,
+    events: Events,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Record the first alerts and metrics; return the sick service's and its caller's metric values."""
+    sick = _healthy(rng)
+    for metric, value in shape.symptoms:
+        sick[metric] = round(value * rng.uniform(0.85, 1.1), 4)
+    value = next(iter(dict(shape.symptoms).values()))
+    events.append(
+        {
+            "at": iso(t),
+            "type": "alert",
+            "status": "firing",
+            "name": shape.alert,
+            "service": svc,
+            "labels": {"severity": "page" if severity in ("sev1", "sev2") else "ticket", "team": "shop"},
+            "value": round(value, 4),
+        }
+    )
+    events.append(_metrics(svc, t, sick))
+    caller_values = _healthy(rng)
+    if caller:
+        caller_values["error_rate"] = round(sick.get("error_rate", 0.01) * 0.5 + 0.01, 4)
+        events.append(_metrics(caller, t, caller_values))
+        if rng.random() < 0.5:
+            events.append(
+                {
+                    "at": iso(t + timedelta(seconds=30)),
+                    "type": "alert",
+                    "status": "firing",
+                    "name": "UpstreamErrors",
+                    "service": caller,
+                    "labels": {"severity": "ticket"},
+                }
+            )
+    return sick, caller_values
+
+
+def _tries(
+    rng: random.Random, shape: FaultShape, svc: str
+) -> list[tuple[str, str | None, str, dict[str, Any]]]:
+    """Return the actions taken, in order: sometimes a wrong or failed first try, then the fix."""
+    tries: list[tuple[str, str | None, str, dict[str, Any]]] = []
+    roll = rng.random()
+    if roll < 0.3 and shape.fix != "restart_service":
+        tries.append(("restart_service", svc, "no_effect", {}))
+    elif roll < 0.4:
+        tries.append((rng.choice(UNMAPPED_ACTIONS), svc, rng.choice(("no_effect", "unknown")), {}))
+    elif roll < 0.47:
+        tries.append((shape.fix, svc, "failed", {}))
+    fix_params: dict[str, Any] = {}
+    if shape.fix == "scale_out":
+        fix_params = {"replicas": rng.randint(1, 4)}
+    elif shape.fix == "increase_connection_pool":
+        fix_params = {"size": rng.choice((50, 100, 200))}
+    tries.append((shape.fix, None if shape.fix == "wait" else svc, "succeeded", fix_params))
+    return tries
+
+
+def _respond(
+    rng: random.Random,
+    shape: FaultShape,
+    svc: str,
+    caller: str | None,
+    values: tuple[dict[str, float], dict[str, float]],
+    actor: str,
+    t: datetime,
+    events: Events,
+) -> datetime:
+    """Record the watching, the note and the actions with their effect; return the time reached."""
+    sick, caller_values = values
+    for _ in range(rng.randint(1, 3)):
+        t += timedelta(minutes=rng.randint(1, 3))
+        events.append(_metrics(svc, t, sick))
+        if caller:
+            events.append(_metrics(caller, t, caller_values))
+    t += timedelta(minutes=rng.randint(1, 3))
+    events.append({"at": iso(t), "type": "note", "actor": actor, "text": f"looking at {svc} ({shape.alert})"})
+    for action, target, outcome, params in _tries(rng, shape, svc):
+        t += timedelta(minutes=rng.randint(1, 4))
+        events.append(
+            {
+                "at": iso(t),
+                "type": "action",
+                "action": action,
+                "target": target,
+                "params": params,
+                "actor": actor,
+                "outcome": outcome,
+            }
+        )
+        t += timedelta(minutes=rng.randint(2, 5))
+        after = sick if outcome != "succeeded" else _healthy(rng)
+        events.append(_metrics(svc, t, after))
+        if caller:
+            events.append(_metrics(caller, t, _healthy(rng) if outcome == "succeeded" else sick))
+    return t
+
+
+def _close(
+    rng: random.Random, shape: FaultShape, svc: str, actor: str, t: datetime, events: Events
+) -> datetime:
+    """Record the alert resolving, metrics back to baseline and the closing; return when it resolved."""
+    t += timedelta(minutes=rng.randint(1, 3))
+    events.append({"at": iso(t), "type": "alert", "status": "resolved", "name": shape.alert, "service": svc})
+    for _ in range(rng.randint(2, 4)):
+        t += timedelta(minutes=rng.randint(1, 3))
+        events.append(_metrics(svc, t, _healthy(rng)))
+    events.append({"at": iso(t), "type": "note", "actor": actor, "text": "back to baseline, closing"})
+    t += timedelta(minutes=1)
+    events.append({"at": iso(t), "type": "resolved"})
+    return t
+
+
+def _incident(
+    rng: random.Random, opened: datetime, names: list[str], incident_id: str, open_fraction: float
+) -> tuple[dict[str, Any], datetime | None]:
+    """Return one incident record opened at ``opened``, and when it resolved (None: left open)."""
+    shape = rng.choice(FAULTS)
+    svc = rng.choice([n for n in names if ONLINE_BOUTIQUE[n][0] in shape.kinds])
+    callers = [c for c in ONLINE_BOUTIQUE[svc][1] if c in ONLINE_BOUTIQUE]
+    caller = rng.choice(callers) if callers else None
+    severity = rng.choices(("sev1", "sev2", "sev3", "sev4"), weights=(1, 3, 4, 2))[0]
+    events = _trigger(rng, shape, svc, opened)
+    values = _onset(rng, shape, svc, caller, severity, opened, events)
+    actor = rng.choice(ACTORS)
+    t = _respond(rng, shape, svc, caller, values, actor, opened, events)
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "id": incident_id,
+        "title": shape.title.format(svc=svc),
+        "severity": severity,
+        "topology": "online-boutique",
+        "services": [svc] + ([caller] if caller else []),
+        "opened_at": iso(opened),
+        "root_cause": {"service": svc, "fault": shape.fault},
+    }
+    if rng.random() < open_fraction:
+        record["events"] = events
+        return record, None
+    t = _close(rng, shape, svc, actor, t, events)
+    record["resolved_at"] = iso(t)
+    record["events"] = events
+    return record, t
+
+
 def generate_incidents(
     count: int,
     *,
@@ -178,132 +356,7 @@ def generate_incidents(
     names = sorted(ONLINE_BOUTIQUE)
     for number in range(first_number, first_number + count):
         clock += timedelta(minutes=rng.randint(30, 600), seconds=rng.randint(0, 59))
-        shape = rng.choice(FAULTS)
-        svc = rng.choice([n for n in names if ONLINE_BOUTIQUE[n][0] in shape.kinds])
-        callers = [c for c in ONLINE_BOUTIQUE[svc][1] if c in ONLINE_BOUTIQUE]
-        caller = rng.choice(callers) if callers else None
-        severity = rng.choices(("sev1", "sev2", "sev3", "sev4"), weights=(1, 3, 4, 2))[0]
-        opened = clock
-        t = opened
-        events: list[dict[str, Any]] = []
-        if shape.trigger == "deploy":
-            events.append(
-                {
-                    "at": iso(t - timedelta(minutes=2)),
-                    "type": "deploy",
-                    "service": svc,
-                    "version": f"v{rng.randint(1, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}",
-                }
-            )
-        elif shape.trigger == "config_change":
-            events.append(
-                {
-                    "at": iso(t - timedelta(minutes=3)),
-                    "type": "config_change",
-                    "service": svc,
-                    "change": rng.choice(
-                        ("timeout_ms 2000 -> 200", "max_conns 100 -> 10", "feature flag on")
-                    ),
-                }
-            )
-        sick = _healthy(rng)
-        for metric, value in shape.symptoms:
-            sick[metric] = round(value * rng.uniform(0.85, 1.1), 4)
-        value = next(iter(dict(shape.symptoms).values()))
-        events.append(
-            {
-                "at": iso(t),
-                "type": "alert",
-                "status": "firing",
-                "name": shape.alert,
-                "service": svc,
-                "labels": {"severity": "page" if severity in ("sev1", "sev2") else "ticket", "team": "shop"},
-                "value": round(value, 4),
-            }
-        )
-        events.append(_metrics(svc, t, sick))
-        caller_values = _healthy(rng)
-        if caller:
-            caller_values["error_rate"] = round(sick.get("error_rate", 0.01) * 0.5 + 0.01, 4)
-            events.append(_metrics(caller, t, caller_values))
-            if rng.random() < 0.5:
-                events.append(
-                    {
-                        "at": iso(t + timedelta(seconds=30)),
-                        "type": "alert",
-                        "status": "firing",
-                        "name": "UpstreamErrors",
-                        "service": caller,
-                        "labels": {"severity": "ticket"},
-                    }
-                )
-        actor = rng.choice(ACTORS)
-        for _ in range(rng.randint(1, 3)):
-            t += timedelta(minutes=rng.randint(1, 3))
-            events.append(_metrics(svc, t, sick))
-            if caller:
-                events.append(_metrics(caller, t, caller_values))
-        t += timedelta(minutes=rng.randint(1, 3))
-        events.append(
-            {"at": iso(t), "type": "note", "actor": actor, "text": f"looking at {svc} ({shape.alert})"}
-        )
-        tries: list[tuple[str, str | None, str, dict[str, Any]]] = []
-        roll = rng.random()
-        if roll < 0.3 and shape.fix != "restart_service":
-            tries.append(("restart_service", svc, "no_effect", {}))
-        elif roll < 0.4:
-            tries.append((rng.choice(UNMAPPED_ACTIONS), svc, rng.choice(("no_effect", "unknown")), {}))
-        elif roll < 0.47:
-            tries.append((shape.fix, svc, "failed", {}))
-        fix_params: dict[str, Any] = {}
-        if shape.fix == "scale_out":
-            fix_params = {"replicas": rng.randint(1, 4)}
-        elif shape.fix == "increase_connection_pool":
-            fix_params = {"size": rng.choice((50, 100, 200))}
-        tries.append((shape.fix, None if shape.fix == "wait" else svc, "succeeded", fix_params))
-        for action, target, outcome, params in tries:
-            t += timedelta(minutes=rng.randint(1, 4))
-            events.append(
-                {
-                    "at": iso(t),
-                    "type": "action",
-                    "action": action,
-                    "target": target,
-                    "params": params,
-                    "actor": actor,
-                    "outcome": outcome,
-                }
-            )
-            t += timedelta(minutes=rng.randint(2, 5))
-            after = sick if outcome != "succeeded" else _healthy(rng)
-            events.append(_metrics(svc, t, after))
-            if caller:
-                events.append(_metrics(caller, t, _healthy(rng) if outcome == "succeeded" else sick))
-        record: dict[str, Any] = {
-            "format": FORMAT,
-            "id": f"{id_prefix}{number}",
-            "title": shape.title.format(svc=svc),
-            "severity": severity,
-            "topology": "online-boutique",
-            "services": [svc] + ([caller] if caller else []),
-            "opened_at": iso(opened),
-            "root_cause": {"service": svc, "fault": shape.fault},
-        }
-        if rng.random() < open_fraction:
-            record["events"] = events
-            yield record
-            continue
-        t += timedelta(minutes=rng.randint(1, 3))
-        events.append(
-            {"at": iso(t), "type": "alert", "status": "resolved", "name": shape.alert, "service": svc}
-        )
-        for _ in range(rng.randint(2, 4)):
-            t += timedelta(minutes=rng.randint(1, 3))
-            events.append(_metrics(svc, t, _healthy(rng)))
-        events.append({"at": iso(t), "type": "note", "actor": actor, "text": "back to baseline, closing"})
-        t += timedelta(minutes=1)
-        events.append({"at": iso(t), "type": "resolved"})
-        record["resolved_at"] = iso(t)
-        record["events"] = events
+        record, closed = _incident(rng, clock, names, f"{id_prefix}{number}", open_fraction)
         yield record
-        clock = max(clock, t)
+        if closed is not None:
+            clock = max(clock, closed)

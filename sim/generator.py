@@ -35,6 +35,40 @@ def _counts(n: int) -> dict[str, int]:
     }
 
 
+def _pick(rng: np.random.Generator, pool: list[str], k: int) -> list[str]:
+    """Return up to ``k`` distinct members of ``pool``, drawn with ``rng``."""
+    k = min(k, len(pool))
+    return [pool[j] for j in rng.choice(len(pool), size=k, replace=False)] if k else []
+
+
+def _attach_datastores(
+    rng: np.random.Generator,
+    edges: set[tuple[str, str]],
+    layers: list[list[str]],
+    databases: list[str],
+    caches: list[str],
+    queues: list[str],
+) -> None:
+    """Add the edges to the datastores: owners to databases, readers to caches, producers and consumers to queues."""
+    n_layers = len(layers)
+    owners = [svc for layer in layers[max(0, n_layers - 2) :] for svc in layer]
+    # each database gets one owner, some get a second or third (shared datastores)
+    for db in databases:
+        for owner in _pick(rng, owners, 1 + int(rng.random() < 0.35) + int(rng.random() < 0.15)):
+            edges.add((owner, db))
+    for cache in caches:
+        db = databases[int(rng.integers(len(databases)))]
+        readers = [a for a, b in edges if b == db] or _pick(rng, owners, 1)
+        for reader in readers:
+            edges.add((reader, cache))
+            edges.add((reader, db))
+    for queue in queues:
+        for producer in _pick(rng, owners, 2):
+            edges.add((producer, queue))
+        for consumer in _pick(rng, [s for layer in layers for s in layer], 1):
+            edges.add((consumer, queue))
+
+
 def generate_topology(n_services: int, *, seed: int = 0, name: str | None = None) -> Topology:
     """Return a random topology of exactly ``n_services`` services; the same seed gives the same graph."""
     if isinstance(n_services, bool) or not isinstance(n_services, int):
@@ -73,8 +107,7 @@ def generate_topology(n_services: int, *, seed: int = 0, name: str | None = None
     queues = [add(f"queue-{i:02d}", "queue", "data") for i in range(counts["queue"])]
 
     def pick(pool: list[str], k: int) -> list[str]:
-        k = min(k, len(pool))
-        return [pool[j] for j in rng.choice(len(pool), size=k, replace=False)] if k else []
+        return _pick(rng, pool, k)
 
     for fe in frontends:
         for callee in pick(layers[0], int(rng.integers(2, 6))):
@@ -91,22 +124,7 @@ def generate_topology(n_services: int, *, seed: int = 0, name: str | None = None
         for svc in layers[depth]:
             if svc not in called:
                 edges.add((pick(layers[depth - 1] if depth else frontends, 1)[0], svc))
-    owners = [svc for layer in layers[max(0, n_layers - 2) :] for svc in layer]
-    # each database gets one owner, some get a second or third (shared datastores)
-    for db in databases:
-        for owner in pick(owners, 1 + int(rng.random() < 0.35) + int(rng.random() < 0.15)):
-            edges.add((owner, db))
-    for cache in caches:
-        db = databases[int(rng.integers(len(databases)))]
-        readers = [a for a, b in edges if b == db] or pick(owners, 1)
-        for reader in readers:
-            edges.add((reader, cache))
-            edges.add((reader, db))
-    for queue in queues:
-        for producer in pick(owners, 2):
-            edges.add((producer, queue))
-        for consumer in pick([s for layer in layers for s in layer], 1):
-            edges.add((consumer, queue))
+    _attach_datastores(rng, edges, layers, databases, caches, queues)
     # a few back-edges: a deeper service calling back up (cycles are legal)
     for _ in range(counts["service"] // 30 if n_layers > 1 else 0):
         deep = int(rng.integers(1, n_layers))

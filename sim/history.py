@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sim.core import BatchCore, SimConfig
-from sim.faults import fault_kind, sample_scenario
+from sim.faults import Scenario, fault_kind, sample_scenario
 from sim.observation import ALERTS, EDGE_METRIC, METRICS
 from sim.policies import Choice, OperatorPolicy, index_of
 from sim.topology import Topology
@@ -107,14 +107,8 @@ class _Recorder:
             self.add(offset_s, {"type": "metrics", "service": t.services[n], "values": values})
 
 
-def generate_incident(topology: Topology, *, seed: int, number: int, opened: datetime) -> dict[str, Any]:
-    """Simulate one incident handled by a noisy operator and return its v1 record."""
-    rng = np.random.default_rng([seed, number])
-    core = BatchCore(topology, 1, seed=rng, config=SimConfig(max_steps=80))
-    scenario = sample_scenario(topology, rng, max_faults=2)
-    core.reset(scenarios=[scenario])
-    t = topology
-    rec = _Recorder(core=core, opened=opened, events=[], firing=set())
+def _record_changes(rec: _Recorder, scenario: Scenario, rng: np.random.Generator) -> None:
+    """Record the deploys and config changes that came before the incident."""
     for change in scenario.changes:
         event: dict[str, Any] = {"type": change.type, "service": change.service}
         if change.type == "deploy":
@@ -124,10 +118,11 @@ def generate_incident(topology: Topology, *, seed: int, number: int, opened: dat
                 rng.choice(["timeouts.upstream_ms", "db.endpoint", "feature.flags", "pool.max"])
             )
         rec.add(-change.age_s, event)
-    causes = {t.index[f.target] for f in scenario.faults}
-    rec.alerts(0.0)
-    rec.metrics(0.0, {n for n in causes if core.alerts[0, :, n].any()})
-    actor = OPERATORS[int(rng.integers(len(OPERATORS)))]
+
+
+def _respond(core: BatchCore, rec: _Recorder, rng: np.random.Generator, actor: str) -> float:
+    """Play the noisy operator from acknowledgement to recovery (or escalation); return the peak impact rate."""
+    t = core.topology
     wait = index_of(core, Choice("wait", None))
     peak = float(core.impact_rate[0])
 
@@ -183,21 +178,22 @@ def generate_incident(topology: Topology, *, seed: int, number: int, opened: dat
             break
         if idle(float(rng.uniform(60, 240))):
             break
-    end = float(core.elapsed_s[0])
-    for a, n in sorted(rec.firing):
-        rec.add(end, {"type": "alert", "status": "resolved", "name": ALERTS[a], "service": t.services[n]})
-    rec.firing = set()
+    return peak
+
+
+def _as_record(
+    rec: _Recorder,
+    scenario: Scenario,
+    *,
+    seed: int,
+    number: int,
+    opened: datetime,
+    closed: float,
+    peak: float,
+) -> dict[str, Any]:
+    """Return the v1 record of a finished incident (its events sorted by time, then order recorded)."""
+    t = rec.core.topology
     root = scenario.faults[0]
-    rec.add(
-        end + 60,
-        {
-            "type": "note",
-            "actor": actor,
-            "text": f"error rate back to baseline; cause: {root.kind} on {root.target}",
-        },
-    )
-    closed = end + 60 + float(rng.uniform(60, 600))
-    rec.add(closed, {"type": "resolved"})
     rec.events.sort(key=lambda item: (item[0], item[1]))
     affected = sorted(
         {e["service"] for _, _, e in rec.events if e["type"] == "alert"} | {f.target for f in scenario.faults}
@@ -223,6 +219,38 @@ def generate_incident(topology: Topology, *, seed: int, number: int, opened: dat
         ],
         "events": [e for _, _, e in rec.events],
     }
+
+
+def generate_incident(topology: Topology, *, seed: int, number: int, opened: datetime) -> dict[str, Any]:
+    """Simulate one incident handled by a noisy operator and return its v1 record."""
+    rng = np.random.default_rng([seed, number])
+    core = BatchCore(topology, 1, seed=rng, config=SimConfig(max_steps=80))
+    scenario = sample_scenario(topology, rng, max_faults=2)
+    core.reset(scenarios=[scenario])
+    t = topology
+    rec = _Recorder(core=core, opened=opened, events=[], firing=set())
+    _record_changes(rec, scenario, rng)
+    causes = {t.index[f.target] for f in scenario.faults}
+    rec.alerts(0.0)
+    rec.metrics(0.0, {n for n in causes if core.alerts[0, :, n].any()})
+    actor = OPERATORS[int(rng.integers(len(OPERATORS)))]
+    peak = _respond(core, rec, rng, actor)
+    end = float(core.elapsed_s[0])
+    for a, n in sorted(rec.firing):
+        rec.add(end, {"type": "alert", "status": "resolved", "name": ALERTS[a], "service": t.services[n]})
+    rec.firing = set()
+    root = scenario.faults[0]
+    rec.add(
+        end + 60,
+        {
+            "type": "note",
+            "actor": actor,
+            "text": f"error rate back to baseline; cause: {root.kind} on {root.target}",
+        },
+    )
+    closed = end + 60 + float(rng.uniform(60, 600))
+    rec.add(closed, {"type": "resolved"})
+    return _as_record(rec, scenario, seed=seed, number=number, opened=opened, closed=closed, peak=peak)
 
 
 def generate_history(topology: Topology, *, incidents: int, seed: int) -> Iterator[dict[str, Any]]:

@@ -213,6 +213,60 @@ def _age_s(now: datetime, at: Any) -> float:
     return max(0.0, (now - when).total_seconds())
 
 
+def _read_metrics(
+    topology: Topology, metrics: Mapping[str, Mapping[str, float]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (values (1, M, N), present (1, N), edge errors (1, E), replica ratio (1, N), traffic ratio (1, N))."""
+    n = topology.n_services
+    index = topology.index
+    values = np.zeros((1, len(METRICS), n))
+    present = np.zeros((1, n), dtype=bool)
+    edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(zip(topology.src, topology.dst, strict=True))}
+    edge_errors = np.zeros((1, len(edge_of)))
+    replica_ratio, traffic_ratio = np.ones((1, n)), np.ones((1, n))
+    for service, row in metrics.items():
+        i = index.get(service)
+        if i is None:
+            continue
+        present[0, i] = True
+        replicas, traffic = row.get("replicas"), row.get("traffic_ratio")
+        if replicas is not None and math.isfinite(float(replicas)):
+            replica_ratio[0, i] = float(replicas) / max(float(topology.replicas[i]), 1.0)
+        if traffic is not None and math.isfinite(float(traffic)):
+            traffic_ratio[0, i] = float(traffic)
+        for j, name in enumerate(METRICS):
+            value = row.get(name)
+            if value is not None and math.isfinite(float(value)):
+                values[0, j, i] = float(value)
+        for key, value in row.items():
+            if key.startswith(EDGE_METRIC) and value is not None and math.isfinite(float(value)):
+                e = edge_of.get((i, index.get(key[len(EDGE_METRIC) :], -1)))
+                if e is not None:
+                    edge_errors[0, e] = float(value)
+    return values, present, edge_errors, replica_ratio, traffic_ratio
+
+
+def _ages(
+    topology: Topology,
+    changes: Iterable[Mapping[str, Any]],
+    actions: Iterable[Mapping[str, Any]],
+    now: datetime,
+) -> np.ndarray:
+    """Return (1, 3, N) seconds since the last deploy, config change and action per service (inf: never)."""
+    index = topology.index
+    ages = np.full((1, 3, topology.n_services), np.inf)
+    for event in changes:
+        i = index.get(str(event.get("service")))
+        slot = {"deploy": 0, "config_change": 1}.get(str(event.get("type")))
+        if i is not None and slot is not None:
+            ages[0, slot, i] = min(ages[0, slot, i], _age_s(now, event["at"]))
+    for action in actions:
+        i = index.get(str(action.get("target")))
+        if i is not None:
+            ages[0, 2, i] = min(ages[0, 2, i], _age_s(now, action["at"]))
+    return ages
+
+
 def build_observation(
     *,
     topology: Topology,
@@ -243,48 +297,16 @@ def build_observation(
     """
     n = topology.n_services
     index = topology.index
-    values = np.zeros((1, len(METRICS), n))
-    present = np.zeros((1, n), dtype=bool)
-    edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(zip(topology.src, topology.dst, strict=True))}
-    edge_errors = np.zeros((1, len(edge_of)))
-    replica_ratio, traffic_ratio = np.ones((1, n)), np.ones((1, n))
-    for service, row in metrics.items():
-        i = index.get(service)
-        if i is None:
-            continue
-        present[0, i] = True
-        replicas, traffic = row.get("replicas"), row.get("traffic_ratio")
-        if replicas is not None and math.isfinite(float(replicas)):
-            replica_ratio[0, i] = float(replicas) / max(float(topology.replicas[i]), 1.0)
-        if traffic is not None and math.isfinite(float(traffic)):
-            traffic_ratio[0, i] = float(traffic)
-        for j, name in enumerate(METRICS):
-            value = row.get(name)
-            if value is not None and math.isfinite(float(value)):
-                values[0, j, i] = float(value)
-        for key, value in row.items():
-            if key.startswith(EDGE_METRIC) and value is not None and math.isfinite(float(value)):
-                e = edge_of.get((i, index.get(key[len(EDGE_METRIC) :], -1)))
-                if e is not None:
-                    edge_errors[0, e] = float(value)
+    values, present, edge_errors, replica_ratio, traffic_ratio = _read_metrics(topology, metrics)
     fired = np.zeros((1, len(ALERTS), n), dtype=bool)
     for alert in alerts:
         i = index.get(str(alert.get("service")))
         alert_name = str(alert.get("name"))
         if i is not None and alert_name in ALERTS and alert.get("status", "firing") == "firing":
             fired[0, ALERTS.index(alert_name), i] = True
-    ages = np.full((1, 3, n), np.inf)
-    for event in changes:
-        i = index.get(str(event.get("service")))
-        slot = {"deploy": 0, "config_change": 1}.get(str(event.get("type")))
-        if i is not None and slot is not None:
-            ages[0, slot, i] = min(ages[0, slot, i], _age_s(now, event["at"]))
-    for action in actions:
-        i = index.get(str(action.get("target")))
-        if i is not None:
-            ages[0, 2, i] = min(ages[0, 2, i], _age_s(now, action["at"]))
+    ages = _ages(topology, changes, actions, now)
     block = encode_features(values, present, fired, recency(ages), static_features(topology))
-    edge_values = np.empty((1, len(edge_of), N_EDGE_FEATURES), dtype=np.float32)
+    edge_values = np.empty((1, edge_errors.shape[1], N_EDGE_FEATURES), dtype=np.float32)
     encode_links(
         edge_errors, topology.src, present, replica_ratio, np.ones(n), traffic_ratio, _W0, edge_values, block
     )
