@@ -25,3 +25,31 @@ class RequestExpiredError(IllegalTransitionError):
 
 class GuardrailDeniedError(ApprovalError):
     """The guardrails refused the step; the message is the decision's reason."""
+
+
+class AuditError(RemediationError):
+    """The audit log cannot be written (its head row is missing: run the store migrations)."""
+
+
+class CheckpointError(RemediationError):
+    """A published audit head (``--expect-head``, ``--head-file``) cannot be read; the message says why."""
+
+
+class ExecutorError(RemediationError):
+    """An executor is misconfigured or was asked for something the catalog does not allow."""
+
+
+class GuardrailConfigError(RemediationError):
+    """The guardrails YAML is unreadable or invalid; the message names the file and key."""
+
+
+class RegistryError(RemediationError):
+    """A registry step cannot be done; the message says what to do instead."""
+
+
+class ArtifactError(RemediationError):
+    """A policy artifact is missing, tampered with or in an unknown format."""
+
+
+class UnknownSuggestionError(ApprovalError):
+    """A button points at no suggestion the bot rendered (forged, tampered or from another card)."""

@@ -26,7 +26,7 @@ from bot.settings import Settings
 from incidents_db import outbox
 from remediation.audit import published
 from remediation.audit.published import Publication
-from remediation.audit.service import CheckpointError
+from remediation.errors import CheckpointError
 
 log = logging.getLogger("remediate.audit")
 WEBHOOK_TIMEOUT_S = 10.0

@@ -19,7 +19,7 @@ from bot.app.suggest import rank
 from incidents_db import incidents
 from incidents_db.locks import lock_incidents
 from playbooks.models import Risk
-from remediation.guardrails.decide import may, owned_services, roles_of
+from remediation.guardrails.rbac import may, owned_services, roles_of
 from remediation.guardrails.service import set_switch
 from remediation.postmortem import service as postmortems
 

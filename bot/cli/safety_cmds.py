@@ -176,7 +176,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check the whole hash chain; name the first entry that was edited, deleted, inserted or moved."""
         from remediation.audit.published import read_last
-        from remediation.audit.service import Checkpoint, CheckpointError, verify
+        from remediation.audit.service import Checkpoint, verify
+        from remediation.errors import CheckpointError
 
         try:
             expected = [Checkpoint.parse(text) for text in expect_head or []]

@@ -172,7 +172,7 @@ def choose_policy(engine: sa.Engine, ref: str) -> Policy | None:
             if registry.promoted(db_session=session) is None:
                 return None
     # torch loads only here, when a learned policy is actually used
-    from remediation.registry.artifact import ArtifactError
+    from remediation.errors import ArtifactError
     from remediation.registry.workflow import load_policy
 
     if ref != "auto":

@@ -27,13 +27,9 @@ from incidents_db.outbox import SlackCard
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.audit.service import lock_chain
-from remediation.errors import ApprovalError
+from remediation.errors import UnknownSuggestionError
 
 TOKEN_CHARS = frozenset("0123456789abcdef")
-
-
-class UnknownSuggestionError(ApprovalError):
-    """A button points at no suggestion the bot rendered (forged, tampered or from another card)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from incidents_db.models import AuditEntry
-from remediation.audit.service import Checkpoint, CheckpointError, Verdict, verify, verify_since
+from remediation.audit.service import Checkpoint, Verdict, verify, verify_since
+from remediation.errors import CheckpointError
 
 _TAIL_BLOCK = 4096
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from incidents_db.models import AuditEntry, AuditHead
-from remediation.errors import RemediationError
+from remediation.errors import AuditError, CheckpointError
 
 GENESIS = "0" * 64
 HASHED_FIELDS = (
@@ -40,14 +40,6 @@ HASHED_FIELDS = (
     "policy_version",
     "prev_hash",
 )
-
-
-class AuditError(RemediationError):
-    """The audit log cannot be written (its head row is missing: run the store migrations)."""
-
-
-class CheckpointError(RemediationError):
-    """A published audit head (``--expect-head``, ``--head-file``) cannot be read; the message says why."""
 
 
 def _iso(at: datetime) -> str:

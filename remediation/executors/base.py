@@ -7,13 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from playbooks.models import Action
-from remediation.errors import RemediationError
+from remediation.errors import ExecutorError
 
 Status = Literal["succeeded", "failed", "unknown", "dry_run"]
-
-
-class ExecutorError(RemediationError):
-    """An executor is misconfigured or was asked for something the catalog does not allow."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from playbooks.models import Action
-from remediation.executors.base import ExecRequest, ExecutorError, Outcome, spec_of
+from remediation.errors import ExecutorError
+from remediation.executors.base import ExecRequest, Outcome, spec_of
 
 OPERATIONS = ("rollout_restart", "scale", "rollout_undo")
 REQUEST_ANNOTATION = "remediate.io/request-id"

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from playbooks.models import Action
-from remediation.executors.base import ExecRequest, ExecutorError, Outcome, OutcomeMemo, Status, spec_of
+from remediation.errors import ExecutorError
+from remediation.executors.base import ExecRequest, Outcome, OutcomeMemo, Status, spec_of
 
 # Used with fullmatch: a "$" would let a trailing newline through.
 SAFE_TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")

@@ -22,7 +22,8 @@ from typing import Any
 
 from incidents_db.redact import redact_url
 from playbooks.models import Action
-from remediation.executors.base import ExecRequest, ExecutorError, Outcome, OutcomeMemo, Status, spec_of
+from remediation.errors import ExecutorError
+from remediation.executors.base import ExecRequest, Outcome, OutcomeMemo, Status, spec_of
 
 SIGNATURE_HEADER = "X-Remediate-Signature"
 TIMESTAMP_HEADER = "X-Remediate-Timestamp"

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from incidents_db.models import ApprovalRequest, GuardrailSwitch, Incident, Suggestion
 from remediation.audit.service import append, lock_chain
 from remediation.errors import GuardrailDeniedError
-from remediation.guardrails.decide import roles_of
 from remediation.guardrails.models import ALL, RbacConfig
+from remediation.guardrails.rbac import roles_of
 
 
 def set_switch(

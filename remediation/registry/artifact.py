@@ -16,17 +16,13 @@ from typing import Any
 
 import torch
 
-from remediation.errors import RemediationError
+from remediation.errors import ArtifactError
 from remediation.learning.policy import GraphPolicy, NetConfig
 from remediation.learning.train import Memory, TrainResult
 from sim.observation import GLOBALS, N_FEATURES
 
 FORMAT = "remediate.policy/v1"
 FILE = "policy.pt"
-
-
-class ArtifactError(RemediationError):
-    """A policy artifact is missing, tampered with or in an unknown format."""
 
 
 @dataclass(frozen=True)

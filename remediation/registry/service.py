@@ -9,11 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from incidents_db.models import PolicyVersion
-from remediation.errors import RemediationError
-
-
-class RegistryError(RemediationError):
-    """A registry step cannot be done; the message says what to do instead."""
+from remediation.errors import RegistryError
 
 
 def register(*, db_session: Session, version: str, path: str, sha256: str, parent: str | None,

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from incidents_db.db import make_sessionmaker, session_scope
 from incidents_db.models import PolicyVersion
+from remediation.errors import ArtifactError
 from remediation.evaluation.ope import fitted_q_evaluation, weighted_importance_sampling
 from remediation.evaluation.plots import plot_training
 from remediation.evaluation.sim_eval import evaluate_policies
@@ -22,7 +23,7 @@ from remediation.learning.ranking import LearnedPolicy
 from remediation.learning.rollout import collect_logged, held_out_topologies
 from remediation.learning.train import Progress, TrainArgs, train
 from remediation.registry import service
-from remediation.registry.artifact import Artifact, ArtifactError, load_artifact, save_artifact
+from remediation.registry.artifact import Artifact, load_artifact, save_artifact
 
 
 def train_and_register(*, engine: sa.Engine, data_dir: Path, args: TrainArgs, history_file: Path | None,

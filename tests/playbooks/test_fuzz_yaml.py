@@ -25,8 +25,9 @@ from playbooks.catalog import BUILTIN_DIR, build_catalog, builtin_catalog
 from playbooks.errors import CatalogError, RunbookError
 from playbooks.runbooks import build_runbooks
 from playbooks.validate import validate_playbooks
+from remediation.errors import GuardrailConfigError
 from remediation.executors.registry import CHECKERS
-from remediation.guardrails.config import DEFAULT_RBAC, GuardrailConfigError, load_rbac
+from remediation.guardrails.config import DEFAULT_RBAC, load_rbac
 from tests.fuzz import JSON_VALUES, examples, mutated
 
 FUZZ = settings(

@@ -20,7 +20,7 @@ from playbooks.models import Risk
 from remediation.approvals import service as svc
 from remediation.errors import ApprovalError
 from remediation.guardrails.config import load_rbac
-from remediation.guardrails.decide import eligible_approvers
+from remediation.guardrails.rbac import eligible_approvers
 from tests.remediation.conftest import KINDS, CountingExecutor
 
 USERS = [

@@ -17,13 +17,13 @@ from remediation.audit.service import (
     GENESIS,
     HASHED_FIELDS,
     Checkpoint,
-    CheckpointError,
     append,
     entries,
     entry_hash,
     verify,
     verify_since,
 )
+from remediation.errors import CheckpointError
 from tests.remediation.conftest import Store
 
 

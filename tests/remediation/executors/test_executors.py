@@ -15,7 +15,8 @@ import pytest
 
 from playbooks.catalog import builtin_catalog
 from playbooks.models import Action
-from remediation.executors.base import ExecRequest, ExecutorError
+from remediation.errors import ExecutorError
+from remediation.executors.base import ExecRequest
 from remediation.executors.kubernetes import REQUEST_ANNOTATION, KubernetesExecutor, KubernetesSettings
 from remediation.executors.shell import ShellExecutor, render_argv
 from remediation.executors.sim import SimExecutor, SimWorld

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from playbooks.catalog import builtin_catalog
-from remediation.guardrails.config import GuardrailConfigError, load_rbac
-from remediation.guardrails.decide import Context, Run, Switches, decide, eligible_approvers
+from remediation.errors import GuardrailConfigError
+from remediation.guardrails.config import load_rbac
+from remediation.guardrails.decide import Context, Run, Switches, decide
 from remediation.guardrails.mask import action_mask, decode, flat_size
+from remediation.guardrails.rbac import eligible_approvers
 
 ALICE, BOB, CAROL, DAVE, ERIN, FRANK = (
     "U024BE7LH",

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from incidents_db.db import make_engine, make_sessionmaker, session_scope, upgrade
+from remediation.errors import ArtifactError, RegistryError
 from remediation.evaluation.sim_eval import evaluate_policies
 from remediation.guardrails.config import load_rbac
 from remediation.learning.baselines import OraclePolicy, RandomPolicy
@@ -20,8 +21,7 @@ from remediation.learning.encoding import batch_from_core, observation_from_core
 from remediation.learning.ranking import LearnedPolicy
 from remediation.learning.train import QUICK, TrainArgs, TrainResult, train
 from remediation.registry import service
-from remediation.registry.artifact import ArtifactError, load_artifact, save_artifact
-from remediation.registry.service import RegistryError
+from remediation.registry.artifact import load_artifact, save_artifact
 from sim.core import BatchCore
 from sim.generator import generate_topology
 
