@@ -7,7 +7,6 @@ import networkx as nx
 import pytest
 
 from sim.errors import TopologyError
-from sim.generator import generate_topology
 from sim.resolve import resolve_topology
 from sim.topology import builtin_names, load_topology, parse_topology
 from tests.sim.conftest import chain_document
@@ -64,13 +63,6 @@ def test_broken_files_are_refused_with_a_clear_message(tmp_path: Path, mutate, m
     assert str(path) in str(err.value)
 
 
-def test_missing_file_and_unknown_name_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(TopologyError, match="no such file"):
-        resolve_topology(str(tmp_path / "nope.json"))
-    with pytest.raises(TopologyError, match="not a built-in"):
-        resolve_topology("online-boutiqe")
-
-
 def test_cycles_are_legal_and_files_work_like_names(tmp_path: Path) -> None:
     doc = chain_document()
     doc["edges"].append({"source": "db", "target": "web"})
@@ -86,40 +78,3 @@ def test_node_link_written_by_networkx_round_trips(tmp_path: Path) -> None:
     again = parse_topology(json.loads(json.dumps(data)), source="x", name="again")
     assert again.services == original.services
     assert again.src.tolist() == original.src.tolist() and again.dst.tolist() == original.dst.tolist()
-
-
-@pytest.mark.parametrize("size", [5, 40, 200, 500])
-def test_generator_makes_realistic_graphs_of_exact_size(size: int) -> None:
-    topo = generate_topology(size, seed=3)
-    g = topo.graph()
-    assert topo.n_services == size
-    assert "frontend" in topo.kinds and "database" in topo.kinds
-    frontends = [s for s, k in zip(topo.services, topo.kinds, strict=True) if k == "frontend"]
-    reached = set().union(*(nx.descendants(g, f) | {f} for f in frontends))
-    assert len(reached) == size  # every service sees traffic
-    if size >= 40:
-        assert {"cache", "queue"} <= set(topo.kinds)
-        dbs = [s for s, k in zip(topo.services, topo.kinds, strict=True) if k == "database"]
-        assert any(g.in_degree(d) > 1 for d in dbs)  # shared datastores
-
-
-def test_generator_is_deterministic_by_seed() -> None:
-    a, b, c = generate_topology(60, seed=1), generate_topology(60, seed=1), generate_topology(60, seed=2)
-    assert a.to_node_link() == b.to_node_link()
-    assert a.to_node_link() != c.to_node_link()
-
-
-def test_generator_refuses_sizes_out_of_range() -> None:
-    with pytest.raises(TopologyError, match=r"5\.\.500"):
-        generate_topology(4)
-    with pytest.raises(TopologyError, match=r"5\.\.500"):
-        resolve_topology("generated:501")
-
-
-def test_generated_topology_saved_to_a_file_loads_back(tmp_path: Path) -> None:
-    topo = generate_topology(30, seed=9)
-    path = write(tmp_path, json.dumps(topo.to_node_link()))
-    again = load_topology(path)
-    assert again.services == topo.services and again.weights.tolist() == pytest.approx(
-        topo.weights.tolist(), abs=1e-3
-    )
