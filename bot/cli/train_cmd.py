@@ -59,7 +59,9 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_of(ctx)
         run_root = settings.data_dir / "runs"
-        args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root),
+        # the configured guardrails mask the simulated states as the bot would refuse them
+        rbac = str(settings.rbac_config) if settings.rbac_config else None
+        args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root), rbac_config=rbac,
                          history_topology=history_topology, **(QUICK if quick else {}))  # fmt: skip
         engine = db.open_store(settings.effective_database_url)
         try:

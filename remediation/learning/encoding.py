@@ -83,7 +83,8 @@ def batch_from_core(core: BatchCore, extra_mask: npt.NDArray[np.int8] | None = N
 
     Args:
         core: the simulator core.
-        extra_mask: optional (N * A + G,) int8 mask (guardrails) combined with the simulator's mask.
+        extra_mask: optional int8 mask (guardrails) combined with the simulator's mask: (N * A + G,) for
+            every environment, or (B, N * A + G) one per environment.
 
     Returns:
         The GraphBatch of all ``core.n_envs`` incidents.
@@ -93,7 +94,8 @@ def batch_from_core(core: BatchCore, extra_mask: npt.NDArray[np.int8] | None = N
     offsets = (np.arange(b) * n)[:, None]
     mask = core.action_masks().astype(bool)
     if extra_mask is not None:
-        mask &= extra_mask.astype(bool)[None, :]
+        extra = extra_mask.astype(bool)
+        mask &= extra if extra.ndim == 2 else extra[None, :]
     return GraphBatch(
         x=torch.from_numpy(np.ascontiguousarray(core.features.transpose(0, 2, 1))),
         node_mask=torch.ones((b, n), dtype=torch.bool),

@@ -7,8 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from remediation.guardrails.decide import Switches
+from remediation.guardrails.models import RbacConfig
 from remediation.learning.buffer import Rollout, Transitions
 from remediation.learning.encoding import GraphBatch, batch_from_core, concat_batches, index_batch
+from remediation.learning.guard import NO_SWITCHES, EpisodeGuard
 from remediation.learning.policy import GraphPolicy
 from sim.core import BatchCore, SimConfig
 from sim.generator import generate_topology
@@ -56,12 +59,17 @@ def collect_rollout(
     lam: float,
     greedy: bool = False,
     escalate_after: int = 0,
+    guardrails: RbacConfig | None = None,
+    switches: Switches = NO_SWITCHES,
 ) -> tuple[Rollout, dict[str, float]]:
     """Run ``n_envs`` whole incidents with the policy; label each state with the oracle's action.
 
     The policy samples its actions, or takes its argmax when ``greedy`` (the states a deployed policy meets).
     With ``escalate_after`` = k > 0, a state still open after k of the policy's own actions is labelled
     ``escalate`` instead: the fallback a person expects once automation keeps missing.
+    With ``guardrails`` (an RBAC config), each state is also masked with the guardrails' plan-stage
+    decisions for that incident (``EpisodeGuard``: the episode's runs so far, its clock, ``switches``),
+    so the policy never takes an action the bot would refuse; None masks with the simulator alone.
     """
     from remediation.learning.algorithms import gae
 
@@ -74,8 +82,9 @@ def collect_rollout(
     resolved = np.zeros(n_envs, dtype=bool)
     end_time = np.full(n_envs, np.nan)
     escalate = index_of(core, Choice("escalate", None))
+    guard = None if guardrails is None else EpisodeGuard(topology, core.catalog, guardrails, n_envs, switches)
     for step in range(EPISODE_STEPS):
-        batch = batch_from_core(core)
+        batch = batch_from_core(core, None if guard is None else guard.masks(core.elapsed_s, alive))
         with torch.no_grad():
             heads = net(batch)
         probs = torch.softmax(heads.logits, dim=1)
@@ -88,7 +97,15 @@ def collect_rollout(
             label = np.where(alive, escalate, -1)
         else:
             label = np.array([oracle_index(core, b, oracle) if alive[b] else -1 for b in range(n_envs)])
+        if guard is not None:
+            # an oracle fix the guardrails refuse is no label: the bot could not run it either
+            allowed = batch.mask.numpy()[np.arange(n_envs), np.maximum(label, 0)]
+            label = np.where(allowed, label, -1)
         before = core.elapsed_s.copy()
+        if guard is not None:
+            guard.record(
+                action.numpy(), alive & batch.mask.gather(1, action[:, None]).squeeze(1).numpy(), before
+            )
         result = core.step(action.numpy())
         done = result.terminated | result.truncated
         reward = result.reward - TRUNCATION_PENALTY * (result.truncated & ~result.terminated)

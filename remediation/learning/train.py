@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from playbooks.catalog import Catalog, builtin_catalog
+from remediation.guardrails.config import load_rbac
+from remediation.guardrails.models import RbacConfig
 from remediation.learning.algorithms import (
     CqlConfig,
     PpoConfig,
@@ -93,6 +95,10 @@ class TrainArgs:
     edge_features: bool = True
     """The edge messages also read the per-edge error rates (``sim.observation.EDGE_FEATURES``)."""
 
+    guardrails: bool = True
+    """Mask every simulated state with the guardrails' plan-stage decisions (``learning.guard``), as the bot does."""
+    rbac_config: str | None = None
+    """The RBAC/guardrails YAML those decisions read (the configured one); None = the shipped example."""
     history: str | None = None
     """A mined ``.npz`` dataset to add to the logged history (``remediate train`` mines it for you)."""
     history_topology: str = "online-boutique"
@@ -144,6 +150,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def guardrails_of(args: TrainArgs) -> RbacConfig | None:
+    """Return the RBAC config whose decisions mask the simulated states (None when ``args.guardrails`` is off)."""
+    if not args.guardrails:
+        return None
+    return load_rbac(Path(args.rbac_config) if args.rbac_config else None)
 
 
 def new_net(args: TrainArgs, catalog: Catalog) -> GraphPolicy:
@@ -217,7 +230,7 @@ def calibration_set(net: GraphPolicy, args: TrainArgs, rng: np.random.Generator,
         # the states a deployed (greedy) policy meets, on topologies it never trained on
         topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
         rollout, _ = collect_rollout(net, topo, n_envs=args.envs, rng=rng, generator=gen, gamma=0.97, lam=0.9,
-                                     greedy=True)  # fmt: skip
+                                     greedy=True, guardrails=guardrails_of(args))  # fmt: skip
         with torch.no_grad():
             out = net(rollout.obs).logits
         width = max(out.shape[1], max((lg.shape[1] for lg in logits), default=0))
@@ -288,7 +301,9 @@ def train(
     net = new_net(args, catalog)
     offline_loss = _offline(net, logged, args, gen, cql=True, progress=progress, phase="offline BC+CQL")
 
-    # 5. simulator fine-tuning: masked PPO + oracle imitation on fresh random topologies
+    # 5. simulator fine-tuning: masked PPO + oracle imitation on fresh random topologies, every state
+    #    masked by the guardrails as the bot would refuse (principle 5)
+    guardrails = guardrails_of(args)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     ppo = PpoConfig()
     curve: list[dict[str, float]] = []
@@ -308,6 +323,7 @@ def train(
                 gamma=ppo.gamma,
                 lam=ppo.lam,
                 escalate_after=args.escalate_after,
+                guardrails=guardrails,
             )
             rollouts.append(r)
             succ.append(stats["success_rate"])

@@ -1,0 +1,122 @@
+"""The guardrails in the simulator: the plan-stage mask the bot would apply, per simulated incident.
+
+Principle 5 of the style guide: the same decision function masks unsafe actions in training and
+refuses them in the bot. ``EpisodeGuard`` builds a ``remediation.guardrails.decide.Context`` per
+incident from the episode (the catalog, the RBAC config passed in, the simulator's clock, the
+actions run so far as recent runs, replicas and kinds from the topology, no freezes) and asks
+``remediation.guardrails.mask.action_mask`` (the function the bot's rank path uses) for the mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from playbooks.catalog import Catalog
+from remediation.errors import RemediationError
+from remediation.guardrails.decide import Context, Run, Switches
+from remediation.guardrails.mask import action_mask, decode
+from remediation.guardrails.models import RbacConfig
+from sim.topology import Topology
+
+NO_SWITCHES = Switches()
+"""No freeze or kill switch flipped by hand: how training runs."""
+SIM_EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+"""Wall time of a simulated incident's start (its ``elapsed_s`` counts from here); fixed, so seeded runs repeat."""
+
+
+class GuardrailsRefuseAllError(RemediationError):
+    """The guardrails refuse every action, ``wait`` included, in a simulated incident; nothing can be trained."""
+
+
+def without_freezes(config: RbacConfig) -> RbacConfig:
+    """Return the config without its freeze windows: a simulated incident has no calendar to freeze on."""
+    return config.model_copy(update={"freeze": config.freeze.model_copy(update={"windows": ()})})
+
+
+@dataclass
+class EpisodeGuard:
+    """The guardrails of ``n_envs`` simulated incidents on one topology, remembering what each ran.
+
+    Args:
+        topology: the service graph (services, kinds and replicas feed the context).
+        catalog: the action catalog (the same one the simulator's action table comes from).
+        config: the RBAC and guardrails config (the configured one, or the shipped default).
+        n_envs: incidents side by side.
+        switches: kill switches and freezes flipped by hand (none in training).
+    """
+
+    topology: Topology
+    catalog: Catalog
+    config: RbacConfig
+    n_envs: int
+    switches: Switches = NO_SWITCHES
+    runs: list[list[Run]] = field(init=False)
+    _base: npt.NDArray[np.int8] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = without_freezes(self.config)
+        self.runs = [[] for _ in range(self.n_envs)]
+        self._base = action_mask(self.topology.services, self.catalog, self.context(0, 0.0))
+
+    def context(self, env: int, elapsed_s: float) -> Context:
+        """Return the plan-stage context of one incident at ``elapsed_s`` into the episode."""
+        t = self.topology
+        return Context(
+            config=self.config,
+            catalog=self.catalog,
+            now=SIM_EPOCH + timedelta(seconds=float(elapsed_s)),
+            stage="plan",
+            service_kinds=dict(zip(t.services, t.kinds, strict=True)),
+            replicas={s: int(r) for s, r in zip(t.services, t.replicas, strict=True)},
+            switches=self.switches,
+            recent_runs=tuple(self.runs[env]),
+        )
+
+    def masks(
+        self, elapsed_s: npt.NDArray[np.float64], alive: npt.NDArray[np.bool_] | None = None
+    ) -> npt.NDArray[np.int8]:
+        """Return the (B, N * A + G) int8 masks (1 = allowed), equal to ``action_mask`` of each incident's context.
+
+        Incidents not ``alive`` (already over) keep the run-free mask: nothing they choose runs.
+
+        Raises:
+            GuardrailsRefuseAllError: the guardrails refuse every action in some incident.
+        """
+        out = np.repeat(self._base[None, :], self.n_envs, axis=0)
+        per = len(self.catalog.service_actions)
+        n_services = len(self.topology.services)
+        for env, runs in enumerate(self.runs):
+            if not runs or (alive is not None and not alive[env]):
+                continue
+            # a decision only differs from the run-free one for the services (and global actions) that ran:
+            # ask the same function for just those, instead of every service of the graph
+            targets = sorted({r.target for r in runs if r.target is not None})
+            ctx = self.context(env, float(elapsed_s[env]))
+            part = action_mask(targets, self.catalog, ctx)
+            for i, target in enumerate(targets):
+                s = self.topology.index[target]
+                out[env, s * per : (s + 1) * per] = part[i * per : (i + 1) * per]
+            out[env, n_services * per :] = part[len(targets) * per :]
+        empty = np.flatnonzero(~out.any(axis=1) & (True if alive is None else alive))
+        if empty.size:
+            raise GuardrailsRefuseAllError(
+                f"the guardrails refuse every action (wait included) in simulated incident {int(empty[0])} on "
+                f"{self.topology.name}; lift the kill switch or the rate limits on wait in the config"
+            )
+        return out
+
+    def record(self, actions: npt.NDArray[np.int64], ran: npt.NDArray[np.bool_],
+               elapsed_s: npt.NDArray[np.float64]) -> None:  # fmt: skip
+        """Remember the actions that ran (``ran``) at each incident's clock, as the limits' recent runs."""
+        for env in np.flatnonzero(ran).tolist():
+            action, target = decode(int(actions[env]), self.topology.services, self.catalog)
+            started = SIM_EPOCH + timedelta(seconds=float(elapsed_s[env]))
+            self.runs[env].append(Run(action=action, target=target, started_at=started))
+
+    def reset(self) -> None:
+        """Forget every run (a new batch of incidents)."""
+        self.runs = [[] for _ in range(self.n_envs)]
