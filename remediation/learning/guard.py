@@ -4,7 +4,8 @@ Principle 5 of the style guide: the same decision function masks unsafe actions 
 refuses them in the bot. ``EpisodeGuard`` builds a ``remediation.guardrails.decide.Context`` per
 incident from the episode (the catalog, the RBAC config passed in, the simulator's clock, the
 actions run so far as recent runs, replicas and kinds from the topology, no freezes) and asks
-``remediation.guardrails.mask.action_mask`` (the function the bot's rank path uses) for the mask.
+``remediation.guardrails.mask.action_mask`` (the function the bot's rank path uses) for the mask;
+after the first step only the pairs an incident ran are decided again, with the same ``decide`` call.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy.typing as npt
 
 from playbooks.catalog import Catalog
 from remediation.errors import RemediationError
-from remediation.guardrails.decide import Context, Run, Switches
+from remediation.guardrails.decide import Context, Run, Switches, decide
 from remediation.guardrails.mask import action_mask, decode
 from remediation.guardrails.models import RbacConfig
 from sim.topology import Topology
@@ -55,23 +56,28 @@ class EpisodeGuard:
     n_envs: int
     switches: Switches = NO_SWITCHES
     runs: list[list[Run]] = field(init=False)
+    _ran: list[dict[int, None]] = field(init=False)  # per incident, the flat indices it ran (ordered set)
+    _kinds: dict[str, str] = field(init=False)
+    _replicas: dict[str, int] = field(init=False)
     _base: npt.NDArray[np.int8] = field(init=False)
 
     def __post_init__(self) -> None:
+        t = self.topology
         self.config = without_freezes(self.config)
-        self.runs = [[] for _ in range(self.n_envs)]
-        self._base = action_mask(self.topology.services, self.catalog, self.context(0, 0.0))
+        self._kinds = dict(zip(t.services, t.kinds, strict=True))
+        self._replicas = {s: int(r) for s, r in zip(t.services, t.replicas, strict=True)}
+        self.reset()
+        self._base = action_mask(t.services, self.catalog, self.context(0, 0.0))
 
     def context(self, env: int, elapsed_s: float) -> Context:
         """Return the plan-stage context of one incident at ``elapsed_s`` into the episode."""
-        t = self.topology
         return Context(
             config=self.config,
             catalog=self.catalog,
             now=SIM_EPOCH + timedelta(seconds=float(elapsed_s)),
             stage="plan",
-            service_kinds=dict(zip(t.services, t.kinds, strict=True)),
-            replicas={s: int(r) for s, r in zip(t.services, t.replicas, strict=True)},
+            service_kinds=self._kinds,
+            replicas=self._replicas,
             switches=self.switches,
             recent_runs=tuple(self.runs[env]),
         )
@@ -87,20 +93,17 @@ class EpisodeGuard:
             GuardrailsRefuseAllError: the guardrails refuse every action in some incident.
         """
         out = np.repeat(self._base[None, :], self.n_envs, axis=0)
-        per = len(self.catalog.service_actions)
-        n_services = len(self.topology.services)
-        for env, runs in enumerate(self.runs):
-            if not runs or (alive is not None and not alive[env]):
+        services = self.topology.services
+        for env, ran in enumerate(self._ran):
+            if not ran or (alive is not None and not alive[env]):
                 continue
-            # a decision only differs from the run-free one for the services (and global actions) that ran:
-            # ask the same function for just those, instead of every service of the graph
-            targets = sorted({r.target for r in runs if r.target is not None})
+            # recent runs only count against the same action on the same target, so only the pairs this
+            # incident ran can differ from the run-free mask: decide those again exactly as action_mask
+            # does (stage "plan", catalog-default parameters), not every pair of the graph
             ctx = self.context(env, float(elapsed_s[env]))
-            part = action_mask(targets, self.catalog, ctx)
-            for i, target in enumerate(targets):
-                s = self.topology.index[target]
-                out[env, s * per : (s + 1) * per] = part[i * per : (i + 1) * per]
-            out[env, n_services * per :] = part[len(targets) * per :]
+            for index in ran:
+                action, target = decode(index, services, self.catalog)
+                out[env, index] = 1 if decide(action, target, {}, None, ctx).allowed else 0
         empty = np.flatnonzero(~out.any(axis=1) & (True if alive is None else alive))
         if empty.size:
             raise GuardrailsRefuseAllError(
@@ -116,7 +119,9 @@ class EpisodeGuard:
             action, target = decode(int(actions[env]), self.topology.services, self.catalog)
             started = SIM_EPOCH + timedelta(seconds=float(elapsed_s[env]))
             self.runs[env].append(Run(action=action, target=target, started_at=started))
+            self._ran[env][int(actions[env])] = None
 
     def reset(self) -> None:
         """Forget every run (a new batch of incidents)."""
         self.runs = [[] for _ in range(self.n_envs)]
+        self._ran = [{} for _ in range(self.n_envs)]
