@@ -22,7 +22,7 @@ from remediation.guardrails.models import RbacConfig
 from remediation.learning.algorithms import expected_calibration_error
 from remediation.learning.baselines import OraclePolicy
 from remediation.learning.encoding import observation_from_core
-from remediation.learning.ranking import guardrail_mask
+from remediation.learning.guard import EpisodeGuard
 from remediation.learning.rollout import EPISODE_STEPS
 from remediation.policies.base import Policy, RankedAction
 from sim.core import BatchCore, SimConfig
@@ -94,11 +94,15 @@ def run_policy(
     *,
     episodes: int,
     seed: int,
-    guard: np.ndarray,
+    rbac: RbacConfig,
     catalog: Catalog,
     calibrated: bool,
 ) -> tuple[PolicyResult, np.ndarray]:
-    """Run one policy on the seeded episodes; return its result and the per-episode impact."""
+    """Run one policy on the seeded episodes; return its result and the per-episode impact.
+
+    The guardrails decide per episode as in training (``learning.guard.EpisodeGuard``: the episode's
+    runs so far, the simulator's clock, no freezes), so a repeat past a rate limit is refused here too.
+    """
     rng = np.random.default_rng(seed)
     scenarios = [sample_scenario(topology, rng) for _ in range(episodes)]
     core = BatchCore(
@@ -117,14 +121,16 @@ def run_policy(
     top1 = top3 = top1_any = 0
     first_hit = np.zeros(episodes, dtype=bool)
     conf, correct = [], []
+    episode_guard = EpisodeGuard(topology, catalog, rbac, episodes)
     for step in range(EPISODE_STEPS):
         chosen = np.full(episodes, wait)
         sim_masks = core.action_masks()
+        guards = episode_guard.masks(core.elapsed_s, alive)
         for b in np.flatnonzero(alive).tolist():
             obs = observation_from_core(core, b)
             if masked:
                 # what the bot does live: the guardrails' mask and the current state's mask, before softmax
-                policy.mask = guard & sim_masks[b]  # type: ignore[attr-defined]
+                policy.mask = guards[b] & sim_masks[b]  # type: ignore[attr-defined]
             best = oracle.bind(core, b).rank(obs, 1)[0]
             if isinstance(policy, OraclePolicy):
                 policy.bind(core, b)
@@ -142,11 +148,15 @@ def run_policy(
             correct.append(hits[0])
             index = _index(core, ranked[0])
             sim_ok = index >= 0 and bool(sim_masks[b, index])
-            if index < 0 or not sim_ok or not guard[index]:
+            if index < 0 or not sim_ok or not guards[b, index]:
                 violations += 1
                 continue
             chosen[b] = index
             actions[b] += 1
+        # what ran (the suggestion, or the wait a refused one falls back to) counts against the limits
+        episode_guard.record(
+            chosen, alive & sim_masks[np.arange(episodes), chosen].astype(bool), core.elapsed_s
+        )
         result = core.step(chosen)
         done_now = alive & result.terminated
         resolved_at[done_now] = core.elapsed_s[done_now]
@@ -196,13 +206,11 @@ def evaluate_policies(
     (``settings.rbac_config``) or, explicitly, the shipped default (``load_rbac(None)``).
     """
     catalog = catalog or builtin_catalog()
-    replicas = [int(r) for r in topology.replicas]
-    guard = guardrail_mask(topology.services, topology.kinds, catalog, config=rbac, replicas=replicas)
     results: dict[str, PolicyResult] = {}
     impacts: dict[str, np.ndarray] = {}
     for name, policy in policies.items():
         results[name], impacts[name] = run_policy(
-            topology, policy, episodes=episodes, seed=seed, guard=guard, catalog=catalog,
+            topology, policy, episodes=episodes, seed=seed, rbac=rbac, catalog=catalog,
             calibrated=name in calibrated,
         )  # fmt: skip
     if "oracle" in impacts:

@@ -74,3 +74,22 @@ def test_the_episode_mask_is_the_bots_action_mask_of_the_episode() -> None:
     assert masks[0, restart] == 0 and masks[1, restart] == 1 and masks[2, restart] == 1
     # an hour after the first restart, one of the three has left the window
     assert guard.masks(np.array([3600.0 + 30.0, 0.0, 0.0]))[0, restart] == 1
+
+
+def test_evaluation_refuses_a_repeat_past_a_rate_limit_as_the_bot_would() -> None:
+    from remediation.evaluation.sim_eval import evaluate_policies
+    from remediation.learning.baselines import RandomPolicy, RunbookPolicy
+    from sim.topology import builtin_topology
+
+    shipped = load_rbac(None)
+    once = shipped.model_copy(
+        update={"rate_limits": (*shipped.rate_limits, RateLimitRule(max=1, per_s=3600))}
+    )
+    topology = builtin_topology("online-boutique")
+    policies = {"runbook": RunbookPolicy(), "random": RandomPolicy(0)}
+    base = evaluate_policies(topology, policies, episodes=8, seed=3, rbac=shipped)
+    limited = evaluate_policies(topology, policies, episodes=8, seed=3, rbac=once)
+    # the runbook (no mask) repeats its fix: the episode's runs make the repeat a refusal
+    assert limited["runbook"].violations > base["runbook"].violations
+    # a policy that takes the mask never suggests what the episode's guardrails refuse
+    assert limited["random"].violations == base["random"].violations == 0
