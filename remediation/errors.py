@@ -53,3 +53,7 @@ class ArtifactError(RemediationError):
 
 class UnknownSuggestionError(ApprovalError):
     """A button points at no suggestion the bot rendered (forged, tampered or from another card)."""
+
+
+class GuardrailsRefuseAllError(RemediationError):
+    """The guardrails refuse every action, ``wait`` included, in a simulated incident; nothing can be trained."""

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from playbooks.catalog import Catalog
-from remediation.errors import RemediationError
+from remediation.errors import GuardrailsRefuseAllError
 from remediation.guardrails.decide import Context, Run, Switches, decide
 from remediation.guardrails.mask import action_mask, decode
 from remediation.guardrails.models import RbacConfig
@@ -27,10 +27,6 @@ NO_SWITCHES = Switches()
 """No freeze or kill switch flipped by hand: how training runs."""
 SIM_EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 """Wall time of a simulated incident's start (its ``elapsed_s`` counts from here); fixed, so seeded runs repeat."""
-
-
-class GuardrailsRefuseAllError(RemediationError):
-    """The guardrails refuse every action, ``wait`` included, in a simulated incident; nothing can be trained."""
 
 
 def without_freezes(config: RbacConfig) -> RbacConfig:

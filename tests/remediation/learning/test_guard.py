@@ -93,3 +93,15 @@ def test_evaluation_refuses_a_repeat_past_a_rate_limit_as_the_bot_would() -> Non
     assert limited["runbook"].violations > base["runbook"].violations
     # a policy that takes the mask never suggests what the episode's guardrails refuse
     assert limited["random"].violations == base["random"].violations == 0
+
+
+def test_a_config_that_refuses_even_wait_stops_with_a_message() -> None:
+    import pytest
+
+    from remediation.errors import GuardrailsRefuseAllError
+
+    shipped = load_rbac(None)
+    nothing = shipped.model_copy(update={"rate_limits": (RateLimitRule(max=0, per_s=3600),)})
+    guard = EpisodeGuard(generate_topology(6, seed=1, name="guard-6"), builtin_catalog(), nothing, n_envs=2)
+    with pytest.raises(GuardrailsRefuseAllError, match="refuse every action"):
+        guard.masks(np.zeros(2))
