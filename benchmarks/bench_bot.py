@@ -129,7 +129,7 @@ def serve_child(spec: AppSpec, ready: Connection) -> None:
     """Child process: build the app like `remediate serve`, send its port, serve until terminated."""
     from waitress.server import create_server
 
-    from bot.app.server import http_server, settle_heap
+    from bot.server import http_server, settle_heap
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queue depth warnings are expected at 50
     if spec.kind == "bare":
@@ -155,8 +155,8 @@ def serve_child(spec: AppSpec, ready: Connection) -> None:
         server = create_server(SlackRequestHandler(bolt), host="127.0.0.1", port=0, threads=HTTP_THREADS)
     else:
         from bot.app.app import build_app
-        from bot.app.services import build_services
         from bot.demo.stack import demo_rbac_path
+        from bot.services import build_services
 
         tmp = Path(spec.data_dir)
         settings = load_settings(

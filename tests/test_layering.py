@@ -44,3 +44,95 @@ def test_the_scanner_catches_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "x.py"
     bad.write_text("import bot.cli\nfrom remediation import errors\nfrom . import sibling\n")
     assert {pkg for pkg, _ in imported_packages(bad)} == {"bot", "remediation"}
+
+
+# Inside bot/: each part imports only the parts listed for it (itself always allowed). Top to bottom:
+# cli > demo > server, feeds > app, alerts > notify > services > settings > errors; the sandbox is a
+# stand-in for Slack and knows nothing of the bot.
+BOT_LAYERS: dict[str, set[str]] = {
+    "cli": {
+        "demo",
+        "server",
+        "feeds",
+        "app",
+        "alerts",
+        "notify",
+        "services",
+        "settings",
+        "errors",
+        "sandbox",
+    },
+    "demo": {"server", "app", "alerts", "notify", "services", "settings", "errors", "sandbox"},
+    "server": {"app", "alerts", "notify", "services", "settings", "errors"},
+    "feeds": {"alerts", "notify", "services", "settings", "errors"},
+    "app": {"notify", "services", "settings", "errors"},
+    "alerts": {"notify", "services", "settings", "errors"},
+    "notify": {"services", "settings", "errors"},
+    "services": {"settings", "errors"},
+    "settings": {"errors"},
+    "errors": set(),
+    "sandbox": {"errors"},
+}
+
+
+def bot_part(module: str) -> str | None:
+    """Return the part of bot/ a dotted module belongs to (``bot.app.cards`` -> ``app``), None outside bot."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "bot" and len(parts) > 1 else None
+
+
+def bot_imports(path: Path) -> set[tuple[str, int]]:
+    """Return (part of bot/, line) for every import of bot's own modules in a file, relative ones refused."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[tuple[str, int]] = set()
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+            if node.module == "bot":
+                modules = [f"bot.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.add(("<relative import>", node.lineno))
+        line = getattr(node, "lineno", 0)
+        found.update((part, line) for m in modules if (part := bot_part(m)))
+    return found
+
+
+def test_every_part_of_bot_has_a_layer() -> None:
+    parts = {p.stem if p.is_file() else p.name for p in (ROOT / "bot").iterdir()}
+    parts = {p for p in parts if not p.startswith(("_", ".")) and p not in {"py"}}
+    parts = {p for p in parts if (ROOT / "bot" / p).is_dir() or (ROOT / "bot" / f"{p}.py").is_file()}
+    assert parts - {"__init__"} == set(BOT_LAYERS)
+
+
+@pytest.mark.parametrize("part", sorted(BOT_LAYERS))
+def test_bot_parts_import_down(part: str) -> None:
+    where = ROOT / "bot" / part
+    files = sorted(where.rglob("*.py")) if where.is_dir() else [where.with_suffix(".py")]
+    violations = [
+        f"{path.relative_to(ROOT)}:{line} imports bot.{imported}"
+        for path in files
+        for imported, line in bot_imports(path)
+        if imported != part and imported not in BOT_LAYERS[part]
+    ]
+    assert not violations, "imports against bot's order:\n" + "\n".join(violations)
+
+
+def test_the_bot_scanner_sees_parts(tmp_path: Path) -> None:
+    bad = tmp_path / "x.py"
+    bad.write_text(
+        "from bot.app.cards import x\nimport bot.cli.main\nfrom bot import services\nfrom . import y\n"
+    )
+    assert {part for part, _ in bot_imports(bad)} == {"app", "cli", "services", "<relative import>"}
+
+
+def test_the_bot_order_has_no_loops() -> None:
+    def below(part: str, seen: frozenset[str]) -> None:
+        for lower in BOT_LAYERS[part]:
+            assert lower not in seen, f"bot's order loops through {lower}"
+            below(lower, seen | {lower})
+
+    for part in BOT_LAYERS:
+        below(part, frozenset({part}))

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.alerts.models import AlertIn
-from bot.app.delivery import announce
-from bot.app.services import Services
+from bot.notify.delivery import announce
+from bot.services import Services
 from incidents_db import incidents
 from incidents_db.locks import lock_incidents
 

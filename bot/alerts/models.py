@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from bot.alerts.errors import AllRefusedError, BadPayloadError
-from bot.app.mrkdwn import clip
+from bot.notify.mrkdwn import clip
 
 SEVERITY_WORDS = {
     "critical": "sev1", "sev1": "sev1", "p1": "sev1",

@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.alerts.errors import BadPayloadError
 from bot.alerts.models import Delivery, Name, Problem, aware_at, problems, storable
-from bot.app.delivery import refresh_card
-from bot.app.mrkdwn import clip
-from bot.app.services import Services
+from bot.notify.delivery import refresh_card
+from bot.notify.mrkdwn import clip
+from bot.services import Services
 from incidents_db import incidents
 from incidents_db.locks import lock_incidents
 from incidents_db.snapshots import keep_latest, recent_metrics

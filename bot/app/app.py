@@ -20,15 +20,15 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 from slack_sdk import WebClient
 
-from bot.app.cards import render_card
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
-from bot.app.delivery import OutboxWorker
 from bot.app.execution import ActionRunner
 from bot.app.requests import record_run
-from bot.app.services import Services
-from bot.app.suggest import rank
 from bot.errors import BotError
+from bot.notify.cards import render_card
+from bot.notify.delivery import OutboxWorker
+from bot.notify.suggest import rank
+from bot.services import Services
 from bot.settings import Settings
 from incidents_db import outbox
 from incidents_db.errors import StoreError

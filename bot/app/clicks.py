@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from bot.app.commands import Outcome, Reply, why
-from bot.app.delivery import announce
 from bot.app.errors import UsageError, incident_named
 from bot.app.grammar import suggestion_number
-from bot.app.mrkdwn import mention
 from bot.app.requests import after_request_change, decide_request
-from bot.app.services import Services
+from bot.notify.delivery import announce
+from bot.notify.mrkdwn import mention
+from bot.services import Services
 from incidents_db import incidents, outbox
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st

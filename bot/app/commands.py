@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.app.cards import key_signals, postmortem_text, target_label, timeline_text
-from bot.app.delivery import announce, post_in_thread, refresh_cards
 from bot.app.errors import NotAllowedError, NotFoundError, incident_named
 from bot.app.grammar import HELP, Command, parse
-from bot.app.mrkdwn import clip_md, escape, mention, safe
 from bot.app.requests import after_request_change, decide_request
-from bot.app.services import Services
-from bot.app.suggest import rank
+from bot.notify.cards import key_signals, postmortem_text, target_label, timeline_text
+from bot.notify.delivery import announce, post_in_thread, refresh_cards
+from bot.notify.mrkdwn import clip_md, escape, mention, safe
+from bot.notify.suggest import rank
+from bot.services import Services
 from incidents_db import incidents
 from incidents_db.locks import lock_incidents
 from playbooks.models import Risk

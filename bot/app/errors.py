@@ -1,12 +1,12 @@
-"""Errors of the Slack app: refusals a person can act on (ephemeral replies), and the outbox's `Retry`."""
+"""Errors of the Slack app: refusals a person can act on (ephemeral replies)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bot.app.mrkdwn import safe
 from bot.errors import BotError
+from bot.notify.mrkdwn import safe
 from incidents_db.errors import IncidentNotFoundError
 
 
@@ -28,24 +28,6 @@ class NotAllowedError(AppError):
 
 class SocketModeError(BotError):
     """Slack refused the Socket Mode connection, or could not be reached; the message says which."""
-
-
-class Retry(Exception):
-    """A delivery that did not happen now; how to try again (caught by the outbox worker, never shown)."""
-
-    def __init__(
-        self,
-        delay_s: float,
-        error: str,
-        *,
-        fatal: bool = False,
-        counted: bool = True,
-        uncertain: bool = False,
-        slack_error: str = "",
-    ) -> None:
-        super().__init__(error)
-        self.delay_s, self.error, self.fatal, self.counted = delay_s, error, fatal, counted
-        self.uncertain, self.slack_error = uncertain, slack_error
 
 
 @contextmanager

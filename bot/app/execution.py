@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from bot.app.services import Services
+from bot.services import Services
 from remediation.approvals import service as approvals
 from remediation.approvals.service import RequestView
 from remediation.errors import GuardrailDeniedError, RemediationError, RequestExpiredError

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.app.errors import UsageError
-from bot.app.mrkdwn import safe
+from bot.notify.mrkdwn import safe
 
 USAGE: dict[str, str] = {
     "help": "help - this list",

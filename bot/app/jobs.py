@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app.audit_head import HeadPublisher, PublishResult
-from bot.app.delivery import announce
-from bot.app.services import Services
+from bot.notify.delivery import announce
+from bot.services import Services
 from incidents_db import incidents
 from remediation.approvals import service as approvals
 

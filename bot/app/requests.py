@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bot.app.cards import target_label
-from bot.app.delivery import announce
 from bot.app.execution import run_approved
-from bot.app.mrkdwn import escape
-from bot.app.services import Services
+from bot.notify.cards import target_label
+from bot.notify.delivery import announce
+from bot.notify.mrkdwn import escape
+from bot.services import Services
 from incidents_db import incidents
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st

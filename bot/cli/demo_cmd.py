@@ -1,4 +1,4 @@
-"""`remediate demo`: import the sample history, mine it, then run the live demo (bot/demo/cli.py)."""
+"""`remediate demo`: import the sample history, mine it, then run the live demo (bot/cli/demo_live.py)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Import and mine history, then serve the sandbox, the bot and a live simulated world until Ctrl-C."""
-        from bot.demo.cli import LiveDemoArgs, live_demo
+        from bot.cli.demo_live import LiveDemoArgs, live_demo
 
         settings = settings_of(ctx)
         url = settings.effective_database_url

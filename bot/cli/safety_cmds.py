@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
     def _switch(
         kind: str, state: str, ctx: typer.Context, service: str | None, user: str, reason: str
     ) -> None:
-        from bot.app.delivery import refresh_cards
+        from bot.notify.delivery import refresh_cards
         from remediation.guardrails.config import load_rbac
         from remediation.guardrails.service import set_switch
 
@@ -209,7 +209,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check the chain and publish a changed head to the audit_head_* targets once (what `serve` does on a schedule)."""
         from bot.app.audit_head import HeadPublisher
-        from bot.app.services import utc_now
+        from bot.services import utc_now
 
         settings = settings_of(ctx)
         publisher = HeadPublisher.from_settings(settings, sessions=_store(settings), clock=utc_now)

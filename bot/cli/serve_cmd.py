@@ -11,8 +11,8 @@ import signal
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
-import sqlalchemy as sa
 import typer
+from sqlalchemy import Engine
 
 from bot.cli.common import console, err_console, refuse, settings_of
 from bot.settings import with_overrides
@@ -77,9 +77,9 @@ def register(app: typer.Typer) -> None:
         from bot.app.app import build_app
         from bot.app.audit_head import HeadPublisher
         from bot.app.jobs import start_jobs
-        from bot.app.server import http_server, settle_heap, stop_server
-        from bot.app.services import build_services
         from bot.app.socket_mode import close_socket_mode, open_socket_mode
+        from bot.server import http_server, settle_heap, stop_server
+        from bot.services import build_services
         from incidents_db.db import open_store
         from incidents_db.redact import log_to_stderr, redact_text, redact_url
 
@@ -155,7 +155,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def choose_policy(engine: sa.Engine, ref: str) -> Policy | None:
+def choose_policy(engine: Engine, ref: str) -> Policy | None:
     """Return the learned policy ``ref`` names (``auto``: the promoted one, if any); None means the runbook.
 
     With ``auto``, a promoted artifact that no longer loads (changed on disk, or trained on an older

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Annotated
 
-import sqlalchemy as sa
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
 from bot.cli.common import console, err_console, print_json, progress_bar, settings_of
 from incidents_db import db, exporter, importer, mining, service
@@ -20,7 +20,7 @@ from incidents_db.redact import redact_url
 
 
 @contextmanager
-def open_store(ctx: typer.Context) -> Iterator[sa.Engine]:
+def open_store(ctx: typer.Context) -> Iterator[Engine]:
     """Yield an engine on the configured store, migrated to the newest schema."""
     engine = db.open_store(settings_of(ctx).effective_database_url)
     try:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+from sqlalchemy import Engine
 
 from incidents_db.db import make_sessionmaker, session_scope
 from sim.history import generate_history, write_history
@@ -35,7 +35,7 @@ def write_sim_history(
 
 def train_quick_policy(
     *,
-    engine: sa.Engine,
+    engine: Engine,
     data_dir: Path,
     store_url: str,
     minutes: float,

@@ -26,11 +26,11 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from bot.app.app import RemediateApp, build_app
 from bot.app.audit_head import HeadPublisher
 from bot.app.jobs import start_jobs
-from bot.app.server import http_server, settle_heap, stop_server
-from bot.app.services import Services, build_services
 from bot.demo.alerts import AlertSink, SimAlert, SnapshotWebhook, WebhookSink
 from bot.demo.world import LiveWorld, WorldOptions
 from bot.sandbox import SandboxOptions, SlackSandbox
+from bot.server import http_server, settle_heap, stop_server
+from bot.services import Services, build_services
 from bot.settings import Settings
 from remediation.executors.sim import SimExecutor
 from remediation.policies import Policy

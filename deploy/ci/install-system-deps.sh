@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the system programs the tests drive: Prometheus Alertmanager and Chromium (Debian packages).
+# Install the system programs the tests drive (Debian packages): Prometheus Alertmanager, Chromium,
+# Prometheus (with promtool) and kubectl.
 # Idempotent and quiet: does nothing when both binaries are already on PATH. Without root or sudo it
 # only says what to install: the tests that need a missing program then fail with that message.
 set -euo pipefail
@@ -7,6 +8,9 @@ set -euo pipefail
 missing=()
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo_cmd=""
@@ -26,7 +30,7 @@ echo "install-system-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # A stale package list can name versions the mirror no longer has: update once, quietly.
 $sudo_cmd apt-get update -qq >/dev/null
-$sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for bin in prometheus-alertmanager chromium; do
+$sudo_cmd apt-get install -y -qq --no-install-recommends $(printf "%s\n" "${missing[@]}" | sort -u) >/dev/null
+for bin in prometheus-alertmanager chromium prometheus promtool kubectl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-system-deps: $bin still missing after install" >&2; exit 1; }
 done

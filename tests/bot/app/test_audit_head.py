@@ -18,7 +18,7 @@ from bot.settings import SettingsError, load_settings
 from incidents_db.models import AuditEntry
 from remediation.audit.published import read_last
 from remediation.audit.service import append, verify
-from tests.bot.app.conftest import Harness
+from tests.bot.conftest import Harness
 from tests.bot.sandbox.conftest import control, wait_for
 
 GENERAL = "C0GENERAL1"  # the sandbox's #general, where the bot is a member

@@ -19,14 +19,14 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.app.cards import render_card
-from bot.app.suggest import Ranking, SuggestionView
+from bot.notify.cards import render_card
+from bot.notify.suggest import Ranking, SuggestionView
 from bot.sandbox.payloads import block_actions_payload, slash_command_form
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution, Incident, Suggestion
 from incidents_db.outbox import SeenEvent
 from remediation.guardrails.decide import Decision
 from remediation.policies import RankedAction
-from tests.bot.app.conftest import ALICE, BOB, CAROL, Harness, generic
+from tests.bot.conftest import ALICE, BOB, CAROL, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 from tests.fuzz import examples
 

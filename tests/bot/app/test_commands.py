@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bot.app.conftest import ALICE, BOB, CAROL, Harness, generic
+from tests.bot.conftest import ALICE, BOB, CAROL, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 
 

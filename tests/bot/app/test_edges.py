@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from incidents_db import outbox
 from incidents_db.models import Incident, IncidentEvent
-from tests.bot.app.conftest import BOB, Harness, generic
+from tests.bot.conftest import BOB, Harness, generic
 from tests.bot.sandbox.conftest import control, wait_for
 
 

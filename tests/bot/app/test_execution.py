@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from bot.app.commands import run
 from bot.app.execution import run_approved
 from bot.app.jobs import recover_interrupted
-from bot.app.services import Services, build_services
+from bot.services import Services, build_services
 from bot.settings import load_settings
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution, IncidentEvent
 from playbooks.catalog import Catalog
 from remediation.approvals import service as approvals
-from tests.bot.app.conftest import ALICE, BOB, BOT, Harness, generic
+from tests.bot.conftest import ALICE, BOB, BOT, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 
 SLOW_S = 30.0  # the slow action would take this long; every test releases it once its checks are done

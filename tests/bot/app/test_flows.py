@@ -7,7 +7,7 @@ import json
 import sqlalchemy as sa
 
 from incidents_db.models import AuditEntry
-from tests.bot.app.conftest import ALICE, BOB, CAROL, DAVE, Harness, generic
+from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 
 

@@ -17,7 +17,7 @@ from bot.app.errors import UsageError
 from bot.app.grammar import USAGE, parse
 from incidents_db import outbox
 from incidents_db.models import Incident
-from tests.bot.app.conftest import ALICE, BOB, CAROL, DAVE, Harness, generic
+from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 from tests.fuzz import JSON_VALUES, SCALARS, examples
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from bot.app.jobs import expire_requests, recover_interrupted, start_jobs
-from bot.app.services import Services
+from bot.services import Services
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution
 from remediation.approvals import service as approvals
-from tests.bot.app.conftest import BOT, Harness, generic
+from tests.bot.conftest import BOT, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bot.sandbox import SandboxOptions, SlackSandbox
-from tests.bot.app.test_serve_cli import _free_port, _health
+from tests.bot.cli.test_serve_cli import _free_port, _health
 from tests.bot.sandbox.conftest import wait_for
 
 ALICE = "U0ALICE001"

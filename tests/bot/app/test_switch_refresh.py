@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bot.app.conftest import CAROL, RBAC, Harness, generic
+from tests.bot.conftest import CAROL, RBAC, Harness, generic
 from tests.bot.sandbox.conftest import WAIT_S, wait_for
 
 

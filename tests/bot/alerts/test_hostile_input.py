@@ -16,11 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.app.cards import render_card, timeline_text
-from bot.app.suggest import Ranking
+from bot.notify.cards import render_card, timeline_text
+from bot.notify.suggest import Ranking
 from bot.sandbox.blockkit import check_blocks
 from incidents_db.models import IncidentEvent
-from tests.bot.app.conftest import ALICE, Harness, generic
+from tests.bot.conftest import ALICE, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 
 LONG_SERVICE = "s" * 2500

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.app.mrkdwn import clip, clip_md, escape, mention, safe
-from bot.app.suggest import Ranking, SuggestionView
+from bot.notify.mrkdwn import clip, clip_md, escape, mention, safe
+from bot.notify.suggest import Ranking, SuggestionView
 from remediation.approvals import states as st
 from remediation.postmortem.models import Draft
 

@@ -15,9 +15,9 @@ import pytest
 from waitress.server import create_server
 
 from bot.app.app import RemediateApp, build_app
-from bot.app.server import Server, stop_server
-from bot.app.services import Services, build_services
 from bot.sandbox import AppDriver, SandboxOptions, SlackSandbox
+from bot.server import Server, stop_server
+from bot.services import Services, build_services
 from bot.settings import load_settings
 from remediation.executors.sim import SimExecutor
 from tests.bot.sandbox.conftest import WAIT_S, control, wait_for

@@ -14,7 +14,7 @@ from bot.alerts.snapshots import SnapshotIn, ingest_snapshots
 from incidents_db.models import IncidentEvent
 from incidents_db.service import get_record
 from incidents_db.snapshots import ServiceSnapshot
-from tests.bot.app.conftest import ALICE, TOKEN, Harness, generic
+from tests.bot.conftest import ALICE, TOKEN, Harness, generic
 from tests.bot.sandbox.conftest import wait_for
 
 
@@ -137,7 +137,7 @@ def test_the_ranking_reads_snapshots(harness: Harness) -> None:
     """The runbook for a surge needs saturation and request rate: without a snapshot it cannot match."""
 
     def top(incident_id: str) -> str:
-        from bot.app.suggest import rank
+        from bot.notify.suggest import rank
 
         with harness.services.sessions() as s:
             ranking = rank(harness.services, db_session=s, incident_id=incident_id)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.app.services import Services
+from bot.services import Services
 from incidents_db import incidents
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st

@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot.app.cards import MAX_FALLBACK, render_card, timeline_text
-from bot.app.server import Server
-from bot.app.suggest import rank
+from bot.notify.cards import MAX_FALLBACK, render_card, timeline_text
+from bot.notify.suggest import rank
 from bot.sandbox.blockkit import check_blocks
+from bot.server import Server
 from incidents_db import outbox
 from incidents_db.service import get_record
-from tests.bot.app.conftest import TOKEN, Harness
+from tests.bot.conftest import TOKEN, Harness
 from tests.bot.sandbox.conftest import wait_for
 from tests.fuzz import JSON_VALUES, examples
 

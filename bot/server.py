@@ -27,7 +27,7 @@ from bot.alerts.intake import IntakeResult, ingest
 from bot.alerts.models import Delivery, decode_json, parse_alerts
 from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 from bot.app.app import RemediateApp, error_text
-from bot.app.services import Services
+from bot.services import Services
 from incidents_db import db, outbox
 from incidents_db.snapshots import kept_summary
 

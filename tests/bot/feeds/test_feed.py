@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from incidents_db.snapshots import ServiceSnapshot
-from tests.bot.app.conftest import TOKEN, Harness
+from tests.bot.conftest import TOKEN, Harness
 
 QUERIES = """
 format: remediate.snapshot-queries/v1

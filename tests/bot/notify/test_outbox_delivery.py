@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from incidents_db import outbox
-from tests.bot.app.conftest import ALICE, BOB, Harness, generic
+from tests.bot.conftest import ALICE, BOB, Harness, generic
 from tests.bot.sandbox.conftest import control, wait_for
 
 

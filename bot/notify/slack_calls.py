@@ -19,8 +19,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
-from bot.app.errors import Retry
-from bot.app.services import Services
+from bot.notify.errors import Retry
+from bot.services import Services
 from incidents_db import outbox
 
 RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})

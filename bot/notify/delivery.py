@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot.app.cards import timeline_text
-from bot.app.errors import Retry
-from bot.app.mrkdwn import clip, escape
-from bot.app.services import Services
-from bot.app.slack_calls import CHANNEL_ID, SlackCalls
+from bot.notify.cards import timeline_text
+from bot.notify.errors import Retry
+from bot.notify.mrkdwn import clip, escape
+from bot.notify.slack_calls import CHANNEL_ID, SlackCalls
+from bot.services import Services
 from incidents_db import incidents, outbox
 from incidents_db.service import event_to_dict
 
