@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -228,6 +228,32 @@ def _fields(row: AuditEntry) -> dict[str, Any]:
     return {name: getattr(row, name) for name in HASHED_FIELDS}
 
 
+@dataclass
+class _Walk:
+    """Where a walk along the chain stands: the last good entry, and the published heads met so far."""
+
+    prev: str
+    expected_seq: int
+    checked: int = 0
+    last_seq: int | None = None
+    last_hash: str | None = None
+    seen: dict[str, int] = field(
+        default_factory=dict
+    )  # hash -> seq of the published heads found on the chain
+    at_seq: dict[int, str] = field(
+        default_factory=dict
+    )  # seq -> hash on the chain, for the published heads with a seq
+
+    @property
+    def end(self) -> int:
+        """Return the seq of the last entry that passed (0 when none did)."""
+        return self.last_seq or 0
+
+    def failed(self, first_bad: int | None, problem: str) -> Verdict:
+        """Return a failing verdict that names what the walk had checked."""
+        return Verdict(False, self.checked, first_bad, problem, self.last_seq, self.last_hash)
+
+
 def _walk(
     db_session: Session,
     rows: Iterable[AuditEntry],
@@ -238,91 +264,97 @@ def _walk(
     done: int = 0,
 ) -> Verdict:
     """Check the links from ``first_seq`` on (``prev`` is the hash before it), then the head row and ``expect``."""
-    expected_seq, checked = first_seq, 0
-    seen: dict[str, int] = {}  # hash -> seq of the published heads found on the chain
-    at_seq: dict[int, str] = {}  # seq -> hash on the chain, for the published heads with a seq
+    walk = _Walk(prev, first_seq, last_seq=done or None, last_hash=prev if done else None)
+    return (
+        _follow_links(walk, rows, expect)
+        or _find_published(walk, expect)
+        or _match_head_row(walk, db_session)
+        or Verdict(True, walk.checked, None, "", walk.last_seq, walk.last_hash)
+    )
+
+
+def _follow_links(walk: _Walk, rows: Iterable[AuditEntry], expect: list[Checkpoint]) -> Verdict | None:
+    """Walk the rows in order, noting the published heads met; return the first broken link, if any."""
     wanted_seqs = {c.seq for c in expect if c.seq is not None}
     wanted_hashes = {c.hash for c in expect}
-    last_seq, last_hash = (done or None), (prev if done else None)
     for row in rows:
-        if row.seq != expected_seq:
-            what = "missing (deleted?)" if row.seq > expected_seq else "out of order"
-            return Verdict(
-                False,
-                checked,
-                expected_seq,
-                f"entry {expected_seq} is {what}; the next entry is {row.seq}",
-                last_seq,
-                last_hash,
-            )
-        if row.prev_hash != prev:
-            return Verdict(
-                False,
-                checked,
-                row.seq,
-                f"entry {row.seq} does not follow entry {row.seq - 1} (inserted, reordered or the previous one was edited)",
-                last_seq,
-                last_hash,
-            )
-        if entry_hash(_fields(row)) != row.hash:
-            return Verdict(
-                False,
-                checked,
-                row.seq,
-                f"entry {row.seq} was edited: its content no longer matches its hash",
-                last_seq,
-                last_hash,
-            )
+        broken = _broken_link(walk, row)
+        if broken is not None:
+            return broken
         if row.hash in wanted_hashes:
-            seen[row.hash] = row.seq
+            walk.seen[row.hash] = row.seq
         if row.seq in wanted_seqs:
-            at_seq[row.seq] = row.hash
-        prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
-        last_seq, last_hash = row.seq, row.hash
-    end = last_seq or 0
+            walk.at_seq[row.seq] = row.hash
+        walk.prev, walk.expected_seq, walk.checked = row.hash, walk.expected_seq + 1, walk.checked + 1
+        walk.last_seq, walk.last_hash = row.seq, row.hash
+    return None
 
-    def failed(first_bad: int | None, problem: str) -> Verdict:
-        return Verdict(False, checked, first_bad, problem, last_seq, last_hash)
 
+def _broken_link(walk: _Walk, row: AuditEntry) -> Verdict | None:
+    """Return why ``row`` does not continue the chain where the walk stands (None when it does)."""
+    if row.seq != walk.expected_seq:
+        what = "missing (deleted?)" if row.seq > walk.expected_seq else "out of order"
+        return walk.failed(
+            walk.expected_seq, f"entry {walk.expected_seq} is {what}; the next entry is {row.seq}"
+        )
+    if row.prev_hash != walk.prev:
+        return walk.failed(
+            row.seq,
+            f"entry {row.seq} does not follow entry {row.seq - 1} (inserted, reordered or the previous one was edited)",
+        )
+    if entry_hash(_fields(row)) != row.hash:
+        return walk.failed(row.seq, f"entry {row.seq} was edited: its content no longer matches its hash")
+    return None
+
+
+def _find_published(walk: _Walk, expect: list[Checkpoint]) -> Verdict | None:
+    """Return the first published head that is not on the walked chain (at its seq when given), if any."""
+    end = walk.end
     for published in expect:
         short = published.hash[:12] + "..."
         if published.seq is not None and published.seq > end:
-            return failed(
+            return walk.failed(
                 end + 1,
                 f"the log ends at entry {end} but entry {published.seq} ({short}) was published as its head: "
                 f"entries {end + 1}..{published.seq} are missing (the tail was cut)",
             )
-        if published.seq is not None and at_seq.get(published.seq) != published.hash:
-            return failed(
+        if published.seq is not None and walk.at_seq.get(published.seq) != published.hash:
+            return walk.failed(
                 published.seq,
                 f"entry {published.seq} is not the published head ({short}): the log was rewritten "
                 f"at or before entry {published.seq}",
             )
-        if published.hash not in seen:
-            return failed(
+        if published.hash not in walk.seen:
+            return walk.failed(
                 end + 1,
                 f"no entry has the published head hash {short}: the log (ending at entry {end}) was cut "
                 "below it or rewritten",
             )
+    return None
+
+
+def _match_head_row(walk: _Walk, db_session: Session) -> Verdict | None:
+    """Return how the writer's head row disagrees with the walked chain's end (None when it agrees)."""
+    end = walk.end
     head = db_session.execute(sa.select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one_or_none()
     if head is None:
-        return failed(
+        return walk.failed(
             None,
             "the audit_head row is missing (deleted?), so a cut tail cannot be ruled out; "
             "check against a published head with --expect-head or --head-file",
         )
     if head.seq > end:
-        return failed(
+        return walk.failed(
             end + 1,
             f"the log ends at entry {end} but {head.seq} were written: entries after {end} were deleted",
         )
     if head.seq < end:
-        return failed(
+        return walk.failed(
             head.seq + 1, f"entry {head.seq + 1} was added behind the writer's back ({head.seq} were written)"
         )
-    if head.hash != prev:
-        return failed(end, f"entry {end} is not the entry the writer last wrote (replaced?)")
-    return Verdict(True, checked, None, "", last_seq, last_hash)
+    if head.hash != walk.prev:
+        return walk.failed(end, f"entry {end} is not the entry the writer last wrote (replaced?)")
+    return None
 
 
 def entries(
