@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from remediation.guardrails.decide import Switches
@@ -12,7 +14,7 @@ from remediation.guardrails.models import RbacConfig
 from remediation.learning.buffer import Rollout, Transitions
 from remediation.learning.encoding import GraphBatch, batch_from_core, concat_batches, index_batch
 from remediation.learning.guard import NO_SWITCHES, EpisodeGuard
-from remediation.learning.policy import GraphPolicy
+from remediation.learning.policy import GraphPolicy, Heads
 from sim.core import BatchCore, SimConfig
 from sim.generator import generate_topology
 from sim.policies import Choice, OperatorPolicy, OraclePolicy, index_of
@@ -48,6 +50,34 @@ def oracle_index(core: BatchCore, env: int, oracle: OraclePolicy) -> int:
     return index_of(core, oracle(core, env))
 
 
+@dataclass
+class _Episodes:
+    """The B incidents a rollout runs side by side, and how far each has come."""
+
+    core: BatchCore
+    guard: EpisodeGuard | None
+    oracle: OraclePolicy
+    escalate: int  # the flat action index of ``escalate``
+    alive: npt.NDArray[np.bool_]  # (B,) still open
+    resolved: npt.NDArray[np.bool_]  # (B,) mitigated within the episode
+    end_time: npt.NDArray[np.float64]  # (B,) sim clock at mitigation, NaN while open
+
+
+@dataclass
+class _Steps:
+    """What each step recorded for all B incidents, in step order (stacked to (T, B) at the end)."""
+
+    obs: list[GraphBatch] = field(default_factory=list)
+    actions: list[torch.Tensor] = field(default_factory=list)  # (B,) int64
+    logp: list[torch.Tensor] = field(default_factory=list)  # (B,) float32
+    values: list[torch.Tensor] = field(default_factory=list)  # (B,) float32
+    rewards: list[torch.Tensor] = field(default_factory=list)  # (B,) float32
+    dones: list[torch.Tensor] = field(default_factory=list)  # (B,) bool
+    alive: list[torch.Tensor] = field(default_factory=list)  # (B,) bool, before the step
+    labels: list[torch.Tensor] = field(default_factory=list)  # (B,) oracle action index, -1 = none
+    elapsed: list[npt.NDArray[np.float64]] = field(default_factory=list)  # (B,) sim clock before the step
+
+
 def collect_rollout(
     net: GraphPolicy,
     topology: Topology,
@@ -71,80 +101,115 @@ def collect_rollout(
     decisions for that incident (``EpisodeGuard``: the episode's runs so far, its clock, ``switches``),
     so the policy never takes an action the bot would refuse; None masks with the simulator alone.
     """
-    from remediation.learning.algorithms import gae
-
     core = BatchCore(topology, n_envs, seed=rng, config=SimConfig(max_steps=EPISODE_STEPS))
     core.reset()
-    oracle = OraclePolicy()
-    alive = np.ones(n_envs, dtype=bool)
-    obs: list[GraphBatch] = []
-    acts, logps, vals, rews, dones, alives, labels, elapsed = [], [], [], [], [], [], [], []
-    resolved = np.zeros(n_envs, dtype=bool)
-    end_time = np.full(n_envs, np.nan)
-    escalate = index_of(core, Choice("escalate", None))
     guard = None if guardrails is None else EpisodeGuard(topology, core.catalog, guardrails, n_envs, switches)
+    episodes = _Episodes(
+        core=core,
+        guard=guard,
+        oracle=OraclePolicy(),
+        escalate=index_of(core, Choice("escalate", None)),
+        alive=np.ones(n_envs, dtype=bool),
+        resolved=np.zeros(n_envs, dtype=bool),
+        end_time=np.full(n_envs, np.nan),
+    )
+    steps = _Steps()
     for step in range(EPISODE_STEPS):
-        batch = batch_from_core(core, None if guard is None else guard.masks(core.elapsed_s, alive))
-        with torch.no_grad():
-            heads = net(batch)
-        probs = torch.softmax(heads.logits, dim=1)
-        if greedy:
-            action = probs.argmax(dim=1)
-        else:
-            action = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        logp = torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-12))
-        if 0 < escalate_after <= step:
-            label = np.where(alive, escalate, -1)
-        else:
-            label = np.array([oracle_index(core, b, oracle) if alive[b] else -1 for b in range(n_envs)])
-        if guard is not None:
-            # an oracle fix the guardrails refuse is no label: the bot could not run it either
-            allowed = batch.mask.numpy()[np.arange(n_envs), np.maximum(label, 0)]
-            label = np.where(allowed, label, -1)
-        before = core.elapsed_s.copy()
-        if guard is not None:
-            guard.record(
-                action.numpy(), alive & batch.mask.gather(1, action[:, None]).squeeze(1).numpy(), before
-            )
-        result = core.step(action.numpy())
-        done = result.terminated | result.truncated
-        reward = result.reward - TRUNCATION_PENALTY * (result.truncated & ~result.terminated)
-        newly = alive & result.terminated
-        resolved |= newly
-        end_time[newly] = core.elapsed_s[newly]
-        obs.append(batch)
-        acts.append(action)
-        logps.append(logp)
-        vals.append(heads.value)
-        rews.append(torch.from_numpy(reward.astype(np.float32)))
-        dones.append(torch.from_numpy(done.copy()))
-        alives.append(torch.from_numpy(alive.copy()))
-        labels.append(torch.from_numpy(label))
-        elapsed.append(before)
-        alive = alive & ~done
-        if not alive.any():
+        _rollout_step(net, episodes, steps, step=step, generator=generator, greedy=greedy,
+                      escalate_after=escalate_after)  # fmt: skip
+        if not episodes.alive.any():
             break
-    t_len = len(obs)
-    alive_t = torch.stack(alives)
-    adv, ret = gae(torch.stack(rews), torch.stack(vals), alive_t, torch.stack(dones), gamma, lam)
+    return _finish_rollout(net, episodes, steps, gamma=gamma, lam=lam)
+
+
+def _rollout_step(net: GraphPolicy, episodes: _Episodes, steps: _Steps, *, step: int, generator: torch.Generator,
+                  greedy: bool, escalate_after: int) -> None:  # fmt: skip
+    """Take one action in every incident, label the state, and record it in ``steps``."""
+    core, guard, alive = episodes.core, episodes.guard, episodes.alive
+    batch = batch_from_core(core, None if guard is None else guard.masks(core.elapsed_s, alive))
+    heads, action, logp = _act(net, batch, generator=generator, greedy=greedy)
+    label = _labels(episodes, batch, step=step, escalate_after=escalate_after)
+    before = core.elapsed_s.copy()
+    if guard is not None:
+        guard.record(action.numpy(), alive & batch.mask.gather(1, action[:, None]).squeeze(1).numpy(), before)
+    result = core.step(action.numpy())
+    done = result.terminated | result.truncated
+    reward = result.reward - TRUNCATION_PENALTY * (result.truncated & ~result.terminated)
+    newly = alive & result.terminated
+    episodes.resolved |= newly
+    episodes.end_time[newly] = core.elapsed_s[newly]
+    steps.obs.append(batch)
+    steps.actions.append(action)
+    steps.logp.append(logp)
+    steps.values.append(heads.value)
+    steps.rewards.append(torch.from_numpy(reward.astype(np.float32)))
+    steps.dones.append(torch.from_numpy(done.copy()))
+    steps.alive.append(torch.from_numpy(alive.copy()))
+    steps.labels.append(torch.from_numpy(label))
+    steps.elapsed.append(before)
+    episodes.alive = alive & ~done
+
+
+def _act(net: GraphPolicy, batch: GraphBatch, *, generator: torch.Generator,
+         greedy: bool) -> tuple[Heads, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Return the network's heads, the (B,) actions it takes (sampled, or argmax when ``greedy``) and their log-probabilities."""
+    with torch.no_grad():
+        heads = net(batch)
+    probs = torch.softmax(heads.logits, dim=1)
+    action = probs.argmax(dim=1) if greedy else torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    logp = torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-12))
+    return heads, action, logp
+
+
+def _labels(
+    episodes: _Episodes, batch: GraphBatch, *, step: int, escalate_after: int
+) -> npt.NDArray[np.int64]:
+    """Return the (B,) oracle label of each open incident's state (-1 for closed ones and refused fixes)."""
+    alive, n_envs = episodes.alive, episodes.alive.shape[0]
+    if 0 < escalate_after <= step:
+        label = np.where(alive, episodes.escalate, -1)
+    else:
+        label = np.array(
+            [oracle_index(episodes.core, b, episodes.oracle) if alive[b] else -1 for b in range(n_envs)]
+        )
+    if episodes.guard is not None:
+        # an oracle fix the guardrails refuse is no label: the bot could not run it either
+        allowed = batch.mask.numpy()[np.arange(n_envs), np.maximum(label, 0)]
+        label = np.where(allowed, label, -1)
+    return label
+
+
+def _finish_rollout(net: GraphPolicy, episodes: _Episodes, steps: _Steps, *, gamma: float,
+                    lam: float) -> tuple[Rollout, dict[str, float]]:  # fmt: skip
+    """Compute advantages and time-to-mitigate targets, and keep the steps taken while an incident was open."""
+    from remediation.learning.algorithms import gae
+
+    t_len = len(steps.obs)
+    alive_t = torch.stack(steps.alive)
+    adv, ret = gae(torch.stack(steps.rewards), torch.stack(steps.values), alive_t, torch.stack(steps.dones),
+                   gamma, lam)  # fmt: skip
     # time to mitigate after each step: known where the incident was mitigated within the episode
     ttm = torch.from_numpy(
-        np.stack([np.log1p(np.maximum(end_time - e, 0.0)) for e in elapsed]).astype(np.float32)
+        np.stack([np.log1p(np.maximum(episodes.end_time - e, 0.0)) for e in steps.elapsed]).astype(np.float32)
     )
     keep = alive_t.reshape(-1)
     rows = torch.nonzero(keep).squeeze(1)
 
-    flat_obs = index_batch(concat_batches(obs, net.config.n_actions), rows)
+    flat_obs = index_batch(concat_batches(steps.obs, net.config.n_actions), rows)
     rollout = Rollout(
         obs=flat_obs,
-        actions=torch.stack(acts).reshape(-1)[rows],
-        logp=torch.stack(logps).reshape(-1)[rows],
+        actions=torch.stack(steps.actions).reshape(-1)[rows],
+        logp=torch.stack(steps.logp).reshape(-1)[rows],
         advantages=adv.reshape(-1)[rows],
         returns=ret.reshape(-1)[rows],
-        oracle=torch.stack(labels).reshape(-1)[rows].long(),
+        oracle=torch.stack(steps.labels).reshape(-1)[rows].long(),
         ttm_target=ttm.reshape(-1)[rows],
     )
-    stats = {"success_rate": float(resolved.mean()), "steps": float(rows.numel()), "t_len": float(t_len)}
+    stats = {
+        "success_rate": float(episodes.resolved.mean()),
+        "steps": float(rows.numel()),
+        "t_len": float(t_len),
+    }
     return rollout, stats
 
 
