@@ -7,9 +7,10 @@ Precedence, highest first: explicit overrides (CLI flags) > environment (`REMEDI
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -20,6 +21,10 @@ from bot.errors import BotError
 from incidents_db.redact import redact_text, redact_url
 from playbooks.yamlfiles import key_text, read_yaml
 
+# Executors an action may be routed to (`executor_routes`); pagerduty pages instead of acting.
+ROUTABLE = ("none", "webhook", "shell", "kubernetes", "sim", "pagerduty")
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
 
 
@@ -123,6 +128,29 @@ class Settings(BaseSettings):
     snapshot_max_age_s: float = Field(
         default=300.0, ge=0, description="A new incident starts with the kept snapshots at most this old."
     )
+    executor: Literal["none", "webhook", "shell", "kubernetes", "sim"] = Field(
+        default="none", description="What runs approved actions; none: advisory only (docs/executors.md)."
+    )
+    executor_routes: dict[str, str] = Field(
+        default_factory=dict, description="Action id -> executor for that action (pagerduty, webhook, ...)."
+    )
+    webhook_url: str | None = Field(default=None, description="Endpoint the webhook executor POSTs to.")
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC secret signing webhook calls.")
+    kubeconfig: Path | None = Field(
+        default=None, description="Kubeconfig file; in-cluster or default if unset."
+    )
+    kube_context: str | None = Field(
+        default=None, description="Kubeconfig context; its current one if unset."
+    )
+    kube_namespace: str = Field(
+        default="default", description="Namespace of services whose graph node names none."
+    )
+    pagerduty_routing_key: SecretStr | None = Field(
+        default=None, description="PagerDuty Events API v2 routing key; routes escalate to PagerDuty."
+    )
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events API v2 endpoint."
+    )
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
     )
@@ -160,6 +188,28 @@ class Settings(BaseSettings):
     def _check_audit_head_webhook(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("expected an http(s):// URL")
+        return value
+
+    @field_validator("webhook_url", "pagerduty_events_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.fullmatch(value):
+            raise ValueError("expected an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("kube_namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        if not _DNS_LABEL.fullmatch(value):
+            raise ValueError("expected a Kubernetes namespace (lower-case letters, digits and -, 63 at most)")
+        return value
+
+    @field_validator("executor_routes")
+    @classmethod
+    def _check_routes(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(f"{k}={v}" for k, v in value.items() if v not in ROUTABLE)
+        if bad:
+            raise ValueError(f"unknown executor in {', '.join(bad)}; expected one of {', '.join(ROUTABLE)}")
         return value
 
     @field_validator("execution_heartbeat_s")
@@ -273,5 +323,6 @@ def with_overrides(settings: Settings, **overrides: Any) -> Settings:
 def _refusal(source: str, field: str, err: Any) -> SettingsError:
     """Return the error naming where a refused value came from, the value (masked) and what was expected."""
     value = err.get("input")
-    shown = "***" if "token" in field or "secret" in field else repr(_masked(field, value))
+    secret = "token" in field or "secret" in field or field.endswith("_key")
+    shown = "***" if secret else repr(_masked(field, value))
     return SettingsError(f"setting {source}={shown}: {err['msg']}")

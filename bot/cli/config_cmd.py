@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         values = {k: v for k, v in settings.model_dump(mode="json").items()}
         values["database_url"] = settings.effective_database_url
         for key, value in values.items():
-            if value is not None and ("token" in key or "secret" in key):
+            if value is not None and ("token" in key or "secret" in key or key.endswith("_key")):
                 values[key] = "***"
             elif isinstance(value, str) and ("url" in key or "webhook" in key or "://" in value):
                 values[key] = redact_url(value)  # a password in a database or webhook URL
