@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app.app import BUTTONS
 from bot.app.errors import UsageError
 from bot.app.grammar import _one_id, parse, suggestion_number
+from bot.app.listeners import BUTTONS
 
 
 def test_button_ids_with_a_trailing_newline_are_not_ours() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.app.app import COMMAND
+from bot.app.listeners import COMMAND
 
 MANIFEST = Path(__file__).resolve().parents[3] / "deploy" / "slack" / "manifest.yaml"
 

@@ -1,0 +1,226 @@
+"""What the Bolt listeners do: ack, then one service call on the work pool, replies through the outbox.
+
+`mount` registers the middleware (retry and replay dedupe) and the listeners on a Bolt app;
+`Listeners` holds the work each does after its ack. `error_text` is the one error path: our known
+errors become a line a person can act on, anything else a trace id (logged); no traceback reaches Slack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
+
+from bot.app.clicks import CardRef, click
+from bot.app.commands import Outcome, run
+from bot.errors import BotError
+from bot.notify.delivery import OutboxWorker
+from bot.services import Services
+from incidents_db import outbox
+from incidents_db.errors import StoreError
+from playbooks.errors import PlaybookError
+from remediation.errors import RemediationError
+from sim.errors import SimError
+
+log = logging.getLogger("remediate.bot")
+KNOWN_ERRORS: tuple[type[Exception], ...] = (BotError, RemediationError, StoreError, PlaybookError, SimError)
+BUTTONS = re.compile(r"\A(approve|reject|why):\d+\Z")  # Bolt searches; \Z refuses a trailing newline
+COMMAND = "/remediate"
+# interactive payloads deduplicated by request fingerprint (replays of a signed request)
+INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed", "shortcut", "message_action"})
+
+
+def error_text(error: Exception) -> str:
+    """Return what a person sees for an error: our message, or a trace id for a bug (logged)."""
+    if isinstance(error, KNOWN_ERRORS):
+        return f"⚠️ {error}"
+    trace = uuid.uuid4().hex[:12]
+    log.error("internal error %s", trace, exc_info=error)
+    return f"⚠️ Something went wrong on our side (trace id {trace}); it is logged."
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+Reply = Callable[[str, bool], None]
+
+
+class Listeners:
+    """The work after each ack: a command, a mention or a button click, answered through the outbox."""
+
+    def __init__(self, services: Services, worker: OutboxWorker, work: ThreadPoolExecutor) -> None:
+        self.services, self.worker, self.work = services, worker, work
+
+    def first_delivery(self, event_id: str) -> bool:
+        """Record an event id or request fingerprint; False when it was recorded before."""
+        with self.services.sessions() as s:
+            return outbox.first_delivery(db_session=s, event_id=event_id, now=self.services.clock())
+
+    def after_ack(self, job: Callable[[], None]) -> None:
+        """Run a job on the bounded work pool, its failure logged (the reply path has its own)."""
+
+        def logged() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("work after the ack failed")
+
+        self.work.submit(logged)
+
+    def guarded(self, reply: Reply, work: Callable[[], Outcome]) -> None:
+        """Run one service call and reply with its outcome, or with the error's text."""
+        try:
+            outcome = work()
+        except Exception as exc:
+            reply(error_text(exc), False)
+            return
+        if outcome.queued:
+            self.worker.wake()
+        reply(outcome.reply.text, outcome.reply.in_channel)
+
+    # Replies go through the outbox (429 and 5xx handling, nothing lost); the worker is woken at once.
+    def command(self, body: dict[str, Any]) -> None:
+        """Run a slash command; the reply goes to its response_url."""
+
+        def reply(text: str, in_channel: bool) -> None:
+            self.worker.respond(
+                response_url=body.get("response_url"),
+                channel=body.get("channel_id", ""),
+                user=body.get("user_id", ""),
+                text=text,
+                in_channel=in_channel,
+            )
+
+        self.guarded(reply, lambda: run(self.services, user=body["user_id"], text=body.get("text", "")))
+
+    def mention(self, body: dict[str, Any], event: dict[str, Any], recorded: bool) -> None:
+        """Run a command said to the bot in a channel, once per event id (retries dropped)."""
+        event_id = body.get("event_id")
+        if event_id and not recorded and not self.first_delivery(str(event_id)):
+            return  # a retry recorded it first and was processed
+        channel, user = event["channel"], event.get("user", "")
+
+        def reply(text: str, in_channel: bool) -> None:
+            if in_channel:
+                self.worker.say(channel=channel, text=text, thread_ts=event.get("thread_ts"))
+            else:
+                self.worker.ephemeral(channel=channel, user=user, text=text)
+
+        self.guarded(reply, lambda: run(self.services, user=user, text=event.get("text", "")))
+
+    def button(self, body: dict[str, Any]) -> None:
+        """Act on a card button (approve, reject, why); the reply is ephemeral to the clicker."""
+        action = body["actions"][0]
+        container, message, channel = (_mapping(body.get(key)) for key in ("container", "message", "channel"))
+        card = CardRef(
+            channel=_text(container.get("channel_id") or channel.get("id")),
+            ts=_text(container.get("message_ts") or message.get("ts")),
+        )
+        user = body["user"]["id"]
+
+        def reply(text: str, _in_channel: bool) -> None:
+            self.worker.respond(
+                response_url=body.get("response_url"),
+                channel=(body.get("channel") or {}).get("id", ""),
+                user=user,
+                text=text,
+                replace_original=False,
+            )
+
+        value = str(action.get("value", ""))
+        self.guarded(
+            reply,
+            lambda: click(self.services, user=user, action_id=action["action_id"], value=value, card=card),
+        )
+
+
+def _mount_dedupe(bolt: App, listeners: Listeners) -> None:
+    @bolt.middleware
+    def dedupe_retries(
+        req: BoltRequest, body: dict[str, Any], context: BoltContext, next: Callable[[], None]
+    ) -> BoltResponse | None:
+        """Acknowledge and drop Events API retries of an event id already handled.
+
+        Only retries (``X-Slack-Retry-Num``) touch the store before the ack; a first delivery records
+        its event id after the ack, in the work on the pool. Whichever records the id first is processed.
+        """
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        # Socket Mode sends retry_attempt 0 on first deliveries too (Bolt maps it to this header)
+        if event_id and (req.headers.get("x-slack-retry-num") or ["0"])[0] not in ("", "0"):
+            if not listeners.first_delivery(str(event_id)):
+                return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
+            context["event_recorded"] = True
+        next()
+        return None
+
+    @bolt.middleware
+    def drop_replays(req: BoltRequest, body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+        """Acknowledge and drop a replayed command or interaction (same timestamp and body as one seen).
+
+        Runs after Bolt checked the signature and its 5-minute window. Slack never sends one command or
+        interaction twice (each carries a fresh trigger id), so an identical signed request is a replay;
+        its fingerprint, sha256 of ``X-Slack-Request-Timestamp`` and the raw body, costs one INSERT.
+        Socket Mode requests carry no signature and Bolt does not pass their envelope id: not checked.
+        """
+        if req.mode == "http" and ("command" in body or body.get("type") in INTERACTIONS):
+            stamp = (req.headers.get("x-slack-request-timestamp") or [""])[0]
+            fingerprint = hashlib.sha256(f"{stamp}:{req.raw_body}".encode()).hexdigest()
+            if not listeners.first_delivery("req:" + fingerprint):
+                log.warning("dropped a replayed Slack request (fingerprint %s)", fingerprint[:16])
+                return BoltResponse(status=200, body="")
+        next()
+        return None
+
+
+def mount(bolt: App, listeners: Listeners) -> None:
+    """Register the dedupe middleware, the listeners, the catch-all acks and the error handler."""
+    _mount_dedupe(bolt, listeners)
+
+    # The listeners ack, then hand the work to the pool themselves (not as Bolt lazy listeners, which
+    # deep-copy the whole request, card blocks included, in the request thread before the ack).
+    @bolt.command(COMMAND)
+    def on_command(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        listeners.after_ack(lambda: listeners.command(body))
+
+    @bolt.event("app_mention")
+    def on_mention(ack: Ack, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        ack()
+        recorded = bool(context.get("event_recorded"))
+        listeners.after_ack(lambda: listeners.mention(body, event, recorded))
+
+    @bolt.action(BUTTONS)
+    def on_button(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        listeners.after_ack(lambda: listeners.button(body))
+
+    def ack_now(ack: Ack) -> None:
+        ack()
+
+    anything = re.compile(".*")
+    # Everything else Slack may send (other events, buttons of other apps' messages, shortcuts, modals)
+    # is acknowledged and ignored, so Slack neither retries it nor shows the person an error.
+    bolt.event(anything)(ack_now)
+    bolt.action(anything)(ack_now)
+    bolt.shortcut(anything)(ack_now)
+    bolt.view(anything)(ack_now)
+    bolt.view_closed(anything)(ack_now)
+    bolt.options(anything)(ack_now)  # block_suggestion: without it Bolt answers 404
+
+    @bolt.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> None:
+        """Listener errors (before the ack; the work after it has its own) become one ephemeral line."""
+        text = error_text(error)
+        if respond is not None and body.get("response_url"):
+            respond(text=text, response_type="ephemeral", replace_original=False)
