@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class BotError(Exception):
     """Root of every error the application layer raises on purpose; its message is meant for a person."""
+
+
+class DiscoveryError(BotError):
+    """Service-graph discovery failed or found nothing; the message says where it looked and what to check."""
