@@ -9,3 +9,7 @@ class BotError(Exception):
 
 class DiscoveryError(BotError):
     """Service-graph discovery failed or found nothing; the message says where it looked and what to check."""
+
+
+class SettingsError(BotError):
+    """A setting has a value remediate cannot use; the message names the key and what was expected."""

@@ -17,7 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, Validation
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.errors import BotError
+from bot.errors import SettingsError
 from incidents_db.redact import redact_text, redact_url
 from playbooks.yamlfiles import key_text, read_yaml
 
@@ -26,10 +26,6 @@ ROUTABLE = ("none", "webhook", "shell", "kubernetes", "sim", "pagerduty")
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
-
-
-class SettingsError(BotError):
-    """A setting has a value remediate cannot use; the message names the key and what was expected."""
 
 
 def default_data_dir() -> Path:

@@ -22,15 +22,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bot.errors import BotError
+from bot.cli.errors import Refused
 from bot.settings import Settings, SettingsError, load_settings
 
 console = Console()
 err_console = Console(stderr=True)
-
-
-class Refused(BotError):
-    """The command refused its input; the message says what was wrong and how to fix it."""
 
 
 @dataclass

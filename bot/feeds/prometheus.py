@@ -23,15 +23,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.alerts.snapshots import MAX_SNAPSHOTS
-from bot.errors import BotError
+from bot.feeds.errors import FeedError
 from playbooks.yamlfiles import load_yaml_model
 from sim.observation import EDGE_METRIC
 
 FORMAT = "remediate.snapshot-queries/v1"
-
-
-class FeedError(BotError):
-    """The queries file or an option is wrong; the message says which and how to fix it."""
 
 
 class EdgeQuery(BaseModel):
