@@ -11,7 +11,7 @@ actions ran out (censored, so failing fast is never rewarded).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,7 +26,7 @@ from remediation.learning.guard import EpisodeGuard
 from remediation.learning.rollout import EPISODE_STEPS
 from remediation.policies.base import Policy, RankedAction
 from sim.core import BatchCore, SimConfig
-from sim.faults import fault_kind, sample_scenario
+from sim.faults import Scenario, fault_kind, sample_scenario
 from sim.topology import Topology
 
 
@@ -52,14 +52,19 @@ class PolicyResult:
     """Share of episodes whose first suggestion fixes some active fault (not necessarily the oracle's first)."""
     by_fault: Mapping[str, Mapping[str, float]] | None = None
     """Per fault kind: episodes, success rate and top-1 over the episodes that had that fault."""
+    automated_success_rate: float = 0.0
+    """Share of episodes mitigated without any escalation: what the automation fixed on its own."""
+    escalation_rate: float = 0.0
+    """Share of episodes in which ``escalate`` ran (paged a human) at least once."""
+    mean_escalations: float = 0.0
+    """Escalations that ran per episode."""
+    human_minutes: float = 0.0
+    """Minutes people worked per episode, by the simulator's model (each escalation: the action's duration)."""
 
     def as_json(self) -> dict[str, Any]:
         """Return exactly the per-policy keys ``remediate eval --json`` prints."""
         full = self.as_row()
-        return {
-            k: full[k]
-            for k in ("success_rate", "mean_ttm_s", "p90_ttm_s", "top1", "top3", "violations", "ece")
-        }
+        return {k: full[k] for k in JSON_KEYS}
 
     def as_row(self) -> dict[str, Any]:
         """Return every measured value (the table and the benchmark)."""
@@ -71,11 +76,31 @@ class PolicyResult:
             "top3": round(self.top3, 4),
             "violations": self.violations,
             "ece": None if self.ece is None else round(self.ece, 4),
+            "automated_success_rate": round(self.automated_success_rate, 4),
+            "escalation_rate": round(self.escalation_rate, 4),
+            "mean_escalations": round(self.mean_escalations, 4),
+            "human_minutes": round(self.human_minutes, 2),
             "actions_per_incident": round(self.actions_per_incident, 2),
             "cost_usd": round(self.cost_usd, 2),
             "regret": round(self.regret, 4),
             "top1_any": round(self.top1_any, 4),
         }
+
+
+JSON_KEYS = (
+    "success_rate",
+    "mean_ttm_s",
+    "p90_ttm_s",
+    "top1",
+    "top3",
+    "violations",
+    "ece",
+    "automated_success_rate",
+    "escalation_rate",
+    "mean_escalations",
+    "human_minutes",
+)
+"""The per-policy keys of ``remediate eval --json`` (and of the promotion gate's evidence)."""
 
 
 def _index(core: BatchCore, choice: RankedAction) -> int:
@@ -86,6 +111,117 @@ def _index(core: BatchCore, choice: RankedAction) -> int:
         return core.st.n * core.n_actions + (a - core.n_actions) if a >= core.n_actions else -1
     pos = core.topology.index.get(choice.target)
     return -1 if pos is None or a >= core.n_actions else pos * core.n_actions + a
+
+
+def _global_index(core: BatchCore, action_id: str) -> int:
+    """Flat index of a global action (``wait``, ``escalate``), after every service's actions."""
+    return core.st.n * core.n_actions + core.table.index(action_id) - core.n_actions
+
+
+@dataclass
+class _Tally:
+    """What the episodes did so far: (B,) arrays per episode, counters over all decisions."""
+
+    resolved_at: np.ndarray
+    actions: np.ndarray
+    escalations: np.ndarray
+    first_hit: np.ndarray
+    violations: int = 0
+    top1: int = 0
+    top3: int = 0
+    top1_any: int = 0
+    conf: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, episodes: int) -> _Tally:
+        """Counters for ``episodes`` incidents that have not started."""
+        return cls(
+            np.full(episodes, np.nan), np.zeros(episodes), np.zeros(episodes), np.zeros(episodes, bool)
+        )
+
+
+def _first_step(tally: _Tally, core: BatchCore, b: int, ranked: list[RankedAction], hits: list[bool]) -> None:
+    """Score an episode's first ranking: top-1 / top-3 against the oracle, top-1 against any active fault."""
+    tally.top1 += int(hits[0])
+    tally.top3 += int(any(hits))
+    tally.first_hit[b] = hits[0]
+    fixes = {(fault_kind(f.kind).fix, f.target) for f in core.active_faults(b)}
+    tally.top1_any += int((ranked[0].action, ranked[0].target) in fixes)
+
+
+def _decide(
+    core: BatchCore,
+    policy: Policy,
+    oracle: OraclePolicy,
+    alive: np.ndarray,
+    masks: tuple[np.ndarray, np.ndarray],
+    tally: _Tally,
+    step: int,
+) -> np.ndarray:
+    """Return each open episode's flat action: the first suggestion, or ``wait`` where it is refused."""
+    sim_masks, guards = masks
+    chosen = np.full(alive.shape[0], _global_index(core, "wait"))
+    for b in np.flatnonzero(alive).tolist():
+        obs = observation_from_core(core, b)
+        if hasattr(policy, "mask"):
+            # what the bot does live: the guardrails' mask and the current state's mask, before softmax
+            policy.mask = guards[b] & sim_masks[b]
+        best = oracle.bind(core, b).rank(obs, 1)[0]
+        if isinstance(policy, OraclePolicy):
+            policy.bind(core, b)
+        ranked = policy.rank(obs, 3)
+        if not ranked:
+            continue
+        hits = [(r.action, r.target) == (best.action, best.target) for r in ranked]
+        if step == 0:
+            _first_step(tally, core, b, ranked, hits)
+        tally.conf.append(ranked[0].confidence)
+        tally.correct.append(hits[0])
+        index = _index(core, ranked[0])
+        if index < 0 or not sim_masks[b, index] or not guards[b, index]:
+            tally.violations += 1
+            continue
+        chosen[b] = index
+        tally.actions[b] += 1
+    return chosen
+
+
+def _summarise(
+    core: BatchCore, scenarios: list[Scenario], tally: _Tally, *, episodes: int, calibrated: bool
+) -> PolicyResult:
+    """Turn the finished episodes into rates, times, the escalation share and the per-fault breakdown."""
+    resolved = ~np.isnan(tally.resolved_at)
+    escalated = tally.escalations > 0
+    ttm = np.where(resolved, tally.resolved_at, core.elapsed_s)
+    by_fault: dict[str, dict[str, float]] = {}
+    for kind in sorted({f.kind for sc in scenarios for f in sc.faults}):
+        rows = np.array([any(f.kind == kind for f in sc.faults) for sc in scenarios])
+        by_fault[kind] = {"episodes": float(rows.sum()), "success_rate": float(resolved[rows].mean()),
+                          "top1": float(tally.first_hit[rows].mean())}  # fmt: skip
+    ece = None
+    if calibrated:
+        ece = expected_calibration_error(torch.tensor(tally.conf), torch.tensor(tally.correct))
+    # the simulator's human expert works for the escalate action's duration (10 minutes in the catalog)
+    human_s = float(core.table.duration_s[core.table.index("escalate")])
+    return PolicyResult(
+        success_rate=float(resolved.mean()),
+        mean_ttm_s=float(ttm.mean()),
+        p90_ttm_s=float(np.percentile(ttm, 90)),
+        actions_per_incident=float(tally.actions.mean()),
+        cost_usd=float(core.cost_total.mean()),
+        violations=tally.violations,
+        top1=tally.top1 / episodes,
+        top3=tally.top3 / episodes,
+        regret=0.0,
+        ece=ece,
+        top1_any=tally.top1_any / episodes,
+        by_fault=by_fault,
+        automated_success_rate=float((resolved & ~escalated).mean()),
+        escalation_rate=float(escalated.mean()),
+        mean_escalations=float(tally.escalations.mean()),
+        human_minutes=float(tally.escalations.mean() * human_s / 60.0),
+    )
 
 
 def run_policy(
@@ -102,6 +238,7 @@ def run_policy(
 
     The guardrails decide per episode as in training (``learning.guard.EpisodeGuard``: the episode's
     runs so far, the simulator's clock, no freezes), so a repeat past a rate limit is refused here too.
+    An ``escalate`` that runs counts as an escalation (the episode is no longer an automated success).
     """
     rng = np.random.default_rng(seed)
     scenarios = [sample_scenario(topology, rng) for _ in range(episodes)]
@@ -109,85 +246,28 @@ def run_policy(
         topology, episodes, seed=seed, catalog=catalog, config=SimConfig(max_steps=EPISODE_STEPS)
     )
     core.reset(scenarios=scenarios)
-    masked = hasattr(policy, "mask")
-    oracle = OraclePolicy(catalog)
-    if isinstance(policy, OraclePolicy):
-        oracle = policy
-    wait = core.st.n * core.n_actions + core.table.index("wait") - core.n_actions
+    oracle = policy if isinstance(policy, OraclePolicy) else OraclePolicy(catalog)
+    escalate = _global_index(core, "escalate")
     alive = np.ones(episodes, dtype=bool)
-    resolved_at = np.full(episodes, np.nan)
-    actions = np.zeros(episodes)
-    violations = 0
-    top1 = top3 = top1_any = 0
-    first_hit = np.zeros(episodes, dtype=bool)
-    conf, correct = [], []
+    tally = _Tally.empty(episodes)
     episode_guard = EpisodeGuard(topology, catalog, rbac, episodes)
+    rows = np.arange(episodes)
     for step in range(EPISODE_STEPS):
-        chosen = np.full(episodes, wait)
         sim_masks = core.action_masks()
         guards = episode_guard.masks(core.elapsed_s, alive)
-        for b in np.flatnonzero(alive).tolist():
-            obs = observation_from_core(core, b)
-            if masked:
-                # what the bot does live: the guardrails' mask and the current state's mask, before softmax
-                policy.mask = guards[b] & sim_masks[b]  # type: ignore[attr-defined]
-            best = oracle.bind(core, b).rank(obs, 1)[0]
-            if isinstance(policy, OraclePolicy):
-                policy.bind(core, b)
-            ranked = policy.rank(obs, 3)
-            if not ranked:
-                continue
-            hits = [(r.action, r.target) == (best.action, best.target) for r in ranked]
-            if step == 0:
-                top1 += int(hits[0])
-                top3 += int(any(hits))
-                first_hit[b] = hits[0]
-                fixes = {(fault_kind(f.kind).fix, f.target) for f in core.active_faults(b)}
-                top1_any += int((ranked[0].action, ranked[0].target) in fixes)
-            conf.append(ranked[0].confidence)
-            correct.append(hits[0])
-            index = _index(core, ranked[0])
-            sim_ok = index >= 0 and bool(sim_masks[b, index])
-            if index < 0 or not sim_ok or not guards[b, index]:
-                violations += 1
-                continue
-            chosen[b] = index
-            actions[b] += 1
+        chosen = _decide(core, policy, oracle, alive, (sim_masks, guards), tally, step)
+        ran = alive & sim_masks[rows, chosen].astype(bool)
+        tally.escalations += ran & (chosen == escalate)
         # what ran (the suggestion, or the wait a refused one falls back to) counts against the limits
-        episode_guard.record(
-            chosen, alive & sim_masks[np.arange(episodes), chosen].astype(bool), core.elapsed_s
-        )
+        episode_guard.record(chosen, ran, core.elapsed_s)
         result = core.step(chosen)
         done_now = alive & result.terminated
-        resolved_at[done_now] = core.elapsed_s[done_now]
+        tally.resolved_at[done_now] = core.elapsed_s[done_now]
         alive &= ~(result.terminated | result.truncated)
         if not alive.any():
             break
-    resolved = ~np.isnan(resolved_at)
-    ttm = np.where(resolved, resolved_at, core.elapsed_s)
-    by_fault: dict[str, dict[str, float]] = {}
-    for kind in sorted({f.kind for sc in scenarios for f in sc.faults}):
-        rows = np.array([any(f.kind == kind for f in sc.faults) for sc in scenarios])
-        by_fault[kind] = {"episodes": float(rows.sum()), "success_rate": float(resolved[rows].mean()),
-                          "top1": float(first_hit[rows].mean())}  # fmt: skip
-    ece = expected_calibration_error(torch.tensor(conf), torch.tensor(correct)) if calibrated else None
-    return (
-        PolicyResult(
-            success_rate=float(resolved.mean()),
-            mean_ttm_s=float(ttm.mean()),
-            p90_ttm_s=float(np.percentile(ttm, 90)),
-            actions_per_incident=float(actions.mean()),
-            cost_usd=float(core.cost_total.mean()),
-            violations=violations,
-            top1=top1 / episodes,
-            top3=top3 / episodes,
-            regret=0.0,
-            ece=ece,
-            top1_any=top1_any / episodes,
-            by_fault=by_fault,
-        ),
-        core.impact_total.copy(),
-    )
+    summary = _summarise(core, scenarios, tally, episodes=episodes, calibrated=calibrated)
+    return summary, core.impact_total.copy()
 
 
 def evaluate_policies(

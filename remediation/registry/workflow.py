@@ -16,14 +16,13 @@ from incidents_db.models import PolicyVersion
 from remediation.errors import ArtifactError
 from remediation.evaluation.ope import fitted_q_evaluation, weighted_importance_sampling
 from remediation.evaluation.plots import plot_training
-from remediation.evaluation.sim_eval import evaluate_policies
 from remediation.guardrails.models import RbacConfig
-from remediation.learning.baselines import OraclePolicy, RunbookPolicy
 from remediation.learning.ranking import LearnedPolicy
 from remediation.learning.rollout import collect_logged, held_out_topologies
 from remediation.learning.train import Progress, TrainArgs, train
 from remediation.registry import service
 from remediation.registry.artifact import Artifact, load_artifact, save_artifact
+from remediation.registry.gate import AUTOMATED_MARGIN, check_in_simulator
 
 
 def train_and_register(*, engine: sa.Engine, data_dir: Path, args: TrainArgs, history_file: Path | None,
@@ -87,34 +86,59 @@ def load_policy(*, engine: sa.Engine, ref: str | None = None) -> LearnedPolicy:
     )
 
 
+def promoted_artifact(*, engine: sa.Engine) -> tuple[Artifact | None, str]:
+    """Return the promoted version's artifact (None when none is promoted or it cannot load) and a note why."""
+    with session_scope(make_sessionmaker(engine)) as session:
+        row = service.promoted(db_session=session)
+        if row is None:
+            return None, "no promoted version: the runbook serves"
+        version, path, digest = row.id, Path(row.path), row.sha256
+    try:
+        return load_artifact(path, expected_sha256=digest), version
+    except ArtifactError as exc:
+        return None, f"promoted {version} cannot load ({exc}): the runbook serves"
+
+
 def promotion_gate(
-    artifact: Artifact, *, rbac: RbacConfig, episodes: int = 40, seed: int = 7
+    artifact: Artifact,
+    *,
+    rbac: RbacConfig,
+    production: Artifact | None = None,
+    episodes: int = 40,
+    seed: int = 7,
+    automated_margin: float = AUTOMATED_MARGIN,
 ) -> dict[str, Any]:
     """Check a candidate before promotion; return the evidence and ``passed``.
 
     On a held-out topology it must mitigate at least as often as the runbook *and* no slower on
-    average (so a policy cannot pass by escalating everything to a human), and on simulated operator
-    history its off-policy value (FQE, WIS) must not be confidently below the operators'. Every policy
-    ranks under ``rbac``'s guardrail mask (the configured RBAC file).
+    average, and its automated success (mitigated without paging a human) may fall below the
+    production policy's (``production``, else the runbook, which serves when nothing is promoted) by
+    at most ``automated_margin``; on simulated operator history its off-policy value (FQE, WIS) must
+    not be confidently below the operators'. Every policy ranks under ``rbac``'s guardrail mask.
     """
     topology = held_out_topologies()[1]
     learned = LearnedPolicy(artifact.net, temperature=artifact.temperature, explain=False)
-    sim = evaluate_policies(topology, {"learned": learned, "runbook": RunbookPolicy(), "oracle": OraclePolicy()},
-                            episodes=episodes, seed=seed, rbac=rbac)  # fmt: skip
+    prod = None
+    if production is not None:
+        prod = LearnedPolicy(production.net, temperature=production.temperature, explain=False)
+    sim = check_in_simulator(topology, learned, production=prod, rbac=rbac, episodes=episodes, seed=seed,
+                             automated_margin=automated_margin)  # fmt: skip
     logged, _ = collect_logged(topology, n_envs=episodes, seed=seed, n_actions=artifact.net.config.n_actions)
     fqe = fitted_q_evaluation(artifact.net, logged, seed=seed)
     wis = weighted_importance_sampling(artifact.net, artifact.operator_bc, logged, seed=seed)
     behaviour = float(
         np.mean([logged.rewards[logged.traj == t].sum().item() for t in logged.traj.unique().tolist()])
     )
-    sim_ok = (
-        sim["learned"].success_rate >= sim["runbook"].success_rate
-        and sim["learned"].mean_ttm_s <= sim["runbook"].mean_ttm_s
-    )
     ope_ok = fqe.high >= behaviour or wis.high >= behaviour
+    reasons = list(sim.reasons)
+    if not ope_ok:
+        reasons.append("off-policy estimates (FQE, WIS) confidently below the operators' logged return")
     return {
-        "passed": bool(sim_ok and ope_ok),
-        "sim": {name: res.as_json() for name, res in sim.items()},
+        "passed": bool(sim.passed and ope_ok),
+        "reasons": reasons,
+        "production": production.version if production is not None else "runbook",
+        "automated_margin": automated_margin,
+        "sim": {name: res.as_json() for name, res in sim.results.items()},
         "fqe": fqe.__dict__,
         "wis": wis.__dict__,
         "logged_operator_return": behaviour,

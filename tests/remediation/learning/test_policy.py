@@ -150,7 +150,8 @@ def test_eval_cli_on_an_unseen_topology_file(trained: TrainResult, tmp_path: Pat
         "random",
         "oracle",
     }
-    keys = {"success_rate", "mean_ttm_s", "p90_ttm_s", "top1", "top3", "violations", "ece"}
+    keys = {"success_rate", "mean_ttm_s", "p90_ttm_s", "top1", "top3", "violations", "ece",
+            "automated_success_rate", "escalation_rate", "mean_escalations", "human_minutes"}  # fmt: skip
     assert all(set(v) == keys for v in out["policies"].values())
     by_fault = out["learned_by_fault"]
     assert by_fault and all(set(v) == {"episodes", "success_rate", "top1"} for v in by_fault.values())
