@@ -3,11 +3,16 @@
 With ``--socket-mode`` the app opens a websocket to Slack (`apps.connections.open` at
 ``SLACK_API_URL``, the app-level token) and receives commands, events and clicks over it; the HTTP
 server still serves /healthz and /alerts/* (not /slack/events). Ctrl-C or SIGTERM stops both.
+
+The command only declares its options; `run_serve` does the work, one step per function: check the
+tokens, build the app (store, policy, services), start the outbox worker and the scheduled jobs, serve
+until stopped, then stop everything in order.
 """
 
 from __future__ import annotations
 
 import signal
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,11 +20,74 @@ import typer
 from sqlalchemy import Engine
 
 from bot.cli.common import console, err_console, refuse, settings_of
-from bot.settings import with_overrides
+from bot.settings import Settings, with_overrides
 from remediation.policies import Policy
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
     from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app.app import RemediateApp
+
+PortOption = Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")]
+HostOption = Annotated[str, typer.Option("--host", help="Address to bind.")]
+ThreadsOption = Annotated[
+    int, typer.Option("--threads", min=1, help="HTTP request threads (ack Slack, ingest alerts).")
+]
+WorkThreadsOption = Annotated[
+    int, typer.Option("--work-threads", min=1, help="Threads for the work after a Slack ack.")
+]
+SocketModeOption = Annotated[
+    bool, typer.Option("--socket-mode", help="Talk to Slack over Socket Mode (needs SLACK_APP_TOKEN).")
+]
+TopologyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--topology",
+        help="Built-in topology name or node-link JSON file (overrides REMEDIATE_TOPOLOGY; "
+        "default online-boutique).",
+        show_default=False,
+    ),
+]
+RequesterOption = Annotated[
+    str | None,
+    typer.Option("--requester", help="Slack user id proposing actions for alert-born incidents."),
+]
+PagerDutySecretOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pagerduty-secret",
+        help="PagerDuty webhook signing secret (X-PagerDuty-Signature; overrides "
+        "REMEDIATE_PAGERDUTY_WEBHOOK_SECRET).",
+        show_default=False,
+    ),
+]
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--policy",
+        help="auto: the promoted learned policy if one is registered, else the runbook baseline; "
+        "runbook: always the baseline; or a registered version / artifact path (overrides "
+        "REMEDIATE_POLICY; default auto).",
+        show_default=False,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How `serve` listens; everything else it needs is a field of the settings."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = 3000
+    """Port to listen on."""
+    threads: int = 8
+    """HTTP request threads (ack Slack, ingest alerts)."""
+    work_threads: int = 8
+    """Threads for the work after a Slack ack."""
+    socket_mode: bool = False
+    """Talk to Slack over Socket Mode instead of serving /slack/events."""
 
 
 def register(app: typer.Typer) -> None:
@@ -28,61 +96,17 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         ctx: typer.Context,
-        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 3000,
-        host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-        threads: Annotated[
-            int, typer.Option("--threads", min=1, help="HTTP request threads (ack Slack, ingest alerts).")
-        ] = 8,
-        work_threads: Annotated[
-            int, typer.Option("--work-threads", min=1, help="Threads for the work after a Slack ack.")
-        ] = 8,
-        socket_mode: Annotated[
-            bool,
-            typer.Option("--socket-mode", help="Talk to Slack over Socket Mode (needs SLACK_APP_TOKEN)."),
-        ] = False,
-        topology: Annotated[
-            str | None,
-            typer.Option(
-                "--topology",
-                help="Built-in topology name or node-link JSON file (overrides REMEDIATE_TOPOLOGY; "
-                "default online-boutique).",
-                show_default=False,
-            ),
-        ] = None,
-        requester: Annotated[
-            str | None,
-            typer.Option("--requester", help="Slack user id proposing actions for alert-born incidents."),
-        ] = None,
-        pagerduty_secret: Annotated[
-            str | None,
-            typer.Option(
-                "--pagerduty-secret",
-                help="PagerDuty webhook signing secret (X-PagerDuty-Signature; overrides "
-                "REMEDIATE_PAGERDUTY_WEBHOOK_SECRET).",
-                show_default=False,
-            ),
-        ] = None,
-        policy_ref: Annotated[
-            str | None,
-            typer.Option(
-                "--policy",
-                help="auto: the promoted learned policy if one is registered, else the runbook baseline; "
-                "runbook: always the baseline; or a registered version / artifact path (overrides "
-                "REMEDIATE_POLICY; default auto).",
-                show_default=False,
-            ),
-        ] = None,
+        port: PortOption = 3000,
+        host: HostOption = "127.0.0.1",
+        threads: ThreadsOption = 8,
+        work_threads: WorkThreadsOption = 8,
+        socket_mode: SocketModeOption = False,
+        topology: TopologyOption = None,
+        requester: RequesterOption = None,
+        pagerduty_secret: PagerDutySecretOption = None,
+        policy_ref: PolicyOption = None,
     ) -> None:
         """Serve /slack/events (or Socket Mode), /healthz and /alerts/{alertmanager,pagerduty,grafana,generic}."""
-        from bot.app.app import build_app
-        from bot.app.audit_head import HeadPublisher
-        from bot.app.jobs import start_jobs
-        from bot.app.socket_mode import close_socket_mode, open_socket_mode
-        from bot.server import http_server, settle_heap, stop_server
-        from bot.services import build_services
-        from incidents_db.db import open_store
-        from incidents_db.redact import log_to_stderr, redact_text, redact_url
-
         settings = with_overrides(
             settings_of(ctx),
             topology=topology,
@@ -90,64 +114,132 @@ def register(app: typer.Typer) -> None:
             pagerduty_webhook_secret=pagerduty_secret,
             policy=policy_ref,
         )
-        log_to_stderr(settings.log_level)
-        if settings.slack_bot_token is None:
-            refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
-        if socket_mode and settings.slack_app_token is None:
-            refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
-        engine = open_store(settings.effective_database_url)
-        policy = choose_policy(engine, settings.policy)
-        console.print(
-            f"remediate: ranking with the {'learned policy ' + policy.version if policy else 'runbook baseline'}"
+        options = ServeOptions(
+            host=host, port=port, threads=threads, work_threads=work_threads, socket_mode=socket_mode
         )
-        services = build_services(settings, engine=engine, policy=policy)
-        remediate = build_app(settings, services, work_threads=work_threads, socket_mode=socket_mode)
-        if not settings.requester:
-            try:
-                bot_user = str(remediate.bolt.client.auth_test()["user_id"])
-                services.settings = settings = with_overrides(settings, requester=bot_user)
-            except Exception as exc:
-                console.print(
-                    f"warning: auth.test failed ({redact_text(str(exc))}); alert-born incidents get no requester"
-                )
-        remediate.worker.start()
-        audit_head = HeadPublisher.from_settings(settings, sessions=services.sessions, clock=services.clock)
-        scheduler = start_jobs(services, audit_head=audit_head)
-        settle_heap()
-        token = settings.alerts_token.get_secret_value() if settings.alerts_token else None
-        signal.signal(signal.SIGTERM, _interrupt)
-        handler: SocketModeHandler | None = None
-        try:
-            server = http_server(
-                remediate, alerts_token=token, host=host, port=port, threads=threads, socket_mode=socket_mode
-            )
-            if socket_mode:
-                assert settings.slack_app_token is not None
-                app_token = settings.slack_app_token.get_secret_value()
-                handler = open_socket_mode(remediate.bolt, app_token, concurrency=threads)
-                if not handler.client.is_connected():
-                    err_console.print(
-                        "warning: the Socket Mode websocket did not open; retrying in the background"
-                    )
-                console.print(
-                    f"remediate: Socket Mode via {redact_url(settings.slack_api_url)}; "
-                    f"serving on http://{host}:{port} (/healthz, /alerts/*)"
-                )
-            else:
-                console.print(
-                    f"remediate: serving on http://{host}:{port} (/slack/events, /healthz, /alerts/*)"
-                )
-            try:
-                server.run()
-            finally:
-                if handler is not None:
-                    close_socket_mode(handler)
-                stop_server(server)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            scheduler.shutdown(wait=False)
-            remediate.close()
+        run_serve(settings, options)
+
+
+def run_serve(settings: Settings, options: ServeOptions) -> None:
+    """Build the app from ``settings``, serve until Ctrl-C or SIGTERM, then stop the jobs and the app."""
+    from bot.server import settle_heap
+    from incidents_db.redact import log_to_stderr
+
+    log_to_stderr(settings.log_level)
+    check_tokens(settings, socket_mode=options.socket_mode)
+    remediate = build_remediate(settings, options)
+    remediate.worker.start()
+    scheduler = start_background_jobs(remediate)
+    settle_heap()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        serve_until_stopped(remediate, options)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown(wait=False)
+        remediate.close()
+
+
+def check_tokens(settings: Settings, *, socket_mode: bool) -> None:
+    """Refuse to start without the Slack tokens the chosen transport needs."""
+    if settings.slack_bot_token is None:
+        refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
+    if socket_mode and settings.slack_app_token is None:
+        refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
+
+
+def build_remediate(settings: Settings, options: ServeOptions) -> RemediateApp:
+    """Open the store, choose the policy, build the services and the Bolt app (not yet serving)."""
+    from bot.app.app import build_app
+    from bot.services import build_services
+    from incidents_db.db import open_store
+
+    engine = open_store(settings.effective_database_url)
+    policy = choose_policy(engine, settings.policy)
+    console.print(
+        f"remediate: ranking with the {'learned policy ' + policy.version if policy else 'runbook baseline'}"
+    )
+    services = build_services(settings, engine=engine, policy=policy)
+    remediate = build_app(
+        settings, services, work_threads=options.work_threads, socket_mode=options.socket_mode
+    )
+    _default_requester(remediate)
+    return remediate
+
+
+def _default_requester(remediate: RemediateApp) -> None:
+    """Without a configured requester, alert-born incidents are proposed by the bot's own user."""
+    from incidents_db.redact import redact_text
+
+    services = remediate.services
+    if services.settings.requester:
+        return
+    try:
+        bot_user = str(remediate.bolt.client.auth_test()["user_id"])
+        services.settings = with_overrides(services.settings, requester=bot_user)
+    except Exception as exc:
+        console.print(
+            f"warning: auth.test failed ({redact_text(str(exc))}); alert-born incidents get no requester"
+        )
+
+
+def start_background_jobs(remediate: RemediateApp) -> BackgroundScheduler:
+    """Start the scheduled jobs (request expiry, recovery, audit head publication) in this process."""
+    from bot.app.audit_head import HeadPublisher
+    from bot.app.jobs import start_jobs
+
+    services = remediate.services
+    audit_head = HeadPublisher.from_settings(
+        services.settings, sessions=services.sessions, clock=services.clock
+    )
+    return start_jobs(services, audit_head=audit_head)
+
+
+def serve_until_stopped(remediate: RemediateApp, options: ServeOptions) -> None:
+    """Bind the HTTP server (and open the Socket Mode websocket), serve until interrupted, close both."""
+    from bot.app.socket_mode import close_socket_mode
+    from bot.server import http_server, stop_server
+    from incidents_db.redact import redact_url
+
+    settings = remediate.services.settings
+    token = settings.alerts_token.get_secret_value() if settings.alerts_token else None
+    host, port = options.host, options.port
+    server = http_server(
+        remediate,
+        alerts_token=token,
+        host=host,
+        port=port,
+        threads=options.threads,
+        socket_mode=options.socket_mode,
+    )
+    handler: SocketModeHandler | None = None
+    if options.socket_mode:
+        handler = _open_socket(remediate, settings, threads=options.threads)
+        console.print(
+            f"remediate: Socket Mode via {redact_url(settings.slack_api_url)}; "
+            f"serving on http://{host}:{port} (/healthz, /alerts/*)"
+        )
+    else:
+        console.print(f"remediate: serving on http://{host}:{port} (/slack/events, /healthz, /alerts/*)")
+    try:
+        server.run()
+    finally:
+        if handler is not None:
+            close_socket_mode(handler)
+        stop_server(server)
+
+
+def _open_socket(remediate: RemediateApp, settings: Settings, *, threads: int) -> SocketModeHandler:
+    """Open the Socket Mode websocket; a first failure only warns (the client keeps retrying)."""
+    from bot.app.socket_mode import open_socket_mode
+
+    assert settings.slack_app_token is not None
+    app_token = settings.slack_app_token.get_secret_value()
+    handler = open_socket_mode(remediate.bolt, app_token, concurrency=threads)
+    if not handler.client.is_connected():
+        err_console.print("warning: the Socket Mode websocket did not open; retrying in the background")
+    return handler
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
