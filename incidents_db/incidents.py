@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from incidents_db.changes import kept_for
 from incidents_db.errors import IncidentNotFoundError
 from incidents_db.locks import lock_incidents
 from incidents_db.models import ApprovalRequest, Execution, Incident, IncidentEvent
@@ -42,7 +43,11 @@ def create(
     now: datetime,
     topology: str | None = None,
 ) -> Incident:
-    """Add an open incident with an empty timeline (flushed, not committed)."""
+    """Add an open incident (flushed, not committed); its timeline starts with the kept recent changes.
+
+    Deploys and config changes still within their recency window (`incidents_db.changes`) of its
+    services, or of any node of its ``topology``, come first, dated when they happened, as in history.
+    """
     lock_incidents(db_session=db_session)  # the id is one above the highest: allocate it alone
     if severity not in SEVERITIES:
         severity = "sev3"
@@ -60,6 +65,7 @@ def create(
     )
     db_session.add(incident)
     db_session.flush()
+    attach_kept_changes(db_session=db_session, incident_id=incident.id, now=now)
     return incident
 
 
@@ -221,6 +227,28 @@ def attach_recent_snapshots(
             service=row.service,
             affects=False,
             values=dict(row.values),
+        )
+    return len(rows)
+
+
+def attach_kept_changes(*, db_session: Session, incident_id: str, now: datetime) -> int:
+    """Copy the kept changes that concern the incident into its timeline, at their own times; return how many.
+
+    Context, not activity (``affects=False``): a callee's deploy does not make it an affected service.
+    """
+    incident = get(db_session=db_session, incident_id=incident_id)
+    rows = kept_for(
+        db_session=db_session, services=incident.services or (), topology=incident.topology, now=now
+    )
+    for row in rows:
+        append(
+            db_session=db_session,
+            incident_id=incident_id,
+            type_=row.kind,
+            at=row.at,
+            service=row.service,
+            affects=False,
+            **row.timeline_fields(),
         )
     return len(rows)
 
