@@ -7,9 +7,5 @@ class BotError(Exception):
     """Root of every error the application layer raises on purpose; its message is meant for a person."""
 
 
-class DiscoveryError(BotError):
-    """Service-graph discovery failed or found nothing; the message says where it looked and what to check."""
-
-
 class SettingsError(BotError):
     """A setting has a value remediate cannot use; the message names the key and what was expected."""

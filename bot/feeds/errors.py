@@ -7,3 +7,7 @@ from bot.errors import BotError
 
 class FeedError(BotError):
     """The queries file or an option is wrong; the message says which and how to fix it."""
+
+
+class DiscoveryError(BotError):
+    """Service-graph discovery failed or found nothing; the message says where it looked and what to check."""
