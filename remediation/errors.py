@@ -39,6 +39,10 @@ class ExecutorError(RemediationError):
     """An executor is misconfigured or was asked for something the catalog does not allow."""
 
 
+class ExecutorConfigError(ExecutorError):
+    """The configured executor cannot be built; the one-line message names the setting and the fix."""
+
+
 class GuardrailConfigError(RemediationError):
     """The guardrails YAML is unreadable or invalid; the message names the file and key."""
 
