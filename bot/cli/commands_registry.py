@@ -16,6 +16,7 @@ MODULES: tuple[str, ...] = (
     "sim_cmds",
     "serve_cmd",
     "feed_cmd",
+    "topology_cmd",
     "train_cmd",
     "policy_cmds",
     "eval_cmd",
