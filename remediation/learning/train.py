@@ -30,14 +30,19 @@ from remediation.learning.algorithms import (
     PpoConfig,
     bc_loss,
     cql_loss,
-    expected_calibration_error,
-    fit_temperature,
     frozen_copy,
     imitation_loss,
     ppo_loss,
     soft_update,
 )
-from remediation.learning.buffer import Transitions, concat_transitions, take_rollout, take_transitions
+from remediation.learning.buffer import (
+    Rollout,
+    Transitions,
+    concat_transitions,
+    take_rollout,
+    take_transitions,
+)
+from remediation.learning.calibration import Calibration, align, align_labels, calibrate
 from remediation.learning.encoding import GraphBatch, index_batch
 from remediation.learning.policy import GraphPolicy, NetConfig
 from remediation.learning.rollout import collect_logged, collect_rollout, training_topology
@@ -75,9 +80,9 @@ class TrainArgs:
     dagger_states: int = 40_000
     """Most oracle-labelled visited states kept for imitation (DAgger's aggregated data set), oldest dropped."""
     dagger_steps: int = 8
+    """Imitation-only minibatches drawn from that data set after each PPO update."""
     escalate_after: int = 4
     """k > 0: visited states still open after k of the policy's actions are labelled ``escalate`` (0 = off)."""
-    """Imitation-only minibatches drawn from that data set after each PPO update."""
     calibration_topologies: int = 4
     """Fresh topologies whose greedy-policy states fit the temperature and measure ECE."""
     ppo_epochs: int = 3
@@ -236,25 +241,33 @@ def calibration_set(net: GraphPolicy, args: TrainArgs, rng: np.random.Generator,
         width = max(out.shape[1], max((lg.shape[1] for lg in logits), default=0))
         logits = [torch.nn.functional.pad(lg, (0, width - lg.shape[1]), value=-1e9) for lg in logits]
         # global actions sit at the end of the flat axis; align them by padding service columns
-        logits.append(_align(out, width, net.config))
-        labels.append(_align_labels(rollout.oracle, out.shape[1], width, net.config))
+        logits.append(align(out, width, net.config))
+        labels.append(align_labels(rollout.oracle, out.shape[1], width, net.config))
     width = max(lg.shape[1] for lg in logits)
-    logits = [_align(lg, width, net.config) for lg in logits]
+    logits = [align(lg, width, net.config) for lg in logits]
     return torch.cat(logits), torch.cat(labels)
 
 
-def _align(logits: torch.Tensor, width: int, cfg: NetConfig) -> torch.Tensor:
-    """Widen (S, n*A+G) logits to (S, width) keeping the G global columns last."""
-    if logits.shape[1] == width:
-        return logits
-    g = cfg.n_global_actions
-    pad = torch.full((logits.shape[0], width - logits.shape[1]), -1e9)
-    return torch.cat([logits[:, :-g], pad, logits[:, -g:]], dim=1)
+@dataclass(frozen=True)
+class _Run:
+    """What every phase of one run shares."""
+
+    args: TrainArgs
+    catalog: Catalog
+    rng: np.random.Generator  # topologies and simulated incidents
+    gen: torch.Generator  # minibatches and sampled actions
+    run_dir: Path
+    started: float  # perf_counter at the start
+    progress: Progress | None
 
 
-def _align_labels(labels: torch.Tensor, old: int, width: int, cfg: NetConfig) -> torch.Tensor:
-    g = cfg.n_global_actions
-    return torch.where(labels >= old - g, labels + (width - old), labels)
+@dataclass(frozen=True)
+class _Logged:
+    """The logged history the offline phases learn from."""
+
+    data: Transitions
+    fixes: list[tuple[str, str]]  # (what the incident was, what fixed it) per resolved incident
+    mined_steps: int  # steps that came from mined real history
 
 
 def train(
@@ -262,6 +275,39 @@ def train(
 ) -> TrainResult:
     """Run every phase and return the trained networks, calibration, memory and metrics."""
     # 1. seeding and the run directory
+    run = _start(args, catalog, progress)
+
+    # 2. logged history: simulated operators on training topologies, plus mined history if given
+    logged = _logged_history(run)
+
+    # 3. the operator baseline: behaviour cloning of the logged operators
+    operator_bc = new_net(args, run.catalog)
+    _offline(operator_bc, logged.data, args, run.gen, cql=False, progress=progress, phase="operator BC")
+
+    # 4. offline pre-training of the learned policy: BC + discrete CQL
+    net = new_net(args, run.catalog)
+    offline_loss = _offline(
+        net, logged.data, args, run.gen, cql=True, progress=progress, phase="offline BC+CQL"
+    )
+
+    # 5. simulator fine-tuning: masked PPO + oracle imitation on fresh random topologies, every state
+    #    masked by the guardrails as the bot would refuse (principle 5)
+    curve = _finetune(net, run)
+
+    # 6. temperature scaling on held-out states, ECE before and after
+    calibration = calibrate(*calibration_set(net, args, run.rng, run.gen))
+
+    # 7. the similar-incident memory
+    memory = build_memory(net, logged.data, logged.fixes)
+    metrics = _summary(run, curve, logged, offline_loss, calibration)
+    (run.run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
+    return TrainResult(
+        net, operator_bc, calibration.temperature, memory, metrics, curve, run.run_dir, asdict(args)
+    )
+
+
+def _start(args: TrainArgs, catalog: Catalog | None, progress: Progress | None) -> _Run:
+    """Seed every generator, create the run directory and save the arguments in it."""
     seed_everything(args.seed)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     catalog = catalog or builtin_catalog()
@@ -271,13 +317,15 @@ def train(
     run_dir = Path(args.run_root) / (args.name or f"train-{stamp}-s{args.seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "args.json").write_text(json.dumps(asdict(args), indent=2))
-    started = time.perf_counter()
-    n_actions = len(catalog.service_actions)
+    return _Run(args, catalog, rng, gen, run_dir, time.perf_counter(), progress)
 
-    # 2. logged history: simulated operators on training topologies, plus mined history if given
+
+def _logged_history(run: _Run) -> _Logged:
+    """Simulate operators on training topologies and put the mined history (``args.history``) first."""
+    args, n_actions = run.args, len(run.catalog.service_actions)
     parts, fixes = [], []
     for i in range(args.logged_topologies):
-        topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
+        topo = training_topology(run.rng, min_services=args.min_services, max_services=args.max_services)
         data, fx = collect_logged(
             topo, n_envs=args.logged_envs, seed=args.seed * 100 + i, n_actions=n_actions
         )
@@ -287,22 +335,18 @@ def train(
     if args.history:
         from remediation.learning.history import load_mined
 
-        mined, mined_fixes = load_mined(Path(args.history), resolve_topology(args.history_topology), catalog)
+        mined, mined_fixes = load_mined(
+            Path(args.history), resolve_topology(args.history_topology), run.catalog
+        )
         mined_steps = int(mined.actions.numel())
         parts.insert(0, mined)
         fixes = [(f"incident {inc}", fix) for inc, fix in mined_fixes] + fixes
-    logged = concat_transitions(parts, n_actions)
+    return _Logged(concat_transitions(parts, n_actions), fixes, mined_steps)
 
-    # 3. the operator baseline: behaviour cloning of the logged operators
-    operator_bc = new_net(args, catalog)
-    _offline(operator_bc, logged, args, gen, cql=False, progress=progress, phase="operator BC")
 
-    # 4. offline pre-training of the learned policy: BC + discrete CQL
-    net = new_net(args, catalog)
-    offline_loss = _offline(net, logged, args, gen, cql=True, progress=progress, phase="offline BC+CQL")
-
-    # 5. simulator fine-tuning: masked PPO + oracle imitation on fresh random topologies, every state
-    #    masked by the guardrails as the bot would refuse (principle 5)
+def _finetune(net: GraphPolicy, run: _Run) -> list[dict[str, float]]:
+    """Run PPO iterations plus DAgger imitation until ``args.iterations`` or the minutes run out; return the curve."""
+    args = run.args
     guardrails = guardrails_of(args)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     ppo = PpoConfig()
@@ -313,80 +357,77 @@ def train(
     for it in range(args.iterations):
         rollouts, succ = [], []
         for _ in range(args.topologies_per_iteration):
-            topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
-            r, stats = collect_rollout(
-                net,
-                topo,
-                n_envs=args.envs,
-                rng=rng,
-                generator=gen,
-                gamma=ppo.gamma,
-                lam=ppo.lam,
-                escalate_after=args.escalate_after,
-                guardrails=guardrails,
-            )
+            topo = training_topology(run.rng, min_services=args.min_services, max_services=args.max_services)
+            r, stats = collect_rollout(net, topo, n_envs=args.envs, rng=run.rng, generator=run.gen, gamma=ppo.gamma,
+                                       lam=ppo.lam, escalate_after=args.escalate_after, guardrails=guardrails)  # fmt: skip
             rollouts.append(r)
             succ.append(stats["success_rate"])
-        last: dict[str, float] = {}
-        for r in rollouts:
-            for _ in range(args.ppo_epochs):
-                for rows in _minibatches(r.actions.numel(), args.minibatch, gen):
-                    loss, last = ppo_loss(net, take_rollout(r, rows), ppo)
-                    opt.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                    opt.step()
+        last = _ppo_update(net, opt, rollouts, ppo, run)
         # DAgger: aggregate the oracle-labelled states the policy visited, then imitate over all of them
         dagger += [(r.obs, r.oracle) for r in rollouts]
         while sum(int(d[1].numel()) for d in dagger) > args.dagger_states and len(dagger) > 1:
             dagger.pop(0)
-        for _ in range(args.dagger_steps):
-            obs, labels = dagger[int(torch.randint(len(dagger), (1,), generator=gen))]
-            rows = torch.randperm(labels.numel(), generator=gen)[: args.minibatch]
-            loss = imitation_loss(net(index_batch(obs, rows)).logits, labels[rows])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            last["dagger_loss"] = float(loss.detach())
+        last.update(_imitate(net, opt, dagger, run))
         row = {"iteration": float(it + 1), "train_success_rate": float(np.mean(succ)), **last,
-               "elapsed_s": time.perf_counter() - started}  # fmt: skip
+               "elapsed_s": time.perf_counter() - run.started}  # fmt: skip
         curve.append(row)
-        with open(run_dir / "metrics.jsonl", "a") as fh:
+        with open(run.run_dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
-        if progress:
-            progress("simulator PPO", it + 1, args.iterations, row)
+        if run.progress:
+            run.progress("simulator PPO", it + 1, args.iterations, row)
         if time.perf_counter() - sim_started > budget:
             break
+    return curve
 
-    # 6. temperature scaling on held-out states, ECE before and after
-    logits, labels = calibration_set(net, args, rng, gen)
-    keep = labels >= 0
-    logits, labels = logits[keep], labels[keep]
-    half = logits.shape[0] // 2
-    temperature = fit_temperature(logits[:half], labels[:half])
-    probs_raw = torch.softmax(logits[half:], dim=1)
-    probs_cal = torch.softmax(logits[half:] / temperature, dim=1)
-    correct = probs_raw.argmax(1) == labels[half:]
-    ece_raw = expected_calibration_error(probs_raw.max(1).values, correct)
-    ece_cal = expected_calibration_error(probs_cal.max(1).values, correct)
 
-    # 7. the similar-incident memory
-    memory = build_memory(net, logged, fixes)
-    metrics = {
-        "train_wall_s": round(time.perf_counter() - started, 1),
+def _ppo_update(net: GraphPolicy, opt: torch.optim.Optimizer, rollouts: list[Rollout], ppo: PpoConfig,
+                run: _Run) -> dict[str, float]:  # fmt: skip
+    """Take ``args.ppo_epochs`` passes of masked-PPO minibatch steps over each rollout; return the last step's stats."""
+    last: dict[str, float] = {}
+    for r in rollouts:
+        for _ in range(run.args.ppo_epochs):
+            for rows in _minibatches(r.actions.numel(), run.args.minibatch, run.gen):
+                loss, last = ppo_loss(net, take_rollout(r, rows), ppo)
+                _step(net, opt, loss)
+    return last
+
+
+def _imitate(net: GraphPolicy, opt: torch.optim.Optimizer, dagger: list[tuple[GraphBatch, torch.Tensor]],
+             run: _Run) -> dict[str, float]:  # fmt: skip
+    """Take ``args.dagger_steps`` imitation steps on random minibatches of the aggregated oracle-labelled states."""
+    last: dict[str, float] = {}
+    for _ in range(run.args.dagger_steps):
+        obs, labels = dagger[int(torch.randint(len(dagger), (1,), generator=run.gen))]
+        rows = torch.randperm(labels.numel(), generator=run.gen)[: run.args.minibatch]
+        loss = imitation_loss(net(index_batch(obs, rows)).logits, labels[rows])
+        _step(net, opt, loss)
+        last["dagger_loss"] = float(loss.detach())
+    return last
+
+
+def _step(net: GraphPolicy, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One gradient step with the gradient norm clipped to 1."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+
+
+def _summary(run: _Run, curve: list[dict[str, float]], logged: _Logged, offline_loss: float,
+             calibration: Calibration) -> dict[str, float]:  # fmt: skip
+    """Return the run's headline metrics (saved as ``summary.json``)."""
+    return {
+        "train_wall_s": round(time.perf_counter() - run.started, 1),
         "iterations": len(curve),
         "train_success_rate": curve[-1]["train_success_rate"] if curve else 0.0,
         "offline_loss": offline_loss,
-        "logged_steps": int(logged.actions.numel()),
-        "mined_steps": mined_steps,
-        "temperature": temperature,
-        "ece_uncalibrated": round(ece_raw, 4),
-        "ece": round(ece_cal, 4),
-        "heldout_top1": round(float(correct.float().mean()), 4),
+        "logged_steps": int(logged.data.actions.numel()),
+        "mined_steps": logged.mined_steps,
+        "temperature": calibration.temperature,
+        "ece_uncalibrated": round(calibration.ece_uncalibrated, 4),
+        "ece": round(calibration.ece, 4),
+        "heldout_top1": round(calibration.top1, 4),
     }
-    (run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
-    return TrainResult(net, operator_bc, temperature, memory, metrics, curve, run_dir, asdict(args))
 
 
 def graph_batch_size(batch: GraphBatch) -> int:
