@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -212,7 +213,35 @@ class Databases:
         self.admin.dispose()
 
 
-def main() -> None:
+HEADER = (
+    "backend",
+    "incidents",
+    "code",
+    "import inc/s",
+    "import inc/cpu-s",
+    "import MiB",
+    "mine inc/s",
+    "mine inc/cpu-s",
+    "mine MiB",
+    "steps",
+)
+
+
+@dataclass
+class Bench:
+    """One run of the benchmark: its scratch directory and databases, the input files, the rows measured so far."""
+
+    workdir: Path
+    dbs: Databases
+    sizes: list[int]  # history sizes our code imports and mines
+    baseline: int  # history size the naive code imports and mines
+    files: dict[int, Path] = field(default_factory=dict)  # size -> generated JSON lines
+    rows: list[tuple[str, ...]] = field(default_factory=list)  # the table, HEADER's columns
+    # (backend, "import" or "mine") -> incidents/s of our code on the largest size
+    ours: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -226,7 +255,110 @@ def main() -> None:
         help="mining worker processes (default: mining's own choice)",
     )
     parser.add_argument("--child", nargs=3, metavar=("OP", "URL", "ARG"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def generate_inputs(bench: Bench) -> None:
+    """Write one history file per size (the naive baseline's size included), each once."""
+    for size in [*bench.sizes, bench.baseline]:
+        path = bench.workdir / f"history-{size}.jsonl"
+        if path not in bench.files.values():
+            start = time.perf_counter()
+            generate(path, size)
+            print(
+                f"generated {size} incidents ({path.stat().st_size / 2**20:.0f} MiB) "
+                f"in {time.perf_counter() - start:.1f}s",
+                file=sys.stderr,
+            )
+        bench.files[size] = path
+
+
+def measure_ours(bench: Bench, backend: str) -> None:
+    """Import and mine each size with our code on a fresh database of the backend; add a row per size."""
+    for size in bench.sizes:
+        url = bench.dbs.fresh(backend)
+        imp = run_child("import", url, str(bench.files[size]))
+        mine = run_child("mine", url, str(bench.workdir / f"mined-{backend}-{size}"))
+        imp_rate, mine_rate = imp["n"] / imp["seconds"], mine["n"] / mine["seconds"]
+        bench.ours[(backend, "import")] = imp_rate
+        bench.ours[(backend, "mine")] = mine_rate
+        bench.rows.append(
+            (
+                backend,
+                f"{size:,}",
+                "ours",
+                f"{imp_rate:,.0f}",
+                f"{imp['n'] / imp['cpu']:,.0f}",
+                f"{imp['peak_mib']:.0f}",
+                f"{mine_rate:,.0f}",
+                f"{mine['n'] / mine['cpu']:,.0f}",
+                f"{mine['peak_mib']:.0f}",
+                f"{mine['steps']:,.0f}",
+            )
+        )
+        print(f"done {backend} {size}", file=sys.stderr)
+
+
+def measure_naive(bench: Bench, backend: str) -> None:
+    """Import and mine the baseline size with the naive code; add its row and the ratio row."""
+    url = bench.dbs.fresh(backend)
+    naive_imp = run_child("naive_import", url, str(bench.files[bench.baseline]))
+    naive_mine = run_child("naive_mine", url, "-")
+    ni, nm = naive_imp["n"] / naive_imp["seconds"], naive_mine["n"] / naive_mine["seconds"]
+    bench.rows.append(
+        (
+            backend,
+            f"{bench.baseline:,}",
+            "naive ORM",
+            f"{ni:,.0f}",
+            "",
+            f"{naive_imp['peak_mib']:.0f}",
+            f"{nm:,.0f}",
+            "",
+            f"{naive_mine['peak_mib']:.0f}",
+            f"{naive_mine['steps']:,.0f}",
+        )
+    )
+    bench.rows.append(
+        (
+            backend,
+            "",
+            "ratio",
+            f"x{bench.ours[(backend, 'import')] / ni:.1f}",
+            "",
+            "",
+            f"x{bench.ours[(backend, 'mine')] / nm:.1f}",
+            "",
+            "",
+            "",
+        )
+    )
+
+
+def print_report(rows: list[tuple[str, ...]], mine_workers: int | None) -> None:
+    """Print the Markdown table, what its columns mean, and the load the machine was under."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)) + " |")
+    print("| " + " | ".join("-" * w for w in widths) + " |")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print(
+        "\nMiB = peak resident memory (ru_maxrss) of the child process doing that step plus its largest"
+        " worker (import and mining run worker processes on large inputs); ratio = ours / naive (measured in this run)."
+        " inc/cpu-s = incidents per CPU second of our processes (all threads and worker processes; the"
+        " PostgreSQL server's CPU not included): what the code costs, whatever else the machine runs."
+        " Targets: import >= 5,000 inc/s, mining >= 20,000 inc/s, < 1 GiB, flat."
+        f" Import workers: {importer_workers()}; mining workers: "
+        f"{mine_workers if mine_workers is not None else mining_workers()}."
+    )
+    load = os.getloadavg()
+    print(
+        f"Load average after the run (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPUs."
+    )
+
+
+def main() -> None:
+    args = parse_args()
     if args.child:
         op, url, arg = args.child
         result = CHILDREN[op](url, arg)
@@ -239,111 +371,16 @@ def main() -> None:
     backends = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
     workdir = Path(tempfile.mkdtemp(prefix="remediate-bench-"))
     dbs = Databases(workdir, postgres=not args.skip_postgres)
-    sizes = sorted({max(args.incidents // 10, 1), args.incidents})
-    rows: list[tuple[str, ...]] = []
-    ours: dict[tuple[str, str], float] = {}
+    bench = Bench(workdir, dbs, sorted({max(args.incidents // 10, 1), args.incidents}), args.baseline)
     try:
-        files: dict[int, Path] = {}
-        for size in [*sizes, args.baseline]:
-            path = workdir / f"history-{size}.jsonl"
-            if path not in files.values():
-                start = time.perf_counter()
-                generate(path, size)
-                print(
-                    f"generated {size} incidents ({path.stat().st_size / 2**20:.0f} MiB) "
-                    f"in {time.perf_counter() - start:.1f}s",
-                    file=sys.stderr,
-                )
-            files[size] = path
+        generate_inputs(bench)
         for backend in backends:
-            for size in sizes:
-                url = dbs.fresh(backend)
-                imp = run_child("import", url, str(files[size]))
-                mine = run_child("mine", url, str(workdir / f"mined-{backend}-{size}"))
-                imp_rate, mine_rate = imp["n"] / imp["seconds"], mine["n"] / mine["seconds"]
-                ours[(backend, "import")] = imp_rate
-                ours[(backend, "mine")] = mine_rate
-                rows.append(
-                    (
-                        backend,
-                        f"{size:,}",
-                        "ours",
-                        f"{imp_rate:,.0f}",
-                        f"{imp['n'] / imp['cpu']:,.0f}",
-                        f"{imp['peak_mib']:.0f}",
-                        f"{mine_rate:,.0f}",
-                        f"{mine['n'] / mine['cpu']:,.0f}",
-                        f"{mine['peak_mib']:.0f}",
-                        f"{mine['steps']:,.0f}",
-                    )
-                )
-                print(f"done {backend} {size}", file=sys.stderr)
-            url = dbs.fresh(backend)
-            naive_imp = run_child("naive_import", url, str(files[args.baseline]))
-            naive_mine = run_child("naive_mine", url, "-")
-            ni, nm = naive_imp["n"] / naive_imp["seconds"], naive_mine["n"] / naive_mine["seconds"]
-            rows.append(
-                (
-                    backend,
-                    f"{args.baseline:,}",
-                    "naive ORM",
-                    f"{ni:,.0f}",
-                    "",
-                    f"{naive_imp['peak_mib']:.0f}",
-                    f"{nm:,.0f}",
-                    "",
-                    f"{naive_mine['peak_mib']:.0f}",
-                    f"{naive_mine['steps']:,.0f}",
-                )
-            )
-            rows.append(
-                (
-                    backend,
-                    "",
-                    "ratio",
-                    f"x{ours[(backend, 'import')] / ni:.1f}",
-                    "",
-                    "",
-                    f"x{ours[(backend, 'mine')] / nm:.1f}",
-                    "",
-                    "",
-                    "",
-                )
-            )
+            measure_ours(bench, backend)
+            measure_naive(bench, backend)
     finally:
         dbs.drop_all()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    header = (
-        "backend",
-        "incidents",
-        "code",
-        "import inc/s",
-        "import inc/cpu-s",
-        "import MiB",
-        "mine inc/s",
-        "mine inc/cpu-s",
-        "mine MiB",
-        "steps",
-    )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("| " + " | ".join("-" * w for w in widths) + " |")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-    print(
-        "\nMiB = peak resident memory (ru_maxrss) of the child process doing that step plus its largest"
-        " worker (import and mining run worker processes on large inputs); ratio = ours / naive (measured in this run)."
-        " inc/cpu-s = incidents per CPU second of our processes (all threads and worker processes; the"
-        " PostgreSQL server's CPU not included): what the code costs, whatever else the machine runs."
-        " Targets: import >= 5,000 inc/s, mining >= 20,000 inc/s, < 1 GiB, flat."
-        f" Import workers: {importer_workers()}; mining workers: "
-        f"{args.mine_workers if args.mine_workers is not None else mining_workers()}."
-    )
-    load = os.getloadavg()
-    print(
-        f"Load average after the run (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPUs."
-    )
+    print_report(bench.rows, args.mine_workers)
 
 
 if __name__ == "__main__":
