@@ -108,14 +108,15 @@ def _adopt(db_session: Session, incident_id: str, fix: Fix) -> str | None:
     replica rendering the card a moment earlier) belong to the card showing that fix, so its status
     line tells the truth; a request another generation owns is never taken.
     """
-    owned = sa.select(Suggestion.request_id).where(Suggestion.request_id.is_not(None))
+    # NOT EXISTS on the indexed request id, not NOT IN over every owned request (which grows forever)
+    owned = sa.exists().where(Suggestion.request_id == ApprovalRequest.id)
     rows = db_session.execute(
         sa.select(ApprovalRequest.id, ApprovalRequest.params)
         .where(
             ApprovalRequest.incident_id == incident_id,
             ApprovalRequest.action == fix.action,
             ApprovalRequest.target.is_(None) if fix.target is None else ApprovalRequest.target == fix.target,
-            ApprovalRequest.id.not_in(owned),
+            ~owned,
         )
         .order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id)
     )
