@@ -39,6 +39,10 @@ class ExecutorError(RemediationError):
     """An executor is misconfigured or was asked for something the catalog does not allow."""
 
 
+class KubeConfigError(ExecutorError):
+    """The Kubernetes credentials cannot be loaded (bad kubeconfig, unknown context, no service account)."""
+
+
 class ExecutorConfigError(ExecutorError):
     """The configured executor cannot be built; the one-line message names the setting and the fix."""
 

@@ -1,178 +1,189 @@
-"""The kubernetes executor: rollout restart, scale and rollout undo of a Deployment, via the official client.
+"""The kubernetes executor: restart, roll back and scale Deployments and StatefulSets, as kubectl does.
 
-Every change is a PATCH of the Deployment; a dry run sends the same PATCH with ``dryRun=All`` so the
-API server validates it without persisting (server-side dry run). The patch also stamps the
-annotation ``remediate.io/request-id``; finding it already there means the request ran, so a repeat
-does nothing (idempotent across processes, not only within one).
+Constructor (keyword-only; E1's settings builder calls it)::
+
+    KubernetesExecutor(kubeconfig=None, context=None, namespace="default", namespaces=None,
+                       hpa="route", rollout_timeout_s=300.0, poll_s=2.0, request_timeout_s=10.0)
+
+It loads credentials at once (:mod:`remediation.executors.kubeauth`: kubeconfig path and context, else
+the pod's service account, else the default kubeconfig) and raises ``KubeConfigError`` with one line
+when they cannot be loaded. ``namespaces`` maps a service to its namespace (the topology's node
+attribute ``namespace``, see :func:`namespaces_from_graph`); others use ``namespace``. ``hpa`` says
+what a scale does when a HorizontalPodAutoscaler targets the workload: ``route`` changes the HPA's
+``minReplicas``, ``refuse`` refuses with a reason.
+
+Every write goes first with ``dryRun=All`` (validated by the API server, persisted nowhere); a dry run
+stops there. After the real write the executor watches the rollout (what ``kubectl rollout status``
+checks) until it is done (``succeeded``), failed its progress deadline (``failed``) or the timeout
+passes (``unknown``). The write stamps ``remediate.io/request-id``; a repeated request id finds it
+and does not act twice (a scale sets the same absolute count again).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
 
-from kubernetes import client as k8s
+import networkx as nx
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from playbooks.models import Action
 from remediation.errors import ExecutorError
-from remediation.executors.base import ExecRequest, Outcome, spec_of
+from remediation.executors import kubeplans
+from remediation.executors.base import ExecRequest, Outcome, OutcomeMemo, Status, spec_of
+from remediation.executors.kubeauth import load_client
+from remediation.executors.kubeplans import REQUEST_ANNOTATION, Change, Cluster, Workload
+from remediation.executors.kuberollout import rollout_state
 
 OPERATIONS = ("rollout_restart", "scale", "rollout_undo")
-REQUEST_ANNOTATION = "remediate.io/request-id"
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-PATCH_TYPE = "application/merge-patch+json"
-# A Deployment name is a DNS-1123 subdomain; used with fullmatch ("$" would pass a trailing newline).
-DEPLOYMENT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+KINDS = ("Deployment", "StatefulSet")
+# DNS-1123 names, used with fullmatch ("$" would let a trailing newline through).
+WORKLOAD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+__all__ = ["REQUEST_ANNOTATION", "KubernetesExecutor", "check_spec", "namespaces_from_graph"]
 
 
-@dataclass(frozen=True)
-class KubernetesSettings:
-    """How to reach the API server: base URL, bearer token, namespace, TLS verification."""
-
-    host: str
-    namespace: str = "default"
-    token: str | None = None
-    verify_ssl: bool = True
-    timeout_s: float = 10.0
+def namespaces_from_graph(graph: nx.DiGraph) -> dict[str, str]:
+    """Return service -> namespace for the topology nodes that carry a ``namespace`` attribute."""
+    return {str(n): str(a["namespace"]) for n, a in graph.nodes(data=True) if a.get("namespace")}
 
 
 class KubernetesExecutor:
-    """Acts on Deployments named like the target service."""
+    """Acts on the Deployment (or else StatefulSet) named like the target service."""
 
     kind = "kubernetes"
 
-    def __init__(self, settings: KubernetesSettings) -> None:
-        config = k8s.Configuration(host=settings.host)
-        config.verify_ssl = settings.verify_ssl
-        if settings.token:
-            config.api_key = {"BearerToken": settings.token}
-            config.api_key_prefix = {"BearerToken": "Bearer"}
-        self.settings = settings
-        self.apps = k8s.AppsV1Api(k8s.ApiClient(config))
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        namespace: str = "default",
+        namespaces: Mapping[str, str] | None = None,
+        hpa: Literal["route", "refuse"] = "route",
+        rollout_timeout_s: float = 300.0,
+        poll_s: float = 2.0,
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        if not NAMESPACE_NAME.fullmatch(namespace):
+            raise ExecutorError(f"namespace {namespace!r} is not a namespace name (DNS-1123 label)")
+        if hpa not in ("route", "refuse"):
+            raise ExecutorError(f"hpa must be 'route' or 'refuse', got {hpa!r}")
+        api, self.source = load_client(kubeconfig=kubeconfig, context=context)
+        self.cluster = Cluster(api, request_timeout_s)
+        self.namespace = namespace
+        self.namespaces = namespaces if namespaces is not None else {}
+        self.hpa = hpa
+        self.rollout_timeout_s = rollout_timeout_s
+        self.poll_s = poll_s
+        self._sleep: Callable[[float], None] = time.sleep
+        self._memo = OutcomeMemo()
+
+    def namespace_of(self, service: str) -> str:
+        """Return the service's namespace: the topology's, else the default."""
+        namespace = self.namespaces.get(service) or self.namespace
+        if not NAMESPACE_NAME.fullmatch(namespace):
+            raise ExecutorError(
+                f"namespace {namespace!r} of {service} is not a namespace name (DNS-1123 label)"
+            )
+        return namespace
 
     def execute(self, request: ExecRequest, dry_run: bool) -> Outcome:
-        """Patch the Deployment for the action (dry run: the same patch with ``dryRun=All``)."""
-        spec = spec_of(request, self.kind)
-        operation = str(spec.get("operation", ""))
-        if operation not in OPERATIONS:
-            raise ExecutorError(
-                f"unknown kubernetes operation {operation!r}; expected one of {', '.join(OPERATIONS)}"
-            )
-        if not request.target:
-            raise ExecutorError(f"{request.action.id} needs a target Deployment")
-        if len(request.target) > 253 or not DEPLOYMENT_NAME.fullmatch(request.target):
-            raise ExecutorError(
-                f"target {request.target!r} is not a Deployment name (lower-case letters, digits, - and ., "
-                "at most 253 characters)"
-            )
-        name, ns = request.target, self.settings.namespace
+        """Dry-run the writes on the server; unless ``dry_run``, send them and watch the rollout."""
+        operation = _operation(spec_of(request, self.kind))
+        name = _target(request)
+        namespace = self.namespace_of(name)
+        if not dry_run and (seen := self._memo.get(request.request_id)) is not None:
+            return seen
         try:
-            deployment = self._read(name)
-            done = (deployment.get("metadata", {}).get("annotations") or {}).get(REQUEST_ANNOTATION)
-            if done == request.request_id and not dry_run:
+            workload = self._find(name, namespace)
+            change = self._plan(operation, request, workload)
+            for write in change.writes:
+                write.send("All")
+            shown = tuple(w.shown for w in change.writes)
+            if dry_run:
+                detail = "; ".join(shown) or change.note or "nothing to send"
                 return Outcome(
-                    "succeeded", f"deployment/{name} already carries this request; nothing done again"
+                    "dry_run", f"the API server accepted (dry run) {detail}", shown, data=change.data
                 )
-            patch = self._patch_for(operation, spec, request, deployment)
-            shown = f"PATCH deployments/{name} -n {ns}{' dryRun=All' if dry_run else ''} {patch}"
-            self.apps.patch_namespaced_deployment(
-                name,
-                ns,
-                patch,
-                dry_run="All" if dry_run else None,
-                _content_type=PATCH_TYPE,
-                _request_timeout=self.settings.timeout_s,
-            )
+            for write in change.writes:
+                write.send(None)
         except ApiException as exc:
-            return Outcome(
-                "failed",
-                f"the API server refused: {exc.status} {exc.reason}",
-                data={"body": str(exc.body)[:2000]},
-            )
+            return Outcome("failed", f"the API server refused: {exc.status} {exc.reason}", data=_body(exc))
         except ExecutorError as exc:
             return Outcome("failed", str(exc))
-        except Exception as exc:  # network errors from urllib3: we cannot know whether the PATCH landed
+        except (HTTPError, OSError) as exc:  # we cannot know whether the write landed
             return Outcome("unknown", f"lost contact with the API server: {type(exc).__name__}: {exc}")
-        if dry_run:
-            return Outcome(
-                "dry_run", f"the API server accepted (dry run) {shown}", (shown,), data={"patch": patch}
-            )
-        return Outcome(
-            "succeeded", f"{operation} of deployment/{name} accepted", (shown,), data={"patch": patch}
-        )
+        status, detail = self._watch(workload, change)
+        detail = f"{change.note}; {detail}" if change.note else detail
+        return self._memo.put(request.request_id, Outcome(status, detail, shown, data=change.data))
 
-    def _read(self, name: str) -> dict[str, Any]:
-        raw = self.apps.read_namespaced_deployment(
-            name, self.settings.namespace, _request_timeout=self.settings.timeout_s
-        )
-        return raw.to_dict() if hasattr(raw, "to_dict") else dict(raw)
+    def _find(self, name: str, namespace: str) -> Workload:
+        for kind in KINDS:
+            try:
+                return self.cluster.read(kind, name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        raise ExecutorError(f"no Deployment or StatefulSet named {name} in namespace {namespace}")
 
-    def _patch_for(
-        self, operation: str, spec: Mapping[str, Any], request: ExecRequest, deployment: dict[str, Any]
-    ) -> dict[str, Any]:
-        stamp = {"metadata": {"annotations": {REQUEST_ANNOTATION: request.request_id}}}
-        if operation == "rollout_restart":
-            now = datetime.now(UTC).isoformat(timespec="seconds")
-            template = {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
-            return {**stamp, "spec": {"template": template}}
+    def _plan(self, operation: str, request: ExecRequest, w: Workload) -> Change:
+        spec = spec_of(request, self.kind)
         if operation == "scale":
-            current = int((deployment.get("spec") or {}).get("replicas") or 0)
             delta = int(request.params.get("replicas", 1))
-            sign = -1 if spec.get("direction") == "down" else 1
-            wanted = max(0, current + sign * delta)
-            return {**stamp, "spec": {"replicas": wanted}}
-        return {**stamp, "spec": {"template": self._previous_template(deployment)}}
+            delta = -delta if spec.get("direction") == "down" else delta
+            return kubeplans.scale(self.cluster, w, request.request_id, delta, self.hpa)
+        if w.annotations.get(REQUEST_ANNOTATION) == request.request_id:
+            return Change((), note=f"{w.ref} already carries this request; nothing sent again")
+        if operation == "rollout_restart":
+            return kubeplans.restart(self.cluster, w, request.request_id)
+        if w.kind == "StatefulSet":
+            return kubeplans.undo_statefulset(self.cluster, w, request.request_id)
+        return kubeplans.undo_deployment(self.cluster, w, request.request_id)
 
-    def _previous_template(self, deployment: dict[str, Any]) -> dict[str, Any]:
-        """Return the pod template of the ReplicaSet one revision before the current one (what kubectl undo does)."""
-        meta = deployment.get("metadata") or {}
-        current = int((meta.get("annotations") or {}).get(REVISION_ANNOTATION, "0"))
-        labels = ((deployment.get("spec") or {}).get("selector") or {}).get("match_labels") or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        sets = self.apps.list_namespaced_replica_set(
-            self.settings.namespace, label_selector=selector, _request_timeout=self.settings.timeout_s
+    def _watch(self, w: Workload, change: Change) -> tuple[Status, str]:
+        """Poll the workload until its rollout is done, failed or the timeout passes."""
+        deadline = time.monotonic() + self.rollout_timeout_s
+        while True:
+            try:
+                body = self.cluster.read(w.kind, w.name, w.namespace).body
+            except (ApiException, HTTPError, OSError) as exc:
+                return "unknown", f"the change was sent but reading {w.ref} back failed: {exc}"
+            state, reason = rollout_state(w.kind, body, change.wanted, change.at_least)
+            if state != "progressing":
+                return state, reason
+            if time.monotonic() >= deadline:
+                return "unknown", f"still rolling out after {self.rollout_timeout_s:g}s: {reason}"
+            self._sleep(self.poll_s)
+
+
+def _operation(spec: Mapping[str, Any]) -> str:
+    operation = str(spec.get("operation", ""))
+    if operation not in OPERATIONS:
+        raise ExecutorError(
+            f"unknown kubernetes operation {operation!r}; expected one of {', '.join(OPERATIONS)}"
         )
-        candidates = []
-        for rs in sets.items or []:
-            rs_dict = rs.to_dict() if hasattr(rs, "to_dict") else dict(rs)
-            rs_meta = rs_dict.get("metadata") or {}
-            owners = [o.get("name") for o in rs_meta.get("owner_references") or []]
-            revision = int((rs_meta.get("annotations") or {}).get(REVISION_ANNOTATION, "0"))
-            if meta.get("name") in owners and revision < current:
-                candidates.append((revision, rs_dict))
-        if not candidates:
-            raise ExecutorError(f"deployment/{meta.get('name')} has no earlier revision to roll back to")
-        _, previous = max(candidates, key=lambda item: item[0])
-        template = dict((previous.get("spec") or {}).get("template") or {})
-        tmeta = dict(template.get("metadata") or {})
-        tlabels = {k: v for k, v in (tmeta.get("labels") or {}).items() if k != "pod-template-hash"}
-        tmeta["labels"] = tlabels
-        template["metadata"] = tmeta
-        return k8s.ApiClient().sanitize_for_serialization(_camel(template))
+    return operation
 
 
-def _camel(value: Any) -> Any:
-    """Turn the client's snake_case dict keys back into the API's camelCase (labels and annotations untouched)."""
-    if isinstance(value, list):
-        return [_camel(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out = {}
-    for key, item in value.items():
-        if item is None:
-            continue
-        parts = key.split("_")
-        camel = (
-            parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
-            if "_" in key and "/" not in key and "." not in key
-            else key
+def _target(request: ExecRequest) -> str:
+    if not request.target:
+        raise ExecutorError(f"{request.action.id} needs a target workload")
+    if len(request.target) > 253 or not WORKLOAD_NAME.fullmatch(request.target):
+        raise ExecutorError(
+            f"target {request.target!r} is not a Deployment name (lower-case letters, digits, - and ., "
+            "at most 253 characters)"
         )
-        out[camel] = item if key in ("labels", "annotations", "match_labels") else _camel(item)
-    return out
+    return request.target
+
+
+def _body(exc: ApiException) -> dict[str, Any]:
+    return {"body": str(exc.body)[:2000]}
 
 
 def check_spec(action: Action, spec: Mapping[str, Any]) -> list[tuple[str, str]]:

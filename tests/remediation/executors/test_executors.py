@@ -9,7 +9,6 @@ from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -17,7 +16,6 @@ from playbooks.catalog import builtin_catalog
 from playbooks.models import Action
 from remediation.errors import ExecutorError
 from remediation.executors.base import ExecRequest
-from remediation.executors.kubernetes import REQUEST_ANNOTATION, KubernetesExecutor, KubernetesSettings
 from remediation.executors.shell import ShellExecutor, render_argv
 from remediation.executors.sim import SimExecutor, SimWorld
 from remediation.executors.webhook import (
@@ -294,158 +292,3 @@ def test_sim_executor_acts_once_and_dry_runs() -> None:
 def test_executor_refuses_action_without_its_config() -> None:
     with pytest.raises(ExecutorError, match="cannot run on the shell executor"):
         ShellExecutor().execute(ExecRequest("r", action("wait"), None), dry_run=True)
-
-
-# ---------------------------------------------------------------- kubernetes
-
-
-class FakeApiServer:
-    """Speaks enough of the apps/v1 API at the HTTP layer: GET/PATCH deployments, list replicasets."""
-
-    def __init__(self) -> None:
-        self.deployment: dict[str, Any] = {
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "frontend", "namespace": "shop", "annotations": {"deployment.kubernetes.io/revision": "3"}},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "frontend"}},
-                     "template": {"metadata": {"labels": {"app": "frontend"}}, "spec": {"containers": [{"name": "web", "image": "web:v3"}]}}},
-        }  # fmt: skip
-        self.replicasets = [self._rs(2, "web:v2"), self._rs(3, "web:v3"), self._rs(1, "web:v1")]
-        self.patches: list[tuple[dict[str, Any], str | None, str]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _send(self, code: int, payload: Any) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                if url.path == "/apis/apps/v1/namespaces/shop/deployments/frontend":
-                    self._send(200, fake.deployment)
-                elif url.path == "/apis/apps/v1/namespaces/shop/replicasets":
-                    assert parse_qs(url.query)["labelSelector"] == ["app=frontend"]
-                    self._send(
-                        200,
-                        {
-                            "apiVersion": "apps/v1",
-                            "kind": "ReplicaSetList",
-                            "metadata": {},
-                            "items": fake.replicasets,
-                        },
-                    )
-                else:
-                    self._send(
-                        404,
-                        {
-                            "kind": "Status",
-                            "apiVersion": "v1",
-                            "status": "Failure",
-                            "reason": "NotFound",
-                            "code": 404,
-                        },
-                    )
-
-            def do_PATCH(self) -> None:
-                url = urlparse(self.path)
-                if url.path != "/apis/apps/v1/namespaces/shop/deployments/frontend":
-                    self._send(404, {"kind": "Status", "code": 404})
-                    return
-                patch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                dry = parse_qs(url.query).get("dryRun", [None])[0]
-                fake.patches.append((patch, dry, self.headers["Content-Type"]))
-                merged = merge(json.loads(json.dumps(fake.deployment)), patch)
-                if dry is None:
-                    fake.deployment = merged
-                self._send(200, merged)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def _rs(self, revision: int, image: str) -> dict[str, Any]:
-        return {
-            "metadata": {"name": f"frontend-{revision}", "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "frontend", "uid": "u1"}]},
-            "spec": {"selector": {"matchLabels": {"app": "frontend"}},
-                     "template": {"metadata": {"labels": {"app": "frontend", "pod-template-hash": f"h{revision}"}}, "spec": {"containers": [{"name": "web", "image": image}]}}},
-        }  # fmt: skip
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def merge(base: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict) or not isinstance(base, dict):
-        return patch
-    for key, value in patch.items():
-        base[key] = merge(base.get(key), value) if value is not None else None
-    return base
-
-
-@pytest.fixture
-def apiserver() -> Iterator[FakeApiServer]:
-    server = FakeApiServer()
-    yield server
-    server.close()
-
-
-def k8s(server: FakeApiServer) -> KubernetesExecutor:
-    return KubernetesExecutor(KubernetesSettings(host=server.host, namespace="shop", token="t0ken"))
-
-
-def test_k8s_scale_dry_run_is_server_side_and_changes_nothing(apiserver: FakeApiServer) -> None:
-    out = k8s(apiserver).execute(
-        ExecRequest("r1", action("scale_out"), "frontend", {"replicas": 3}), dry_run=True
-    )
-    assert out.status == "dry_run", out.detail
-    patch, dry, ctype = apiserver.patches[-1]
-    assert dry == "All" and ctype == "application/merge-patch+json" and patch["spec"] == {"replicas": 5}
-    assert apiserver.deployment["spec"]["replicas"] == 2
-
-
-def test_k8s_scale_in_and_idempotency(apiserver: FakeApiServer) -> None:
-    ex = k8s(apiserver)
-    req = ExecRequest("r2", action("scale_in"), "frontend", {"replicas": 1})
-    assert ex.execute(req, dry_run=False).status == "succeeded"
-    assert apiserver.deployment["spec"]["replicas"] == 1
-    assert apiserver.deployment["metadata"]["annotations"][REQUEST_ANNOTATION] == "r2"
-    again = k8s(apiserver).execute(req, dry_run=False)  # a fresh process: the annotation says it ran
-    assert again.status == "succeeded" and "already" in again.detail
-    assert apiserver.deployment["spec"]["replicas"] == 1 and len(apiserver.patches) == 1
-
-
-def test_k8s_rollout_restart(apiserver: FakeApiServer) -> None:
-    assert (
-        k8s(apiserver).execute(ExecRequest("r3", action("restart_service"), "frontend"), dry_run=False).status
-        == "succeeded"
-    )
-    annotations = apiserver.deployment["spec"]["template"]["metadata"]["annotations"]
-    assert "kubectl.kubernetes.io/restartedAt" in annotations
-
-
-def test_k8s_rollout_undo_uses_previous_revision(apiserver: FakeApiServer) -> None:
-    out = k8s(apiserver).execute(ExecRequest("r4", action("rollback_deploy"), "frontend"), dry_run=False)
-    assert out.status == "succeeded", out.detail
-    template = apiserver.deployment["spec"]["template"]
-    assert template["spec"]["containers"][0]["image"] == "web:v2"
-    assert "pod-template-hash" not in template["metadata"]["labels"]
-
-
-@pytest.mark.parametrize("target", ["frontend\n", "Frontend", "front/end", "-frontend", "a" * 254])
-def test_k8s_refuses_a_target_that_is_no_deployment_name(apiserver: FakeApiServer, target: str) -> None:
-    with pytest.raises(ExecutorError, match="not a Deployment name"):
-        k8s(apiserver).execute(ExecRequest("r6", action("restart_service"), target), dry_run=False)
-    assert apiserver.patches == []
-
-
-def test_k8s_missing_deployment_fails(apiserver: FakeApiServer) -> None:
-    out = k8s(apiserver).execute(ExecRequest("r5", action("restart_service"), "ghost"), dry_run=False)
-    assert out.status == "failed" and "404" in out.detail
