@@ -21,7 +21,7 @@ from remediation.guardrails.decide import decide
 
 
 def _exec_request(guard: Guard, row: ApprovalRequest) -> ExecRequest:
-    return ExecRequest(row.id, guard.catalog.get(row.action), row.target, dict(row.params))
+    return ExecRequest(row.id, guard.catalog.get(row.action), row.target, dict(row.params), row.incident_id)
 
 
 def preview(*, db_session: Session, guard: Guard, request_id: str, executor: Executor, actor: str) -> Outcome:

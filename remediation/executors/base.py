@@ -14,12 +14,13 @@ Status = Literal["succeeded", "failed", "unknown", "dry_run"]
 
 @dataclass(frozen=True)
 class ExecRequest:
-    """What to run: the approved request's id (the idempotency key), the action, its target and parameters."""
+    """What to run: the approved request's id (the idempotency key), the action, its target, parameters and incident."""
 
     request_id: str
     action: Action
     target: str | None
     params: Mapping[str, Any] = field(default_factory=dict)
+    incident_id: str | None = None
 
 
 @dataclass(frozen=True)
