@@ -417,3 +417,13 @@ def first_delivery(*, db_session: Session, event_id: str, now: datetime) -> bool
         db_session.rollback()
         return False
     return True
+
+
+def forget_seen(*, db_session: Session, before: datetime) -> int:
+    """Delete event ids and request fingerprints recorded before ``before``; return how many.
+
+    Slack retries an event for about an hour and a signed request is valid for five minutes, so a
+    record older than a day can never be matched again; without this the table grows forever.
+    """
+    result = db_session.execute(sa.delete(SeenEvent).where(SeenEvent.at < before))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -8,22 +8,24 @@
   ``expired`` and refreshes their incident cards, so a stale Approve button cannot run anything.
 * Every ``audit_head_every_s``, when a target is configured, the audit log's head is checked and
   published outside the database (`bot.app.audit_head`).
+* Every hour, Slack event ids and request fingerprints older than a day are forgotten.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app.audit_head import HeadPublisher, PublishResult
 from bot.notify.delivery import announce
 from bot.services import Services
-from incidents_db import incidents
+from incidents_db import incidents, outbox
 from remediation.approvals import service as approvals
 
 log = logging.getLogger("remediate.jobs")
+SEEN_KEPT = timedelta(days=1)
 
 
 def _refresh_cards(services: Services, request_ids: list[str]) -> None:
@@ -69,6 +71,21 @@ def _recover_job(services: Services) -> None:
         log.exception("recovering interrupted executions failed")
 
 
+def forget_old_deliveries(services: Services) -> int:
+    """Forget Slack event ids and request fingerprints older than a day (they can no longer be replayed)."""
+    with services.sessions() as s:
+        gone = outbox.forget_seen(db_session=s, before=services.clock() - SEEN_KEPT)
+        s.commit()
+    return gone
+
+
+def _forget_job(services: Services) -> None:
+    try:
+        forget_old_deliveries(services)
+    except Exception:  # retried at the next tick
+        log.exception("forgetting old Slack deliveries failed")
+
+
 def publish_audit_head(publisher: HeadPublisher) -> PublishResult | None:
     """Run one audit head publication (the scheduled job); None when it raised (logged, retried next tick)."""
     try:
@@ -109,6 +126,15 @@ def start_jobs(
             coalesce=True,
             next_run_time=datetime.now(UTC),  # publish once at start, then every audit_head_every_s
         )
+    scheduler.add_job(
+        _forget_job,
+        "interval",
+        hours=1,
+        args=[services],
+        id="forget-old-deliveries",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(
         _expire_job,
         "interval",

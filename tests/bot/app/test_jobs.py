@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from bot.app.jobs import expire_requests, recover_interrupted, start_jobs
+from bot.app.jobs import SEEN_KEPT, expire_requests, forget_old_deliveries, recover_interrupted, start_jobs
 from bot.services import Services
+from incidents_db import outbox
 from incidents_db.models import ApprovalRequest, AuditEntry, Execution
 from remediation.approvals import service as approvals
 from tests.bot.conftest import BOT, Harness, generic
@@ -118,3 +119,18 @@ def test_the_scheduler_keeps_recovering_expired_leases(harness: Harness) -> None
     finally:
         scheduler.shutdown(wait=False)
     assert _state(harness.services, request_id) == "unknown"
+
+
+def test_old_slack_deliveries_are_forgotten_and_new_ones_kept(db_harness: Harness) -> None:
+    services = db_harness.services
+    now = services.clock()
+    with services.sessions() as s:
+        assert outbox.first_delivery(
+            db_session=s, event_id="Ev-old", now=now - SEEN_KEPT - timedelta(minutes=1)
+        )
+        assert outbox.first_delivery(db_session=s, event_id="Ev-new", now=now - timedelta(minutes=5))
+    assert forget_old_deliveries(services) == 1
+    with services.sessions() as s:
+        # the recent one still drops its retry; the forgotten one could be recorded again
+        assert not outbox.first_delivery(db_session=s, event_id="Ev-new", now=now)
+        assert outbox.first_delivery(db_session=s, event_id="Ev-old", now=now)
