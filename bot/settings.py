@@ -10,12 +10,12 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import SettingsError
 from incidents_db.redact import redact_text, redact_url
@@ -23,6 +23,10 @@ from playbooks.yamlfiles import key_text, read_yaml
 
 # Executors an action may be routed to (`executor_routes`); pagerduty pages instead of acting.
 ROUTABLE = ("none", "webhook", "shell", "kubernetes", "sim", "pagerduty")
+# Alert labels naming the service an alert is about, in order (docs/alert-conventions.md).
+ALERT_SERVICE_LABELS = ("deployment", "statefulset", "daemonset", "destination_workload", "container", "pod",
+                        "app.kubernetes.io/name", "app_kubernetes_io_name", "app", "service", "job",
+                        "persistentvolumeclaim")  # fmt: skip
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
@@ -124,6 +128,12 @@ class Settings(BaseSettings):
     snapshot_max_age_s: float = Field(
         default=300.0, ge=0, description="A new incident starts with the kept snapshots at most this old."
     )
+    alert_service_labels: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=ALERT_SERVICE_LABELS, min_length=1, description="Alert labels naming the service, in order."
+    )
+    alert_vocabulary_file: Path | None = Field(
+        default=None, description="Team alert vocabulary YAML, tried before the built-in one."
+    )
     executor: Literal["none", "webhook", "shell", "kubernetes", "sim"] = Field(
         default="none", description="What runs approved actions; none: advisory only (docs/executors.md)."
     )
@@ -215,6 +225,16 @@ class Settings(BaseSettings):
         if value is not None and lease is not None and value >= lease:
             raise ValueError(f"expected fewer seconds than execution_lease_s ({lease:g})")
         return value
+
+    @field_validator("alert_service_labels", mode="before")
+    @classmethod
+    def _check_service_labels(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list | tuple):
+            items = tuple(str(i).strip() for i in items if str(i).strip())
+            if any(c.isspace() for i in items for c in i):
+                raise ValueError("expected label names without spaces, comma-separated")
+        return items
 
     @field_validator("topology")
     @classmethod

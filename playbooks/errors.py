@@ -17,3 +17,7 @@ class UnknownActionError(PlaybookError):
 
 class RunbookError(CatalogError):
     """A runbooks file is unreadable or breaks the schema; the message names the file and key."""
+
+
+class VocabularyError(PlaybookError):
+    """An alert vocabulary file is unreadable or breaks the schema; the message names the file and key."""

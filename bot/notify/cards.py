@@ -150,8 +150,10 @@ def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
     return {"type": "actions", "block_id": f"suggestion-{view.n}", "elements": elements}
 
 
-def render_card(ranking: Ranking, *, policy_name: str, now: datetime) -> tuple[str, list[dict[str, Any]]]:
-    """Return (fallback text, blocks) of an incident's card."""
+def render_card(
+    ranking: Ranking, *, policy_name: str, now: datetime, advisory: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Return (fallback text, blocks) of an incident's card; ``advisory`` leads it when approving runs nothing."""
     rec = ranking.record
     resolved = bool(rec.get("resolved_at"))
     state = "✅ Resolved" if resolved else "🔴 Open"
@@ -175,6 +177,8 @@ def render_card(ranking: Ranking, *, policy_name: str, now: datetime) -> tuple[s
         },
         {"type": "section", "text": _md("*Key signals*\n" + "\n".join(key_signals(rec)))},
     ]
+    if advisory and not resolved:  # up front, before anyone clicks Approve (docs/executors.md)
+        blocks.insert(1, {"type": "context", "elements": [_md(f"ℹ️ *{escape(advisory)}*", MAX_CONTEXT)]})
     if not resolved:
         blocks.append({"type": "divider"})
         if not ranking.suggestions:
