@@ -224,7 +224,11 @@ def test_shell_dry_run_shows_exact_argv() -> None:
         ExecRequest("r", action("scale_out"), "frontend", {"replicas": 3}), dry_run=True
     )
     assert out.status == "dry_run"
-    assert out.data["argv"] == ["kubectl", "scale", "deployment/frontend", "--replicas=+3"]
+    assert out.commands == (
+        "kubectl get deployment/frontend --namespace=default '--output=jsonpath={.spec.replicas}'",
+        "kubectl scale deployment/frontend --namespace=default '--current-replicas=<current>' "
+        "'--replicas=<current+3>'",
+    )
 
 
 def test_shell_output_is_cut_and_failure_reported() -> None:
