@@ -30,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from playbooks.catalog import Catalog, builtin_catalog  # noqa: E402
 from remediation.evaluation.plots import plot_policies, plot_training  # noqa: E402
 from remediation.evaluation.sim_eval import PolicyResult, evaluate_policies  # noqa: E402
 from remediation.guardrails.config import load_rbac  # noqa: E402
@@ -67,6 +68,21 @@ def print_table(name: str, n_services: int, episodes: int, res: dict[str, Policy
 
 def sb3_worker(minutes: float, seed: int, episodes: int, out: Path) -> None:
     """Train MaskablePPO on IncidentEnv with random training topologies, evaluate like ours, write JSON."""
+    vec, model, wall = train_maskable_ppo(minutes, seed)
+    policy = Sb3Policy(model, vec, builtin_catalog())
+    results = {}
+    for topology in held_out_topologies():
+        res = evaluate_policies(
+            topology, {"maskable_ppo": policy}, episodes=episodes, seed=1000 + seed, rbac=load_rbac(None)
+        )
+        results[topology.name] = res["maskable_ppo"].as_row()
+    out.write_text(
+        json.dumps({"train_wall_s": wall, "timesteps": int(model.num_timesteps), "results": results})
+    )
+
+
+def train_maskable_ppo(minutes: float, seed: int) -> tuple[Any, Any, float]:
+    """Train MaskablePPO for ``minutes`` on 8 environments; return (vectorised env, model, training wall seconds)."""
     import gymnasium as gym
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -110,64 +126,64 @@ def sb3_worker(minutes: float, seed: int, episodes: int, out: Path) -> None:
     )
     started = time.perf_counter()
     model.learn(total_timesteps=10**9, callback=Deadline(minutes * 60.0))
-    wall = time.perf_counter() - started
+    return vec, model, time.perf_counter() - started
 
-    class Sb3Policy:
-        """MaskablePPO behind our Policy protocol (padded observation in, top-k of its masked probabilities out)."""
 
-        name = version = "maskable_ppo"
+def sb3_observation(observation: Observation) -> dict[str, np.ndarray]:
+    """Pad an observation to MaskablePPO's fixed-size dict (SB3_SERVICES services, SB3_EDGES edges)."""
+    n, f = observation.nodes.shape
+    nodes = np.zeros((SB3_SERVICES, f), dtype=np.float32)
+    nodes[:n] = observation.nodes
+    edges = np.zeros((SB3_EDGES, 2), dtype=np.int64)
+    edges[: len(observation.edges)] = observation.edges
+    edge_mask = np.zeros(SB3_EDGES, dtype=np.int8)
+    edge_mask[: len(observation.edges)] = 1
+    edge_features = np.zeros((SB3_EDGES, len(EDGE_FEATURES)), dtype=np.float32)
+    if observation.edge_values is not None:
+        edge_features[: len(observation.edges)] = observation.edge_values
+    return {"nodes": nodes, "node_mask": (np.arange(SB3_SERVICES) < n).astype(np.int8), "edges": edges,
+            "edge_mask": edge_mask, "edge_features": edge_features,
+            "globals": np.asarray(observation.globals, dtype=np.float32)}  # fmt: skip
 
-        def __init__(self) -> None:
-            self.mask: np.ndarray | None = None
-            self.graphs: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 
-        def rank(self, observation: Observation, k: int) -> list[RankedAction]:
-            n, f = observation.nodes.shape
-            a = vec.get_attr("n_actions")[0]
-            nodes = np.zeros((SB3_SERVICES, f), dtype=np.float32)
-            nodes[:n] = observation.nodes
-            edges = np.zeros((SB3_EDGES, 2), dtype=np.int64)
-            edges[: len(observation.edges)] = observation.edges
-            edge_mask = np.zeros(SB3_EDGES, dtype=np.int8)
-            edge_mask[: len(observation.edges)] = 1
-            edge_features = np.zeros((SB3_EDGES, len(EDGE_FEATURES)), dtype=np.float32)
-            if observation.edge_values is not None:
-                edge_features[: len(observation.edges)] = observation.edge_values
-            obs = {"nodes": nodes, "node_mask": (np.arange(SB3_SERVICES) < n).astype(np.int8), "edges": edges,
-                   "edge_mask": edge_mask, "edge_features": edge_features,
-                   "globals": np.asarray(observation.globals, dtype=np.float32)}  # fmt: skip
-            small = static_mask(observation, catalog)
-            if self.mask is not None:
-                small = small & self.mask.astype(np.int8)
-            mask = np.zeros(SB3_SERVICES * a + (small.size - n * a), dtype=bool)
-            mask[: n * a] = small[: n * a]
-            mask[SB3_SERVICES * a :] = small[n * a :]
-            tensor, _ = model.policy.obs_to_tensor(obs)
-            with torch.no_grad():
-                dist = model.policy.get_distribution(tensor, action_masks=mask[None])
-                probs = dist.distribution.probs[0].numpy()  # type: ignore[union-attr]
-            out = []
-            for index in np.argsort(-probs)[: min(k, int(mask.sum()))].tolist():
-                if index >= SB3_SERVICES * a:
-                    action, target = catalog.global_actions[index - SB3_SERVICES * a], None
-                else:
-                    action, target = catalog.service_actions[index % a], observation.services[index // a]
-                out.append(RankedAction(action=action, target=target, confidence=float(probs[index])))
-            return out
+class Sb3Policy:
+    """MaskablePPO behind our Policy protocol (padded observation in, top-k of its masked probabilities out)."""
 
-    from playbooks.catalog import builtin_catalog
+    name = version = "maskable_ppo"
 
-    catalog = builtin_catalog()
-    policy = Sb3Policy()
-    results = {}
-    for topology in held_out_topologies():
-        res = evaluate_policies(
-            topology, {"maskable_ppo": policy}, episodes=episodes, seed=1000 + seed, rbac=load_rbac(None)
-        )
-        results[topology.name] = res["maskable_ppo"].as_row()
-    out.write_text(
-        json.dumps({"train_wall_s": wall, "timesteps": int(model.num_timesteps), "results": results})
-    )
+    def __init__(self, model: Any, vec: Any, catalog: Catalog) -> None:
+        self.model, self.vec, self.catalog = model, vec, catalog
+        self.mask: np.ndarray | None = None
+        self.graphs: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def rank(self, observation: Observation, k: int) -> list[RankedAction]:
+        """Return MaskablePPO's k most probable allowed (action, target) pairs."""
+        a = self.vec.get_attr("n_actions")[0]
+        obs = sb3_observation(observation)
+        mask = self.padded_mask(observation, a)
+        tensor, _ = self.model.policy.obs_to_tensor(obs)
+        with torch.no_grad():
+            dist = self.model.policy.get_distribution(tensor, action_masks=mask[None])
+            probs = dist.distribution.probs[0].numpy()
+        out = []
+        for index in np.argsort(-probs)[: min(k, int(mask.sum()))].tolist():
+            if index >= SB3_SERVICES * a:
+                action, target = self.catalog.global_actions[index - SB3_SERVICES * a], None
+            else:
+                action, target = self.catalog.service_actions[index % a], observation.services[index // a]
+            out.append(RankedAction(action=action, target=target, confidence=float(probs[index])))
+        return out
+
+    def padded_mask(self, observation: Observation, a: int) -> np.ndarray:
+        """Return the allowed actions (the static mask and the evaluator's) on the padded action axis."""
+        n = observation.nodes.shape[0]
+        small = static_mask(observation, self.catalog)
+        if self.mask is not None:
+            small = small & self.mask.astype(np.int8)
+        mask = np.zeros(SB3_SERVICES * a + (small.size - n * a), dtype=bool)
+        mask[: n * a] = small[: n * a]
+        mask[SB3_SERVICES * a :] = small[n * a :]
+        return mask
 
 
 def run_sb3(venv: Path, minutes: float, seed: int, episodes: int) -> dict[str, Any] | str:
@@ -225,9 +241,8 @@ def main() -> None:
         all_results[topology.name] = res
         plot_policies(res, img / f"policy-eval-{topology.name}.png", f"{topology.name} (held out)")
         print_table(topology.name, topology.n_services, opts.episodes, res)
-        worst = sorted(
-            res["learned"].by_fault.items(), key=lambda kv: (kv[1]["success_rate"], kv[1]["top1"])
-        )[:4]  # type: ignore[union-attr]
+        by_fault = res["learned"].by_fault or {}
+        worst = sorted(by_fault.items(), key=lambda kv: (kv[1]["success_rate"], kv[1]["top1"]))[:4]
         print("learned, hardest fault kinds: " + ", ".join(
             f"{k} {v['success_rate']:.2f} success / {v['top1']:.2f} top-1 (n={v['episodes']:.0f})" for k, v in worst
         ) + f"; top-1 counting any active fault's fix: {res['learned'].top1_any:.2f}")  # fmt: skip
