@@ -25,6 +25,7 @@ from bot.notify.suggest import rank
 from bot.services import Services
 from bot.settings import Settings
 from remediation.approvals.service import RequestView
+from remediation.executors.routing import advisory
 
 __all__ = ["RemediateApp", "build_app", "error_text", "web_client"]
 WORK_THREADS = 8
@@ -96,7 +97,12 @@ def build_app(
     def render(session: Any, incident_id: str) -> tuple[str, list[dict[str, Any]]]:
         ranking = rank(services, db_session=session, incident_id=incident_id)
         session.commit()  # the stored suggestions, before the Slack call (SQLite: release the write lock)
-        return render_card(ranking, policy_name=services.policy.name, now=services.clock())
+        return render_card(
+            ranking,
+            policy_name=services.policy.name,
+            now=services.clock(),
+            advisory=advisory(services.executor),
+        )
 
     worker = OutboxWorker(services, api, render)
 

@@ -23,6 +23,7 @@ from remediation.approvals import service as approvals
 from remediation.approvals.service import RequestView
 from remediation.errors import GuardrailDeniedError, RemediationError, RequestExpiredError
 from remediation.executors.base import ExecRequest, Executor, Outcome
+from remediation.executors.routing import runs
 
 log = logging.getLogger("remediate.runner")
 
@@ -90,6 +91,8 @@ def run_approved(services: Services, request_id: str, actor: str, *, on_late: Do
     with services.sessions() as s:
         request = approvals.get(db_session=s, request_id=request_id)
         timeout = services.catalog.get(request.action).timeout_s
+    if not runs(services.executor, request.action):
+        return None  # this action is routed to no executor: advisory only
 
     def late(late_id: str, outcome: Outcome) -> None:
         """Record the result of a run that outlived its timeout (it was marked unknown meanwhile)."""

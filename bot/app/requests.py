@@ -12,6 +12,7 @@ from bot.services import Services
 from incidents_db import incidents
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
+from remediation.executors.routing import ADVISORY, advisory, runs
 
 
 def decide_request(
@@ -27,7 +28,7 @@ def decide_request(
         view = approvals.approve(
             db_session=s, guard=services.guard, request_id=request_id, approver=user, executor=None
         )
-        if view.state != st.APPROVED or services.executor is None:
+        if view.state != st.APPROVED or not runs(services.executor, view.action):
             return view
         if services.runner is not None:
             services.runner.submit(view.id, user)
@@ -89,10 +90,11 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
         announce(db_session=s, incident_id=view.incident_id, now=now)
     if view.state == st.PENDING:
         return f"Approved {label}: {len(view.approvers)} of {view.required_approvals} approvals."
-    if view.state == st.APPROVED and services.executor is not None:
+    if view.state == st.APPROVED and runs(services.executor, view.action):
         return f"Approved {label}; running."
     if view.state == st.APPROVED:
-        return f"Approved {label}; no executor is configured, so nothing ran."
+        note = advisory(services.executor) or f"Advisory mode: {ADVISORY}."
+        return f"Approved {label}. {escape(note)}"
     if view.note:
         return f"{label}: {view.state}; {escape(view.note)}."
     if view.state == st.REJECTED:

@@ -56,3 +56,21 @@ def describe_text(executor: Executor | None) -> str:
     routes = ", ".join(f"{a} -> {k}" for a, k in info["routes"].items())
     head = "none (advisory only)" if info["kind"] == "none" else info["kind"]
     return f"{head} ({routes})" if routes else head
+
+
+def advisory(executor: Executor | None) -> str | None:
+    """Return the sentence a card leads with when approving (some) actions runs nothing; None when all run."""
+    if executor is None:
+        return f"Advisory mode: no executor is configured, so {ADVISORY}."
+    if not isinstance(executor, RoutedExecutor):
+        return None
+    running = sorted(a for a, e in executor.routes.items() if e is not None)
+    idle = sorted(a for a, e in executor.routes.items() if e is None)
+    if executor.default is None:
+        but = ", ".join(f"{a} ({executor.routes[a].kind})" for a in running)  # type: ignore[union-attr]
+        return f"Advisory mode: no executor is configured, so {ADVISORY}" + (
+            f", except {but}." if but else "."
+        )
+    if idle:
+        return f"Approving {', '.join(idle)} records the decision and nothing runs (routed to none)."
+    return None
