@@ -30,6 +30,7 @@ from bot.app.app import RemediateApp, error_text
 from bot.services import Services
 from incidents_db import db, outbox
 from incidents_db.snapshots import kept_summary
+from remediation.executors.routing import describe
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
@@ -142,6 +143,7 @@ class Server:
                 "outbox": counts,
                 "dead_letters": counts["dead"],
                 "policy": {"name": policy.name, "version": policy.version},
+                "executor": describe(self.app.services.executor),  # kind and per-action routes
                 # a feeder that stopped shows as an old newest_received_at
                 "snapshots": {"services": int(kept), "newest_received_at": _iso(newest)},
             },

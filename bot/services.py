@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,12 +15,15 @@ from bot.settings import Settings
 from incidents_db.db import make_sessionmaker, open_store
 from playbooks.catalog import Catalog, load_catalog
 from playbooks.runbooks import load_runbooks
+from playbooks.vocabulary import Vocabulary, load_vocabulary
 from remediation.approvals.lease import Lease, replica_id
 from remediation.approvals.service import Guard
 from remediation.executors.base import Executor
+from remediation.executors.build import ExecutorConfig, node_namespaces
 from remediation.guardrails.config import load_rbac
 from remediation.guardrails.models import RbacConfig
 from remediation.policies import Policy, RunbookPolicy
+from sim.observation import ALERTS
 from sim.resolve import resolve_topology
 from sim.topology import Topology
 
@@ -55,6 +59,7 @@ class Services:
         topology: the service graph incidents are observed on (unknown services join as plain nodes).
         replica: this process's owner id in execution leases.
         runner: runs approved requests off the caller's thread (set by `build_app`); None runs them inline.
+        vocabulary: real alert names -> the policy's signals, and the monitoring components to skip.
     """
 
     settings: Settings
@@ -67,6 +72,7 @@ class Services:
     topology: Topology | None = None
     replica: str = field(default_factory=replica_id)
     runner: Runner | None = field(default=None, repr=False)
+    vocabulary: Vocabulary = field(default_factory=lambda: load_vocabulary(ALERTS), repr=False)
 
     @property
     def lease(self) -> Lease:
@@ -98,6 +104,26 @@ class Services:
         )
 
 
+def executor_config(settings: Settings) -> ExecutorConfig:
+    """Return the executor settings as the plain values `build_executor` takes (docs/executors.md)."""
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return ExecutorConfig(
+        kind=settings.executor,
+        routes=dict(settings.executor_routes),
+        webhook_url=settings.webhook_url,
+        webhook_secret=secret(settings.webhook_secret),
+        kubeconfig=settings.kubeconfig,
+        kube_context=settings.kube_context,
+        kube_namespace=settings.kube_namespace,
+        namespaces=node_namespaces(settings.topology),
+        pagerduty_routing_key=secret(settings.pagerduty_routing_key),
+        pagerduty_events_url=settings.pagerduty_events_url,
+    )
+
+
 def build_services(
     settings: Settings,
     *,
@@ -127,4 +153,5 @@ def build_services(
         executor=executor,
         clock=clock or utc_now,
         topology=resolve_topology(settings.topology) if settings.topology else None,
+        vocabulary=load_vocabulary(ALERTS, settings.alert_vocabulary_file),
     )
