@@ -1,4 +1,6 @@
-"""The HTTP face: Slack, health, alert webhooks (/alerts/<source>) and metric snapshots (/snapshots).
+"""The HTTP face: Slack, health, alert webhooks (/alerts/<source>), metric snapshots (/snapshots), changes.
+
+Deploys and config changes arrive at /events/deploy (`bot.alerts.change_intake`).
 
 Slack's requests arrive at /slack/events and health at /healthz.
 
@@ -22,9 +24,11 @@ from waitress import trigger, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from bot.alerts.auth import authenticate
+from bot.alerts.change_intake import handle_change_event
 from bot.alerts.errors import AlertError, AllRefusedError
 from bot.alerts.intake import IntakeResult, ingest
 from bot.alerts.models import Delivery, decode_json, parse_alerts
+from bot.alerts.resolve import resolver_for
 from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 from bot.app.app import RemediateApp, error_text
 from bot.services import Services
@@ -39,7 +43,7 @@ Intake = Callable[[Services, str, Any], tuple[IntakeResult | SnapshotResult, Del
 
 
 def _alerts(services: Services, source: str, body: Any) -> tuple[IntakeResult, Delivery[Any]]:
-    delivery = parse_alerts(source, body)
+    delivery = parse_alerts(source, body, resolver_for(services))
     return ingest(services, delivery.accepted), delivery
 
 
@@ -107,6 +111,10 @@ class Server:
             if method != "POST":
                 return _json(start, _REASONS[405], {"ok": False, "error": "POST the metric snapshots"})
             return self.intake(SNAPSHOTS, environ, start)
+        if path.rstrip("/") == "/events/deploy":
+            if method != "POST":
+                return _json(start, _REASONS[405], {"ok": False, "error": "POST the change event"})
+            return self.change_event(environ, start)
         return _json(start, _REASONS[404], {"ok": False, "error": f"no route {path}"})
 
     def slack_request(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
@@ -158,16 +166,9 @@ class Server:
                 _REASONS[404],
                 {"ok": False, "error": f"unknown alert source {source!r}; use one of {', '.join(SOURCES)}"},
             )
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
+        body, headers = _request(environ)
+        if body is None:
             return _json(start, _REASONS[413], {"ok": False, "error": f"body must be 1 to {MAX_BODY} bytes"})
-        body = environ["wsgi.input"].read(length) if length else b""
-        headers = {
-            k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")
-        }
         services = self.app.services
         try:
             authenticate(source, headers, body, token=self.alerts_token, secrets=services.alert_secrets)
@@ -181,6 +182,32 @@ class Server:
         self.app.worker.wake()
         # 200 once anything was accepted (and committed), so a sender does not retry the good ones forever
         return _json(start, _REASONS[200], {"ok": True, **result.as_dict(), **delivery.answer()})
+
+    def change_event(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """Authenticate, parse and commit one deploy or config change (docs/change-events.md)."""
+        body, headers = _request(environ)
+        if body is None:
+            return _json(start, _REASONS[413], {"ok": False, "error": f"body must be 1 to {MAX_BODY} bytes"})
+        try:
+            result = handle_change_event(self.app.services, headers, body, alerts_token=self.alerts_token)
+        except AlertError as exc:
+            return _json(start, _REASONS.get(exc.status, "400 Bad Request"), {"ok": False, "error": str(exc)})
+        except Exception as exc:
+            return _json(start, _REASONS[500], {"ok": False, "error": error_text(exc)})
+        self.app.worker.wake()
+        return _json(start, _REASONS[200], result.as_dict())
+
+
+def _request(environ: dict[str, Any]) -> tuple[bytes | None, dict[str, str]]:
+    """Return the body (None when longer than MAX_BODY or of a bad length) and the headers, lower-cased."""
+    headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    if length < 0 or length > MAX_BODY:
+        return None, headers
+    return (environ["wsgi.input"].read(length) if length else b""), headers
 
 
 def http_server(

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     pagerduty_webhook_secret: SecretStr | None = Field(
         default=None, description="Signing secret of the PagerDuty V3 webhook subscription."
     )
+    deploy_webhook_token: SecretStr | None = Field(
+        default=None, description="Bearer token for POST /events/deploy; the alerts token if unset."
+    )
+    github_webhook_secret: SecretStr | None = Field(
+        default=None, description="Secret of the GitHub deployment_status webhook (X-Hub-Signature-256)."
+    )
+    change_window_s: float = Field(
+        default=3600.0, gt=0, description="A deploy or config change this recent joins incidents as recent."
+    )
     rbac_config: Path | None = Field(default=None, description="RBAC/guardrails YAML; built-in if unset.")
     playbooks_dir: Path | None = Field(default=None, description="Extra playbook directory beside built-ins.")
     audit_head_file: Path | None = Field(

@@ -83,7 +83,7 @@ def kept_for(
     Those still within their window at ``now`` and not after it, of the incident's ``services`` or of
     any node of its ``topology`` (the graph the bot observes incidents on).
     """
-    concerns = ChangeEvent.service.in_(sorted(set(services)))
+    concerns: sa.ColumnElement[bool] = ChangeEvent.service.in_(sorted(set(services)))
     if topology is not None:
         concerns = sa.or_(concerns, ChangeEvent.topology == topology)
     query = (

@@ -51,8 +51,35 @@ def _number(value: Any) -> str:
         return safe(value, 20)
 
 
+def _stamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def change_lines(record: dict[str, Any], limit: int = 3) -> list[str]:
+    """Return the deploys and config changes on the timeline, newest first, with their age at opening."""
+    opened = _stamp(record.get("opened_at"))
+    lines: list[str] = []
+    for event in reversed(record.get("events", [])):
+        kind = event.get("type")
+        if kind not in ("deploy", "config_change") or len(lines) >= limit:
+            continue
+        service = safe(event.get("service"), MAX_NAME)
+        detail = event.get("version") if kind == "deploy" else event.get("change")
+        what = "deployed" if kind == "deploy" else "config changed"
+        line = f"🚀 `{service}` {what}" + (f" `{safe(detail, MAX_NAME)}`" if detail else "")
+        at = _stamp(event.get("at"))
+        if at is not None and opened is not None:
+            before_s = (opened - at).total_seconds()
+            line += f" {round(before_s / 60)} min before opening" if before_s >= 0 else " after opening"
+        lines.append(line)
+    return lines
+
+
 def key_signals(record: dict[str, Any]) -> list[str]:
-    """Return the alerts still firing and the latest metrics of affected services, as short lines."""
+    """Return the alerts still firing, recent changes and the latest metrics of affected services."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     metrics: dict[str, dict[str, float]] = {}
     for event in record.get("events", []):
@@ -65,6 +92,7 @@ def key_signals(record: dict[str, Any]) -> list[str]:
         if event.get("status") == "firing":
             value = f" = {event['value']:g}" if isinstance(event.get("value"), int | float) else ""
             lines.append(f"🔥 *{safe(name, MAX_NAME)}* on `{safe(service, MAX_NAME)}`{value}")
+    lines += change_lines(record)
     affected = set(record.get("services") or ())
     for service, values in sorted(metrics.items()):
         if affected and service not in affected:
@@ -229,6 +257,10 @@ def _timeline_line(event: dict[str, Any]) -> str:
         return f"`{at}` ✅ resolved" + (f" by {mention(event['actor'])}" if event.get("actor") else "")
     if kind == "metrics":
         return f"`{at}` 📈 metrics of `{service}`"
+    if kind in ("deploy", "config_change"):
+        detail = event.get("version") if kind == "deploy" else event.get("change")
+        what = "deploy" if kind == "deploy" else "config change"
+        return f"`{at}` 🚀 {what} of `{service}`" + (f" `{safe(detail, MAX_NAME)}`" if detail else "")
     return f"`{at}` {escape(kind)} {service if event.get('service') else ''}".rstrip()
 
 

@@ -204,6 +204,7 @@ def _running(tmp_path: Path, url_of_store: str) -> Iterator[Harness]:
             slack_api_url=sandbox.api_url,
             alerts_token=TOKEN,
             pagerduty_webhook_secret="pd-secret",
+            github_webhook_secret="gh-secret",
             requester=BOT,
             retry_base_s=0.05,
             retry_max_s=1.0,
