@@ -15,6 +15,7 @@ MODULES: tuple[str, ...] = (
     "config_cmd",
     "sim_cmds",
     "serve_cmd",
+    "executors_cmd",
     "feed_cmd",
     "topology_cmd",
     "train_cmd",

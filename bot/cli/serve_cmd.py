@@ -152,15 +152,25 @@ def check_tokens(settings: Settings, *, socket_mode: bool) -> None:
 def build_remediate(settings: Settings, options: ServeOptions) -> RemediateApp:
     """Open the store, choose the policy, build the services and the Bolt app (not yet serving)."""
     from bot.app.app import build_app
-    from bot.services import build_services
+    from bot.services import build_services, executor_config
     from incidents_db.db import open_store
+    from remediation.errors import ExecutorConfigError
+    from remediation.executors.build import build_executor, where
+    from remediation.executors.routing import describe_text
 
+    config = executor_config(settings)
+    try:  # before anything else: a misconfigured executor must not take traffic
+        executor = build_executor(config)
+    except ExecutorConfigError as exc:
+        refuse(f"not starting: {exc}")
+    place = where(config, executor)
+    console.print(f"remediate: executor {describe_text(executor)}" + (f" at {place}" if place else ""))
     engine = open_store(settings.effective_database_url)
     policy = choose_policy(engine, settings.policy)
     console.print(
         f"remediate: ranking with the {'learned policy ' + policy.version if policy else 'runbook baseline'}"
     )
-    services = build_services(settings, engine=engine, policy=policy)
+    services = build_services(settings, engine=engine, policy=policy, executor=executor)
     remediate = build_app(
         settings, services, work_threads=options.work_threads, socket_mode=options.socket_mode
     )

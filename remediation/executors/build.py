@@ -144,12 +144,11 @@ def node_namespaces(topology: str | None) -> dict[str, str]:
     }
 
 
-def where(config: ExecutorConfig) -> str:
+def where(config: ExecutorConfig, executor: Executor | None) -> str:
     """Return where the default executor acts, for the start line (credentials masked)."""
     if config.kind == "webhook" and config.webhook_url:
         return redact_url(config.webhook_url)
     if config.kind == "kubernetes":
-        source = str(config.kubeconfig) if config.kubeconfig else "in-cluster or ~/.kube/config"
-        context = f", context {config.kube_context}" if config.kube_context else ""
-        return f"{source}{context}, namespace {config.kube_namespace}"
+        source = str(getattr(getattr(executor, "default", executor), "source", "the cluster"))
+        return f"{source}, default namespace {config.kube_namespace}"
     return ""
