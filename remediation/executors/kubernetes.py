@@ -22,6 +22,7 @@ and does not act twice (a scale sets the same absolute count again).
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any, Literal
 
 import networkx as nx
 from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
 
 from playbooks.models import Action
 from remediation.errors import ExecutorError
@@ -117,8 +118,8 @@ class KubernetesExecutor:
             return Outcome("failed", f"the API server refused: {exc.status} {exc.reason}", data=_body(exc))
         except ExecutorError as exc:
             return Outcome("failed", str(exc))
-        except (HTTPError, OSError) as exc:  # we cannot know whether the write landed
-            return Outcome("unknown", f"lost contact with the API server: {type(exc).__name__}: {exc}")
+        except (HTTPError, OSError) as exc:
+            return _unreachable(exc)
         status, detail = self._watch(workload, change)
         detail = f"{change.note}; {detail}" if change.note else detail
         return self._memo.put(request.request_id, Outcome(status, detail, shown, data=change.data))
@@ -180,6 +181,14 @@ def _target(request: ExecRequest) -> str:
             "at most 253 characters)"
         )
     return request.target
+
+
+def _unreachable(exc: BaseException) -> Outcome:
+    """Failed when no request can have landed (TLS check, connection refused), else unknown."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, SSLError | NewConnectionError | ssl.SSLError | ConnectionRefusedError):
+        return Outcome("failed", f"cannot reach the API server: {type(reason).__name__}: {reason}")
+    return Outcome("unknown", f"lost contact with the API server: {type(exc).__name__}: {exc}")
 
 
 def _body(exc: ApiException) -> dict[str, Any]:
