@@ -236,9 +236,11 @@ def to_node_link(found: Found, *, name: str, source: dict[str, Any]) -> dict[str
     ids = _node_ids(found.workloads)
     called = {b for _, b in found.edges}
     callers = {a for a, _ in found.edges}
+    # frontends: what an ingress gateway calls; without a gateway in sight, what calls others unseen
+    gateway = any("ingress" in w.sources for w in found.workloads.values())
     nodes = []
     for key, workload in sorted(found.workloads.items(), key=lambda kv: ids[kv[0]]):
-        entry = "ingress" in workload.sources or (key in callers and key not in called)
+        entry = "ingress" in workload.sources if gateway else key in callers and key not in called
         nodes.append({"id": ids[key], **node_attributes(workload, frontend=entry)})
     edges = [
         {"source": ids[a], "target": ids[b], "via": sorted(via)}
