@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,81 @@ def test_a_topology_file_that_fails_to_load_is_refused(tmp_path: Path) -> None:
         done = remediate(*args)
         assert done.returncode == 1
         assert "edge a -> b names unknown node 'b'" in done.stderr
+
+
+def _api_object(pod: Pod) -> dict[str, Any]:
+    container = {"name": pod.name, "image": pod.image, "ports": [{"containerPort": p} for p in pod.ports]}
+    return {
+        "metadata": {"name": pod.name, "namespace": pod.namespace},
+        "spec": {
+            "replicas": pod.replicas,
+            "selector": {"matchLabels": {"app": pod.name}},
+            "template": {"metadata": {"labels": {"app": pod.name}}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A test Kubernetes API server listing the shop's Deployments and StatefulSets; yields a kubeconfig."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            kind = "StatefulSet" if "/statefulsets" in self.path else "Deployment"
+            items = [_api_object(p) for p in SHOP.pods if p.kind == kind]
+            body = json.dumps(
+                {"kind": f"{kind}List", "apiVersion": "apps/v1", "metadata": {}, "items": items}
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+            "users": [{"name": "test", "user": {"token": "t"}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+        })
+    )  # fmt: skip
+    try:
+        yield config, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_kubernetes_adds_workloads_without_traffic(
+    prometheus: RealPrometheus, kube_api: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    config, seen = kube_api
+    out = tmp_path / "all.json"
+    done = remediate(
+        "discover", "--prometheus", prometheus.url, "--out", str(out), "--kubernetes",
+        env={"REMEDIATE_KUBECONFIG": str(config)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    nodes = {n["id"]: n for n in json.loads(out.read_text())["nodes"]}
+    assert nodes["idle-worker"]["sources"] == ["kube-state-metrics", "kubernetes"]
+    assert nodes["idle-worker"]["kind"] == "service"
+    assert nodes["rabbitmq"]["kind"] == "queue"
+    assert "/apis/apps/v1/deployments" in seen and "/apis/apps/v1/statefulsets" in seen
+    load_topology(out)
+
+
+def test_kubernetes_with_a_missing_kubeconfig_fails(prometheus: RealPrometheus, tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    done = remediate(
+        "discover", "--prometheus", prometheus.url, "--out", str(tmp_path / "x.json"), "--kubernetes",
+        env={"REMEDIATE_KUBECONFIG": str(missing)},
+    )  # fmt: skip
+    assert done.returncode == 1 and f"kubeconfig {missing}: no such file" in done.stderr
