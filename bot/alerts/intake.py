@@ -103,6 +103,7 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 value=alert.value,
                 fingerprint=alert.fingerprint,
                 source=alert.source,
+                links=alert.links or None,
             )
             states[alert.fingerprint] = (incident_id, alert.status)
             if alert.group is not None:

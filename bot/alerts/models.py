@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -28,6 +28,8 @@ from pydantic import (
 )
 
 from bot.alerts.errors import AllRefusedError, BadPayloadError
+from bot.alerts.links import MAX_URL, URL_FIELDS, links_of
+from bot.alerts.resolve import Resolution, ServiceResolver
 from bot.notify.mrkdwn import clip
 
 SEVERITY_WORDS = {
@@ -36,7 +38,8 @@ SEVERITY_WORDS = {
     "warning": "sev3", "warn": "sev3", "medium": "sev3", "minor": "sev3", "sev3": "sev3", "p3": "sev3",
     "info": "sev4", "low": "sev4", "sev4": "sev4", "p4": "sev4", "p5": "sev4",
 }  # fmt: skip
-SERVICE_LABELS = ("service", "app", "job", "container", "deployment")
+# the labels read when no resolver is given (tests, the demo); serve reads Settings.alert_service_labels
+SERVICE_LABELS = ("deployment", "statefulset", "daemonset", "container", "pod", "app", "service", "job")
 
 # Limits at the edge. Names, services and fingerprints fit the store's String(200) columns; the rest
 # keeps a timeline event and a card small whatever a sender puts in.
@@ -74,6 +77,7 @@ LabelKey = Annotated[str, StringConstraints(max_length=MAX_LABEL_KEY), AfterVali
 LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE), AfterValidator(storable)]
 Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS)]
 Summary = Annotated[str, AfterValidator(storable), AfterValidator(lambda v: clip(v, MAX_SUMMARY))]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL), AfterValidator(storable)]
 
 
 def _big_int(digits: str) -> int | float:
@@ -117,6 +121,8 @@ class AlertIn:
     value: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     group: str | None = None
+    links: dict[str, str] = field(default_factory=dict)  # runbook, source, dashboard, silence: http(s) URLs
+    resolution: Resolution | None = field(default=None, compare=False)  # how the service was found
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,10 @@ class PromAlert(_Model):
     endsAt: datetime | None = None
     fingerprint: Name = ""
     values: dict[Text, float | None] | None = None  # Grafana: a query's value, null without data
+    generatorURL: Url = ""
+    silenceURL: Url = ""  # Grafana
+    dashboardURL: Url = ""  # Grafana
+    panelURL: Url = ""  # Grafana
 
     _aware = field_validator("startsAt", "endsAt")(aware_at)
 
@@ -233,6 +243,7 @@ class AlertmanagerPayload(_Model):
     groupKey: Annotated[str, StringConstraints(max_length=MAX_GROUP_KEY)] = ""
     status: Literal["firing", "resolved"]
     alerts: list[Any] = Field(min_length=1, max_length=MAX_ALERTS)
+    externalURL: Url = ""  # where this Alertmanager is reached: its silence links start here
 
 
 class GrafanaPayload(_Model):
@@ -305,26 +316,16 @@ def problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:5])
 
 
-def _prom(source: str, raw: Any, group: str, warnings: list[str]) -> AlertIn:
+def _prom(source: str, raw: Any, group: str, warnings: list[str], found: _Found) -> AlertIn:
     a = PromAlert.model_validate(raw)
     labels = a.labels
-    key = next((k for k in SERVICE_LABELS if labels.get(k)), None)
-    if key is None:
-        raise BadPayloadError(
-            f"alert {clip(labels['alertname'], 100)!r} names no service; "
-            f"add one of the labels {', '.join(SERVICE_LABELS)}"
-        )
-    service = labels[key]
-    if len(service) > MAX_NAME:
-        raise BadPayloadError(
-            f"labels.{key}: a service name has at most {MAX_NAME} characters, got {len(service)}"
-        )
+    resolution = found.resolver.service_of(labels)
     at = a.startsAt if a.status == "firing" else (a.endsAt or a.startsAt)
     value = next(iter(a.values.items()), None) if a.values else None
     return AlertIn(
         source=source,
         name=labels["alertname"],
-        service=service,
+        service=resolution.service,
         status=a.status,
         fingerprint=a.fingerprint or fingerprint_of(sorted(labels.items())),
         at=at if at is not None and at.year > 1 else None,
@@ -333,10 +334,12 @@ def _prom(source: str, raw: Any, group: str, warnings: list[str]) -> AlertIn:
         value=finite(value[1], f"values.{clip(value[0], 50)}", warnings) if value else None,
         labels=dict(labels),
         group=group or None,
+        links=links_of(a.annotations, a.model_dump(include=set(URL_FIELDS)), labels, found.external_url),
+        resolution=resolution,
     )
 
 
-def _generic(source: str, raw: Any, _group: str, warnings: list[str]) -> AlertIn:
+def _generic(source: str, raw: Any, _group: str, warnings: list[str], _found: _Found) -> AlertIn:
     a = GenericAlert.model_validate(raw)
     return AlertIn(
         source=source,
@@ -352,14 +355,14 @@ def _generic(source: str, raw: Any, _group: str, warnings: list[str]) -> AlertIn
     )
 
 
-def _each(source: str, alerts: list[Any], group: str, one: Any) -> Delivery[AlertIn]:
+def _each(source: str, alerts: list[Any], group: str, one: Any, found: _Found) -> Delivery[AlertIn]:
     accepted: list[AlertIn] = []
     refused: list[Problem] = []
     warned: list[Problem] = []
     for index, raw in enumerate(alerts):
         warnings: list[str] = []
         try:
-            accepted.append(one(source, raw, group, warnings))
+            accepted.append(one(source, raw, group, warnings, found))
         except ValidationError as exc:
             refused.append(Problem(index, problems(exc)))
             continue
@@ -396,24 +399,32 @@ def _pagerduty(source: str, body: Any) -> Delivery[AlertIn]:
     return Delivery([alert])
 
 
-def parse_alerts(source: str, body: Any) -> Delivery[AlertIn]:
+@dataclass(frozen=True)
+class _Found:
+    resolver: ServiceResolver
+    external_url: str = ""
+
+
+def parse_alerts(source: str, body: Any, resolver: ServiceResolver | None = None) -> Delivery[AlertIn]:
     """Parse a decoded JSON body of ``source`` alert by alert; raise BadPayloadError when nothing is usable.
 
     The envelope (version, group key, the list itself) is all or nothing; each alert is accepted or
-    refused on its own, and a refused one is named by its index in the answer.
+    refused on its own, and a refused one is named by its index in the answer. ``resolver`` finds the
+    service in an alert's labels (`bot.alerts.resolve`); without one, ``SERVICE_LABELS`` in order.
     """
+    found = _Found(resolver or ServiceResolver(SERVICE_LABELS))
     try:
         if source == "alertmanager":
             am = AlertmanagerPayload.model_validate(body)
-            return _each(source, am.alerts, am.groupKey, _prom)
+            return _each(source, am.alerts, am.groupKey, _prom, replace(found, external_url=am.externalURL))
         if source == "grafana":
             gf = GrafanaPayload.model_validate(body)
-            return _each(source, gf.alerts, gf.groupKey, _prom)
+            return _each(source, gf.alerts, gf.groupKey, _prom, found)
         if source == "pagerduty":
             return _pagerduty(source, body)
         if source == "generic":
             generic = GenericPayload.model_validate(body)
-            return _each(source, generic.alerts, "", _generic)
+            return _each(source, generic.alerts, "", _generic, found)
     except ValidationError as exc:
         raise BadPayloadError(f"not a valid {source} payload: {problems(exc)}") from None
     raise BadPayloadError(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.notify.mrkdwn import clip, clip_md, escape, mention, safe
+from bot.notify.mrkdwn import clip, clip_md, escape, link, mention, safe
 from bot.notify.suggest import Ranking, SuggestionView
 from remediation.approvals import states as st
 from remediation.postmortem.models import Draft
@@ -19,6 +19,7 @@ MAX_HEADER, MAX_SECTION, MAX_FIELD, MAX_CONTEXT = 150, 3000, 2000, 2000
 MAX_FALLBACK = 3000  # the card's fallback text: what notifications show
 MAX_NAME = 200  # an alert name, service or metric key as shown in a line
 MAX_LINE = 500  # one timeline line
+LINKS = ("runbook", "source", "dashboard", "silence")  # an alert's links, in the order a card shows them
 RISK_MARK = {"low": "🟢", "medium": "🟡", "high": "🟠", "critical": "🔴"}
 
 
@@ -78,7 +79,7 @@ def change_lines(record: dict[str, Any], limit: int = 3) -> list[str]:
     return lines
 
 
-def key_signals(record: dict[str, Any]) -> list[str]:
+def key_signals(record: dict[str, Any], not_understood: Collection[tuple[str, str]] = ()) -> list[str]:
     """Return the alerts still firing, recent changes and the latest metrics of affected services."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     metrics: dict[str, dict[str, float]] = {}
@@ -91,7 +92,8 @@ def key_signals(record: dict[str, Any]) -> list[str]:
     for (name, service), event in sorted(latest.items()):
         if event.get("status") == "firing":
             value = f" = {event['value']:g}" if isinstance(event.get("value"), int | float) else ""
-            lines.append(f"🔥 *{safe(name, MAX_NAME)}* on `{safe(service, MAX_NAME)}`{value}")
+            unread = " · _not understood by the policy_" if (name, service) in not_understood else ""
+            lines.append(f"🔥 *{safe(name, MAX_NAME)}* on `{safe(service, MAX_NAME)}`{value}{unread}")
     lines += change_lines(record)
     affected = set(record.get("services") or ())
     for service, values in sorted(metrics.items()):
@@ -100,6 +102,27 @@ def key_signals(record: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{safe(k, MAX_NAME)} {_number(v)}" for k, v in sorted(values.items())[:4])
         lines.append(f"📈 `{safe(service, MAX_NAME)}`: {shown}")
     return lines[:MAX_SIGNALS] or ["no firing alerts"]
+
+
+def link_lines(record: dict[str, Any]) -> list[str]:
+    """Return, per firing alert that gave links, one line linking them (only http(s) URLs are linked)."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in record.get("events", []):
+        if event.get("type") == "alert":
+            latest[(str(event.get("name")), str(event.get("service")))] = event
+    lines, size = [], 0
+    for (name, service), event in sorted(latest.items()):
+        given = event.get("links") if event.get("status") == "firing" else None
+        shown = [link(given.get(k), k) for k in LINKS] if isinstance(given, dict) else []
+        if any(shown):
+            line = f"🔗 *{safe(name, MAX_NAME)}* on `{safe(service, MAX_NAME)}`: " + " · ".join(
+                s for s in shown if s
+            )
+            if size + len(line) + 1 > MAX_SECTION - 20:
+                break  # whole lines only: half a link would show as raw text
+            lines.append(line)
+            size += len(line) + 1
+    return lines
 
 
 def suggestion_value(view: SuggestionView) -> str:
@@ -203,8 +226,14 @@ def render_card(
                 _md(f"*Opened*\n{escape(rec['opened_at'])}", MAX_FIELD),
             ],
         },
-        {"type": "section", "text": _md("*Key signals*\n" + "\n".join(key_signals(rec)))},
+        {
+            "type": "section",
+            "text": _md("*Key signals*\n" + "\n".join(key_signals(rec, ranking.not_understood))),
+        },
     ]
+    links = link_lines(rec)
+    if links and not resolved:
+        blocks.append({"type": "section", "text": _md("*Links*\n" + "\n".join(links))})
     if advisory and not resolved:  # up front, before anyone clicks Approve (docs/executors.md)
         blocks.insert(1, {"type": "context", "elements": [_md(f"ℹ️ *{escape(advisory)}*", MAX_CONTEXT)]})
     if not resolved:

@@ -46,3 +46,22 @@ def clip_md(text: str, limit: int) -> str:
 def safe(text: object, limit: int) -> str:
     """Return outside ``text`` escaped for mrkdwn and clipped to ``limit`` characters (after escaping)."""
     return clip_md(escape(text), limit)
+
+
+_HTTP_URL = re.compile(r"https?://[^\s/?#@]+(?:@[^\s/?#@]+)?(?:[/?#]\S*)?", re.IGNORECASE)
+
+
+def http_url(text: object, limit: int) -> str | None:
+    """Return ``text`` stripped when it is an http(s) URL with a host, no spaces and at most ``limit`` long."""
+    url = str(text).strip()
+    if len(url) > limit or not url.isprintable() or not _HTTP_URL.fullmatch(url):
+        return None
+    return url
+
+
+def link(url: object, text: str, limit: int = 2000) -> str | None:
+    """Return a Slack link ``<url|text>`` (both escaped) for an http(s) URL; None for anything else."""
+    safe_url = http_url(url, limit)
+    if safe_url is None:
+        return None
+    return f"<{escape(safe_url.replace('|', '%7C'))}|{escape(text).replace('|', '¦')}>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from remediation.approvals import states as st
 from remediation.approvals import suggestions
 from remediation.guardrails.decide import Decision, decide
 from remediation.policies import RankedAction
-from remediation.policies.observe import observation_from_record
+from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,16 @@ class Ranking:
     record: dict[str, Any]
     requester: str
     suggestions: tuple[SuggestionView, ...]
+    not_understood: frozenset[tuple[str, str]] = frozenset()  # (alert name, service) the policy cannot read
+
+
+def not_understood(record: Mapping[str, Any], signal_of: SignalOf) -> frozenset[tuple[str, str]]:
+    """Return (name, service) of the record's alerts the vocabulary maps to no policy signal."""
+    return frozenset(
+        (str(e.get("name")), str(e.get("service")))
+        for e in record.get("events", [])
+        if e.get("type") == "alert" and signal_of(str(e.get("name")), alert_labels(e)) is None
+    )
 
 
 def rank(
@@ -58,7 +69,8 @@ def rank(
     if rec.get("resolved_at"):
         return Ranking(rec, requester, ())
     now = services.clock()
-    observation, _ = observation_from_record(rec, topology=services.topology, now=now)
+    signal_of = services.vocabulary.signal_of  # real alert names -> the policy's signals (memoised)
+    observation, _ = observation_from_record(rec, topology=services.topology, now=now, signal_of=signal_of)
     ranked = services.policy.rank(observation, k or services.settings.top_k)
     context = replace(
         approvals.build_context(db_session=db_session, guard=services.guard, stage="plan"),
@@ -76,4 +88,4 @@ def rank(
             approvals.get(db_session=db_session, request_id=shown.request_id) if shown.request_id else None
         )
         views.append(SuggestionView(n, item, decision, request, shown.token))
-    return Ranking(rec, requester, tuple(views))
+    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of))
