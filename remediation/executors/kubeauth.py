@@ -58,9 +58,7 @@ def _load_kubeconfig(path: Path, context: str | None, config: k8s.Configuration)
         )
     try:
         contexts, current = kube_config.list_kube_config_contexts(config_file=str(path))
-    except (ConfigException, ValueError, TypeError, KeyError, OSError) as exc:
-        raise KubeConfigError(f"kubeconfig {path} is not a valid kubeconfig: {_one_line(exc)}") from None
-    except Exception as exc:  # yaml's errors: the file is not YAML at all
+    except Exception as exc:  # ConfigException, yaml's errors, a list where a mapping belongs ...
         raise KubeConfigError(f"kubeconfig {path} is not a valid kubeconfig: {_one_line(exc)}") from None
     names = [str(c.get("name")) for c in contexts or [] if isinstance(c, dict)]
     if context is not None and context not in names:

@@ -192,13 +192,18 @@ def scale(cluster: Cluster, w: Workload, request_id: str, delta: int, hpa_mode: 
     hpa = _hpa_for(cluster, w)
     if hpa is not None:
         return _scale_hpa(cluster, w, hpa, request_id, delta, hpa_mode)
-    call = getattr(cluster.apps, f"read_namespaced_{SUFFIX[w.kind]}_scale")
-    current_scale = cluster.json(call(w.name, w.namespace, _request_timeout=cluster.timeout))
-    current = int((current_scale.get("spec") or {}).get("replicas") or 0)
+    read = getattr(cluster.apps, f"read_namespaced_{SUFFIX[w.kind]}_scale")
+    current = int(
+        (cluster.json(read(w.name, w.namespace, _request_timeout=cluster.timeout)).get("spec") or {}).get(
+            "replicas"
+        )
+        or 0
+    )
     annotations = w.annotations
     writes = []
+    expect: int | None = current
     if annotations.get(REQUEST_ANNOTATION) == request_id and SCALE_TO_ANNOTATION in annotations:
-        wanted = int(annotations[SCALE_TO_ANNOTATION])  # a repeat sets the same absolute count again
+        wanted, expect = int(annotations[SCALE_TO_ANNOTATION]), None  # a repeat sets the same count again
     else:
         wanted = current + delta
         if wanted < 1:
@@ -209,25 +214,23 @@ def scale(cluster: Cluster, w: Workload, request_id: str, delta: int, hpa_mode: 
             "metadata": {"annotations": {REQUEST_ANNOTATION: request_id, SCALE_TO_ANNOTATION: str(wanted)}}
         }
         writes.append(cluster.patch(w, stamp, MERGE))
-    body = {
-        "apiVersion": "autoscaling/v1",
-        "kind": "Scale",
-        "metadata": {**(current_scale.get("metadata") or {})},
-        "spec": {"replicas": wanted},
-    }
     replace = getattr(cluster.apps, f"replace_namespaced_{SUFFIX[w.kind]}_scale")
-    writes.append(
-        Write(
-            f"PUT {w.ref} scale spec.replicas={wanted} (was {current})",
-            lambda dry: replace(
-                w.name,
-                w.namespace,
-                k8s.V1Scale.from_dict(body),
-                dry_run=dry,
-                _request_timeout=cluster.timeout,
-            ),
+
+    def put(dry: str | None) -> object:
+        # As kubectl's --current-replicas: read the scale again, check the count, PUT with its resourceVersion.
+        fresh = cluster.json(read(w.name, w.namespace, _request_timeout=cluster.timeout))
+        now = int((fresh.get("spec") or {}).get("replicas") or 0)
+        if expect is not None and now not in (expect, wanted):
+            raise ExecutorError(
+                f"{w.ref} now has {now} replicas, not {expect}: someone else scaled it; not changed"
+            )
+        body = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": fresh.get("metadata") or {},
+                "spec": {"replicas": wanted}}  # fmt: skip
+        return replace(
+            w.name, w.namespace, k8s.V1Scale.from_dict(body), dry_run=dry, _request_timeout=cluster.timeout
         )
-    )
+
+    writes.append(Write(f"PUT {w.ref} scale spec.replicas={wanted} (was {current})", put))
     return Change(tuple(writes), wanted=wanted, data={"replicas_before": current, "replicas": wanted})
 
 
