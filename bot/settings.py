@@ -110,8 +110,23 @@ class Settings(BaseSettings):
         description="Slack user id proposing actions for alert-born incidents; the bot's own id if unset.",
     )
     topology: str | None = Field(
-        default="online-boutique",
-        description="Built-in topology name or node-link JSON file incidents are observed on; empty for none.",
+        default=None,
+        description="Built-in topology name or node-link JSON file incidents are observed on (docs/topology.md).",
+    )
+    discover_prometheus: str | None = Field(
+        default=None,
+        description="Prometheus URL `serve` discovers the service graph from (instead of topology).",
+    )
+    discover_window: str = Field(
+        default="1h", description="How far back graph discovery looks (PromQL duration)."
+    )
+    discover_namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces graph discovery keeps; all when empty."
+    )
+    topology_refresh_s: float = Field(
+        default=600.0,
+        ge=1,
+        description="Seconds between graph rediscoveries of `serve --discover-prometheus`.",
     )
     policy: str = Field(
         default="auto",
@@ -248,6 +263,13 @@ class Settings(BaseSettings):
     @field_validator("topology")
     @classmethod
     def _check_topology(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("discover_prometheus")
+    @classmethod
+    def _check_discover_prometheus(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("expected the http(s):// base URL of the Prometheus API")
         return value or None
 
     @field_validator("slack_api_url")

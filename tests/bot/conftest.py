@@ -206,6 +206,7 @@ def _running(tmp_path: Path, url_of_store: str) -> Iterator[Harness]:
             pagerduty_webhook_secret="pd-secret",
             github_webhook_secret="gh-secret",
             requester=BOT,
+            topology="online-boutique",
             retry_base_s=0.05,
             retry_max_s=1.0,
         )

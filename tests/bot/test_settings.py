@@ -202,8 +202,9 @@ def test_bad_knob_names_its_key(env: str, value: str, expected: str, monkeypatch
     assert expected in str(caught.value)
 
 
-def test_an_empty_topology_means_none_and_the_default_is_online_boutique() -> None:
-    assert load_settings().topology == "online-boutique"
+def test_an_empty_topology_means_none_and_there_is_no_default_graph() -> None:
+    assert load_settings().topology is None  # serve refuses without one; only the demo has a default
+    assert load_settings(topology="online-boutique").topology == "online-boutique"
     assert load_settings(topology="").topology is None
 
 

@@ -45,6 +45,7 @@ def _env(sandbox: SlackSandbox, sqlite_url: str, data_dir: Path, **extra: str) -
         "REMEDIATE_ALERTS_TOKEN": "t",
         "REMEDIATE_DATABASE_URL": sqlite_url,
         "REMEDIATE_DATA_DIR": str(data_dir),
+        "REMEDIATE_TOPOLOGY": "online-boutique",
         **extra,
     }
 
