@@ -17,6 +17,7 @@ MODULES: tuple[str, ...] = (
     "serve_cmd",
     "executors_cmd",
     "feed_cmd",
+    "alerts_cmd",
     "topology_cmd",
     "train_cmd",
     "policy_cmds",
