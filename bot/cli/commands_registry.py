@@ -11,6 +11,8 @@ MODULES: tuple[str, ...] = (
     "demo_cmd",
     "store_cmds",
     "safety_cmds",
+    "switch_cmds",
+    "audit_cmds",
     "sandbox_cmd",
     "config_cmd",
     "sim_cmds",

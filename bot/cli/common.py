@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from rich.progress import (
 
 from bot.cli.errors import Refused
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 console = Console()
 err_console = Console(stderr=True)
@@ -74,6 +77,13 @@ def state(ctx: typer.Context) -> CliState:
 def settings_of(ctx: typer.Context) -> Settings:
     """Return the validated settings for this invocation."""
     return state(ctx).settings()
+
+
+def sessions_of(settings: Settings) -> sessionmaker[Session]:
+    """Return a session factory on the configured store, migrated to the newest schema."""
+    from incidents_db.db import make_sessionmaker, open_store
+
+    return make_sessionmaker(open_store(settings.effective_database_url))
 
 
 def refuse(message: str) -> NoReturn:
