@@ -115,5 +115,5 @@ def test_in_cluster_service_account(kube_api: KubeApiServer, tmp_path: Path) -> 
 
 def test_in_cluster_without_a_token_is_one_clear_line(tmp_path: Path) -> None:
     env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    with pytest.raises(KubeConfigError, match="in-cluster service account .* is unusable"):
+    with pytest.raises(KubeConfigError, match=r"in-cluster service account .* is unusable"):
         load_client(environ=env, service_account_dir=tmp_path)

@@ -10,8 +10,8 @@ import pytest
 from playbooks.catalog import builtin_catalog
 from remediation.errors import ExecutorError
 from remediation.executors.base import ExecRequest, Outcome
-from remediation.executors.kubernetes import KubernetesExecutor, namespaces_from_graph
 from remediation.executors.kubeplans import REQUEST_ANNOTATION, RESTARTED_AT
+from remediation.executors.kubernetes import KubernetesExecutor, namespaces_from_graph
 from tests.remediation.executors import kubeobjects
 from tests.remediation.executors.kubeapi import KubeApiServer
 from tests.remediation.executors.kubeobjects import NS
@@ -21,12 +21,12 @@ DEPLOYMENT = f"/apis/apps/v1/namespaces/{NS}/deployments/frontend"
 
 def executor(kubeconfig: Path, **options: Any) -> KubernetesExecutor:
     """An executor on the test server; frontend and carts-db live in namespace shop (as the topology says)."""
-    options = {
+    merged: dict[str, Any] = {
         "rollout_timeout_s": 30.0,
         "poll_s": 0.02,
         "namespaces": {"frontend": NS, "carts-db": NS},
-    } | options
-    return KubernetesExecutor(kubeconfig=kubeconfig, **options)
+    }
+    return KubernetesExecutor(kubeconfig=kubeconfig, **(merged | options))
 
 
 def run(
