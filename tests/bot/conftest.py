@@ -190,7 +190,8 @@ def db_harness(tmp_path: Path, db_url: str) -> Iterator[Harness]:
     yield from _running(tmp_path, db_url)
 
 
-def _running(tmp_path: Path, url_of_store: str) -> Iterator[Harness]:
+def _running(tmp_path: Path, url_of_store: str, **overrides: Any) -> Iterator[Harness]:
+    """Run the app and sandbox; ``overrides`` are further settings (a test's own vocabulary, labels)."""
     rbac = tmp_path / "rbac.yaml"
     rbac.write_text(RBAC, encoding="utf-8")
     # Slack wants an ack within 3 s; these tests check behaviour, not speed (benchmarks measure acks), so
@@ -209,6 +210,7 @@ def _running(tmp_path: Path, url_of_store: str) -> Iterator[Harness]:
             topology="online-boutique",
             retry_base_s=0.05,
             retry_max_s=1.0,
+            **overrides,
         )
         world = World()
         services = build_services(settings, executor=SimExecutor(world))
