@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         min_length=1,
         description="Ranking policy: auto, runbook, or a registered version or artifact path.",
     )
+    gate_automated_margin: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Promotion gate: how far a candidate's automated success may fall below production's.",
+    )
     group_window_s: float = Field(
         default=1800.0,
         gt=0,

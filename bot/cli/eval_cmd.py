@@ -74,11 +74,13 @@ def register(app: typer.Typer) -> None:
                 payload["learned_by_fault"] = breakdown
             print_json(payload)
             return
-        table = Table("policy", "success", "mean TTM s", "p90 TTM s", "actions", "cost $", "violations",
-                      "top-1", "top-3", "regret", "ECE", title=f"{topo.name}: {episodes} episodes, seed {seed}")  # fmt: skip
+        table = Table("policy", "success", "automated", "escalated", "human min", "mean TTM s", "p90 TTM s",
+                      "actions", "cost $", "violations", "top-1", "top-3", "regret", "ECE",
+                      title=f"{topo.name}: {episodes} episodes, seed {seed}")  # fmt: skip
         for name, res in results.items():
             j = res.as_row()
-            table.add_row(name, f"{res.success_rate:.0%}", str(j["mean_ttm_s"]), str(j["p90_ttm_s"]),
+            table.add_row(name, f"{res.success_rate:.0%}", f"{res.automated_success_rate:.0%}",
+                          f"{res.escalation_rate:.0%}", f"{res.human_minutes:.1f}", str(j["mean_ttm_s"]), str(j["p90_ttm_s"]),
                           str(j["actions_per_incident"]), str(j["cost_usd"]), str(res.violations),
                           f"{res.top1:.0%}", f"{res.top3:.0%}", str(j["regret"]), str(j["ece"]))  # fmt: skip
         console.print(table)

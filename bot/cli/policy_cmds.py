@@ -90,19 +90,21 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Promote a version after the gate: simulator evaluation and off-policy estimates."""
         from remediation.guardrails.config import load_rbac
-        from remediation.registry.workflow import promotion_gate, resolve_artifact
+        from remediation.registry.workflow import promoted_artifact, promotion_gate, resolve_artifact
 
         engine, scope = session_of(ctx)
+        settings = settings_of(ctx)
         try:
             artifact = resolve_artifact(engine=engine, ref=version)
-            gate: dict[str, Any] = (
-                {"passed": True, "skipped": True}
-                if force
-                else promotion_gate(artifact, rbac=load_rbac(settings_of(ctx).rbac_config), episodes=episodes)
-            )
+            gate: dict[str, Any] = {"passed": True, "skipped": True}
+            if not force:
+                production, against = promoted_artifact(engine=engine)  # the promoted version, else the runbook
+                gate = promotion_gate(artifact, rbac=load_rbac(settings.rbac_config), production=production,
+                                      episodes=episodes, automated_margin=settings.gate_automated_margin)  # fmt: skip
+                gate["production"] = against
             if not gate["passed"]:
-                refuse(f"{version} failed the promotion gate (learned vs runbook in simulation, FQE/WIS vs "
-                       f"operators): {gate['sim']['learned']['success_rate']} success; rerun with --force to override")  # fmt: skip
+                refuse(f"{version} failed the promotion gate ({'; '.join(gate['reasons'])}); "
+                       "rerun with --force to override")  # fmt: skip
             with scope as session:
                 row = _row(service.promote(db_session=session, version=version))
         finally:

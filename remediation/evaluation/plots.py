@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -29,16 +30,22 @@ def plot_training(curve: Sequence[Mapping[str, float]], path: Path) -> Path:
 
 
 def plot_policies(results: Mapping[str, PolicyResult], path: Path, title: str) -> Path:
-    """Bar charts of success rate, mean time to mitigate and top-1 agreement per policy."""
+    """Bar charts per policy: success beside automated success (no human paged), escalation rate, TTM, top-1."""
     names = list(results)
-    fig, ax = plt.subplots(1, 3, figsize=(11, 3.2))
-    ax[0].bar(names, [results[n].success_rate for n in names])
-    ax[0].set(title="success rate", ylim=(0, 1))
-    ax[1].bar(names, [results[n].mean_ttm_s for n in names], color="tab:orange")
-    ax[1].set(title="mean time to mitigate (s)")
-    ax[2].bar(names, [results[n].top1 for n in names], color="tab:green")
-    ax[2].set(title="top-1 agreement with oracle", ylim=(0, 1))
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(1, 4, figsize=(14, 3.4))
+    ax[0].bar(x - 0.2, [results[n].success_rate for n in names], width=0.4, label="success")
+    ax[0].bar(x + 0.2, [results[n].automated_success_rate for n in names], width=0.4, label="automated")
+    ax[0].set(title="success / automated success", ylim=(0, 1))
+    ax[0].legend(fontsize="small", loc="lower right")
+    ax[1].bar(x, [results[n].escalation_rate for n in names], color="tab:red")
+    ax[1].set(title="escalation rate (human paged)", ylim=(0, 1))
+    ax[2].bar(x, [results[n].mean_ttm_s for n in names], color="tab:orange")
+    ax[2].set(title="mean time to mitigate (s)")
+    ax[3].bar(x, [results[n].top1 for n in names], color="tab:green")
+    ax[3].set(title="top-1 agreement with oracle", ylim=(0, 1))
     for a in ax:
+        a.set_xticks(x, names)
         a.tick_params(axis="x", rotation=30)
     fig.suptitle(title)
     fig.tight_layout()
