@@ -8,13 +8,14 @@ Only the oracle reads hidden state; the others see what a team sees (alerts, met
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from sim.core import BatchCore
 from sim.errors import PolicyError
-from sim.faults import fault_kind
+from sim.faults import FaultSpec, fault_kind
 from sim.observation import ALERTS
 
 RECENT_CHANGE_S = 7200.0
@@ -76,14 +77,25 @@ class RandomPolicy:
         return choice_of(core, int(valid[self.rng.integers(valid.size)]))
 
 
+def fix_order(faults: Sequence[FaultSpec]) -> list[FaultSpec]:
+    """Return active faults in the order the oracle fixes them: the simulator's kind order, surges last.
+
+    A traffic surge's fix only adds capacity, while another fault on the same path makes callers
+    retry (up to 2.5x their load): fixing the surge first can take more scale-outs than its rate
+    limit allows (5 an hour), and the other fault is never reached. Fixing causes first, then
+    capacity, mitigates every such incident (docs/simulator.md, "The oracle as a ceiling").
+    """
+    return sorted(faults, key=lambda f: f.kind == "traffic_surge")
+
+
 class OraclePolicy:
     """Knows the active faults and applies the ground-truth fix of the first one; waits when none is left."""
 
     name = "oracle"
 
     def __call__(self, core: BatchCore, env: int) -> Choice:
-        """Return the ground-truth fix of the first active fault (escalate when the mask forbids it)."""
-        for fault in core.active_faults(env):
+        """Return the ground-truth fix of the first active fault in fix order (escalate when the mask forbids it)."""
+        for fault in fix_order(core.active_faults(env)):
             choice = Choice(fault_kind(fault.kind).fix, fault.target)
             if allowed(core, env, choice):
                 return choice

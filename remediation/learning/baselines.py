@@ -14,6 +14,7 @@ from remediation.policies.runbook import RunbookPolicy
 from sim.core import BatchCore
 from sim.faults import fault_kind
 from sim.observation import Observation
+from sim.policies import fix_order
 
 __all__ = ["OperatorBCPolicy", "OraclePolicy", "RandomPolicy", "RunbookPolicy"]
 
@@ -70,13 +71,13 @@ class OraclePolicy:
         return self
 
     def rank(self, observation: Observation, k: int) -> list[RankedAction]:
-        """Return the ground-truth fixes of the active faults (allowed ones), then escalate and wait."""
+        """Return the ground-truth fixes of the active faults in ``sim.policies.fix_order``, then wait or escalate."""
         if self.core is None:
             raise ValueError("the oracle reads hidden simulator state: call bind(core, env) first")
         core = self.core
         mask = core.action_masks()[self.env]
         out: list[RankedAction] = []
-        for fault in core.active_faults(self.env):
+        for fault in fix_order(core.active_faults(self.env)):
             fix = fault_kind(fault.kind).fix
             index = core.topology.index[fault.target] * core.n_actions + core.table.index(fix)
             if mask[index] and all((r.action, r.target) != (fix, fault.target) for r in out):
