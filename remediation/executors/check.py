@@ -21,6 +21,7 @@ from remediation.executors.sim import SimWorld
 
 CHECK_TARGET = "remediate-executors-check"
 PREFERRED = ("restart_service", "escalate")
+MISSING_WORKLOAD = "no Deployment or StatefulSet named"  # the kubernetes executor's answer to a 404
 
 
 @dataclass(frozen=True)
@@ -88,4 +89,8 @@ def _check_one(
         return CheckRow(kind, used_for, action.id, aim, "refused", str(exc))
     except ValueError as exc:  # parameters without defaults
         return CheckRow(kind, used_for, action.id, aim, "refused", f"cannot dry-run {action.id}: {exc}")
+    if kind == "kubernetes" and outcome.status == "failed" and outcome.detail.startswith(MISSING_WORKLOAD):
+        # the API server answered the read with our credentials: reachable, just no such workload
+        detail = f"credentials work; {outcome.detail} (use --target to dry-run a real workload)"
+        return CheckRow(kind, used_for, action.id, aim, "reachable", detail)
     return CheckRow(kind, used_for, action.id, aim, outcome.status, outcome.detail)

@@ -17,6 +17,8 @@ from remediation.executors.pagerduty import PagerDutyExecutor
 from remediation.executors.routing import RoutedExecutor, describe, describe_text, runs
 from remediation.executors.shell import ShellExecutor
 from remediation.executors.webhook import WebhookExecutor
+from tests.remediation.executors import kubeobjects
+from tests.remediation.executors.kubeapi import KubeApiServer
 from tests.remediation.executors.receivers import JsonReceiver
 
 SECRET = "hook-secret"
@@ -191,3 +193,14 @@ def test_check_reports_a_refusal_per_executor() -> None:
 def test_check_with_none_says_advisory() -> None:
     [row] = check_executors(ExecutorConfig(), builtin_catalog())
     assert row.executor == "none" and row.status == "advisory" and "nothing runs" in row.detail
+
+
+def test_check_kubernetes_against_the_test_api_server(kube_api: KubeApiServer, kubeconfig: Path) -> None:
+    kubeobjects.deployment(kube_api, "frontend")
+    config = ExecutorConfig(kind="kubernetes", kubeconfig=kubeconfig, kube_namespace=kubeobjects.NS)
+    [missing] = check_executors(config, builtin_catalog())
+    assert missing.status == "reachable" and "credentials work" in missing.detail
+    [real] = check_executors(config, builtin_catalog(), target="frontend")
+    assert real.status == "dry_run" and "dry run" in real.detail
+    writes = kube_api.writes()
+    assert writes and all(w.query.get("dryRun") == ["All"] for w in writes), "a check never persists a write"
