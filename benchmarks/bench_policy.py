@@ -52,11 +52,12 @@ SB3_EDGES = 512
 def print_table(name: str, n_services: int, episodes: int, res: dict[str, PolicyResult]) -> None:
     """Print one held-out topology's table and the TTM ratios of the issue's targets."""
     print(f"\n{name} ({n_services} services, never trained on), {episodes} episodes")
-    print(f"{'policy':12} {'success':>8} {'meanTTM':>8} {'p90TTM':>8} {'actions':>8} {'cost$':>7} {'viol':>5} "
-          f"{'top1':>6} {'top3':>6} {'regret':>7} {'ECE':>6}")  # fmt: skip
+    print(f"{'policy':12} {'success':>8} {'autom':>6} {'escal':>6} {'humMin':>6} {'meanTTM':>8} {'p90TTM':>8} "
+          f"{'actions':>8} {'cost$':>7} {'viol':>5} {'top1':>6} {'top3':>6} {'regret':>7} {'ECE':>6}")  # fmt: skip
     for policy, r in res.items():
         j = r.as_row()
-        print(f"{policy:12} {r.success_rate:8.2f} {r.mean_ttm_s:8.0f} {r.p90_ttm_s:8.0f} {r.actions_per_incident:8.2f} "
+        print(f"{policy:12} {r.success_rate:8.2f} {r.automated_success_rate:6.2f} {r.escalation_rate:6.2f} "
+              f"{r.human_minutes:6.1f} {r.mean_ttm_s:8.0f} {r.p90_ttm_s:8.0f} {r.actions_per_incident:8.2f} "
               f"{r.cost_usd:7.2f} {r.violations:5d} {r.top1:6.2f} {r.top3:6.2f} {r.regret:7.3f} {j['ece']!s:>6}")  # fmt: skip
     ll, rb, op = res["learned"], res["runbook"], res["operator_bc"]
     print(f"ratios: learned/runbook mean TTM {ll.mean_ttm_s / rb.mean_ttm_s:.2f} (target <= 0.60), "
@@ -267,13 +268,15 @@ def main() -> None:
         return
     print(f"\nMaskablePPO (sb3-contrib, same IncidentEnv, same {opts.minutes:g}-minute budget: "
           f"{sb3['train_wall_s']:.0f} s, {sb3['timesteps']} env steps) vs ours, same held-out episodes")  # fmt: skip
-    print(f"{'topology':18} {'policy':13} {'success':>8} {'meanTTM':>8} {'top1':>6} {'top3':>6} {'viol':>5}")
+    print(f"{'topology':18} {'policy':13} {'success':>8} {'autom':>6} {'escal':>6} {'meanTTM':>8} {'top1':>6} "
+          f"{'top3':>6} {'viol':>5}")  # fmt: skip
     for name, row in sb3["results"].items():
         ours = all_results[name]["learned"]
-        print(f"{name:18} {'learned':13} {ours.success_rate:8.2f} {ours.mean_ttm_s:8.0f} {ours.top1:6.2f} "
-              f"{ours.top3:6.2f} {ours.violations:5d}")  # fmt: skip
-        print(f"{'':18} {'maskable_ppo':13} {row['success_rate']:8.2f} {row['mean_ttm_s']:8.0f} {row['top1']:6.2f} "
-              f"{row['top3']:6.2f} {row['violations']:5d}")  # fmt: skip
+        print(f"{name:18} {'learned':13} {ours.success_rate:8.2f} {ours.automated_success_rate:6.2f} "
+              f"{ours.escalation_rate:6.2f} {ours.mean_ttm_s:8.0f} {ours.top1:6.2f} {ours.top3:6.2f} {ours.violations:5d}")  # fmt: skip
+        print(f"{'':18} {'maskable_ppo':13} {row['success_rate']:8.2f} {row.get('automated_success_rate', 0.0):6.2f} "
+              f"{row.get('escalation_rate', 0.0):6.2f} {row['mean_ttm_s']:8.0f} {row['top1']:6.2f} {row['top3']:6.2f} "
+              f"{row['violations']:5d}")  # fmt: skip
 
 
 if __name__ == "__main__":
