@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -56,7 +56,9 @@ class Services:
         policy: the ranking policy (runbook baseline or a learned one), through the protocol only.
         executor: runs approved actions; None means approvals are recorded but nothing runs.
         clock: the time source (tests pin it).
-        topology: the service graph incidents are observed on (unknown services join as plain nodes).
+        topology: the service graph incidents are observed on (unknown services join as plain nodes);
+            a scheduled rediscovery swaps it whole (`bot.feeds.refresh`).
+        topology_status: where the graph came from, its last refresh, change and error (for /healthz).
         replica: this process's owner id in execution leases.
         runner: runs approved requests off the caller's thread (set by `build_app`); None runs them inline.
         vocabulary: real alert names -> the policy's signals, and the monitoring components to skip.
@@ -70,6 +72,7 @@ class Services:
     executor: Executor | None = None
     clock: Callable[[], datetime] = utc_now
     topology: Topology | None = None
+    topology_status: dict[str, Any] = field(default_factory=dict)
     replica: str = field(default_factory=replica_id)
     runner: Runner | None = field(default=None, repr=False)
     vocabulary: Vocabulary = field(default_factory=lambda: load_vocabulary(ALERTS), repr=False)
