@@ -77,7 +77,7 @@ def deliveries(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     for _ in range(draw(st.integers(0, 3))):
         target = body
         nested = sorted(k for k, v in body.items() if isinstance(v, dict))
-        if nested and draw(st.booleans()):
+        if draw(st.booleans()) and nested:
             target = body[draw(st.sampled_from(nested))]
         extra = ("at", "finished_at", "timestamp", "extra")
         key = draw(st.sampled_from(sorted(target) or extra) | st.sampled_from(extra))
