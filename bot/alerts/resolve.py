@@ -97,6 +97,7 @@ class ServiceResolver:
             guesses = pod_workloads(value)
         elif label in CLAIM_LABELS:
             guesses = claim_workloads(value)
+        guesses = [g for g in guesses if any(ch.isalnum() for ch in g)] or [value]  # "a--0" names no workload
         service = next((g for g in guesses if g in self.nodes), guesses[0])
         skipped = None
         if len(service) > MAX_SERVICE:
@@ -132,9 +133,9 @@ class ServiceResolver:
             return found
         name = clip(str(labels.get("alertname", "")), 100)
         read = [
-            f"labels.{k}: a service name has at most {MAX_SERVICE} characters"
+            f"labels.{k}: a service name has at most {MAX_SERVICE} characters, got {len(labels[k])}"
             for k in self.labels
-            if labels.get(k)
+            if labels.get(k, "").strip()
         ]
         if read:
             raise BadPayloadError(read[0])
