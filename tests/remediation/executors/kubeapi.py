@@ -6,7 +6,8 @@ strategic-merge (as merge, plus ``$patch: replace``) and JSON patches, namespace
 ``default`` and ``shop`` exist (kubectl asks after a 404), honours ``dryRun=All`` and
 ``resourceVersion`` conflicts, and records every request. A one-line "controller" sets each workload's
 status after a write as ``rollout`` says: ``complete``, ``stuck`` or ``deadline`` (progress deadline
-exceeded); a persisted HPA ``minReplicas`` raises its target's replicas.
+exceeded); a persisted HPA ``minReplicas`` raises its target's replicas. Hooks in ``after`` run after each
+answered resource request (a test's way to let "someone else" change an object in between).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import ssl
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,6 +70,7 @@ class KubeApiServer:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests: list[Recorded] = []
         self.rollout = "complete"
+        self.after: list[Callable[[Recorded], None]] = []  # called after each answered request
         self._version = 100
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -123,7 +126,8 @@ class KubeApiServer:
         """Answer one request (already authenticated) with a status code and JSON."""
         url = urlparse(raw_path)
         query = parse_qs(url.query)
-        self.requests.append(Recorded(method, url.path, query, content_type, body))
+        recorded = Recorded(method, url.path, query, content_type, body)
+        self.requests.append(recorded)
         found = discovery(url.path, self.url)
         if found is not None and method == "GET":
             return 200, found
@@ -134,7 +138,10 @@ class KubeApiServer:
         if match is None or match["plural"] not in KINDS:
             return _status(404, "NotFound", f"the server could not find the requested resource {url.path}")
         with self._lock:
-            return self._resource(method, match, query, content_type, body)
+            answer = copy.deepcopy(self._resource(method, match, query, content_type, body))
+            for hook in self.after:
+                hook(recorded)
+            return answer
 
     def _resource(
         self, method: str, m: re.Match[str], query: dict[str, list[str]], ctype: str | None, body: Any

@@ -148,3 +148,19 @@ def test_namespace_comes_from_the_topology_else_the_default(
 
 
 TESTED = ("restart_service", "rollback_deploy", "scale_out", "scale_in")
+
+
+def test_a_scale_by_someone_else_in_between_makes_kubectl_refuse(
+    kube_api: KubeApiServer, kubeconfig: Path, tmp_path: Path
+) -> None:
+    kubeobjects.deployment(kube_api, replicas=2)
+
+    def someone_scales(request: Recorded) -> None:
+        if request.method == "GET" and request.path == DEPLOYMENT and not kube_api.after[1:]:
+            kube_api.get("deployments", NS, "frontend")["spec"]["replicas"] = 7
+            kube_api.after.append(lambda _: None)  # once: after the template's read of the count
+
+    kube_api.after.append(someone_scales)
+    out = run(shell_executor(kubeconfig, tmp_path), "scale_out", {"replicas": 1})
+    assert out.status == "failed" and "Expected replicas to be 2, was 7" in out.output
+    assert kube_api.writes() == [] and kube_api.get("deployments", NS, "frontend")["spec"]["replicas"] == 7

@@ -13,7 +13,7 @@ from remediation.executors.base import ExecRequest, Outcome
 from remediation.executors.kubeplans import REQUEST_ANNOTATION, RESTARTED_AT
 from remediation.executors.kubernetes import KubernetesExecutor, namespaces_from_graph
 from tests.remediation.executors import kubeobjects
-from tests.remediation.executors.kubeapi import KubeApiServer
+from tests.remediation.executors.kubeapi import KubeApiServer, Recorded
 from tests.remediation.executors.kubeobjects import NS
 
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NS}/deployments/frontend"
@@ -197,3 +197,21 @@ def test_a_target_that_is_no_workload_name_is_refused(
     with pytest.raises(ExecutorError, match="not a Deployment name"):
         run(executor(kubeconfig), "restart_service", target=target)
     assert kube_api.writes() == []
+
+
+def test_a_scale_by_someone_else_after_the_dry_run_is_not_overwritten(
+    kube_api: KubeApiServer, kubeconfig: Path
+) -> None:
+    kubeobjects.deployment(kube_api, replicas=2)
+
+    def someone_scales(request: Recorded) -> None:
+        if request.method == "PUT" and request.query.get("dryRun") == ["All"]:
+            kube_api.get("deployments", NS, "frontend")["spec"]["replicas"] = 7
+
+    kube_api.after.append(someone_scales)
+    out = run(executor(kubeconfig), "scale_out", replicas=1)
+    assert out.status == "failed" and "now has 7 replicas, not 2: someone else scaled it" in out.detail
+    assert [r.method for r in kube_api.writes() if r.query.get("dryRun") is None] == [
+        "PATCH"
+    ]  # the stamp only
+    assert kube_api.get("deployments", NS, "frontend")["spec"]["replicas"] == 7
