@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from bot.alerts.deploys import ChangeIn, Parsed, parse_changes
 from bot.alerts.errors import BadPayloadError, UnauthorizedError
 from bot.alerts.models import decode_json
@@ -28,6 +30,7 @@ from bot.notify.delivery import refresh_card
 from bot.services import Services
 from incidents_db import changes as store
 from incidents_db import incidents
+from incidents_db.locks import lock_incidents
 
 FUTURE_SLACK_S = 300.0  # clocks disagree a little; a change dated further ahead is refused
 TOKEN_SETTING = "REMEDIATE_DEPLOY_WEBHOOK_TOKEN"
@@ -116,71 +119,64 @@ def _when(change: ChangeIn, now: datetime) -> datetime:
     return min(change.at, now)
 
 
+def _keep(services: Services, db_session: Session, change: ChangeIn, at: datetime) -> dict[str, Any]:
+    """Store one change (unless it is a duplicate); return its line of the answer, ``stored`` included."""
+    graph = services.topology.services if services.topology is not None else ()
+    service = service_of(change, graph)
+    in_graph = service in graph
+    details = {**({"version": change.version} if change.kind == "deploy" else {}), **change.details}
+    stored = store.keep(
+        db_session=db_session,
+        key=change.key,
+        service=service,
+        kind=change.kind,
+        at=at,
+        now=services.clock(),
+        keep_until=at + timedelta(seconds=services.settings.change_window_s),
+        topology=services.topology.name if services.topology is not None and in_graph else None,
+        source=change.source,
+        details=details,
+    )
+    return {
+        "service": service, "kind": change.kind, "version": change.version, "at": at.isoformat(),
+        "in_graph": in_graph, "duplicate": not stored, "details": details,
+    }  # fmt: skip
+
+
 def ingest_changes(services: Services, parsed: Parsed) -> ChangeResult:
     """Keep each new change, add it to the open incidents it concerns, queue their cards; commit."""
     now = services.clock()
     window = timedelta(seconds=services.settings.change_window_s)
-    graph = services.topology.services if services.topology is not None else ()
-    graph_name = services.topology.name if services.topology is not None else None
     dated = [(change, _when(change, now)) for change in parsed.changes]  # refuse before storing any
     shown: list[dict[str, Any]] = []
-    recorded = duplicates = 0
     touched: dict[str, None] = {}
     with services.sessions() as s:
+        # Alert intake opens incidents under this lock and copies the kept changes into them: holding it
+        # here, a change is either kept before an incident opens or finds that incident open.
+        lock_incidents(db_session=s)
         open_now = incidents.open_incidents(db_session=s, limit=1000)
         for change, at in dated:
-            service = service_of(change, graph)
-            in_graph = service in graph
-            fields = {"version": change.version} if change.kind == "deploy" else {}
-            details = {**fields, **change.details}
-            stored = store.keep(
-                db_session=s,
-                key=change.key,
-                service=service,
-                kind=change.kind,
-                at=at,
-                now=now,
-                keep_until=at + window,
-                topology=graph_name if in_graph else None,
-                source=change.source,
-                details=details,
-            )
-            recent = now - at <= window
-            shown.append(
-                {
-                    "service": service,
-                    "kind": change.kind,
-                    "version": change.version,
-                    "at": at.isoformat(),
-                    "in_graph": in_graph,
-                    "duplicate": not stored,
-                    "recent": recent,
-                }
-            )
-            if not stored:
-                duplicates += 1
-                continue
-            recorded += 1
-            if not recent:
-                continue  # older than the window: kept as a record, says nothing about now
+            line = _keep(services, s, change, at)
+            details = line.pop("details")
+            line["recent"] = now - at <= window
+            shown.append(line)
+            if line["duplicate"] or not line["recent"]:
+                continue  # already joined; or older than the window: kept as a record, says nothing about now
             for incident in open_now:
-                if not in_graph and service not in (incident.services or ()):
+                if not line["in_graph"] and line["service"] not in (incident.services or ()):
                     continue
                 incidents.append(
-                    db_session=s,
-                    incident_id=incident.id,
-                    type_=change.kind,
-                    at=at,
-                    service=service,
-                    affects=False,
-                    source=change.source,
-                    **details,
-                )
+                    db_session=s, incident_id=incident.id, type_=change.kind, at=at, service=line["service"],
+                    affects=False, source=change.source, **details,
+                )  # fmt: skip
                 touched[incident.id] = None
         for incident_id in touched:
             refresh_card(db_session=s, incident_id=incident_id, now=now)
         s.commit()
-    return ChangeResult(parsed.source, tuple(shown), recorded, duplicates, tuple(touched), parsed.ignored)
+    duplicates = sum(1 for line in shown if line["duplicate"])
+    return ChangeResult(
+        parsed.source, tuple(shown), len(shown) - duplicates, duplicates, tuple(touched), parsed.ignored
+    )
 
 
 def handle_change_event(
