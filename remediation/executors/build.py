@@ -71,7 +71,7 @@ def build_one(kind: str, config: ExecutorConfig, world: SimWorld | None = None) 
     if kind == "pagerduty":
         return _pagerduty(config)
     if kind == "shell":
-        return ShellExecutor()
+        return _shell(config)
     if kind == "kubernetes":
         return _kubernetes(config)
     if kind == "sim":
@@ -99,6 +99,23 @@ def _webhook(config: ExecutorConfig) -> Executor:
         return WebhookExecutor(WebhookSettings(url=config.webhook_url, secret=config.webhook_secret))
     except ExecutorError as exc:
         raise ExecutorConfigError(f"REMEDIATE_WEBHOOK_URL: {exc}") from None
+
+
+def _shell(config: ExecutorConfig) -> Executor:
+    if config.kube_context:
+        raise ExecutorConfigError(
+            "REMEDIATE_KUBE_CONTEXT is not used by the shell executor (kubectl acts in the kubeconfig's "
+            "current context): unset it, or choose REMEDIATE_EXECUTOR=kubernetes"
+        )
+    if config.kubeconfig is not None and not config.kubeconfig.is_file():
+        raise ExecutorConfigError(
+            f"REMEDIATE_KUBECONFIG={config.kubeconfig}: no such file (the shell executor hands it to kubectl)"
+        )
+    env = {"KUBECONFIG": str(config.kubeconfig)} if config.kubeconfig is not None else None
+    try:
+        return ShellExecutor(namespace=config.kube_namespace, namespaces=dict(config.namespaces), env=env)
+    except ExecutorError as exc:
+        raise ExecutorConfigError(f"the shell executor cannot start: {exc}") from None
 
 
 def _pagerduty(config: ExecutorConfig) -> Executor:

@@ -114,8 +114,24 @@ def test_a_route_to_none_keeps_that_action_advisory() -> None:
     assert runs(executor, "restart_service") and not runs(executor, "rollback_deploy")
 
 
-def test_shell_builds() -> None:
-    assert isinstance(build_executor(ExecutorConfig(kind="shell")), ShellExecutor)
+def test_shell_builds_with_kubeconfig_and_namespaces(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    config = ExecutorConfig(
+        kind="shell", kubeconfig=path, kube_namespace="shop", namespaces={"carts": "sock"}
+    )
+    shell = build_executor(config)
+    assert isinstance(shell, ShellExecutor)
+    assert shell.env == {"KUBECONFIG": str(path)} and shell.namespace == "shop"
+    request = ExecRequest("r1", builtin_catalog().get("restart_service"), "carts", {})
+    assert "--namespace=sock" in shell.execute(request, dry_run=True).detail
+
+
+def test_shell_refuses_a_context_it_cannot_use_and_a_missing_kubeconfig(tmp_path: Path) -> None:
+    with pytest.raises(ExecutorConfigError, match="REMEDIATE_KUBE_CONTEXT is not used by the shell executor"):
+        build_executor(ExecutorConfig(kind="shell", kube_context="prod"))
+    with pytest.raises(ExecutorConfigError, match="no such file"):
+        build_executor(ExecutorConfig(kind="shell", kubeconfig=tmp_path / "none"))
 
 
 def test_missing_kubeconfig_file_is_refused(tmp_path: Path) -> None:
