@@ -21,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
     # Not fatal here: the tests that need a missing program fail and say so (or are opted out).
     echo "install-system-deps: missing ${missing[*]} and not root; install them with:" >&2
     echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    echo "  (or opt out of their tests: REMEDIATE_TEST_ALERTMANAGER=off REMEDIATE_TEST_BROWSER=off)" >&2
+    echo "  (or opt out of their tests: REMEDIATE_TEST_ALERTMANAGER=off REMEDIATE_TEST_BROWSER=off REMEDIATE_TEST_KUBECTL=off)" >&2
     exit 0
   fi
 fi
