@@ -9,7 +9,7 @@ A change names a service through candidate names (`bot.alerts.deploys.ChangeIn.n
 is a node of the bot's graph wins, else the first. It is kept in the store (`incidents_db.changes`) until
 its time plus ``change_window_s``, so an incident opening within that window starts with it on its
 timeline; a change within the window also joins, at once, every open incident that names its service
-or is observed on the graph it belongs to, and their cards are re-ranked.
+or is observed on the graph it belongs to; their cards are re-ranked and their threads told.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from bot.alerts.deploys import ChangeIn, Parsed, parse_changes
 from bot.alerts.errors import BadPayloadError, UnauthorizedError
 from bot.alerts.models import decode_json
-from bot.notify.delivery import refresh_card
+from bot.notify.delivery import announce
 from bot.services import Services
 from incidents_db import changes as store
 from incidents_db import incidents
@@ -171,7 +171,7 @@ def ingest_changes(services: Services, parsed: Parsed) -> ChangeResult:
                 )  # fmt: skip
                 touched[incident.id] = None
         for incident_id in touched:
-            refresh_card(db_session=s, incident_id=incident_id, now=now)
+            announce(db_session=s, incident_id=incident_id, now=now)
         s.commit()
     duplicates = sum(1 for line in shown if line["duplicate"])
     return ChangeResult(

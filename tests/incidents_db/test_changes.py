@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from incidents_db import incidents
 from incidents_db.changes import keep, kept_for, recent
 from incidents_db.db import open_store
+from incidents_db.schema import IncidentRecord
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=1)
@@ -84,3 +86,4 @@ def test_a_new_incident_starts_with_its_kept_changes_in_time_order(db_url: str) 
     assert record["events"][1]["version"] == "v-cart" and record["events"][1]["source"] == "ci"
     assert record["services"] == ["cart"]  # a callee's change is context, not an affected service
     assert record["opened_at"] == "2026-03-02T10:00:00Z"
+    IncidentRecord.model_validate_json(json.dumps(record))  # exported, it is valid history to import and mine

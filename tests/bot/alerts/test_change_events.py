@@ -18,6 +18,7 @@ from incidents_db.changes import recent
 from remediation.policies.observe import observation_from_record
 from sim.observation import FEATURES
 from tests.bot.conftest import TOKEN, Harness, generic
+from tests.bot.sandbox.conftest import wait_for
 
 GITHUB_SECRET = "gh-secret"  # the harness's github_webhook_secret
 
@@ -275,4 +276,7 @@ def test_a_deploy_during_an_open_incident_joins_it_once(db_harness: Harness) -> 
     with h.services.sessions() as s:
         assert incidents.get(db_session=s, incident_id=incident_id).services == ["checkoutservice"]
     assert recent_deploy(h, incident_id, "checkoutservice", now) == pytest.approx(1.0, abs=0.01)
-    h.wait_card(incident_id, lambda blocks: "deployed `8f2c1e9d4b7a` after opening" in blocks)
+    card = h.wait_card(incident_id, lambda blocks: "deployed `8f2c1e9d4b7a` after opening" in blocks)
+    wait_for(
+        lambda: any("🚀 deploy of `checkoutservice`" in r.get("text", "") for r in h.replies(card["ts"]))
+    )
