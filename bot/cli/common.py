@@ -61,6 +61,10 @@ class CliState:
         assert self._settings is not None
         return self._settings
 
+    def use(self, settings: Settings) -> None:
+        """Replace the settings for the rest of this invocation (the demo points them at its own directory)."""
+        self._settings, self._refused = settings, None
+
     def built(self) -> Settings | None:
         """Return the settings if they were built and valid, else None (for the crash handler)."""
         return self._settings

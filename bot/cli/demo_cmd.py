@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import console, settings_of
+from bot.cli.common import console, settings_of, state
 from bot.cli.store_cmds import import_file, mine_store, print_mining
+from bot.demo.home import demo_home
 from incidents_db import db
 from incidents_db.redact import redact_url
 
@@ -59,13 +60,26 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option("--train-minutes", min=0.05, help="Train a quick policy (else runbook)."),
         ] = None,
+        store: Annotated[
+            str | None,
+            typer.Option("--store", help="Store URL for the demo's incidents (default: its own SQLite file)."),
+        ] = None,
+        reset: Annotated[
+            bool, typer.Option("--reset", help="Delete the demo's data directory first and start afresh.")
+        ] = False,
     ) -> None:
         """Import and mine history, then serve the sandbox, the bot and a live simulated world until Ctrl-C."""
         from bot.cli.demo_live import LiveDemoArgs, live_demo
 
-        settings = settings_of(ctx)
-        url = settings.effective_database_url
-        console.print(f"[bold]remediate demo[/] store: {redact_url(url)}", highlight=False)
+        home = demo_home(settings_of(ctx), store=store, reset=reset)
+        state(ctx).use(home.settings)  # every step below reads the demo's settings, never the default store
+        url = home.settings.effective_database_url
+        console.print(f"[bold]remediate demo[/] data directory: {home.directory}", highlight=False)
+        console.print(
+            f"store: {redact_url(url)}"
+            + (" (the demo's own; `remediate demo --reset` starts afresh)" if home.own_store else " (--store)"),
+            highlight=False,
+        )
         revision = db.upgrade(url)
         console.print(f"1. schema at revision {revision}")
         console.print(f"2. importing the sample history {sample_path()}", highlight=False)
@@ -80,5 +94,7 @@ def register(app: typer.Typer) -> None:
         live_demo(ctx, live)
         if not serve:
             console.print(
-                "next: `remediate incidents list`, `remediate incidents show INC-1001`, `remediate mine --full`"
+                f"next (on the demo's store): `remediate --database-url {redact_url(url)} incidents list`",
+                highlight=False,
+                soft_wrap=True,
             )

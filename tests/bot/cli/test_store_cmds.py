@@ -124,8 +124,8 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
     assert "imported 30, skipped 0" in runs[0].stdout
     assert "imported 0, skipped 30" in runs[1].stdout
-    assert (tmp_path / "remediate.sqlite").is_file()
-    assert len(list((tmp_path / "trajectories").glob("*.npz"))) == 1
+    assert (tmp_path / "demo" / "remediate.sqlite").is_file()  # the demo's own directory
+    assert len(list((tmp_path / "demo" / "trajectories").glob("*.npz"))) == 1
 
 
 @pytest.fixture(scope="module")

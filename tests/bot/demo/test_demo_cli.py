@@ -75,7 +75,7 @@ def test_demo_serves_a_card_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
             found = re.search(r"open (http://127\.0\.0\.1:\d+/)", seen[-1])
             url = found.group(1) if found else None
         assert url, "the demo printed no sandbox URL:\n" + "".join(seen)
-        assert (tmp_path / "remediate.sqlite").is_file()
+        assert (tmp_path / "demo" / "remediate.sqlite").is_file()
         assert any("imported 5" in line for line in seen)  # the simulated history went in
 
         def card() -> dict[str, Any] | None:
