@@ -20,6 +20,7 @@ import typer
 from sqlalchemy import Engine
 
 from bot.cli.common import console, err_console, refuse, settings_of
+from bot.cli.serve_topology import prepare_graph, start_refresh
 from bot.settings import Settings, with_overrides
 from remediation.policies import Policy
 
@@ -44,8 +45,17 @@ TopologyOption = Annotated[
     str | None,
     typer.Option(
         "--topology",
-        help="Built-in topology name or node-link JSON file (overrides REMEDIATE_TOPOLOGY; "
-        "default online-boutique).",
+        help="Service graph: node-link JSON file (`remediate topology discover` writes one) or built-in "
+        "name (overrides REMEDIATE_TOPOLOGY). serve needs this or --discover-prometheus.",
+        show_default=False,
+    ),
+]
+DiscoverOption = Annotated[
+    str | None,
+    typer.Option(
+        "--discover-prometheus",
+        help="Discover the service graph from this Prometheus at start and every REMEDIATE_TOPOLOGY_REFRESH_S "
+        "(overrides REMEDIATE_DISCOVER_PROMETHEUS; docs/topology.md).",
         show_default=False,
     ),
 ]
@@ -102,6 +112,7 @@ def register(app: typer.Typer) -> None:
         work_threads: WorkThreadsOption = 8,
         socket_mode: SocketModeOption = False,
         topology: TopologyOption = None,
+        discover_prometheus: DiscoverOption = None,
         requester: RequesterOption = None,
         pagerduty_secret: PagerDutySecretOption = None,
         policy_ref: PolicyOption = None,
@@ -110,6 +121,7 @@ def register(app: typer.Typer) -> None:
         settings = with_overrides(
             settings_of(ctx),
             topology=topology,
+            discover_prometheus=discover_prometheus,
             requester=requester,
             pagerduty_webhook_secret=pagerduty_secret,
             policy=policy_ref,
@@ -127,6 +139,7 @@ def run_serve(settings: Settings, options: ServeOptions) -> None:
 
     log_to_stderr(settings.log_level)
     check_tokens(settings, socket_mode=options.socket_mode)
+    settings = prepare_graph(settings)  # a file that loads, or a discovery that finds services; else refuse
     remediate = build_remediate(settings, options)
     remediate.worker.start()
     scheduler = start_background_jobs(remediate)
@@ -203,7 +216,9 @@ def start_background_jobs(remediate: RemediateApp) -> BackgroundScheduler:
     audit_head = HeadPublisher.from_settings(
         services.settings, sessions=services.sessions, clock=services.clock
     )
-    return start_jobs(services, audit_head=audit_head)
+    scheduler = start_jobs(services, audit_head=audit_head)
+    start_refresh(scheduler, services)  # with discovery: rediscover the graph on a schedule
+    return scheduler
 
 
 def serve_until_stopped(remediate: RemediateApp, options: ServeOptions) -> None:

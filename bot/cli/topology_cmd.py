@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,9 +12,10 @@ from rich.table import Table
 from bot.cli.common import console, print_json, refuse, settings_of
 from bot.feeds.discover import DiscoverOptions, discover
 from bot.feeds.graph_diff import diff_graphs, edges_of
+from bot.feeds.refresh import write_graph
 from sim.errors import TopologyError
 from sim.resolve import resolve_topology
-from sim.topology import Topology, parse_topology
+from sim.topology import Topology
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 GraphArg = Annotated[str, typer.Argument(help="Node-link JSON file (or a built-in topology name).")]
@@ -28,16 +27,6 @@ def load_graph(ref: str) -> Topology:
         return resolve_topology(ref)
     except TopologyError as exc:
         refuse(str(exc))
-
-
-def write_graph(document: dict[str, Any], out: Path) -> Topology:
-    """Check that ``document`` loads as a topology, then write it to ``out`` atomically; return it loaded."""
-    topology = parse_topology(document, source=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    return topology
 
 
 def describe(topology: Topology) -> dict[str, Any]:

@@ -103,6 +103,7 @@ def test_serve_ranks_with_the_promoted_learned_policy(tmp_path: Path, sqlite_url
 def test_serve_refuses_without_signing_secret(sqlite_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REMEDIATE_"))}
     env.update({"SLACK_BOT_TOKEN": "xoxb-x", "REMEDIATE_DATABASE_URL": sqlite_url})
+    env["REMEDIATE_TOPOLOGY"] = "online-boutique"
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli.main", "serve", "--port", "0", "--requester", "U0REMBOT01"],
         env=env,
