@@ -234,6 +234,12 @@ def render_card(
     links = link_lines(rec)
     if links and not resolved:
         blocks.append({"type": "section", "text": _md("*Links*\n" + "\n".join(links))})
+    if ranking.unknown_to_graph and not resolved:  # docs/topology.md
+        names = escape(", ".join(ranking.unknown_to_graph))
+        blocks.append({"type": "section", "text": _md(
+            f"⚠️ *Unknown to the service graph:* {names}. Only actions that need no graph are suggested "
+            "(escalate, wait, actions on services the graph knows); the next graph refresh picks it up."
+        )})  # fmt: skip
     if advisory and not resolved:  # up front, before anyone clicks Approve (docs/executors.md)
         blocks.insert(1, {"type": "context", "elements": [_md(f"ℹ️ *{escape(advisory)}*", MAX_CONTEXT)]})
     if not resolved:
