@@ -10,6 +10,7 @@ import typer
 MODULES: tuple[str, ...] = (
     "demo_cmd",
     "store_cmds",
+    "incidents_cmds",
     "safety_cmds",
     "switch_cmds",
     "audit_cmds",

@@ -1,4 +1,4 @@
-"""Store commands: `db upgrade|current`, `import`, `export`, `incidents list|show`, `mine`."""
+"""Store commands: `import`, `export` and `mine` (`db` and `incidents` live in `incidents_cmds.py`)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy import Engine
 
 from bot.cli.common import console, err_console, print_json, progress_bar, settings_of
-from incidents_db import db, exporter, importer, mining, service
-from incidents_db.redact import redact_url
+from incidents_db import db, exporter, importer, mining
 
 
 @contextmanager
@@ -79,15 +77,20 @@ def import_file(
     if as_json:
         print_json(report.as_json())
     else:
-        console.print(
-            f"imported {report.imported}, skipped {report.skipped_existing} already in the store, "
-            f"refused {len(report.refused)} line(s)"
-        )
-        for refusal in report.refused[:20]:
-            console.print(f"  line {refusal.line}: {refusal.error}", highlight=False, markup=False)
-        if len(report.refused) > 20:
-            console.print(f"  ... and {len(report.refused) - 20} more (use --json for all)")
+        print_import_report(report)
     return 1 if report.refused else 0
+
+
+def print_import_report(report: importer.ImportReport) -> None:
+    """Print an import report for people: counts, then the first 20 refused lines."""
+    console.print(
+        f"imported {report.imported}, skipped {report.skipped_existing} already in the store, "
+        f"refused {len(report.refused)} line(s)"
+    )
+    for refusal in report.refused[:20]:
+        console.print(f"  line {refusal.line}: {refusal.error}", highlight=False, markup=False)
+    if len(report.refused) > 20:
+        console.print(f"  ... and {len(report.refused) - 20} more (use --json for all)")
 
 
 def mine_store(
@@ -116,57 +119,67 @@ def print_mining(summary: mining.MiningSummary) -> None:
     )
 
 
-def register(app: typer.Typer) -> None:
-    """Mount `db`, `import`, `export`, `incidents` and `mine`."""
-    db_group = typer.Typer(help="Schema migrations of the store.", no_args_is_help=True)
-
-    @db_group.command("upgrade")
-    def upgrade(ctx: typer.Context) -> None:
-        """Migrate the store to the newest schema (safe to run again)."""
-        url = settings_of(ctx).effective_database_url
-        revision = db.upgrade(url)
-        console.print(f"store {redact_url(url)} is at schema revision {revision}", highlight=False)
-
-    @db_group.command("current")
-    def current(
-        ctx: typer.Context,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    ) -> None:
-        """Print the store's schema revision and the newest one this version knows."""
-        url = settings_of(ctx).effective_database_url
-        revision = db.current(url)
-        head = db.head_revision()
-        if as_json:
-            print_json({"url": redact_url(url), "current": revision, "head": head})
+def export_store(ctx: typer.Context, out: Path | None) -> None:
+    """Write every incident to ``out`` (atomically, with a progress bar) or to stdout when None."""
+    with open_store(ctx) as engine:
+        if out is None:
+            exporter.export_lines(engine=engine, out=sys.stdout)
             return
-        state = "up to date" if revision == head else "needs `remediate db upgrade`"
-        console.print(
-            f"{redact_url(url)}: revision {revision or 'none'} (head {head}, {state})", highlight=False
-        )
+        tmp = out.with_name(out.name + ".tmp")
+        with progress_bar(quiet=not _show_bars(False)) as bar:
+            task = bar.add_task("exporting", total=None)
+            with tmp.open("w", encoding="utf-8") as handle:
+                count = exporter.export_lines(
+                    engine=engine, out=handle, on_progress=lambda n: bar.update(task, completed=n)
+                )
+        os.replace(tmp, out)
+    err_console.print(f"exported {count} incident(s) to {out}", highlight=False)
 
-    app.add_typer(db_group, name="db")
+
+SourceArgument = Annotated[str, typer.Argument(help="remediate.incident/v1 JSON Lines file, or - for stdin.")]
+LogCommitsOption = Annotated[
+    bool, typer.Option("--log-commits", help="After each committed batch, write a JSON line to stderr.")
+]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Incidents per transaction.")]
+ImportWorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Processes that parse a large file (default: one per core but one; 0: parse in this "
+        "process only).",
+    ),
+]
+ExportOutOption = Annotated[
+    Path | None, typer.Option("--out", help="File to write (default: stdout).", show_default=False)
+]
+MineOutOption = Annotated[
+    Path | None,
+    typer.Option("--out", help="Dataset directory (default: DATA_DIR/trajectories).", show_default=False),
+]
+FullOption = Annotated[bool, typer.Option("--full", help="Redo every resolved incident, not only new ones.")]
+MineWorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Processes that mine a large store (default: one per core but one on 4 cores or "
+        "more, none below; 0: all in this process).",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `import`, `export` and `mine`."""
 
     @app.command("import")
     def import_cmd(
         ctx: typer.Context,
-        source: Annotated[str, typer.Argument(help="remediate.incident/v1 JSON Lines file, or - for stdin.")],
+        source: SourceArgument,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-        log_commits: Annotated[
-            bool,
-            typer.Option("--log-commits", help="After each committed batch, write a JSON line to stderr."),
-        ] = False,
-        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Incidents per transaction.")] = (
-            importer.DEFAULT_BATCH
-        ),
-        workers: Annotated[
-            int | None,
-            typer.Option(
-                "--workers",
-                min=0,
-                help="Processes that parse a large file (default: one per core but one; 0: parse in this "
-                "process only).",
-            ),
-        ] = None,
+        log_commits: LogCommitsOption = False,
+        batch_size: BatchSizeOption = importer.DEFAULT_BATCH,
+        workers: ImportWorkersOption = None,
     ) -> None:
         """Import incident history; bad lines are refused (exit 1) and the rest still imports."""
         code = import_file(
@@ -175,126 +188,17 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(code)
 
     @app.command("export")
-    def export_cmd(
-        ctx: typer.Context,
-        out: Annotated[
-            Path | None, typer.Option("--out", help="File to write (default: stdout).", show_default=False)
-        ] = None,
-    ) -> None:
+    def export_cmd(ctx: typer.Context, out: ExportOutOption = None) -> None:
         """Write every incident as remediate.incident/v1 JSON Lines (import reads it back)."""
-        with open_store(ctx) as engine:
-            if out is None:
-                exporter.export_lines(engine=engine, out=sys.stdout)
-                return
-            tmp = out.with_name(out.name + ".tmp")
-            with progress_bar(quiet=not _show_bars(False)) as bar:
-                task = bar.add_task("exporting", total=None)
-                with tmp.open("w", encoding="utf-8") as handle:
-                    count = exporter.export_lines(
-                        engine=engine, out=handle, on_progress=lambda n: bar.update(task, completed=n)
-                    )
-            os.replace(tmp, out)
-        err_console.print(f"exported {count} incident(s) to {out}", highlight=False)
-
-    incidents = typer.Typer(help="Look at incidents in the store.", no_args_is_help=True)
-
-    @incidents.command("list")
-    def list_cmd(
-        ctx: typer.Context,
-        status: Annotated[
-            str | None,
-            typer.Option("--status", help="Only 'open' or 'resolved' incidents.", show_default=False),
-        ] = None,
-        limit: Annotated[int, typer.Option("--limit", min=1, help="How many to show.")] = 50,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    ) -> None:
-        """List incidents, newest first."""
-        if status not in (None, "open", "resolved"):
-            raise typer.BadParameter(f"--status {status!r}: expected open or resolved")
-        with open_store(ctx) as engine, db.make_sessionmaker(engine)() as session:
-            rows = service.list_incidents(db_session=session, status=status, limit=limit)
-            total = service.count_incidents(db_session=session, status=status)
-        if as_json:
-            print_json(
-                [
-                    {
-                        "id": r.id,
-                        "title": r.title,
-                        "severity": r.severity,
-                        "status": r.status,
-                        "opened_at": r.opened_at.isoformat(),
-                        "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None,
-                        "events": r.events,
-                    }
-                    for r in rows
-                ]
-            )
-            return
-        table = Table("id", "severity", "status", "opened (UTC)", "duration", "events", "title")
-        for r in rows:
-            minutes = (r.resolved_at - r.opened_at).total_seconds() / 60 if r.resolved_at else None
-            table.add_row(
-                r.id,
-                r.severity,
-                r.status,
-                r.opened_at.strftime("%Y-%m-%d %H:%M"),
-                f"{minutes:.0f} min" if minutes is not None else "open",
-                str(r.events),
-                r.title,
-            )
-        console.print(table)
-        console.print(f"{len(rows)} of {total} incident(s)")
-
-    @incidents.command("show")
-    def show_cmd(
-        ctx: typer.Context,
-        incident_id: Annotated[str, typer.Argument(help="Incident id, e.g. INC-1042.")],
-        as_json: Annotated[bool, typer.Option("--json", help="Print the incident as JSON.")] = False,
-    ) -> None:
-        """Show one incident and its timeline."""
-        with open_store(ctx) as engine, db.make_sessionmaker(engine)() as session:
-            record = service.get_record(db_session=session, incident_id=incident_id)
-        if as_json:
-            print_json(record)
-            return
-        console.print(f"[bold]{record['id']}[/] {record['title']}", highlight=False)
-        console.print(
-            f"{record['severity']}, opened {record['opened_at']}, resolved {record.get('resolved_at') or '-'}; "
-            f"services: {', '.join(record['services']) or '-'}",
-            highlight=False,
-        )
-        table = Table("at", "type", "service", "details")
-        for event in record["events"]:
-            details = {k: v for k, v in event.items() if k not in ("at", "type", "service")}
-            table.add_row(
-                event["at"], event["type"], event.get("service", ""), json.dumps(details, ensure_ascii=False)
-            )
-        console.print(table)
-
-    app.add_typer(incidents, name="incidents")
+        export_store(ctx, out)
 
     @app.command("mine")
     def mine_cmd(
         ctx: typer.Context,
-        out: Annotated[
-            Path | None,
-            typer.Option(
-                "--out", help="Dataset directory (default: DATA_DIR/trajectories).", show_default=False
-            ),
-        ] = None,
-        full: Annotated[
-            bool, typer.Option("--full", help="Redo every resolved incident, not only new ones.")
-        ] = False,
+        out: MineOutOption = None,
+        full: FullOption = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-        workers: Annotated[
-            int | None,
-            typer.Option(
-                "--workers",
-                min=0,
-                help="Processes that mine a large store (default: one per core but one on 4 cores or "
-                "more, none below; 0: all in this process).",
-            ),
-        ] = None,
+        workers: MineWorkersOption = None,
     ) -> None:
         """Mine resolved incidents into trajectories (incremental; --full redoes all)."""
         summary = mine_store(ctx, out, full=full, as_json=as_json, workers=workers)
