@@ -75,7 +75,7 @@ def change_lines(record: dict[str, Any], limit: int = 3) -> list[str]:
         if at is not None and opened is not None:
             before_s = (opened - at).total_seconds()
             line += f" {round(before_s / 60)} min before opening" if before_s >= 0 else " after opening"
-        lines.append(line)
+        lines.append(line + (f" ({safe(event['source'], MAX_NAME)})" if event.get("source") else ""))
     return lines
 
 

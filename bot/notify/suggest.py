@@ -16,6 +16,7 @@ from remediation.approvals import suggestions
 from remediation.guardrails.decide import Decision, decide
 from remediation.policies import RankedAction
 from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
+from sim.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,28 @@ class Ranking:
     requester: str
     suggestions: tuple[SuggestionView, ...]
     not_understood: frozenset[tuple[str, str]] = frozenset()  # (alert name, service) the policy cannot read
+    unknown_to_graph: tuple[str, ...] = ()  # the incident's services the service graph does not know
+
+
+# Without a graph node the ranking knows nothing of a service's kind, callers or state, so a card offers
+# no action on it: only global ones (escalate, wait) and actions on services the graph knows.
+SAFE_POOL = 64  # how deep to look for safe suggestions when some are dropped
+
+
+def unknown_to_graph(services: Services, record: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the record's services missing from the live graph (none when there is no graph at all)."""
+    graph = services.topology
+    if graph is None:
+        return ()
+    return tuple(sorted(str(s) for s in record.get("services") or () if s and str(s) not in graph.index))
+
+
+def _safe_ranked(
+    services: Services, observation: Observation, k: int, unknown: tuple[str, ...]
+) -> list[RankedAction]:
+    """Return the top-k ranked actions that act on no service of ``unknown``."""
+    pool = services.policy.rank(observation, max(k, SAFE_POOL))
+    return [r for r in pool if not r.target or r.target not in unknown][:k]
 
 
 def not_understood(record: Mapping[str, Any], signal_of: SignalOf) -> frozenset[tuple[str, str]]:
@@ -71,7 +94,13 @@ def rank(
     now = services.clock()
     signal_of = services.vocabulary.signal_of  # real alert names -> the policy's signals (memoised)
     observation, _ = observation_from_record(rec, topology=services.topology, now=now, signal_of=signal_of)
-    ranked = services.policy.rank(observation, k or services.settings.top_k)
+    unknown = unknown_to_graph(services, rec)
+    top = k or services.settings.top_k
+    ranked = (
+        _safe_ranked(services, observation, top, unknown)
+        if unknown
+        else services.policy.rank(observation, top)
+    )
     context = replace(
         approvals.build_context(db_session=db_session, guard=services.guard, stage="plan"),
         requester=requester,
@@ -88,4 +117,4 @@ def rank(
             approvals.get(db_session=db_session, request_id=shown.request_id) if shown.request_id else None
         )
         views.append(SuggestionView(n, item, decision, request, shown.token))
-    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of))
+    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of), unknown)
