@@ -10,7 +10,7 @@ timeline, and an alert-born incident resolves itself when all its alerts have re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -110,26 +110,38 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 by_group[alert.group] = incident_id
             recorded += 1
             touched[incident_id] = None
-        graph = services.topology.services if services.topology is not None else ()
-        for incident_id in created:
-            incidents.attach_recent_snapshots(
-                db_session=s,
-                incident_id=incident_id,
-                now=now,
-                also=graph,
-                max_age_s=services.settings.snapshot_max_age_s,
-            )
-        for incident_id in touched:
-            mine = [st for (inc, st) in states.values() if inc == incident_id]
-            incident = incidents.get(db_session=s, incident_id=incident_id)
-            if incident.source == "alert" and mine and all(st == "resolved" for st in mine):
-                incidents.resolve(
-                    db_session=s,
-                    incident_id=incident_id,
-                    actor="remediate",
-                    now=now,
-                    note="all alerts resolved",
-                )
-            announce(db_session=s, incident_id=incident_id, now=now)
+        _settle(services, s, now, created, touched, states)
         s.commit()
     return IntakeResult(tuple(touched), tuple(created), recorded, ignored)
+
+
+def _settle(
+    services: Services,
+    s: Session,
+    now: datetime,
+    created: list[str],
+    touched: dict[str, None],
+    states: dict[str, tuple[str, str]],
+) -> None:
+    """Give new incidents the recent snapshots, resolve those whose alerts all resolved, announce each."""
+    graph = services.topology.services if services.topology is not None else ()
+    for incident_id in created:
+        incidents.attach_recent_snapshots(
+            db_session=s,
+            incident_id=incident_id,
+            now=now,
+            also=graph,
+            max_age_s=services.settings.snapshot_max_age_s,
+        )
+    for incident_id in touched:
+        mine = [st for (inc, st) in states.values() if inc == incident_id]
+        incident = incidents.get(db_session=s, incident_id=incident_id)
+        if incident.source == "alert" and mine and all(st == "resolved" for st in mine):
+            incidents.resolve(
+                db_session=s,
+                incident_id=incident_id,
+                actor="remediate",
+                now=now,
+                note="all alerts resolved",
+            )
+        announce(db_session=s, incident_id=incident_id, now=now)
