@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from bot.cli.common import console, print_json, progress_bar, refuse
 
+if TYPE_CHECKING:
+    from sim.runner import Episode
+    from sim.topology import Topology
+
 TOPOLOGY_HELP = (
     "Built-in name (see `remediate sim topologies`), generated:SIZE[:SEED], or a node-link JSON file."
 )
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+TopologyOption = Annotated[str, typer.Option("--topology", "-t", help=TOPOLOGY_HELP)]
+TargetOption = Annotated[str | None, typer.Option("--target", help="Service the fault strikes.")]
+RunFaultOption = Annotated[
+    str | None, typer.Option("--fault", help="Fault kind to inject (random when absent).")
+]
+PeerOption = Annotated[str | None, typer.Option("--peer", help="For network_partition: the caller cut off.")]
+PolicyOption = Annotated[str, typer.Option("--policy", help="oracle, random, heuristic or operator.")]
+RunSeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same run).")]
+MaxStepsOption = Annotated[int, typer.Option("--max-steps", min=1, help="Step limit.")]
+HistoryOutOption = Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to write.")]
+IncidentsOption = Annotated[int, typer.Option("--incidents", "-n", min=1, help="How many incidents.")]
+HistorySeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same file).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+DrawOutOption = Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")]
+DrawFaultOption = Annotated[str, typer.Option("--fault", help="Fault kind to show spreading.")]
+DrawSeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed.")]
 
 
 def _faults(topology: Any, fault: str | None, target: str | None, peer: str | None, seed: int) -> Any:
@@ -36,42 +59,26 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(
         help="The incident simulator: topologies, runs, history, pictures.", no_args_is_help=True
     )
+    register_listings(group)
+    register_run(group)
+    register_outputs(group)
+    app.add_typer(group, name="sim")
+
+
+def register_listings(group: typer.Typer) -> None:
+    """Mount `sim topologies` and `sim faults`."""
 
     @group.command("topologies")
-    def topologies(
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    ) -> None:
+    def topologies(as_json: JsonOption = False) -> None:
         """List the built-in topologies with their sizes."""
-        from sim.topology import builtin_names, builtin_topology
-
-        rows: list[dict[str, Any]] = []
-        for name in builtin_names():
-            t = builtin_topology(name)
-            kinds = {k: t.kinds.count(k) for k in ("frontend", "service", "database", "cache", "queue")}
-            rows.append({"name": name, "services": t.n_services, "edges": t.n_edges, **kinds})
+        rows = topology_rows()
         if as_json:
             print_json(rows)
             return
-        table = Table(
-            "name",
-            "services",
-            "edges",
-            "frontends",
-            "datastores (db/cache/queue)",
-            title="built-in topologies",
-        )
-        for r in rows:
-            table.add_row(
-                r["name"], str(r["services"]), str(r["edges"]), str(r["frontend"]),
-                f"{r['database']}/{r['cache']}/{r['queue']}",
-            )  # fmt: skip
-        console.print(table)
-        console.print("Also: generated:SIZE[:SEED] (5..500 services) or any node-link JSON file.")
+        print_topologies(rows)
 
     @group.command("faults")
-    def faults(
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    ) -> None:
+    def faults(as_json: JsonOption = False) -> None:
         """List the fault kinds, where they strike and their ground-truth fix."""
         from sim.faults import FAULT_KINDS
 
@@ -87,21 +94,19 @@ def register(app: typer.Typer) -> None:
             table.add_row(r["kind"], r["fix"], ", ".join(r["applies_to"]), r["description"])
         console.print(table)
 
+
+def register_run(group: typer.Typer) -> None:
+    """Mount `sim run`."""
+
     @group.command("run")
     def run(
-        topology: Annotated[str, typer.Option("--topology", "-t", help=TOPOLOGY_HELP)] = "online-boutique",
-        fault: Annotated[
-            str | None, typer.Option("--fault", help="Fault kind to inject (random when absent).")
-        ] = None,
-        target: Annotated[str | None, typer.Option("--target", help="Service the fault strikes.")] = None,
-        peer: Annotated[
-            str | None, typer.Option("--peer", help="For network_partition: the caller cut off.")
-        ] = None,
-        policy: Annotated[
-            str, typer.Option("--policy", help="oracle, random, heuristic or operator.")
-        ] = "heuristic",
-        seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same run).")] = 0,
-        max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Step limit.")] = 30,
+        topology: TopologyOption = "online-boutique",
+        fault: RunFaultOption = None,
+        target: TargetOption = None,
+        peer: PeerOption = None,
+        policy: PolicyOption = "heuristic",
+        seed: RunSeedOption = 0,
+        max_steps: MaxStepsOption = 30,
         as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary only.")] = False,
     ) -> None:
         """Run one incident with a reference policy and print each step."""
@@ -120,50 +125,26 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(episode.summary())
             return
-        causes = ", ".join(f"{f.kind} on {f.target}" for f in episode.scenario.faults)
-        console.print(
-            f"[bold]{topo.name}[/]: {causes} (hidden from the policy); policy {policy}, seed {seed}"
-        )
-        table = Table("step", "t (s)", "action", "target", "outcome", "reward", "alerts firing")
-        for i, s in enumerate(episode.steps, start=1):
-            table.add_row(
-                str(i), f"{s.elapsed_s:.0f}", s.choice.action, s.choice.target or "-", s.outcome,
-                f"{s.reward:.3f}", str(s.alerts),
-            )  # fmt: skip
-        console.print(table)
-        verdict = (
-            f"resolved in {episode.elapsed_s:.0f} s" if episode.resolved else "not resolved (step limit)"
-        )
-        console.print(
-            f"{verdict}; user impact {episode.impact:.3f} user-minutes; cost ${episode.cost_usd:.2f}"
-        )
+        print_episode(episode, topology=topo.name, policy=policy, seed=seed)
+
+
+def register_outputs(group: typer.Typer) -> None:
+    """Mount `sim history` and `sim draw`: the commands that write a file."""
 
     @group.command("history")
     def history(
-        out: Annotated[Path, typer.Option("--out", "-o", help="JSON Lines file to write.")],
-        topology: Annotated[str, typer.Option("--topology", "-t", help=TOPOLOGY_HELP)] = "online-boutique",
-        incidents: Annotated[int, typer.Option("--incidents", "-n", min=1, help="How many incidents.")] = 100,
-        seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same file).")] = 0,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+        out: HistoryOutOption,
+        topology: TopologyOption = "online-boutique",
+        incidents: IncidentsOption = 100,
+        seed: HistorySeedOption = 0,
+        quiet: QuietOption = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     ) -> None:
         """Write remediate.incident/v1 history handled by a simulated on-call engineer."""
-        from sim.history import generate_history, write_history
         from sim.resolve import resolve_topology
 
         topo = resolve_topology(topology)
-        with progress_bar(quiet=quiet or as_json) as bar:
-            task = bar.add_task("simulating incidents", total=incidents)
-
-            def records() -> Any:
-                for record in generate_history(topo, incidents=incidents, seed=seed):
-                    bar.advance(task)
-                    yield record
-
-            try:
-                count = write_history(records(), out)
-            except OSError as exc:
-                refuse(f"cannot write {out}: {exc.strerror or exc}")
+        count = write_sim_history(topo, out, incidents=incidents, seed=seed, quiet=quiet or as_json)
         if as_json:
             print_json({"out": str(out), "incidents": count, "topology": topo.name, "seed": seed})
         else:
@@ -171,13 +152,11 @@ def register(app: typer.Typer) -> None:
 
     @group.command("draw")
     def draw(
-        out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
-        topology: Annotated[str, typer.Option("--topology", "-t", help=TOPOLOGY_HELP)] = "online-boutique",
-        fault: Annotated[
-            str, typer.Option("--fault", help="Fault kind to show spreading.")
-        ] = "datastore_outage",
-        target: Annotated[str | None, typer.Option("--target", help="Service the fault strikes.")] = None,
-        seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+        out: DrawOutOption,
+        topology: TopologyOption = "online-boutique",
+        fault: DrawFaultOption = "datastore_outage",
+        target: TargetOption = None,
+        seed: DrawSeedOption = 0,
     ) -> None:
         """Draw the topology and a fault spreading through it (PNG)."""
         from sim.draw import draw_incident
@@ -188,4 +167,66 @@ def register(app: typer.Typer) -> None:
         path = draw_incident(topo, chosen, out, seed=seed)
         console.print(f"wrote {path}")
 
-    app.add_typer(group, name="sim")
+
+def topology_rows() -> list[dict[str, Any]]:
+    """Return each built-in topology's name, size and count of services per kind."""
+    from sim.topology import builtin_names, builtin_topology
+
+    rows: list[dict[str, Any]] = []
+    for name in builtin_names():
+        t = builtin_topology(name)
+        kinds = {k: t.kinds.count(k) for k in ("frontend", "service", "database", "cache", "queue")}
+        rows.append({"name": name, "services": t.n_services, "edges": t.n_edges, **kinds})
+    return rows
+
+
+def print_topologies(rows: list[dict[str, Any]]) -> None:
+    """Print the built-in topologies as a table, then the other forms a topology can take."""
+    table = Table(
+        "name",
+        "services",
+        "edges",
+        "frontends",
+        "datastores (db/cache/queue)",
+        title="built-in topologies",
+    )
+    for r in rows:
+        table.add_row(
+            r["name"], str(r["services"]), str(r["edges"]), str(r["frontend"]),
+            f"{r['database']}/{r['cache']}/{r['queue']}",
+        )  # fmt: skip
+    console.print(table)
+    console.print("Also: generated:SIZE[:SEED] (5..500 services) or any node-link JSON file.")
+
+
+def print_episode(episode: Episode, *, topology: str, policy: str, seed: int) -> None:
+    """Print one simulated incident: its hidden causes, each step, and how it ended."""
+    causes = ", ".join(f"{f.kind} on {f.target}" for f in episode.scenario.faults)
+    console.print(f"[bold]{topology}[/]: {causes} (hidden from the policy); policy {policy}, seed {seed}")
+    table = Table("step", "t (s)", "action", "target", "outcome", "reward", "alerts firing")
+    for i, s in enumerate(episode.steps, start=1):
+        table.add_row(
+            str(i), f"{s.elapsed_s:.0f}", s.choice.action, s.choice.target or "-", s.outcome,
+            f"{s.reward:.3f}", str(s.alerts),
+        )  # fmt: skip
+    console.print(table)
+    verdict = f"resolved in {episode.elapsed_s:.0f} s" if episode.resolved else "not resolved (step limit)"
+    console.print(f"{verdict}; user impact {episode.impact:.3f} user-minutes; cost ${episode.cost_usd:.2f}")
+
+
+def write_sim_history(topo: Topology, out: Path, *, incidents: int, seed: int, quiet: bool) -> int:
+    """Simulate ``incidents`` incidents on ``topo`` into ``out`` with a progress bar; return how many."""
+    from sim.history import generate_history, write_history
+
+    with progress_bar(quiet=quiet) as bar:
+        task = bar.add_task("simulating incidents", total=incidents)
+
+        def records() -> Iterator[dict[str, Any]]:
+            for record in generate_history(topo, incidents=incidents, seed=seed):
+                bar.advance(task)
+                yield record
+
+        try:
+            return write_history(records(), out)
+        except OSError as exc:
+            refuse(f"cannot write {out}: {exc.strerror or exc}")
