@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -24,10 +25,12 @@ from bot.server import Server
 from incidents_db import incidents
 from incidents_db.changes import recent
 from tests.bot.alerts.test_change_events import GITHUB_SECRET
-from tests.bot.alerts.test_fuzz_intake import HOSTILE, UNESCAPED
 from tests.bot.conftest import TOKEN, Harness, generic
 from tests.fuzz import JSON_VALUES, examples
 
+HOSTILE = ("<!channel>", "<@U0BOB00002>", "<https://evil.example|re-auth>", "a\x00b", "\ud800", "*b* _i_ `c`",
+           " ", "", "ü🔥\u202e", "s" * 2500, "<no value>", "Synced", "success", "Deployment/shop/x configured")  # fmt: skip
+UNESCAPED = re.compile(r"<!channel>|<!here|<@U0BOB|<https://")
 FUZZ = settings(
     max_examples=examples(40),
     deadline=None,
