@@ -15,6 +15,7 @@ from bot.notify.cards import key_signals, postmortem_text, target_label, timelin
 from bot.notify.delivery import announce, post_in_thread, refresh_cards
 from bot.notify.mrkdwn import clip_md, escape, mention, safe
 from bot.notify.suggest import rank
+from bot.notify.times import duration
 from bot.services import Services
 from incidents_db import incidents
 from incidents_db.locks import lock_incidents
@@ -121,7 +122,7 @@ def why(services: Services, s: Session, *, incident_id: str, n: int) -> Outcome:
         f"*Why #{n}: {target_label(item.action, item.target)}* on {escape(ranking.record['id'])}\n"
         f"• reason: {escape(item.reason)}\n"
         f"• policy {services.policy.name}: score {item.score:.3f}, confidence {item.confidence:.0%}, "
-        f"expected time to mitigate {item.expected_ttm_s or 0:.0f} s\n"
+        f"expected time to mitigate {duration(item.expected_ttm_s)}\n"
         f"• risk {item.risk}: needs {decision.approvals_required} approval(s) from "
         f"{', '.join(decision.approver_roles) or 'nobody'}\n"
         f"• guardrails: {escape(decision.reason)}\n"

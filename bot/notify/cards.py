@@ -7,8 +7,9 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.notify.mrkdwn import clip, clip_md, escape, link, mention, safe
+from bot.notify.mrkdwn import bold, clip, clip_md, escape, italic, link, mention, safe, styled_md
 from bot.notify.suggest import Ranking, SuggestionView
+from bot.notify.times import CLOCK, duration, slack_date
 from remediation.approvals import states as st
 from remediation.postmortem.models import Draft
 
@@ -34,9 +35,7 @@ def _md(text: str, limit: int = MAX_SECTION) -> dict[str, Any]:
 
 
 def _minutes(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    return f"~{max(1, round(seconds / 60))} min"
+    return duration(seconds)
 
 
 def target_label(action: str, target: str | None) -> str:
@@ -74,7 +73,7 @@ def change_lines(record: dict[str, Any], limit: int = 3) -> list[str]:
         at = _stamp(event.get("at"))
         if at is not None and opened is not None:
             before_s = (opened - at).total_seconds()
-            line += f" {round(before_s / 60)} min before opening" if before_s >= 0 else " after opening"
+            line += f" {duration(before_s)} before opening" if before_s >= 0 else " after opening"
         lines.append(line + (f" ({safe(event['source'], MAX_NAME)})" if event.get("source") else ""))
     return lines
 
@@ -93,7 +92,7 @@ def key_signals(record: dict[str, Any], not_understood: Collection[tuple[str, st
         if event.get("status") == "firing":
             value = f" = {event['value']:g}" if isinstance(event.get("value"), int | float) else ""
             unread = " · _not understood by the policy_" if (name, service) in not_understood else ""
-            lines.append(f"🔥 *{safe(name, MAX_NAME)}* on `{safe(service, MAX_NAME)}`{value}{unread}")
+            lines.append(f"🔥 {bold(name, MAX_NAME)} on `{safe(service, MAX_NAME)}`{value}{unread}")
     lines += change_lines(record)
     affected = set(record.get("services") or ())
     for service, values in sorted(metrics.items()):
@@ -115,7 +114,7 @@ def link_lines(record: dict[str, Any]) -> list[str]:
         given = event.get("links") if event.get("status") == "firing" else None
         shown = [link(given.get(k), k) for k in LINKS] if isinstance(given, dict) else []
         if any(shown):
-            line = f"🔗 *{safe(name, MAX_NAME)}* on `{safe(service, MAX_NAME)}`: " + " · ".join(
+            line = f"🔗 {bold(name, MAX_NAME)} on `{safe(service, MAX_NAME)}`: " + " · ".join(
                 s for s in shown if s
             )
             if size + len(line) + 1 > MAX_SECTION - 20:
@@ -184,7 +183,9 @@ def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
     if view.ranked.risk in HIGH_RISKS:
         approve["confirm"] = {
             "title": _plain("High-risk action", 100),
-            "text": _md(f"Approve *{label}* ({view.ranked.risk} risk) on {escape(incident_id)}?", 300),
+            "text": _md(
+                f"Approve {styled_md(label, '*')} ({view.ranked.risk} risk) on {escape(incident_id)}?", 300
+            ),
             "confirm": _plain("Approve", 30),
             "deny": _plain("Cancel", 30),
             "style": "danger",
@@ -223,7 +224,7 @@ def render_card(
                 _md(f"*Severity*\n{escape(rec['severity'])}", MAX_FIELD),
                 _md(f"*Status*\n{state}", MAX_FIELD),
                 _md(f"*Services*\n{services}", MAX_FIELD),
-                _md(f"*Opened*\n{escape(rec['opened_at'])}", MAX_FIELD),
+                _md(f"*Opened*\n{slack_date(rec['opened_at'])}", MAX_FIELD),
             ],
         },
         {
@@ -241,7 +242,7 @@ def render_card(
             "(escalate, wait, actions on services the graph knows); the next graph refresh picks it up."
         )})  # fmt: skip
     if advisory and not resolved:  # up front, before anyone clicks Approve (docs/executors.md)
-        blocks.insert(1, {"type": "context", "elements": [_md(f"ℹ️ *{escape(advisory)}*", MAX_CONTEXT)]})
+        blocks.insert(1, {"type": "context", "elements": [_md(f"ℹ️ {bold(advisory)}", MAX_CONTEXT)]})
     if not resolved:
         blocks.append({"type": "divider"})
         if not ranking.suggestions:
@@ -250,15 +251,16 @@ def render_card(
             item = view.ranked
             mark = RISK_MARK.get(item.risk, "")
             line = (
-                f"*{view.n}. {target_label(item.action, item.target)}*\n"
-                f"confidence {item.confidence:.0%} · {mark} {item.risk} risk · "
+                styled_md(f"{view.n}. {target_label(item.action, item.target)}", "*")
+                + "\n"
+                + f"confidence {item.confidence:.0%} · {mark} {item.risk} risk · "
                 f"time to mitigate {_minutes(item.expected_ttm_s)}\n"
                 + (f"with {params_text(item.params)}\n" if item.params else "")
-                + f"_{escape(item.reason)}_\n{_status_line(view, rec['id'])}"
+                + f"{italic(item.reason)}\n{_status_line(view, rec['id'])}"
             )
             blocks.append({"type": "section", "block_id": f"text-{view.n}", "text": _md(line)})
             blocks.append(_buttons(rec["id"], view))
-    footer = f"ranked by {policy_name} · updated {now:%H:%M:%S} UTC · timeline in thread"
+    footer = f"ranked by {escape(policy_name)} · updated {slack_date(now, CLOCK)} · timeline in thread"
     if not resolved and not any(e.get("type") == "metrics" for e in rec.get("events", [])):
         # say so: without metrics the ranking sees alerts and changes only (docs/alerts.md)
         footer += " · ranked on alerts only: no metric snapshots received"
@@ -272,31 +274,31 @@ def timeline_line(event: dict[str, Any]) -> str:
 
 
 def _timeline_line(event: dict[str, Any]) -> str:
-    at = escape(str(event.get("at", ""))[11:19])
+    at = slack_date(event.get("at"), CLOCK)
     kind = event.get("type")
     service = safe(event.get("service"), MAX_NAME)
     if kind == "alert":
         icon = "🔥" if event.get("status") == "firing" else "✅"
         name, status = safe(event.get("name"), MAX_NAME), escape(event.get("status"))
-        return f"`{at}` {icon} alert {name} {status} on `{service}`"
+        return f"{at} {icon} alert {name} {status} on `{service}`"
     if kind == "action":
         who = safe(event.get("actor", "?"), MAX_NAME)
         return (
-            f"`{at}` ⚙️ {target_label(str(event.get('action')), event.get('target'))} → "
-            f"*{escape(event.get('outcome'))}* (approved by {who})"
+            f"{at} ⚙️ {target_label(str(event.get('action')), event.get('target'))} → "
+            f"{bold(event.get('outcome'))} (approved by {who})"
             + (f": {escape(event['detail'])}" if event.get("detail") else "")
         )
     if kind == "note":
-        return f"`{at}` 📝 {mention(event.get('actor'))}: {escape(event.get('text', ''))}"
+        return f"{at} 📝 {mention(event.get('actor'))}: {escape(event.get('text', ''))}"
     if kind == "resolved":
-        return f"`{at}` ✅ resolved" + (f" by {mention(event['actor'])}" if event.get("actor") else "")
+        return f"{at} ✅ resolved" + (f" by {mention(event['actor'])}" if event.get("actor") else "")
     if kind == "metrics":
-        return f"`{at}` 📈 metrics of `{service}`"
+        return f"{at} 📈 metrics of `{service}`"
     if kind in ("deploy", "config_change"):
         detail = event.get("version") if kind == "deploy" else event.get("change")
         what = "deploy" if kind == "deploy" else "config change"
-        return f"`{at}` 🚀 {what} of `{service}`" + (f" `{safe(detail, MAX_NAME)}`" if detail else "")
-    return f"`{at}` {escape(kind)} {service if event.get('service') else ''}".rstrip()
+        return f"{at} 🚀 {what} of `{service}`" + (f" `{safe(detail, MAX_NAME)}`" if detail else "")
+    return f"{at} {escape(kind)} {service if event.get('service') else ''}".rstrip()
 
 
 def timeline_text(events: Iterable[dict[str, Any]], limit: int = 30) -> str:
@@ -313,9 +315,10 @@ def postmortem_text(draft: Draft) -> str:
     rec, actions = draft.record, draft.actions
     return "\n".join(
         [
-            f"*Postmortem draft: {escape(rec['id'])} - {escape(rec['title'])}*",
+            bold(f"Postmortem draft: {rec['id']} - {rec['title']}"),
             f"*Severity* {escape(rec['severity'])} · *Services* {escape(', '.join(rec.get('services') or []))}",
-            f"*Opened* {rec['opened_at']} · *Resolved* {rec.get('resolved_at') or 'still open'}",
+            f"*Opened* {slack_date(rec['opened_at'])} · *Resolved* "
+            + (slack_date(rec["resolved_at"]) if rec.get("resolved_at") else "still open"),
             "*What was done*",
             *(
                 f"• {target_label(str(a.get('action')), a.get('target'))}: {escape(a.get('outcome'))}"

@@ -65,3 +65,50 @@ def link(url: object, text: str, limit: int = 2000) -> str | None:
     if safe_url is None:
         return None
     return f"<{escape(safe_url.replace('|', '%7C'))}|{escape(text).replace('|', '¦')}>"
+
+
+# Slack has no escape for its formatting characters. Inside a styled span (bold, italics, strike) its
+# own mark would end it (``_error_spike on …_`` shows "error" in italics and a stray ``_``) and any mark
+# after a space or punctuation could open another, so those become look-alikes Slack does not parse.
+# A mark inside a word (``restart_service`` in bold) opens nothing and stays as typed.
+LOOKALIKES = {"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"}
+MARKS = ("*", "_", "~")
+_OPENER = re.compile(r"(?<![0-9A-Za-z])[*_~`]|[*_~`](?![0-9A-Za-z])")
+
+
+def _neutral(md: str, mark: str) -> str:
+    """Return ``md`` with ``mark`` and every mark that could open or close a span replaced by look-alikes."""
+    md = md.replace(mark, LOOKALIKES[mark])
+    return _OPENER.sub(lambda m: LOOKALIKES[m.group(0)], md)
+
+
+def styled_md(md: str, mark: str, limit: int = 3000) -> str:
+    """Return mrkdwn ``md`` (already escaped) wrapped in ``mark`` per line, never broken by what is inside.
+
+    Formatting characters inside become look-alikes; each line is styled on its own (Slack's spans
+    end at a newline) and stripped (a span must not start or end with a space); the closing mark
+    survives clipping to ``limit``.
+    """
+    if mark not in MARKS:
+        raise ValueError(f"mark {mark!r}: expected one of {', '.join(MARKS)}")
+    lines = []
+    for line in md.split("\n"):
+        inner = _neutral(clip_md(line.strip(), max(limit - 2, 0)), mark)
+        lines.append(f"{mark}{inner}{mark}" if inner else "")
+    return "\n".join(lines)
+
+
+def bold(text: object, limit: int = 3000) -> str:
+    """Return outside ``text`` escaped and in bold (``*…*``), safe whatever characters it holds."""
+    return styled_md(escape(text), "*", limit)
+
+
+def italic(text: object, limit: int = 3000) -> str:
+    """Return outside ``text`` escaped and in italics (``_…_``), safe whatever characters it holds."""
+    return styled_md(escape(text), "_", limit)
+
+
+def code(text: object, limit: int = 3000) -> str:
+    """Return outside ``text`` escaped as inline code (backticks inside become look-alikes)."""
+    inner = clip_md(escape(text).replace("`", "ˋ").replace("\n", " "), max(limit - 2, 0))
+    return f"`{inner}`" if inner else ""

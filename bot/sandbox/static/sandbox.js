@@ -64,11 +64,27 @@ function special(token) {
   const [target, label] = token.split("|", 2);
   if (target.startsWith("@")) return `<span class="mention">@${escapeHtml(userName(target.slice(1)))}</span>`;
   if (target.startsWith("#")) return `<span class="mention">#${escapeHtml(label || channelName(target.slice(1)))}</span>`;
+  if (target.startsWith("!date^")) return slackDate(target, label);
   if (target.startsWith("!")) return `<span class="mention">@${escapeHtml((label || target.slice(1)).split("^")[0])}</span>`;
   if (/^https?:\/\//.test(target)) {
     return `<a href="${escapeHtml(unescapeSlack(target))}" target="_blank" rel="noopener">${escapeHtml(unescapeSlack(label || target))}</a>`;
   }
   return escapeHtml(unescapeSlack(token));
+}
+
+// <!date^EPOCH^FORMAT|fallback>: a time in the reader's own zone, as Slack shows it; the fallback on hover
+// (and instead, when the epoch is unreadable).
+function slackDate(target, fallback) {
+  const [, epoch, format] = target.split("^");
+  const when = new Date(Number(epoch) * 1000);
+  const shown = fallback ? unescapeSlack(fallback) : "";
+  if (!/^\d+$/.test(epoch || "") || Number.isNaN(when.getTime())) return escapeHtml(shown || target);
+  const clock = { hour: "2-digit", minute: "2-digit" };
+  const options = (format || "").includes("{time_secs}") && !(format || "").includes("{date")
+    ? { ...clock, second: "2-digit" }
+    : { month: "short", day: "numeric", ...clock };
+  const text = when.toLocaleString(undefined, options);
+  return `<time class="slack-date" datetime="${when.toISOString()}" title="${escapeHtml(shown)}">${escapeHtml(text)}</time>`;
 }
 
 function textNode(obj, tag) {
