@@ -14,7 +14,7 @@ from remediation.executors.base import ExecRequest
 from remediation.executors.build import ExecutorConfig, build_executor, node_namespaces
 from remediation.executors.check import CHECK_TARGET, check_executors
 from remediation.executors.pagerduty import PagerDutyExecutor
-from remediation.executors.routing import RoutedExecutor, describe, describe_text, runs
+from remediation.executors.routing import RoutedExecutor, advisory, describe, describe_text, runs
 from remediation.executors.shell import ShellExecutor
 from remediation.executors.webhook import WebhookExecutor
 from tests.remediation.executors import kubeobjects
@@ -220,3 +220,19 @@ def test_check_kubernetes_against_the_test_api_server(kube_api: KubeApiServer, k
     assert real.status == "dry_run" and "dry run" in real.detail
     writes = kube_api.writes()
     assert writes and all(w.query.get("dryRun") == ["All"] for w in writes), "a check never persists a write"
+
+
+def test_advisory_lines_say_what_runs_nothing() -> None:
+    assert advisory(None) == (
+        "Advisory mode: no executor is configured, so approving records the decision and nothing runs."
+    )
+    assert advisory(build_executor(ExecutorConfig(pagerduty_routing_key="k"))) == (
+        "Advisory mode: no executor is configured, so approving records the decision and nothing runs, "
+        "except escalate (pagerduty)."
+    )
+    partly = build_executor(webhook_config(routes={"rollback_deploy": "none"}))
+    assert (
+        advisory(partly)
+        == "Approving rollback_deploy records the decision and nothing runs (routed to none)."
+    )
+    assert advisory(build_executor(webhook_config())) is None
