@@ -129,6 +129,8 @@ def observe_alerts(
 ) -> None:
     """Noisy metrics into ``observed`` and Prometheus-style alerts into ``alerts`` (B, 8, N).
 
+    Observed values keep their physical bounds: error rate, CPU, memory and availability in [0, 1],
+    p99 and saturation (load / capacity, above 1 when overloaded) at least 0.
     Metric alerts fire above their threshold (``ServiceDown``: availability below 0.5) where telemetry
     arrives; HighLatency and HighCPU only when the condition also held at the previous evaluation.
     ``held`` (B, 6, N) is read and then overwritten with this evaluation's conditions.
@@ -139,7 +141,9 @@ def observe_alerts(
             below = m == M_AVAIL  # ServiceDown fires below its threshold
             two = m in (M_P99, M_CPU)
             for i in range(n):
-                v = true[b, m, i] * noise[b, m, i]
+                v = max(true[b, m, i] * noise[b, m, i], 0.0)
+                if m != M_P99 and m != M_UTIL:  # shares stay shares: noise never reports 104 % available
+                    v = min(v, 1.0)
                 observed[b, m, i] = v
                 cond = (v < 0.5 if below else v > thresholds[m, i]) and present[b, i]
                 alerts[b, m, i] = cond and held[b, m, i] if two else cond
@@ -424,7 +428,7 @@ def observe_links(
     for b in range(batch):
         for e in range(n_edges):
             ok = (1.0 - min(partition[b, e], 1.0)) * (1.0 - fail_prev[b, dst[e]])
-            edge_out[b, e, 0] = (1.0 - ok) * noise[b, e]
+            edge_out[b, e, 0] = min((1.0 - ok) * noise[b, e], 1.0)  # a share of calls: at most all of them
         for i in range(n):
             load = load_f[b, i] * (1.0 + retry_gain * fail_prev[b, i])
             traffic_out[b, i] = load * inv_base_load[i] * noise[b, n_edges + i]
