@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system programs the tests drive (Debian packages): Prometheus Alertmanager, Chromium,
-# Prometheus (with promtool) and kubectl.
+# Prometheus (with promtool), kubectl, and an emoji font (so the browser's screenshots show the cards'
+# status icons, not empty boxes).
 # Idempotent and quiet: does nothing when both binaries are already on PATH. Without root or sudo it
 # only says what to install: the tests that need a missing program then fail with that message.
 set -euo pipefail
@@ -11,6 +12,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+[ -f "$EMOJI_FONT" ] || missing+=(fonts-noto-color-emoji)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo_cmd=""
@@ -34,3 +37,4 @@ $sudo_cmd apt-get install -y -qq --no-install-recommends $(printf "%s\n" "${miss
 for bin in prometheus-alertmanager chromium prometheus promtool kubectl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "install-system-deps: $bin still missing after install" >&2; exit 1; }
 done
+[ -f "$EMOJI_FONT" ] || { echo "install-system-deps: $EMOJI_FONT still missing after install" >&2; exit 1; }
