@@ -167,13 +167,15 @@ def build_remediate(settings: Settings, options: ServeOptions) -> RemediateApp:
     from bot.app.app import build_app
     from bot.services import build_services, executor_config
     from incidents_db.db import open_store
+    from playbooks.catalog import load_catalog
     from remediation.errors import ExecutorConfigError
     from remediation.executors.build import build_executor, where
     from remediation.executors.routing import describe_text
 
     config = executor_config(settings)
+    extra = [settings.playbooks_dir] if settings.playbooks_dir else []
     try:  # before anything else: a misconfigured executor must not take traffic
-        executor = build_executor(config)
+        executor = build_executor(config, actions=load_catalog(extra).ids)
     except ExecutorConfigError as exc:
         refuse(f"not starting: {exc}")
     place = where(config, executor)

@@ -8,7 +8,7 @@ another executor than the default. Every refusal is an `ExecutorConfigError` nam
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +48,15 @@ class ExecutorConfig:
         return routes
 
 
-def build_executor(config: ExecutorConfig, *, world: SimWorld | None = None) -> Executor | None:
-    """Return the executor for ``config`` (None: advisory only); raise ExecutorConfigError saying what to fix."""
+def build_executor(
+    config: ExecutorConfig, *, world: SimWorld | None = None, actions: Collection[str] | None = None
+) -> Executor | None:
+    """Return the executor for ``config`` (None: advisory only); raise ExecutorConfigError saying what to fix.
+
+    With ``actions`` (the catalog's ids), a route naming no action is refused: a typo would else leave
+    that action on the default executor without a word.
+    """
+    check_routes(config, actions)
     built: dict[str, Executor | None] = {"none": None}
 
     def one(kind: str) -> Executor | None:
@@ -62,6 +69,16 @@ def build_executor(config: ExecutorConfig, *, world: SimWorld | None = None) -> 
     if all(executor is default for executor in routes.values()):
         return default
     return RoutedExecutor(default, routes)
+
+
+def check_routes(config: ExecutorConfig, actions: Collection[str] | None) -> None:
+    """Refuse routes that name no catalog action (when the catalog's ids are given)."""
+    unknown = sorted(set(config.routes) - set(actions)) if actions is not None else []
+    if unknown:
+        raise ExecutorConfigError(
+            f"REMEDIATE_EXECUTOR_ROUTES names no action {', '.join(map(repr, unknown))}; "
+            f"actions are: {', '.join(sorted(actions or ()))}"
+        )
 
 
 def build_one(kind: str, config: ExecutorConfig, world: SimWorld | None = None) -> Executor:

@@ -15,7 +15,7 @@ from playbooks.catalog import Catalog
 from playbooks.models import Action
 from remediation.errors import ExecutorError
 from remediation.executors.base import ExecRequest
-from remediation.executors.build import ExecutorConfig, build_one
+from remediation.executors.build import ExecutorConfig, build_one, check_routes
 from remediation.executors.routing import ADVISORY
 from remediation.executors.sim import SimWorld
 
@@ -53,6 +53,10 @@ def check_executors(
     config: ExecutorConfig, catalog: Catalog, *, target: str = CHECK_TARGET, world: SimWorld | None = None
 ) -> list[CheckRow]:
     """Return one row per configured executor: its dry run of a sample action, or why it cannot run."""
+    try:
+        check_routes(config, catalog.ids)
+    except ExecutorError as exc:
+        return [CheckRow("routes", ", ".join(sorted(config.routes)), "-", None, "refused", str(exc))]
     uses: dict[str, list[str]] = {config.kind: []}
     for action_id, kind in sorted(config.effective_routes().items()):
         uses.setdefault(kind, []).append(action_id)

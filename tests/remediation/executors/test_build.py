@@ -236,3 +236,11 @@ def test_advisory_lines_say_what_runs_nothing() -> None:
         == "Approving rollback_deploy records the decision and nothing runs (routed to none)."
     )
     assert advisory(build_executor(webhook_config())) is None
+
+
+def test_a_route_naming_no_action_is_refused() -> None:
+    config = webhook_config(routes={"escalte": "pagerduty"})
+    with pytest.raises(ExecutorConfigError, match="REMEDIATE_EXECUTOR_ROUTES names no action 'escalte'"):
+        build_executor(config, actions=builtin_catalog().ids)
+    [row] = check_executors(config, builtin_catalog())
+    assert row.executor == "routes" and row.status == "refused" and "'escalte'" in row.detail
