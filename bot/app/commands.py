@@ -14,7 +14,7 @@ from bot.app.requests import after_request_change, decide_request
 from bot.notify.cards import key_signals, postmortem_text, target_label, timeline_text
 from bot.notify.delivery import announce, post_in_thread, refresh_cards
 from bot.notify.mrkdwn import clip_md, escape, mention, safe
-from bot.notify.suggest import rank
+from bot.notify.suggest import not_understood, rank
 from bot.notify.times import duration
 from bot.services import Services
 from incidents_db import incidents
@@ -126,7 +126,7 @@ def why(services: Services, s: Session, *, incident_id: str, n: int) -> Outcome:
         f"• risk {item.risk}: needs {decision.approvals_required} approval(s) from "
         f"{', '.join(decision.approver_roles) or 'nobody'}\n"
         f"• guardrails: {escape(decision.reason)}\n"
-        f"• signals: {'; '.join(key_signals(ranking.record))}"
+        f"• signals: {'; '.join(key_signals(ranking.record, ranking.not_understood))}"
     )
     return Outcome(Reply(text))
 
@@ -171,7 +171,7 @@ def _status(services: Services, s: Session, incident_id: str) -> Outcome:
     text = (
         f"*{escape(rec['id'])}* [{escape(rec['severity'])}] {safe(rec['title'], TITLE)} - {state}\n"
         f"services: {escape(', '.join(rec.get('services') or []) or 'unknown')}\n"
-        + "\n".join(key_signals(rec))
+        + "\n".join(key_signals(rec, not_understood(rec, services.vocabulary.signal_of)))
         + "\n*Latest timeline*\n"
         + timeline_text(rec["events"][-10:])
     )

@@ -16,7 +16,7 @@ import pytest
 
 from bot.sandbox.blockkit import check_blocks
 from incidents_db.service import get_record
-from tests.bot.conftest import Harness, _running
+from tests.bot.conftest import ALICE, Harness, _running
 
 PAYLOADS = Path(__file__).parent / "payloads"
 CRASHLOOP = json.loads((PAYLOADS / "kube-pod-crashlooping.json").read_text(encoding="utf-8"))
@@ -111,6 +111,10 @@ def test_an_unknown_alert_is_kept_and_shown_as_not_understood_by_the_policy(harn
     assert "not understood" not in crash_line
     # it stays on the timeline; with every label naming kube-state-metrics, the alert is about that component
     assert alert_services(harness, incident_id)["KubeJobFailed"] == "kube-state-metrics"
+    # and /remediate status says so too
+    harness.command(ALICE, f"status {incident_id}")
+    status = harness.wait_ephemeral(ALICE, "Latest timeline")
+    assert "KubeJobFailed* on `kube-state-metrics` · _not understood by the policy_" in status
 
 
 def test_a_label_naming_a_monitoring_component_is_skipped(harness: Harness) -> None:
