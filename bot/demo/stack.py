@@ -27,6 +27,7 @@ from bot.app.app import RemediateApp, build_app
 from bot.app.audit_head import HeadPublisher
 from bot.app.jobs import start_jobs
 from bot.demo.alerts import AlertSink, SimAlert, SnapshotWebhook, WebhookSink
+from bot.demo.guide import demo_guide
 from bot.demo.world import LiveWorld, WorldOptions
 from bot.sandbox import SandboxOptions, SlackSandbox
 from bot.server import http_server, settle_heap, stop_server
@@ -114,8 +115,9 @@ class DemoStack:
 
     def _start(self) -> None:
         opts = self.options
+        guide = demo_guide(topology=opts.topology, fault_every_s=opts.world.fault_every_s)
         self.sandbox = SlackSandbox(
-            SandboxOptions(host=opts.host, port=opts.sandbox_port, rate_limits=opts.rate_limits)
+            SandboxOptions(host=opts.host, port=opts.sandbox_port, rate_limits=opts.rate_limits, guide=guide)
         ).start()
         settings = self.base_settings.model_copy(
             update={

@@ -71,6 +71,7 @@ def _state(sandbox: SandboxCore) -> dict[str, Any]:
     with ws.lock:
         return {
             "version": ws.version,
+            "guide": list(sandbox.options.guide),
             "team": {"id": cfg.team_id, "domain": cfg.team_domain, "name": cfg.team_name},
             "bot": {
                 "user_id": cfg.bot_user_id,

@@ -43,6 +43,7 @@ class SandboxOptions:
     retry_backoff_s: tuple[float, ...] = (0.0, 1.0, 5.0)
     subscribed_events: tuple[str, ...] = DEFAULT_EVENTS
     command: str = "/remediate"
+    guide: tuple[str, ...] = ()  # mrkdwn lines of the dismissable guide the page opens with (the demo's)
 
 
 class SandboxCore:

@@ -8,6 +8,7 @@ test with that instruction, unless ``REMEDIATE_TEST_BROWSER=off`` opts out.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -132,19 +133,46 @@ FIND_APPROVE = f"""(() => {{
 }})()"""
 
 
+def look_at_the_first_screen(page: Page, tmp_path: Path) -> None:
+    """The guide is up, times render as dates; save the screenshot README shows, then dismiss the guide.
+
+    The screenshot goes to ``tmp_path``, and to ``$REMEDIATE_SCREENSHOT_DIR`` when set (``docs/img``
+    refreshes README's picture: see docs/testing.md).
+    """
+    wait_for(lambda: page.js("!document.getElementById('guide').hidden"))
+    guide = page.js("document.getElementById('guide').innerText")
+    assert "carol" in guide and "Approve" in guide and "Deliveries to the app" in guide
+    # the card's Opened time is a Slack date token: the page shows a date, the UTC fallback on hover
+    assert page.js("document.querySelector('#messages time.slack-date').title").endswith(" UTC")
+    assert "<!date" not in page.js("document.querySelector('#messages').innerText")
+    page.call(
+        "Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False
+    )
+    page.js(f"{FIND_APPROVE}.scrollIntoView({{block: 'end'}})")  # the suggestions and their buttons in view
+    shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+    page.call("Emulation.clearDeviceMetricsOverride")
+    assert shot.startswith(b"\x89PNG")
+    (tmp_path / "demo-page.png").write_bytes(shot)
+    if os.environ.get("REMEDIATE_SCREENSHOT_DIR"):
+        (Path(os.environ["REMEDIATE_SCREENSHOT_DIR"]) / "demo-page.png").write_bytes(shot)
+    page.js("document.getElementById('guide-close').click()")
+    assert page.js("document.getElementById('guide').hidden")
+
+
 def test_approve_click_in_chromium_updates_the_card(
-    demo_factory: Callable[..., DemoStack], browser: Callable[[str], Page]
+    demo_factory: Callable[..., DemoStack], browser: Callable[[str], Page], tmp_path: Path
 ) -> None:
     # The world stands still after the fault (no evaluation tick within the test), so its metrics and
     # the ranking do not drift while Chromium starts; on a busy machine that took long enough for the
     # crash loop to saturate the service and put scale_out first. The fix still heals it at once.
-    stack = demo_factory(tick_s=3600.0)
+    stack = demo_factory(tick_s=3600.0, fault_every_s=60.0)  # a fault waits while one is open
     assert stack.world is not None
     wait_card(stack, lambda b: RESTART in b)
     page = browser(stack.page_url + "#C0INCIDENT")
     wait_for(lambda: page.js(f"!!{FIND_APPROVE}"))
     action_id = page.js(f"{FIND_APPROVE}.dataset.actionId")
     assert "Open" in page.js("document.querySelector('#messages').innerText")
+    look_at_the_first_screen(page, tmp_path)
     # Act as alice (on call; may approve this medium-risk restart), as a person picks her in the list.
     page.js(
         "(() => { const s = document.getElementById('user-select'); s.value = 'U0ALICE001';"

@@ -238,8 +238,30 @@ function render() {
   $("delivery-list").replaceChildren(...d.deliveries.slice().reverse().map((x) =>
     el("li", { class: x.ok ? "" : "failed" }, `${x.ok ? "✓" : "✗"} ${x.kind} ${x.label} · ${x.status ?? x.failure ?? "acked"} · ${x.ack_ms} ms${x.retries ? ` · ${x.retries} retries` : ""}`)));
   $("app-status").textContent = d.app_connected ? "" : "No app connected: start with --app-url, or run the app in Socket Mode, to send commands and clicks.";
+  renderGuide(d.guide || []);
   renderModal(d.views);
 }
+
+// The demo's guide: shown until dismissed; the dismissal is remembered in this browser.
+const GUIDE_KEY = "remediate.sandbox.guide-dismissed";
+
+function renderGuide(lines) {
+  const box = $("guide");
+  let dismissed = false;
+  try { dismissed = localStorage.getItem(GUIDE_KEY) === "1"; } catch (err) { dismissed = false; }
+  box.hidden = !lines.length || dismissed;
+  if (box.hidden || $("guide-list").childElementCount === lines.length) return;
+  $("guide-list").replaceChildren(...lines.map((line) => {
+    const li = el("li");
+    li.innerHTML = mrkdwn(line);
+    return li;
+  }));
+}
+
+$("guide-close").onclick = () => {
+  try { localStorage.setItem(GUIDE_KEY, "1"); } catch (err) { /* private mode: hide for this visit */ }
+  $("guide").hidden = true;
+};
 
 async function refresh(force) {
   const key = `${state.channel}|${state.user}`;
