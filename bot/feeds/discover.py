@@ -89,7 +89,7 @@ class PrometheusClient:
         self.timeout = timeout
         self.at = at or datetime.now(UTC)
 
-    def query(self, expr: str) -> list[tuple[Labels, float]]:
+    def promql(self, expr: str) -> list[tuple[Labels, float]]:
         """Return the (labels, value) samples of an instant vector; raise DiscoveryError with the reason."""
         params = urllib.parse.urlencode({"query": expr, "time": f"{self.at.timestamp():.3f}"})
         where = f"Prometheus at {self.base}"
@@ -156,17 +156,17 @@ def inventory_from_kube_state(client: PrometheusClient, window: str) -> dict[Key
     inventory: dict[Key, Workload] = {}
     names: dict[str, dict[str, str]] = {}  # namespace -> {workload: Kubernetes kind}
     for kind, expr in KSM_REPLICAS.items():
-        for labels, value in client.query(expr.format(w=window)):
+        for labels, value in client.promql(expr.format(w=window)):
             key = (labels.get("namespace", ""), labels.get(WORKLOAD_LABELS[kind], ""))
             if key[1]:
                 names.setdefault(key[0], {})[key[1]] = kind
                 inventory[key] = Workload(key[1], key[0], kind, int(value), sources={"kube-state-metrics"})
-    for labels, _ in client.query(KSM_IMAGES.format(w=window)):
+    for labels, _ in client.promql(KSM_IMAGES.format(w=window)):
         ns = labels.get("namespace", "")
         owner = owner_of(labels.get("pod", ""), names.get(ns, {}))
         if owner and labels.get("image"):
             inventory[(ns, owner)].images.add(labels["image"])
-    for labels, _ in client.query(KSM_PORTS.format(w=window)):
+    for labels, _ in client.promql(KSM_PORTS.format(w=window)):
         key = (labels.get("namespace", ""), labels.get("endpoint", ""))
         if key in inventory and labels.get("port_number", "").isdigit():
             inventory[key].ports.add(int(labels["port_number"]))
@@ -274,9 +274,9 @@ def discover(
         )
     client = PrometheusClient(options.prometheus, timeout=options.timeout)
     found = Found()
-    _istio(found, [labels for labels, _ in client.query(ISTIO.format(w=options.window))])
-    _linkerd(found, [labels for labels, _ in client.query(LINKERD.format(w=options.window))])
-    _tempo(found, [labels for labels, _ in client.query(TEMPO.format(w=options.window))])
+    _istio(found, [labels for labels, _ in client.promql(ISTIO.format(w=options.window))])
+    _linkerd(found, [labels for labels, _ in client.promql(LINKERD.format(w=options.window))])
+    _tempo(found, [labels for labels, _ in client.promql(TEMPO.format(w=options.window))])
     inventory = inventory_from_kube_state(client, options.window)
     listed = workloads() if workloads is not None else []
     for w in listed:
