@@ -267,6 +267,7 @@ class _PdData(_Model):
     urgency: Word = ""
     service: _PdService | None = None
     priority: dict[str, Any] | None = None
+    html_url: Url = ""  # the incident's page: the card's source link
 
 
 class _PdEvent(_Model):
@@ -395,6 +396,7 @@ def _pagerduty(source: str, body: Any) -> Delivery[AlertIn]:
         severity=severity_of(priority if isinstance(priority, str) else None, data.urgency),
         summary=data.title,
         labels={"pagerduty_incident": data.id},
+        links=links_of({}, {"generatorURL": data.html_url}, {}, ""),
     )
     return Delivery([alert])
 

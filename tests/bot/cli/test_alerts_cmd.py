@@ -141,3 +141,28 @@ def test_the_bot_refuses_to_build_its_services_with_a_bad_vocabulary(tmp_path: P
     settings = load_settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", alert_vocabulary_file=path)
     with pytest.raises(VocabularyError, match=r"rules\.0\.signal: unknown signal 'Slow'"):
         build_services(settings)
+
+
+def test_explain_a_pagerduty_incident_links_its_page(tmp_path: Path) -> None:
+    body = tmp_path / "pagerduty.json"
+    data = {"id": "Q1", "title": "Checkout 5xx error rate high", "service": {"summary": "checkoutservice"}}
+    body.write_text(
+        json.dumps(
+            {
+                "event": {
+                    "id": "e1",
+                    "event_type": "incident.triggered",
+                    "resource_type": "incident",
+                    "occurred_at": "2026-12-01T10:14:00Z",
+                    "data": {**data, "html_url": "https://acme.pagerduty.com/incidents/Q1"},
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = explain(tmp_path, str(body), "--json")
+    assert result.returncode == 0, result.stderr
+    (item,) = json.loads(result.stdout)["alerts"]
+    assert (item["service"], item["signal"]) == ("checkoutservice", "HighErrorRate")
+    assert item["service_why"] == "the payload names the service"
+    assert item["links"] == {"source": "https://acme.pagerduty.com/incidents/Q1"}
