@@ -266,7 +266,9 @@ class Postmortem(Base):
 
     __tablename__ = "postmortems"
     __table_args__ = (
-        sa.CheckConstraint("status IN ('draft','in_review','approved')", name="ck_postmortems_status"),
+        sa.CheckConstraint(
+            "status IN ('draft','in_review','approved','published')", name="ck_postmortems_status"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -276,6 +278,13 @@ class Postmortem(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="draft")
     body: Mapped[str] = mapped_column(sa.Text, default="")
     reviewers: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
+    # migration 0009: the review (see remediation/postmortem/workflow.py)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
+    fields: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # edited by people
+    signoffs: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # user -> version
+    review_started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reminded_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class MiningState(Base):
