@@ -46,7 +46,6 @@ def _clean_env(tmp_path: Path, sqlite_url: str, **extra: str) -> dict[str, str]:
             "REMEDIATE_ALERTS_TOKEN": "t",
             "REMEDIATE_REQUESTER": BOT,
             "REMEDIATE_TOPOLOGY": "online-boutique",  # a graph named explicitly, as serve requires
-            "REMEDIATE_TOPOLOGY": "online-boutique",
             "HOME": str(tmp_path),  # no ~/.kube/config of the machine running the tests
             **extra,
         }
