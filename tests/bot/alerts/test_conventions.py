@@ -16,6 +16,8 @@ import pytest
 
 from bot.sandbox.blockkit import check_blocks
 from incidents_db.service import get_record
+from remediation.policies.observe import observation_from_record
+from sim.observation import FEATURES
 from tests.bot.conftest import ALICE, Harness, _running
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -162,6 +164,15 @@ def test_a_mapped_real_alert_reaches_the_policy_as_its_signal(harness: Harness) 
     mapped = post(harness, alertmanager(alert("KubePodCrashLooping", "m1", container="cartservice")))
     blocks = card_text(harness, mapped["incidents"][0], "restart_service on cartservice")
     assert "not understood" not in blocks
+    # the policy's input itself: the observation of the stored incident, with and without the vocabulary
+    record = record_of(harness, mapped["incidents"][0])
+    now = harness.services.clock()
+    row = FEATURES.index("alert_ServiceDown")
+    for signal_of, fired in ((harness.services.vocabulary.signal_of, 1.0), (None, 0.0)):
+        observation, _ = observation_from_record(
+            record, topology=harness.services.topology, now=now, signal_of=signal_of
+        )
+        assert observation.nodes[observation.services.index("cartservice"), row] == fired
     unmapped = post(harness, alertmanager(alert("CartPodsLookUnwell", "u1", container="frontend"), group="u"))
     blocks = card_text(harness, unmapped["incidents"][0], "not understood by the policy")
     assert "restart_service" not in blocks

@@ -166,3 +166,18 @@ def test_explain_a_pagerduty_incident_links_its_page(tmp_path: Path) -> None:
     assert (item["service"], item["signal"]) == ("checkoutservice", "HighErrorRate")
     assert item["service_why"] == "the payload names the service"
     assert item["links"] == {"source": "https://acme.pagerduty.com/incidents/Q1"}
+
+
+def test_the_settings_come_from_the_yaml_config_file_too(tmp_path: Path) -> None:
+    team = tmp_path / "team.yaml"
+    team.write_text("rules: [{alert: KubeJobFailed, signal: ServiceDown}]", encoding="utf-8")
+    config = tmp_path / "remediate.yaml"
+    config.write_text(
+        f"alert_service_labels: [service, container]\nalert_vocabulary_file: {team}\n", encoding="utf-8"
+    )
+    result = explain(tmp_path, str(CRASHLOOP), "--json", REMEDIATE_CONFIG=str(config))
+    assert result.returncode == 0, result.stderr
+    crash, job = json.loads(result.stdout)["alerts"]
+    assert (crash["service"], crash["service_label"]) == ("carts", "container")
+    assert crash["labels_read"][0].startswith("service=kube-prometheus-stack-kube-state-metrics: skipped")
+    assert job["signal"] == "ServiceDown"
