@@ -223,8 +223,17 @@ def test_a_crash_loop_in_the_cluster_is_fixed_after_approval(tmp_path: Path) -> 
         )
 
         closed = _card(sandbox, "Resolved")
+        wait_for(lambda: _thread_tells_it_all(sandbox, closed["ts"]))
         assert "carts" in json.dumps(closed["blocks"])
         _check_store(engine)
+
+
+def _thread_tells_it_all(sandbox: SlackSandbox, ts: str) -> bool:
+    """Return whether the card's thread shows the approved run's outcome and every alert resolving."""
+    found = control(sandbox, f"messages?channel=C0INCIDENT&thread_ts={ts}", method="GET")
+    thread = "\n".join(str(m.get("text", "")) for m in found.get("messages", []) if m.get("ts") != ts)
+    ran = f"restart_service on carts \u2192 *succeeded* (approved by {ALICE})" in thread
+    return ran and all(f"alert {name} resolved on `carts`" in thread for name in ALERT_NAMES)
 
 
 def _texts(card: dict[str, Any]) -> list[str]:
