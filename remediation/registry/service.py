@@ -90,3 +90,17 @@ def rollback(*, db_session: Session) -> PolicyVersion:
     earlier.status = "promoted"
     earlier.promoted_at = datetime.now(UTC)
     return earlier
+
+
+def version_row(version: PolicyVersion) -> dict[str, Any]:
+    """Return a version as JSON-ready values (what `remediate policy` prints), without its training config."""
+    return {
+        "version": version.id,
+        "status": version.status,
+        "parent": version.parent,
+        "sha256": version.sha256,
+        "path": version.path,
+        "created_at": version.created_at.isoformat(),
+        "promoted_at": version.promoted_at.isoformat() if version.promoted_at else None,
+        "metrics": version.metrics,
+    }
