@@ -9,6 +9,7 @@ import typer
 # Each module under bot/cli/ named here has `register(app)`; order is the order in `remediate --help`.
 MODULES: tuple[str, ...] = (
     "demo_cmd",
+    "doctor_cmd",
     "store_cmds",
     "incidents_cmds",
     "safety_cmds",

@@ -47,6 +47,19 @@ class UsergroupSpec:
     users: tuple[str, ...]
 
 
+# The bot token's scopes, as deploy/slack/manifest.yaml asks for them; every Web API answer to a bot
+# token lists them in its `X-OAuth-Scopes` header, as Slack's does (`remediate doctor` reads it).
+BOT_SCOPES = (
+    "app_mentions:read",
+    "chat:write",
+    "commands",
+    "channels:history",
+    "groups:history",
+    "channels:read",
+    "groups:read",
+)
+
+
 @dataclass(frozen=True)
 class WorkspaceConfig:
     """The fixed identity of the sandbox workspace and its starting members."""
@@ -81,6 +94,7 @@ class WorkspaceConfig:
     response_url_ttl_s: float = 1800.0
     response_url_max_uses: int = 5
     seed: int = 0
+    bot_scopes: tuple[str, ...] = BOT_SCOPES
 
 
 def load_workspace_config(path: Path, *, bot_tokens: tuple[str, ...] | None = None) -> WorkspaceConfig:
@@ -99,6 +113,8 @@ def load_workspace_config(path: Path, *, bot_tokens: tuple[str, ...] | None = No
         for key in ("team_id", "team_domain", "team_name", "app_id", "bot_user_id", "bot_id", "bot_name"):
             if key in raw:
                 values[key] = str(raw[key])
+        if "bot_scopes" in raw:
+            values["bot_scopes"] = tuple(str(s) for s in raw["bot_scopes"])
         if "users" in raw:
             values["users"] = tuple(UserSpec(**u) for u in raw["users"])
         if "channels" in raw:

@@ -158,6 +158,8 @@ class SandboxCore:
         refused = token_error(self.workspace.config, method, token)
         if refused is not None:
             return 200, {"ok": False, "error": refused}
+        if token in self.workspace.config.bot_tokens:
+            headers["X-OAuth-Scopes"] = ",".join(self.workspace.config.bot_scopes)
         if method == APPS_CONNECTIONS_OPEN:
             return 200, apps_connections_open(self.socket_mode, self.url)
         handler = METHODS.get(method)
