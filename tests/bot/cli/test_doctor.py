@@ -171,3 +171,17 @@ def test_settings_the_secrets_and_the_graph(sandbox: SlackSandbox, good_env: dic
     assert code == 1 and list(failed(checks)) == ["signing secret", "alerts token", "topology"]
     assert "SLACK_SIGNING_SECRET" in checks["signing secret"]["fix"]
     assert "REMEDIATE_TOPOLOGY" in checks["topology"]["fix"]
+
+
+def test_the_clock_check_tolerates_seconds_and_fails_past_five_minutes() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.cli.doctor_slack import Answer, check_clock
+
+    slack = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    answer = Answer(True, {"ok": True}, None, slack)
+    assert check_clock(answer, slack + timedelta(seconds=3)).status == "OK"
+    assert check_clock(answer, slack - timedelta(seconds=90)).status == "WARN"
+    late = check_clock(answer, slack + timedelta(minutes=6))
+    assert late.status == "FAIL" and "360 s ahead" in late.detail and "NTP" in late.fix
+    assert check_clock(None).status == "SKIP"

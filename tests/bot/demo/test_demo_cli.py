@@ -96,3 +96,5 @@ def test_demo_serves_a_card_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         seen.append(line)
     text = "".join(seen)
     assert "demo stopped" in text and "Traceback" not in text
+    # after Ctrl-C the default store (what `remediate serve` opens) holds no demo incident: none exists
+    assert f"data directory: {tmp_path / 'demo'}" in text and not (tmp_path / "remediate.sqlite").exists()
