@@ -65,3 +65,15 @@ class UnknownSuggestionError(ApprovalError):
 
 class GuardrailsRefuseAllError(RemediationError):
     """The guardrails refuse every action, ``wait`` included, in a simulated incident; nothing can be trained."""
+
+
+class PostmortemError(RemediationError):
+    """A postmortem step was refused; the message says why and what to do."""
+
+
+class PostmortemNotReadyError(PostmortemError):
+    """The incident is still open, so it has no postmortem yet."""
+
+
+class PostmortemNotAllowedError(PostmortemError):
+    """The person may not take this review step (not a reviewer, no role that may publish)."""

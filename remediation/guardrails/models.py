@@ -151,6 +151,12 @@ class KillSwitch(_Model):
     services: tuple[str, ...] = ()
 
 
+class PostmortemPolicy(_Model):
+    """Who may publish a postmortem once its reviewers signed off; empty: anyone holding some role."""
+
+    publish_roles: tuple[str, ...] = ()
+
+
 class RbacConfig(_Model):
     """The whole RBAC and guardrails configuration."""
 
@@ -169,6 +175,7 @@ class RbacConfig(_Model):
     rate_limits: tuple[RateLimitRule, ...] = ()
     blast_radius: BlastRadius = BlastRadius()
     kill_switch: KillSwitch = KillSwitch()
+    postmortems: PostmortemPolicy = PostmortemPolicy()
 
     @field_validator("users")
     @classmethod
@@ -214,6 +221,7 @@ class RbacConfig(_Model):
             check(f"policies.{i}.roles", policy.roles)
         check("freeze.override_roles", self.freeze.override_roles)
         check("kill_switch.flip_roles", self.kill_switch.flip_roles)
+        check("postmortems.publish_roles", self.postmortems.publish_roles)
         for name, team in self.teams.items():
             for gid in team.groups:
                 if gid not in self.groups:

@@ -69,3 +69,10 @@ def eligible_approvers(
 def approver_roles(config: RbacConfig, risk: Risk) -> tuple[str, ...]:
     """Return the roles some policy lets approve this risk."""
     return tuple(sorted({r for p in config.policies if risk in p.approve for r in p.roles}))
+
+
+def may_publish_postmortems(config: RbacConfig, user: str) -> bool:
+    """Return whether the user holds a role of ``postmortems.publish_roles`` (any role when none are named)."""
+    roles = roles_of(config, user)
+    wanted = config.postmortems.publish_roles
+    return bool(roles) and (not wanted or bool(roles.intersection(wanted)))

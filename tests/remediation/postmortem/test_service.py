@@ -1,46 +1,37 @@
-"""Postmortem drafts: what is gathered from the store, and the one row kept per incident."""
+"""Postmortem rows: drafted once per resolved incident (audited), listed with status and reviewers."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
 
-from incidents_db import incidents
-from incidents_db.db import open_store
 from incidents_db.errors import IncidentNotFoundError
-from incidents_db.models import Postmortem
+from remediation.audit.service import entries
+from remediation.errors import PostmortemError
 from remediation.postmortem import service as postmortems
-
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-
-
-def test_a_draft_gathers_the_actions_and_keeps_one_row(db_url: str) -> None:
-    with Session(open_store(db_url)) as s:
-        inc = incidents.create(
-            db_session=s, title="t", services=["cart"], severity="sev2", source="x", now=T0
-        )
-        incidents.append(db_session=s, incident_id=inc.id, type_="note", at=T0, text="hello")
-        incidents.append(
-            db_session=s, incident_id=inc.id, type_="action", at=T0, action="restart", outcome="succeeded"
-        )
-        draft = postmortems.gather(db_session=s, incident_id="inc-1")
-        assert draft.incident_id == inc.id and [a["action"] for a in draft.actions] == ["restart"]
-        assert len(draft.record["events"]) == 2
-
-        postmortems.save_draft(db_session=s, incident_id=inc.id, body="one", user="U1", now=T0)
-        later = T0 + timedelta(minutes=1)
-        row = postmortems.save_draft(db_session=s, incident_id=inc.id, body="two", user="U2", now=later)
-        s.commit()
-        assert (row.body, row.reviewers, row.status) == ("two", ["U1"], "draft")
-        row.status = "in_review"  # a postmortem under review is no longer overwritten by a new draft
-        s.commit()
-        postmortems.save_draft(db_session=s, incident_id=inc.id, body="three", user="U1", now=later)
-        s.commit()
-        assert [p.body for p in s.query(Postmortem).all()] == ["two"]
+from tests.remediation.postmortem.conftest import T0, at, hand_built
 
 
-def test_an_unknown_incident_has_no_draft(db_url: str) -> None:
-    with Session(open_store(db_url)) as s, pytest.raises(IncidentNotFoundError):
-        postmortems.gather(db_session=s, incident_id="INC-9")
+def test_a_draft_gathers_the_actions_and_keeps_one_row(store: Session) -> None:
+    incident_id = hand_built(store)
+    draft = postmortems.gather(db_session=store, incident_id="inc-1")
+    assert draft.incident_id == incident_id and [a["action"] for a in draft.actions] == [
+        "restart_service", "rollback_deploy", "flush_cache"]  # fmt: skip
+    first = postmortems.ensure_draft(db_session=store, incident_id=incident_id, now=at(31))
+    store.commit()
+    again = postmortems.ensure_draft(db_session=store, incident_id=incident_id, now=at(40))
+    store.commit()
+    assert first.id == again.id and (again.status, again.version, again.reviewers) == ("draft", 1, [])
+    assert [e.event for e in entries(db_session=store, incident_id=incident_id)] == ["postmortem_draft"]
+    listed = postmortems.list_postmortems(db_session=store)
+    assert [(p.incident_id, p.status, p.version) for p in listed] == [(incident_id, "draft", 1)]
+    assert postmortems.list_postmortems(db_session=store, status="published") == []
+    with pytest.raises(PostmortemError, match="expected one of"):
+        postmortems.list_postmortems(db_session=store, status="approved")
+
+
+def test_an_unknown_incident_has_no_draft(store: Session) -> None:
+    with pytest.raises(IncidentNotFoundError):
+        postmortems.gather(db_session=store, incident_id="INC-9")
+    with pytest.raises(IncidentNotFoundError):
+        postmortems.ensure_draft(db_session=store, incident_id="INC-9", now=T0)
