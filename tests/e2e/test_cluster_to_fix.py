@@ -42,7 +42,7 @@ ALERTS_TOKEN = "e2e-alerts-token"
 HOOK_SECRET = "e2e-hook-secret"
 # what the crash loop fires: kube-state-metrics' two views of it and the Istio error rate of its callers
 ALERT_NAMES = ("KubePodCrashLooping", "KubeDeploymentReplicasMismatch", "IstioHigh5xxErrorRate")
-ALICE, BOT = "U0ALICE001", "U0REMBOT01"
+ALICE, BOB, BOT = "U0ALICE001", "U0BOB00002", "U0REMBOT01"
 RBAC = f"""
 version: 1
 policy_version: e2e-1
@@ -209,6 +209,11 @@ def test_a_crash_loop_in_the_cluster_is_fixed_after_approval(tmp_path: Path) -> 
         stack.callback(engine.dispose)
         wait_for(lambda: any(s.get("error_rate", 0) > 0.1 for s in _carts_snapshots(engine)))
 
+        # someone without a role may not approve: refused, nothing reaches the cluster
+        driver.click(user=BOB, channel="incidents", message_ts=card["ts"], action_id="approve:1")
+        refusal = wait_for(lambda: _ephemerals(sandbox, BOB))
+        assert any(f"{BOB} has no role in the guardrails config" in t for t in refusal), refusal
+        assert server.heals == []
         driver.click(
             user=ALICE,
             channel="incidents",
@@ -234,6 +239,12 @@ def _thread_tells_it_all(sandbox: SlackSandbox, ts: str) -> bool:
     thread = "\n".join(str(m.get("text", "")) for m in found.get("messages", []) if m.get("ts") != ts)
     ran = f"restart_service on carts \u2192 *succeeded* (approved by {ALICE})" in thread
     return ran and all(f"alert {name} resolved on `carts`" in thread for name in ALERT_NAMES)
+
+
+def _ephemerals(sandbox: SlackSandbox, user: str) -> list[str]:
+    """Return the texts of the ephemeral replies ``user`` saw in #incidents."""
+    found = control(sandbox, f"ephemerals?channel=C0INCIDENT&user={user}", method="GET")
+    return [str(e.get("text", "")) for e in found.get("ephemerals", [])]
 
 
 def _texts(card: dict[str, Any]) -> list[str]:

@@ -104,6 +104,7 @@ class ShopWorld:
                     ]
                 for pod in p.pod_names():
                     c = _labels(**ns, pod=pod, container=p.name)
+                    limit = _labels(**ns, pod=pod, container=p.name, resource="cpu", unit="core")
                     if pod in crashing:
                         self.restarts[pod] = self.restarts.get(pod, 0) + 1
                         reason = _labels(**ns, pod=pod, container=p.name, reason="CrashLoopBackOff")
@@ -111,7 +112,7 @@ class ShopWorld:
                     out += [
                         f"kube_pod_container_info{_labels(**ns, pod=pod, container=p.name, image=p.image)} 1",
                         f"kube_pod_container_status_restarts_total{c} {self.restarts.get(pod, 0) // 10}",
-                        f"kube_pod_container_resource_limits{_labels(**ns, pod=pod, container=p.name, resource='cpu', unit='core')} 0.5",
+                        f"kube_pod_container_resource_limits{limit} 0.5",
                     ]
                 for port in p.ports:
                     e = _labels(**ns, endpoint=p.name, port_number=str(port), port_protocol="TCP")
