@@ -12,6 +12,7 @@ MODULES: tuple[str, ...] = (
     "doctor_cmd",
     "store_cmds",
     "incidents_cmds",
+    "postmortem_cmds",
     "safety_cmds",
     "switch_cmds",
     "audit_cmds",
