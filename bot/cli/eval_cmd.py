@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +14,22 @@ from incidents_db import db
 from remediation.policies.base import Policy
 from sim.errors import SimError
 from sim.resolve import resolve_topology
+
+if TYPE_CHECKING:  # torch loads only when the command runs
+    from remediation.evaluation.sim_eval import PolicyResult
+
+
+def results_table(results: Mapping[str, PolicyResult], title: str) -> Table:
+    """Return the eval table: success beside automated success and escalations, then time, cost, agreement."""
+    table = Table("policy", "success", "automated", "escalated", "human min", "mean TTM s", "p90 TTM s",
+                  "actions", "cost $", "violations", "top-1", "top-3", "regret", "ECE", title=title)  # fmt: skip
+    for name, res in results.items():
+        j = res.as_row()
+        table.add_row(name, f"{res.success_rate:.0%}", f"{res.automated_success_rate:.0%}",
+                      f"{res.escalation_rate:.0%}", f"{res.human_minutes:.1f}", str(j["mean_ttm_s"]),
+                      str(j["p90_ttm_s"]), str(j["actions_per_incident"]), str(j["cost_usd"]), str(res.violations),
+                      f"{res.top1:.0%}", f"{res.top3:.0%}", str(j["regret"]), str(j["ece"]))  # fmt: skip
+    return table
 
 
 def register(app: typer.Typer) -> None:
@@ -74,16 +91,7 @@ def register(app: typer.Typer) -> None:
                 payload["learned_by_fault"] = breakdown
             print_json(payload)
             return
-        table = Table("policy", "success", "automated", "escalated", "human min", "mean TTM s", "p90 TTM s",
-                      "actions", "cost $", "violations", "top-1", "top-3", "regret", "ECE",
-                      title=f"{topo.name}: {episodes} episodes, seed {seed}")  # fmt: skip
-        for name, res in results.items():
-            j = res.as_row()
-            table.add_row(name, f"{res.success_rate:.0%}", f"{res.automated_success_rate:.0%}",
-                          f"{res.escalation_rate:.0%}", f"{res.human_minutes:.1f}", str(j["mean_ttm_s"]), str(j["p90_ttm_s"]),
-                          str(j["actions_per_incident"]), str(j["cost_usd"]), str(res.violations),
-                          f"{res.top1:.0%}", f"{res.top3:.0%}", str(j["regret"]), str(j["ece"]))  # fmt: skip
-        console.print(table)
+        console.print(results_table(results, f"{topo.name}: {episodes} episodes, seed {seed}"))
         if by_fault:
             kinds = Table(
                 "fault kind",
