@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.app import postmortems
 from bot.app.errors import NotAllowedError, NotFoundError, incident_named
 from bot.app.grammar import HELP, Command, parse
 from bot.app.requests import after_request_change, decide_request
-from bot.notify.cards import key_signals, postmortem_text, target_label, timeline_text
-from bot.notify.delivery import announce, post_in_thread, refresh_cards
-from bot.notify.mrkdwn import clip_md, escape, mention, safe
+from bot.notify import postmortem_cards
+from bot.notify.cards import key_signals, target_label, timeline_text
+from bot.notify.delivery import announce, refresh_cards
+from bot.notify.mrkdwn import bold, clip_md, escape, mention, safe, styled_md
 from bot.notify.suggest import not_understood, rank
 from bot.notify.times import duration
 from bot.services import Services
@@ -22,7 +24,6 @@ from incidents_db.locks import lock_incidents
 from playbooks.models import Risk
 from remediation.guardrails.rbac import may, owned_services, roles_of
 from remediation.guardrails.service import set_switch
-from remediation.postmortem import service as postmortems
 
 TITLE = 300  # an incident title as shown in a reply line (escaped, clipped)
 
@@ -56,7 +57,7 @@ def _incidents(services: Services, s: Session) -> Outcome:
     if not rows:
         return Outcome(Reply("No open incidents."))
     lines = [
-        f"• *{escape(i.id)}* [{i.severity}] {safe(i.title, TITLE)} ({safe(', '.join(i.services or []), TITLE)})"
+        f"• {bold(i.id)} [{i.severity}] {safe(i.title, TITLE)} ({safe(', '.join(i.services or []), TITLE)})"
         for i in rows
     ]
     return Outcome(Reply("*Open incidents*\n" + "\n".join(lines)))
@@ -87,7 +88,7 @@ def _declare(services: Services, s: Session, user: str, service: str, title: str
     announce(db_session=s, incident_id=incident.id, now=now)
     return Outcome(
         Reply(
-            f"{mention(user)} declared *{escape(incident.id)}* on `{escape(service)}`: {safe(title, TITLE)}",
+            f"{mention(user)} declared {bold(incident.id)} on `{escape(service)}`: {safe(title, TITLE)}",
             in_channel=True,
         ),
         True,
@@ -100,7 +101,7 @@ def _suggest(services: Services, s: Session, incident_id: str) -> Outcome:
     if not ranking.suggestions:
         return Outcome(Reply(f"{escape(ranking.record['id'])} is resolved; nothing to suggest."))
     lines = [
-        f"{v.n}. *{target_label(v.ranked.action, v.ranked.target)}* - confidence {v.ranked.confidence:.0%}, "
+        f"{v.n}. {styled_md(target_label(v.ranked.action, v.ranked.target), '*')} - confidence {v.ranked.confidence:.0%}, "
         f"{v.ranked.risk} risk: {escape(v.ranked.reason)}"
         + ("" if v.decision.allowed else f" (not approvable now: {escape(v.decision.reason)})")
         for v in ranking.suggestions
@@ -156,7 +157,7 @@ def _similar(services: Services, s: Session, incident_id: str) -> Outcome:
             if e.get("type") == "action" and e.get("outcome") == "succeeded"
         ]
         fixed = f" - fixed by {', '.join(fixes)}" if fixes else ""
-        lines.append(f"• *{escape(other['id'])}* ({score:.0%} alike) {safe(other['title'], TITLE)}{fixed}")
+        lines.append(f"• {bold(other['id'])} ({score:.0%} alike) {safe(other['title'], TITLE)}{fixed}")
     return Outcome(Reply(f"*Incidents like {escape(rec['id'])}*\n" + "\n".join(lines)))
 
 
@@ -169,7 +170,7 @@ def _status(services: Services, s: Session, incident_id: str) -> Outcome:
     rec = incidents.record(db_session=s, incident_id=incident_id)
     state = "resolved" if rec.get("resolved_at") else "open"
     text = (
-        f"*{escape(rec['id'])}* [{escape(rec['severity'])}] {safe(rec['title'], TITLE)} - {state}\n"
+        f"{bold(rec['id'])} [{escape(rec['severity'])}] {safe(rec['title'], TITLE)} - {state}\n"
         f"services: {escape(', '.join(rec.get('services') or []) or 'unknown')}\n"
         + "\n".join(key_signals(rec, not_understood(rec, services.vocabulary.signal_of)))
         + "\n*Latest timeline*\n"
@@ -185,18 +186,13 @@ def _resolve(services: Services, s: Session, user: str, incident_id: str) -> Out
         return Outcome(Reply(f"{escape(incident_id)} was already resolved."))
     real = incidents.get(db_session=s, incident_id=incident_id).id
     announce(db_session=s, incident_id=real, now=now)
-    return Outcome(Reply(f"{mention(user)} resolved *{escape(real)}*.", in_channel=True), True)
+    postmortem_cards.resolved(services, db_session=s, incident_id=real, now=now)
+    return Outcome(Reply(f"{mention(user)} resolved {bold(real)}.", in_channel=True), True)
 
 
-def _postmortem(services: Services, s: Session, user: str, incident_id: str) -> Outcome:
-    draft = postmortems.gather(db_session=s, incident_id=incident_id)
-    body = postmortem_text(draft)
-    now = services.clock()
-    postmortems.save_draft(db_session=s, incident_id=draft.incident_id, body=body, user=user, now=now)
-    post_in_thread(db_session=s, incident_id=draft.incident_id, text=clip_md(body, 39000), now=now)
-    return Outcome(
-        Reply(f"Postmortem draft for {escape(draft.incident_id)} posted in the card's thread."), True
-    )
+def _postmortem(services: Services, s: Session, user: str, args: tuple[str, ...]) -> Outcome:
+    text, queued = postmortems.chat(services, s, user, args)
+    return Outcome(Reply(clip_md(text, 3000)), queued)
 
 
 def _freeze(services: Services, s: Session, user: str, state: str, service: str | None) -> Outcome:
@@ -266,7 +262,7 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
         p = services.policy
         return Outcome(
             Reply(
-                f"Suggestions are ranked by *{p.name}* (version {p.version}), top {services.settings.top_k}."
+                f"Suggestions are ranked by {bold(p.name)} (version {p.version}), top {services.settings.top_k}."
             )
         )
     if verb == "whoami":
@@ -291,7 +287,9 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
         elif verb == "resolve":
             out = _resolve(services, s, user, args[0])
         elif verb == "postmortem":
-            out = _postmortem(services, s, user, args[0])
+            out = _postmortem(services, s, user, args)
+        elif verb == "postmortems":
+            out = Outcome(Reply(postmortems.listing(s)[0]))
         elif verb == "freeze":
             out = _freeze(services, s, user, args[0], args[1] if len(args) > 1 else None)
         else:
