@@ -26,10 +26,21 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--from-store", help="Learn from the store's resolved incidents.")
         ] = False,
         minutes: Annotated[
-            float, typer.Option("--minutes", min=0.05, help="Budget for simulator training.")
+            float,
+            typer.Option(
+                "--minutes", min=0.05, help="Wall-clock budget of the whole run; training uses it all."
+            ),
         ] = 5.0,
         seed: Annotated[int, typer.Option("--seed", min=0, help="Seed; same seed, same weights.")] = 0,
-        iterations: Annotated[int, typer.Option("--iterations", min=1, help="Most PPO iterations.")] = 400,
+        iterations: Annotated[
+            int | None,
+            typer.Option(
+                "--iterations",
+                min=1,
+                help="Most PPO iterations (default: the budget decides).",
+                show_default=False,
+            ),
+        ] = None,
         history_topology: Annotated[
             str,
             typer.Option(
@@ -40,7 +51,7 @@ def register(app: typer.Typer) -> None:
         quick: Annotated[
             bool,
             typer.Option(
-                "--quick", help="Smoke test: tiny network and few incidents (seconds); not for use."
+                "--quick", help="Smoke test: tiny network, few incidents, under a minute; not for use."
             ),
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -54,6 +65,7 @@ def register(app: typer.Typer) -> None:
             resolve_topology(history_topology)
         except SimError as exc:
             refuse(f"--history-topology: {exc}")
+        from remediation.learning.budget import QUICK_ITERATIONS, QUICK_MINUTES
         from remediation.learning.train import QUICK, TrainArgs  # torch: only when training
         from remediation.registry.workflow import train_and_register
 
@@ -61,6 +73,9 @@ def register(app: typer.Typer) -> None:
         run_root = settings.data_dir / "runs"
         # the configured guardrails mask the simulated states as the bot would refuse them
         rbac = str(settings.rbac_config) if settings.rbac_config else None
+        if quick:
+            minutes = min(minutes, QUICK_MINUTES)
+            iterations = min(iterations or QUICK_ITERATIONS, QUICK_ITERATIONS)
         args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root), rbac_config=rbac,
                          history_topology=history_topology, **(QUICK if quick else {}))  # fmt: skip
         engine = db.open_store(settings.effective_database_url)
@@ -69,8 +84,8 @@ def register(app: typer.Typer) -> None:
                 tasks: dict[str, object] = {}
 
                 def progress(phase: str, done: int, total: int, metrics: dict[str, float]) -> None:
-                    if phase not in tasks:
-                        tasks[phase] = bar.add_task(phase, total=total)
+                    if phase not in tasks:  # total 0: the budget decides, the bar only counts
+                        tasks[phase] = bar.add_task(phase, total=total or None)
                     bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
 
                 summary = train_and_register(
@@ -83,5 +98,9 @@ def register(app: typer.Typer) -> None:
             print_json(summary)
             return
         console.print(f"registered {summary['version']} (candidate) at {summary['path']}")
+        metrics = summary["metrics"]
+        console.print(f"  {metrics['iterations']:.0f} iterations in {metrics['train_wall_s']:.0f} s of a "
+                      f"{metrics['budget_s']:.0f} s budget (stopped by {summary['stopped_by']}); learning curve "
+                      f"in {summary['run_dir']}/summary.json")  # fmt: skip
         for key, value in summary["metrics"].items():
             console.print(f"  {key}: {value}")

@@ -5,7 +5,8 @@ history when given; (2) the operator behaviour-cloning baseline; (3) offline pre
 learned policy (behaviour cloning + discrete CQL); (4) fine-tuning in the simulator with masked PPO
 plus imitation of the oracle in the states the policy visits; (5) temperature scaling on held-out
 states; (6) the similar-incident memory. Same arguments and seed, same weights (with ``iterations``
-as the binding limit; a ``minutes`` budget that cuts training short depends on machine speed).
+as the binding limit; a ``minutes`` budget that cuts training short depends on machine speed, see
+``learning.budget``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from remediation.learning.algorithms import (
     ppo_loss,
     soft_update,
 )
+from remediation.learning.budget import Budget
 from remediation.learning.buffer import (
     Rollout,
     Transitions,
@@ -60,9 +62,9 @@ class TrainArgs:
     seed: int = 0
     """Seeds numpy, torch and Python's random; same seed and iterations, same weights."""
     minutes: float = 5.0
-    """Wall-clock budget for simulator fine-tuning; the run stops early when it is spent."""
-    iterations: int = 60
-    """Most PPO iterations (each: fresh rollouts, then a few epochs over them)."""
+    """Wall-clock budget of the whole run: fine-tuning goes on while another iteration and calibration fit."""
+    iterations: int | None = 60
+    """Most PPO iterations (each: fresh rollouts, then a few epochs over them); None = the budget decides."""
     envs: int = 48
     """Incidents simulated side by side per topology per iteration (the batched core's B)."""
     topologies_per_iteration: int = 2
@@ -126,7 +128,8 @@ QUICK: dict[str, Any] = {
     # a smoke test checks the plumbing: with the escalate fallback even two iterations "mitigate" by paging
     "escalate_after": 0,
 }
-"""Overrides of a smoke-test run (``remediate train --quick``): seconds, for checking a setup, not for use."""
+"""Overrides of a smoke-test run (``remediate train --quick``, which also caps it at ``budget.QUICK_MINUTES``
+and ``budget.QUICK_ITERATIONS``): under a minute, for checking a setup, not for use."""
 
 
 class Memory(NamedTuple):
@@ -148,6 +151,7 @@ class TrainResult(NamedTuple):
     curve: list[dict[str, float]]
     run_dir: Path
     config: dict[str, Any]
+    stopped_by: str = ""  # "iterations" or "budget"
 
 
 def seed_everything(seed: int) -> None:
@@ -257,7 +261,7 @@ class _Run:
     rng: np.random.Generator  # topologies and simulated incidents
     gen: torch.Generator  # minibatches and sampled actions
     run_dir: Path
-    started: float  # perf_counter at the start
+    budget: Budget  # the wall clock since the start, and when fine-tuning stops
     progress: Progress | None
 
 
@@ -300,10 +304,10 @@ def train(
     # 7. the similar-incident memory
     memory = build_memory(net, logged.data, logged.fixes)
     metrics = _summary(run, curve, logged, offline_loss, calibration)
-    (run.run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
-    return TrainResult(
-        net, operator_bc, calibration.temperature, memory, metrics, curve, run.run_dir, asdict(args)
-    )
+    summary = {**metrics, **run.budget.summary(), "curve": curve}
+    (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return TrainResult(net, operator_bc, calibration.temperature, memory, metrics, curve, run.run_dir,
+                       asdict(args), run.budget.stopped_by)  # fmt: skip
 
 
 def _start(args: TrainArgs, catalog: Catalog | None, progress: Progress | None) -> _Run:
@@ -317,7 +321,10 @@ def _start(args: TrainArgs, catalog: Catalog | None, progress: Progress | None) 
     run_dir = Path(args.run_root) / (args.name or f"train-{stamp}-s{args.seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "args.json").write_text(json.dumps(asdict(args), indent=2))
-    return _Run(args, catalog, rng, gen, run_dir, time.perf_counter(), progress)
+    # calibration after fine-tuning rolls out about half an iteration's work per topology pair
+    after = args.calibration_topologies / (2 * max(1, args.topologies_per_iteration))
+    budget = Budget(args.minutes * 60.0, args.iterations, time.perf_counter(), after_share=after)
+    return _Run(args, catalog, rng, gen, run_dir, budget, progress)
 
 
 def _logged_history(run: _Run) -> _Logged:
@@ -345,16 +352,15 @@ def _logged_history(run: _Run) -> _Logged:
 
 
 def _finetune(net: GraphPolicy, run: _Run) -> list[dict[str, float]]:
-    """Run PPO iterations plus DAgger imitation until ``args.iterations`` or the minutes run out; return the curve."""
+    """Run PPO iterations plus DAgger imitation until ``args.iterations`` or the budget binds; return the curve."""
     args = run.args
     guardrails = guardrails_of(args)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     ppo = PpoConfig()
     curve: list[dict[str, float]] = []
-    budget = args.minutes * 60.0
-    sim_started = time.perf_counter()
     dagger: list[tuple[GraphBatch, torch.Tensor]] = []  # (states, oracle labels) per rollout, oldest first
-    for it in range(args.iterations):
+    while run.budget.another():
+        it, began = len(curve), time.perf_counter()
         rollouts, succ = [], []
         for _ in range(args.topologies_per_iteration):
             topo = training_topology(run.rng, min_services=args.min_services, max_services=args.max_services)
@@ -369,14 +375,13 @@ def _finetune(net: GraphPolicy, run: _Run) -> list[dict[str, float]]:
             dagger.pop(0)
         last.update(_imitate(net, opt, dagger, run))
         row = {"iteration": float(it + 1), "train_success_rate": float(np.mean(succ)), **last,
-               "elapsed_s": time.perf_counter() - run.started}  # fmt: skip
+               "elapsed_s": run.budget.elapsed()}  # fmt: skip
         curve.append(row)
+        run.budget.record(time.perf_counter() - began)
         with open(run.run_dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
         if run.progress:
-            run.progress("simulator PPO", it + 1, args.iterations, row)
-        if time.perf_counter() - sim_started > budget:
-            break
+            run.progress("simulator PPO", it + 1, run.budget.total(), row)
     return curve
 
 
@@ -417,7 +422,8 @@ def _summary(run: _Run, curve: list[dict[str, float]], logged: _Logged, offline_
              calibration: Calibration) -> dict[str, float]:  # fmt: skip
     """Return the run's headline metrics (saved as ``summary.json``)."""
     return {
-        "train_wall_s": round(time.perf_counter() - run.started, 1),
+        "train_wall_s": round(run.budget.elapsed(), 1),
+        "budget_s": round(run.budget.seconds, 1),
         "iterations": len(curve),
         "train_success_rate": curve[-1]["train_success_rate"] if curve else 0.0,
         "offline_loss": offline_loss,

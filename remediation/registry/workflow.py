@@ -57,7 +57,8 @@ def train_and_register(*, engine: sa.Engine, data_dir: Path, args: TrainArgs, hi
         service.register(db_session=session, version=version, path=str(directory), sha256=digest, parent=parent,
                          metrics=result.metrics, config=result.config)  # fmt: skip
     return {"version": version, "path": str(directory), "sha256": digest, "parent": parent,
-            "run_dir": str(result.run_dir), "metrics": result.metrics}  # fmt: skip
+            "run_dir": str(result.run_dir), "metrics": result.metrics, "stopped_by": result.stopped_by,
+            "curve": result.curve}  # fmt: skip
 
 
 def resolve_artifact(*, engine: sa.Engine, ref: str | None) -> Artifact:
