@@ -2,7 +2,8 @@
 
 Deploys and config changes arrive at /events/deploy (`bot.alerts.change_intake`).
 
-Slack's requests arrive at /slack/events and health at /healthz.
+Slack's requests arrive at /slack/events and health at /healthz, /livez and /readyz; Prometheus scrapes
+/metrics (docs/observability.md).
 
 In Socket Mode Slack's requests arrive over the websocket instead, so /slack/events answers 404 with
 a message saying so; health and alert intake are served the same in both modes.
@@ -11,14 +12,17 @@ a message saying so; health and alert intake are served the same in both modes.
 from __future__ import annotations
 
 import gc
+import hmac
 import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import trigger, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
@@ -31,6 +35,8 @@ from bot.alerts.models import Delivery, decode_json, parse_alerts
 from bot.alerts.resolve import resolver_for
 from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapshots
 from bot.app.app import RemediateApp, error_text
+from bot.observe.collect import exposition
+from bot.observe.health import Readiness, telemetry_health
 from bot.services import Services
 from incidents_db import db, outbox
 from incidents_db.snapshots import kept_summary
@@ -87,6 +93,9 @@ class Server:
         self.slack = SlackRequestHandler(app.bolt)
         self.alerts_token = alerts_token
         self.socket_mode = socket_mode
+        token = app.services.settings.metrics_token
+        self.metrics_token = token.get_secret_value() if token is not None else None
+        self.readiness = Readiness(app.services, app.bolt.client.auth_test if app.bolt.client.token else None)
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         """Route one request."""
@@ -103,6 +112,8 @@ class Server:
             return self.slack_request(environ, start)
         if path == "/healthz":
             return self.health(start)
+        if path in _PROBES:
+            return _PROBES[path](self, environ, start)
         if path.startswith("/alerts/"):
             if method != "POST":
                 return _json(start, _REASONS[405], {"ok": False, "error": "POST the alert payload"})
@@ -119,13 +130,38 @@ class Server:
 
     def slack_request(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         """Hand a request to Bolt; a body Bolt cannot even read (a forged shape) is a 400, not a 500."""
+        began = time.perf_counter()
         try:
+            # process_before_response: the HTTP answer is the ack, so its time is the ack's
             return self.slack(environ, start)  # type: ignore[no-any-return]
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
             # Bolt reads ids out of the payload (channel, user, team) before it checks the signature and
             # before any listener runs, and fails on shapes Slack never sends ("channel": false).
             log.warning("malformed Slack request refused: %s: %s", type(exc).__name__, exc)
             return _json(start, _REASONS[400], {"ok": False, "error": "malformed Slack request"})
+        finally:
+            self.app.services.metrics.slack_ack.observe(time.perf_counter() - began)
+
+    def metrics(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """Answer GET /metrics in the Prometheus text format; 401 without the bearer token when one is set."""
+        if self.metrics_token is not None:
+            given = str(environ.get("HTTP_AUTHORIZATION", ""))
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.metrics_token}".encode()):
+                return _json(
+                    start, _REASONS[401], {"ok": False, "error": "GET /metrics needs the bearer token"}
+                )
+        data = exposition(self.app.services)
+        start(_REASONS[200], [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def livez(self, _environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """Answer 200 while the process serves requests."""
+        return _json(start, _REASONS[200], {"ok": True})
+
+    def readyz(self, _environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """Answer 200 when store, schema and Slack token check out; 503 naming what does not."""
+        ready, checks = self.readiness.check()
+        return _json(start, _REASONS[200 if ready else 503], {"ok": ready, "checks": checks})
 
     def health(self, start: StartResponse) -> list[bytes]:
         """Answer 200 with outbox counts, dead letters and the oldest undelivered age; 503 without a store."""
@@ -135,6 +171,7 @@ class Server:
                 counts: dict[str, Any] = dict(outbox.counts(db_session=s))
                 oldest = outbox.oldest_pending(db_session=s)
                 kept, newest = kept_summary(db_session=s)
+            telemetry = telemetry_health(self.app.services)
         except Exception as exc:
             return _json(
                 start, _REASONS[503], {"ok": False, "error": f"store unavailable: {type(exc).__name__}"}
@@ -155,6 +192,7 @@ class Server:
                 # a feeder that stopped shows as an old newest_received_at
                 "snapshots": {"services": int(kept), "newest_received_at": _iso(newest)},
                 "topology": _graph_health(self.app.services),  # size, source, last refresh and change
+                "telemetry": telemetry,  # services whose snapshots went stale (F7), completeness (M9)
             },
         )
 
@@ -180,6 +218,8 @@ class Server:
             return _json(start, _REASONS.get(exc.status, "400 Bad Request"), {"ok": False, "error": str(exc)})
         except Exception as exc:
             return _json(start, _REASONS[500], {"ok": False, "error": error_text(exc)})
+        if source in SOURCES:
+            services.metrics.alerts_received.labels(source=source).inc(len(delivery.accepted))
         self.app.worker.wake()
         # 200 once anything was accepted (and committed), so a sender does not retry the good ones forever
         return _json(start, _REASONS[200], {"ok": True, **result.as_dict(), **delivery.answer()})
@@ -197,6 +237,13 @@ class Server:
             return _json(start, _REASONS[500], {"ok": False, "error": error_text(exc)})
         self.app.worker.wake()
         return _json(start, _REASONS[200], result.as_dict())
+
+
+_PROBES: dict[str, Callable[[Server, dict[str, Any], StartResponse], list[bytes]]] = {
+    "/metrics": Server.metrics,
+    "/livez": Server.livez,
+    "/readyz": Server.readyz,
+}
 
 
 def _request(environ: dict[str, Any]) -> tuple[bytes | None, dict[str, str]]:

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.metrics import Metrics
 from bot.settings import Settings
 from incidents_db.db import make_sessionmaker, open_store
 from playbooks.catalog import Catalog, load_catalog
@@ -62,6 +63,7 @@ class Services:
         replica: this process's owner id in execution leases.
         runner: runs approved requests off the caller's thread (set by `build_app`); None runs them inline.
         vocabulary: real alert names -> the policy's signals, and the monitoring components to skip.
+        metrics: this app's Prometheus counters on its own registry (`bot.metrics`).
     """
 
     settings: Settings
@@ -76,6 +78,7 @@ class Services:
     replica: str = field(default_factory=replica_id)
     runner: Runner | None = field(default=None, repr=False)
     vocabulary: Vocabulary = field(default_factory=lambda: load_vocabulary(ALERTS), repr=False)
+    metrics: Metrics = field(default_factory=Metrics, repr=False)
 
     @property
     def lease(self) -> Lease:

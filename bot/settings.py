@@ -63,6 +63,18 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the store; empty means a SQLite file in data_dir.",
     )
     log_level: str = Field(default="INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text, or json: one object per line (docs/observability.md)."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token GET /metrics requires; open when unset."
+    )
+    drift_check_every_s: float = Field(
+        default=3600.0, gt=0, description="Seconds between checks of the policy's input drift (F2)."
+    )
+    drift_window_s: float = Field(
+        default=604800.0, gt=0, description="How far back the drift check reads live incidents."
+    )
     incident_channel: str = Field(default="incidents", description="Slack channel for incident cards.")
     alerts_token: SecretStr | None = Field(default=None, description="Bearer token for alert webhooks.")
     pagerduty_webhook_secret: SecretStr | None = Field(

@@ -9,6 +9,8 @@
 * Every ``audit_head_every_s``, when a target is configured, the audit log's head is checked and
   published outside the database (`bot.app.audit_head`).
 * Every hour, Slack event ids and request fingerprints older than a day are forgotten.
+* Every ``drift_check_every_s`` (first a minute after start), the policy's live inputs are compared with
+  its training set's (`bot.observe.drift`), exported as ``remediate_feature_drift_psi``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app.audit_head import HeadPublisher, PublishResult
+from bot.metrics import Metrics
 from bot.notify.delivery import announce
+from bot.observe.drift import drift_job
 from bot.services import Services
 from incidents_db import incidents, outbox
 from remediation.approvals import service as approvals
@@ -86,13 +90,16 @@ def _forget_job(services: Services) -> None:
         log.exception("forgetting old Slack deliveries failed")
 
 
-def publish_audit_head(publisher: HeadPublisher) -> PublishResult | None:
+def publish_audit_head(publisher: HeadPublisher, metrics: Metrics | None = None) -> PublishResult | None:
     """Run one audit head publication (the scheduled job); None when it raised (logged, retried next tick)."""
     try:
-        return publisher.publish()  # logs and reports a failed check itself
+        result = publisher.publish()  # logs and reports a failed check itself
     except Exception:  # never kill the scheduler
         log.exception("publishing the audit head failed")
         return None
+    if metrics is not None:  # remediate_audit_verified: 0 while the chain fails its check
+        metrics.audit_verified.labels(check="head").set(0.0 if result.problem else 1.0)
+    return result
 
 
 def start_jobs(
@@ -120,7 +127,7 @@ def start_jobs(
             publish_audit_head,
             "interval",
             seconds=audit_head.every_s,
-            args=[audit_head],
+            args=[audit_head, services.metrics],
             id="publish-audit-head",
             max_instances=1,
             coalesce=True,
@@ -134,6 +141,16 @@ def start_jobs(
         id="forget-old-deliveries",
         max_instances=1,
         coalesce=True,
+    )
+    scheduler.add_job(
+        drift_job,
+        "interval",
+        seconds=services.settings.drift_check_every_s,
+        args=[services],
+        id="check-feature-drift",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC) + timedelta(minutes=1),
     )
     scheduler.add_job(
         _expire_job,

@@ -28,13 +28,16 @@ def decide_request(
         view = approvals.approve(
             db_session=s, guard=services.guard, request_id=request_id, approver=user, executor=None
         )
+        services.metrics.approvals.labels(decision="approve").inc()  # recorded: refusals raised above
         if view.state != st.APPROVED or not runs(services.executor, view.action):
             return view
         if services.runner is not None:
             services.runner.submit(view.id, user)
             return view
         return run_inline(services, s, request_id=view.id, actor=user)
-    return approvals.reject(db_session=s, guard=services.guard, request_id=request_id, approver=user)
+    view = approvals.reject(db_session=s, guard=services.guard, request_id=request_id, approver=user)
+    services.metrics.approvals.labels(decision="reject").inc()
+    return view
 
 
 def run_inline(services: Services, s: Session, *, request_id: str, actor: str) -> approvals.RequestView:
@@ -59,6 +62,7 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
     now = services.clock()
     if view.incident_id is not None:
         if view.state in (st.SUCCEEDED, st.FAILED, st.UNKNOWN):
+            services.metrics.executions.labels(action=view.action, outcome=view.state).inc()
             outcome = incidents.execution_outcome(db_session=s, request_id=view.id)
             detail = str(outcome.get("detail", "")) if outcome is not None else view.note
             if view.late:

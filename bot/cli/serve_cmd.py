@@ -134,10 +134,10 @@ def register(app: typer.Typer) -> None:
 
 def run_serve(settings: Settings, options: ServeOptions) -> None:
     """Build the app from ``settings``, serve until Ctrl-C or SIGTERM, then stop the jobs and the app."""
+    from bot.observe.logs import configure_logging
     from bot.server import settle_heap
-    from incidents_db.redact import log_to_stderr
 
-    log_to_stderr(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     check_tokens(settings, socket_mode=options.socket_mode)
     settings = prepare_graph(settings)  # a file that loads, or a discovery that finds services; else refuse
     remediate = build_remediate(settings, options)

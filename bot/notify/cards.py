@@ -241,6 +241,8 @@ def render_card(
             f"⚠️ *Unknown to the service graph:* {names}. Only actions that need no graph are suggested "
             "(escalate, wait, actions on services the graph knows); the next graph refresh picks it up."
         )})  # fmt: skip
+    if ranking.telemetry_lost and not resolved:  # F7 (docs/observability.md)
+        blocks.append({"type": "context", "elements": [_md("📉 *Telemetry lost:* " + escape(", ".join(ranking.telemetry_lost)), MAX_CONTEXT)]})  # fmt: skip
     if advisory and not resolved:  # up front, before anyone clicks Approve (docs/executors.md)
         blocks.insert(1, {"type": "context", "elements": [_md(f"ℹ️ {bold(advisory)}", MAX_CONTEXT)]})
     if not resolved:

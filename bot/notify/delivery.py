@@ -219,6 +219,7 @@ class OutboxWorker:
                 try:
                     result = self._deliver(session, message)
                     outbox.mark_sent(db_session=session, message_id=message.id, now=clock(), result=result)
+                    self.services.metrics.outbox_deliveries.labels(kind=message.kind, result="sent").inc()
                     if self.slack.answered and outbox.revive_dead(db_session=session, now=clock()):
                         log.info("Slack answers again: dead outbox rows revived")
                 except Retry as retry:
@@ -249,6 +250,7 @@ class OutboxWorker:
             uncertain=retry.uncertain,
             refused=retry.fatal,
         )
+        self.services.metrics.delivery_failed(message.kind, retry.slack_error, again=again)
         level = logging.INFO if again else logging.ERROR
         log.log(level, "outbox %s #%s: %s (retry: %s)", message.kind, message.id, retry.error, again)
 

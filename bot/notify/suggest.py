@@ -14,6 +14,7 @@ from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions
 from remediation.guardrails.decide import Decision, decide
+from remediation.monitoring.live import incident_telemetry
 from remediation.policies import RankedAction
 from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
 from sim.observation import Observation
@@ -46,6 +47,7 @@ class Ranking:
     suggestions: tuple[SuggestionView, ...]
     not_understood: frozenset[tuple[str, str]] = frozenset()  # (alert name, service) the policy cannot read
     unknown_to_graph: tuple[str, ...] = ()  # the incident's services the service graph does not know
+    telemetry_lost: tuple[str, ...] = ()  # "service (why)": stale snapshots or vanished metrics (F7)
 
 
 # Without a graph node the ranking knows nothing of a service's kind, callers or state, so a card offers
@@ -117,4 +119,10 @@ def rank(
             approvals.get(db_session=db_session, request_id=shown.request_id) if shown.request_id else None
         )
         views.append(SuggestionView(n, item, decision, request, shown.token))
-    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of), unknown)
+        if not decision.allowed:
+            services.metrics.denied(shown.token, decision.code, n)
+    services.metrics.suggestions.labels(policy=services.policy.version).inc(len(views))
+    lost = incident_telemetry(
+        db_session=db_session, record=rec, now=now, max_age_s=services.settings.snapshot_max_age_s
+    )
+    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of), unknown, lost)

@@ -1,0 +1,1 @@
+"""Watching the bot itself: /metrics from the store, readiness, structured logs, the drift check."""
