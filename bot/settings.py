@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     audit_head_every_s: float = Field(
         default=300.0, gt=0, description="Seconds between checks that publish a changed audit head."
     )
+    postmortem_reminder_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds a postmortem waits in review before its reviewers are reminded (again each period).",
+    )
     execution_lease_s: float = Field(
         default=60.0,
         gt=0,

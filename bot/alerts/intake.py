@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.alerts.models import AlertIn
+from bot.notify import postmortem_cards
 from bot.notify.delivery import announce
 from bot.services import Services
 from incidents_db import incidents
@@ -144,4 +145,5 @@ def _settle(
                 now=now,
                 note="all alerts resolved",
             )
+            postmortem_cards.resolved(services, db_session=s, incident_id=incident_id, now=now)
         announce(db_session=s, incident_id=incident_id, now=now)

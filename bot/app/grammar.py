@@ -19,7 +19,9 @@ USAGE: dict[str, str] = {
     "reject": "reject <request> - reject an approval request",
     "status": "status <incident> - state, signals and latest timeline",
     "resolve": "resolve <incident> - close an incident",
-    "postmortem": "postmortem <incident> - draft a postmortem into the card's thread",
+    "postmortem": "postmortem <incident> [review @who ... | comment <text> | signoff | publish] - show or review "
+    "an incident's postmortem",
+    "postmortems": "postmortems - recent postmortems, their status and reviewers",
     "freeze": "freeze on|off [service] - stop (or allow again) changes, globally or for one service",
     "policy": "policy - which policy ranks suggestions",
     "whoami": "whoami - your roles and what you may approve",
@@ -56,6 +58,35 @@ def _one_id(verb: str, args: list[str], what: str) -> str:
     return args[0]
 
 
+_LEADING = re.compile(r"\A\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>\s*)*")  # mentions of the bot before the verb
+_USER = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
+STEPS = ("show", "review", "comment", "signoff", "publish")
+
+
+def _postmortem(words: list[str]) -> Command:
+    """Parse ``postmortem <incident> [step ...]``; reviewers are mentions (``<@U...>``), kept as user ids."""
+    incident = _one_id("postmortem", words[:1], "incident") if len(words) <= 1 else words[0]
+    if not _ID.fullmatch(incident):
+        raise _usage("postmortem", f"{safe(repr(incident), 200)} is not an incident id")
+    if len(words) == 1:
+        return Command("postmortem", (incident,))
+    step, rest = words[1].lower(), words[2:]
+    if step not in STEPS:
+        raise _usage("postmortem", f"{safe(repr(words[1]), 200)} is not one of {', '.join(STEPS)}")
+    if step == "comment":
+        if not rest:
+            raise _usage("postmortem", "write the comment after the word comment")
+        return Command("postmortem", (incident, step, " ".join(rest)))
+    if step == "review":
+        users = [m.group(1) if (m := _USER.fullmatch(w)) else "" for w in rest]
+        if not users or "" in users:
+            raise _usage("postmortem", "name the reviewers as @mentions after the word review")
+        return Command("postmortem", (incident, step, *users))
+    if rest:
+        raise _usage("postmortem", f"{step} takes nothing after it")
+    return Command("postmortem", (incident, step))
+
+
 def suggestion_number(raw: str) -> int:
     """Return the suggestion number ``raw`` names (1-10), or raise UsageError with the usage of ``why``."""
     if not raw.isdigit() or not 1 <= int(raw) <= 10:
@@ -75,9 +106,11 @@ def parse(text: str) -> Command:
     if not words:
         return Command("help")
     verb, args = words[0].lower(), words[1:]
-    if verb in ("help", "incidents", "policy", "whoami"):
+    if verb in ("help", "incidents", "policy", "whoami", "postmortems"):
         return Command(verb)
-    if verb in ("suggest", "similar", "status", "resolve", "postmortem"):
+    if verb == "postmortem":
+        return _postmortem(_LEADING.sub("", text).split()[1:])
+    if verb in ("suggest", "similar", "status", "resolve"):
         return Command(verb, (_one_id(verb, args, "incident"),))
     if verb in ("approve", "reject"):
         return Command(verb, (_one_id(verb, args, "request"),))

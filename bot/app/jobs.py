@@ -9,6 +9,8 @@
 * Every ``audit_head_every_s``, when a target is configured, the audit log's head is checked and
   published outside the database (`bot.app.audit_head`).
 * Every hour, Slack event ids and request fingerprints older than a day are forgotten.
+* Every few minutes, reviewers of postmortems waiting in review longer than ``postmortem_reminder_s`` are
+  reminded in the incident's thread (`bot.app.postmortems.remind`).
 * Every ``drift_check_every_s`` (first a minute after start), the policy's live inputs are compared with
   its training set's (`bot.observe.drift`), exported as ``remediate_feature_drift_psi``.
 """
@@ -20,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.app import postmortems
 from bot.app.audit_head import HeadPublisher, PublishResult
 from bot.metrics import Metrics
 from bot.notify.delivery import announce
@@ -133,6 +136,7 @@ def start_jobs(
             coalesce=True,
             next_run_time=datetime.now(UTC),  # publish once at start, then every audit_head_every_s
         )
+    postmortems.schedule_reminders(scheduler, services)
     scheduler.add_job(
         _forget_job,
         "interval",

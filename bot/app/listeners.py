@@ -17,6 +17,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 
+from bot.app import postmortems
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
 from bot.errors import BotError
@@ -204,6 +205,8 @@ def mount(bolt: App, listeners: Listeners) -> None:
     def on_button(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         listeners.after_ack(lambda: listeners.button(body))
+
+    postmortems.mount(bolt, listeners, error_text)  # the postmortem card's buttons and edit modal
 
     def ack_now(ack: Ack) -> None:
         ack()

@@ -365,6 +365,7 @@ class OutboxWorker:
             thread_ts=card.ts,
             text=text,
             metadata=_metadata(MESSAGE_EVENT, message),
+            **({"blocks": message.payload["blocks"]} if message.payload.get("blocks") else {}),  # postmortem
         )
         return {"ts": sent["ts"]}
 

@@ -81,9 +81,13 @@ def test_freeze_needs_an_override_role_and_hides_buttons(harness: Harness) -> No
     harness.wait_message("turned the freeze off for checkoutservice")
 
 
-def test_postmortem_draft_goes_to_the_thread(harness: Harness) -> None:
+def test_postmortem_is_drafted_on_resolve_and_shown_in_the_thread(harness: Harness) -> None:
     harness.command(ALICE, "declare cartservice Cart is slow")
     card = harness.card_for("INC-1")
     harness.command(ALICE, "postmortem INC-1")
-    harness.wait_ephemeral(ALICE, "Postmortem draft")
-    wait_for(lambda: [r for r in harness.replies(card["ts"]) if "Postmortem draft" in r.get("text", "")])
+    harness.wait_ephemeral(ALICE, "INC-1 is still open")
+    harness.command(ALICE, "resolve INC-1")
+    wait_for(lambda: [r for r in harness.replies(card["ts"]) if "Postmortem drafted" in r.get("text", "")])
+    harness.command(ALICE, "postmortem INC-1")
+    harness.wait_ephemeral(ALICE, "Postmortem of INC-1 (draft, v1) posted")
+    wait_for(lambda: [r for r in harness.replies(card["ts"]) if r.get("text", "").startswith("Postmortem: INC-1")])
