@@ -22,11 +22,13 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import Span
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import trigger, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
+from bot import tracing
 from bot.alerts.auth import authenticate
 from bot.alerts.change_intake import handle_change_event
 from bot.alerts.errors import AlertError, AllRefusedError
@@ -211,7 +213,9 @@ class Server:
         services = self.app.services
         try:
             authenticate(source, headers, body, token=self.alerts_token, secrets=services.alert_secrets)
-            result, delivery = handle(services, source, decode_json(body))
+            with tracing.span("alerts.intake", source=source) as span:
+                result, delivery = handle(services, source, decode_json(body))
+                _traced_intake(span, result, delivery)
         except AllRefusedError as exc:
             return _json(start, _REASONS[422], {"ok": False, "error": str(exc), "refused": exc.refused})
         except AlertError as exc:
@@ -246,6 +250,14 @@ _PROBES: dict[str, Callable[[Server, dict[str, Any], StartResponse], list[bytes]
 }
 
 
+def _traced_intake(span: Span, result: IntakeResult | SnapshotResult, delivery: Delivery[Any]) -> None:
+    """Name on the intake span what a delivery brought: alerts (or snapshots) accepted, incidents touched."""
+    span.set_attribute("remediate.alerts", len(delivery.accepted))
+    if isinstance(result, IntakeResult):
+        span.set_attribute("remediate.incident_ids", list(result.incidents))
+        span.set_attribute("remediate.created", list(result.created))
+
+
 def _request(environ: dict[str, Any]) -> tuple[bytes | None, dict[str, str]]:
     """Return the body (None when longer than MAX_BODY or of a bad length) and the headers, lower-cased."""
     headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
@@ -274,7 +286,7 @@ def http_server(
     ``socket_mode`` it serves health and alerts only (Slack's requests come over the websocket).
     """
     wsgi = Server(app, alerts_token=alerts_token, socket_mode=socket_mode)
-    return create_server(wsgi, host=host, port=port, threads=threads)
+    return create_server(tracing.wsgi(wsgi), host=host, port=port, threads=threads)
 
 
 def stop_server(

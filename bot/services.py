@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import tracing
 from bot.metrics import Metrics
 from bot.settings import Settings
 from incidents_db.db import make_sessionmaker, open_store
@@ -148,6 +149,7 @@ def build_services(
         engine: an engine on the store to reuse instead of opening ``settings.effective_database_url``.
     """
     store = engine or open_store(settings.effective_database_url)
+    tracing.instrument_engine(store)  # SQL spans, when tracing is on (`bot.tracing.setup_tracing`)
     extra = [settings.playbooks_dir] if settings.playbooks_dir else []
     catalog = load_catalog(extra)
     return Services(

@@ -217,6 +217,23 @@ class Settings(BaseSettings):
         default="https://slack.com/api/",
         validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url"),
     )
+    # OpenTelemetry's standard variables (docs/observability.md, Traces); the SDK reads the rest itself
+    # (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_BSP_*).
+    otel_sdk_disabled: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled"),
+        description="true: no traces at all, whatever the exporter says.",
+    )
+    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
+        default="none",
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "otel_traces_exporter"),
+        description="Where spans go: otlp (OTLP/HTTP), console (stdout) or none (not traced).",
+    )
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] = Field(
+        default="http/protobuf",
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_PROTOCOL", "otel_exporter_otlp_protocol"),
+        description="The OTLP protocol; only http/protobuf is shipped.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -323,7 +340,7 @@ class Settings(BaseSettings):
 
 
 def _env_name(field: str) -> str:
-    if field.startswith("slack_"):
+    if field.startswith(("slack_", "otel_")):
         return field.upper()
     return f"REMEDIATE_{field.upper()}"
 

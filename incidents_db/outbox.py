@@ -397,6 +397,18 @@ def latest_card_channel(*, db_session: Session) -> str | None:
     ).scalar_one_or_none()
 
 
+def origin_trace(*, db_session: Session, incident_id: str) -> dict[str, str]:
+    """Return the trace carrier (``traceparent``) the incident's first card row was queued with, or {}."""
+    payload = db_session.execute(
+        sa.select(OutboxMessage.payload)
+        .where(OutboxMessage.incident_id == incident_id, OutboxMessage.kind == "card")
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    found = (payload or {}).get("trace")
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def set_card(*, db_session: Session, incident_id: str, channel: str, ts: str, now: datetime) -> None:
     """Remember where the incident's card lives (not committed)."""
     row = db_session.get(SlackCard, incident_id)

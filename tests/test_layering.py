@@ -88,6 +88,10 @@ BOT_LAYERS: dict[str, set[str]] = {
     "errors": set(),
     "sandbox": {"errors"},
 }
+# bot/tracing.py (the SDK set-up and trace hand-overs) sits beside services: every part above may use it
+BOT_LAYERS["tracing"] = {"settings", "errors"}
+for _above in ("cli", "demo", "server", "feeds", "app", "alerts", "observe", "notify", "services"):
+    BOT_LAYERS.get(_above, set()).add("tracing")
 
 
 def bot_part(module: str) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
+from bot import tracing
 from bot.app.commands import Outcome, Reply, why
 from bot.app.errors import UsageError, incident_named
 from bot.app.grammar import suggestion_number
@@ -106,10 +107,13 @@ def click(
         raise UsageError(f"unknown button {action_id!r}")
     with incident_named(), services.sessions() as s:
         shown = _suggestion(services, s, value, card or CardRef())
-        if verb != "why":
-            return _decide(services, s, user=user, verb=verb, shown=shown)
-        out = why(services, s, incident_id=shown.incident_id, n=suggestion_number(n or "1"))
-        s.commit()
+        # the click continues its incident's trace (from the alert), linked to the click's own request
+        origin = outbox.origin_trace(db_session=s, incident_id=shown.incident_id)
+        with tracing.restored(f"card.{verb}", origin, incident_id=shown.incident_id, user=user):
+            if verb != "why":
+                return _decide(services, s, user=user, verb=verb, shown=shown)
+            out = why(services, s, incident_id=shown.incident_id, n=suggestion_number(n or "1"))
+            s.commit()
     return out
 
 

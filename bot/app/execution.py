@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from bot import tracing
 from bot.services import Services
 from remediation.approvals import service as approvals
 from remediation.approvals.service import RequestView
@@ -64,7 +65,8 @@ class TimedExecutor:
             if late and self.on_late is not None:
                 self.on_late(request.request_id, outcome)
 
-        threading.Thread(target=call, name=f"remediate-action-{request.request_id[:12]}", daemon=True).start()
+        name = f"remediate-action-{request.request_id[:12]}"
+        threading.Thread(target=tracing.bound(call), name=name, daemon=True).start()  # in the run's trace
         finished.wait(self.timeout_s)
         with guard:
             if result:
@@ -143,7 +145,8 @@ class ActionRunner:
 
     def submit(self, request_id: str, actor: str) -> Future[RequestView | None]:
         """Queue an approved request; the future gives its final view (None when it did not run)."""
-        return self.pool.submit(self._logged, request_id, actor)
+        # the run continues the trace of the approval that queued it (the click on the card)
+        return self.pool.submit(tracing.bound(lambda: self._logged(request_id, actor)))
 
     def close(self) -> None:
         """Let queued and running actions finish and record their outcomes, then stop the pool."""

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot import tracing
 from bot.app import postmortems
 from bot.app.audit_head import HeadPublisher, PublishResult
 from bot.metrics import Metrics
@@ -165,5 +166,7 @@ def start_jobs(
         max_instances=1,
         coalesce=True,
     )
+    for job in scheduler.get_jobs():  # each run of a job is a span (docs/observability.md)
+        job.modify(func=tracing.traced_job(job.id, job.func))
     scheduler.start()
     return scheduler

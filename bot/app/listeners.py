@@ -2,7 +2,8 @@
 
 `mount` registers the middleware (retry and replay dedupe) and the listeners on a Bolt app;
 `Listeners` holds the work each does after its ack. `error_text` is the one error path: our known
-errors become a line a person can act on, anything else a trace id (logged); no traceback reaches Slack.
+errors become a line a person can act on, anything else a trace id (logged; the OpenTelemetry trace's
+id when the request is traced); no traceback reaches Slack.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 
+from bot import tracing
 from bot.app import postmortems
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
@@ -41,7 +43,7 @@ def error_text(error: Exception) -> str:
     """Return what a person sees for an error: our message, or a trace id for a bug (logged)."""
     if isinstance(error, KNOWN_ERRORS):
         return f"⚠️ {error}"
-    trace = uuid.uuid4().hex[:12]
+    trace = tracing.trace_id() or uuid.uuid4().hex[:12]  # the real trace when one is recorded
     log.error("internal error %s", trace, exc_info=error)
     return f"⚠️ Something went wrong on our side (trace id {trace}); it is logged."
 
@@ -77,7 +79,7 @@ class Listeners:
             except Exception:
                 log.exception("work after the ack failed")
 
-        self.work.submit(logged)
+        self.work.submit(tracing.bound(logged))  # the work stays in the request's trace
 
     def guarded(self, reply: Reply, work: Callable[[], Outcome]) -> None:
         """Run one service call and reply with its outcome, or with the error's text."""

@@ -136,10 +136,12 @@ def run_serve(settings: Settings, options: ServeOptions) -> None:
     """Build the app from ``settings``, serve until Ctrl-C or SIGTERM, then stop the jobs and the app."""
     from bot.observe.logs import configure_logging
     from bot.server import settle_heap
+    from bot.tracing import setup_tracing, shutdown_tracing
 
     configure_logging(settings.log_level, settings.log_format)
     check_tokens(settings, socket_mode=options.socket_mode)
     settings = prepare_graph(settings)  # a file that loads, or a discovery that finds services; else refuse
+    setup_tracing(settings)  # OTEL_*: nothing is exported unless OTEL_TRACES_EXPORTER asks
     remediate = build_remediate(settings, options)
     remediate.worker.start()
     scheduler = start_background_jobs(remediate)
@@ -152,6 +154,7 @@ def run_serve(settings: Settings, options: ServeOptions) -> None:
     finally:
         scheduler.shutdown(wait=False)
         remediate.close()
+        shutdown_tracing()  # the last spans are exported before the process ends
 
 
 def check_tokens(settings: Settings, *, socket_mode: bool) -> None:

@@ -33,6 +33,7 @@ from bot.sandbox import SandboxOptions, SlackSandbox
 from bot.server import http_server, settle_heap, stop_server
 from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.tracing import setup_tracing, shutdown_tracing
 from remediation.executors.sim import SimExecutor
 from remediation.policies import Policy
 
@@ -130,6 +131,7 @@ class DemoStack:
                 "requester": self.sandbox.workspace.config.bot_user_id,
             }
         )
+        setup_tracing(settings)  # OTEL_TRACES_EXPORTER: nothing is traced unless asked
         # The world exists before the services so the sim executor can act on it; its thread starts last.
         sink = self.custom_sink or _LateSink()
         self.world = LiveWorld(opts.topology, sink, opts.world)
@@ -168,6 +170,7 @@ class DemoStack:
             self.app.close()  # idempotent: stopping twice is safe
         if self.sandbox is not None:
             self.sandbox.stop()
+        shutdown_tracing()  # the last spans are exported
 
     def __enter__(self) -> DemoStack:
         return self.start()

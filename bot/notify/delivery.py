@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
+from bot import tracing
 from bot.notify.cards import timeline_text
 from bot.notify.errors import Retry
 from bot.notify.mrkdwn import clip, escape
@@ -59,7 +60,7 @@ def refresh_card(*, db_session: Session, incident_id: str, now: datetime) -> Non
         kind="card",
         incident_id=incident_id,
         coalesce_key=f"card:{incident_id}",
-        payload={},
+        payload=tracing.tagged({}),
         now=now,
         min_interval_s=REFRESH_INTERVAL_S,
     )
@@ -79,7 +80,7 @@ def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
         kind="timeline",
         incident_id=incident_id,
         coalesce_key=f"timeline:{incident_id}",
-        payload={},
+        payload=tracing.tagged({}),
         now=now,
         min_interval_s=REFRESH_INTERVAL_S,
     )
@@ -87,9 +88,8 @@ def announce(*, db_session: Session, incident_id: str, now: datetime) -> None:
 
 def post_in_thread(*, db_session: Session, incident_id: str, text: str, now: datetime) -> None:
     """Queue one message for the incident card's thread (not committed)."""
-    outbox.enqueue(
-        db_session=db_session, kind="thread", incident_id=incident_id, payload={"text": text}, now=now
-    )
+    payload = tracing.tagged({"text": text})
+    outbox.enqueue(db_session=db_session, kind="thread", incident_id=incident_id, payload=payload, now=now)
 
 
 def _metadata(event_type: str, message: outbox.Message, **extra: Any) -> dict[str, Any]:
@@ -158,7 +158,7 @@ class OutboxWorker:
     def _queue(self, kind: str, payload: dict[str, Any]) -> int:
         with self.services.sessions() as session:
             message_id = outbox.enqueue(
-                db_session=session, kind=kind, payload=payload, now=self.services.clock()
+                db_session=session, kind=kind, payload=tracing.tagged(payload), now=self.services.clock()
             )
             session.commit()
         self.wake()
@@ -214,7 +214,7 @@ class OutboxWorker:
         with sessions() as session:
             claimed = outbox.claim_due(db_session=session, now=clock())
         for message in claimed:
-            with sessions() as session:
+            with sessions() as session, tracing.delivering(message):  # continues the trace that queued it
                 self.slack.answered = False
                 try:
                     result = self._deliver(session, message)

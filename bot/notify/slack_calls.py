@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import re
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
+from bot import tracing
 from bot.notify.errors import Retry
 from bot.services import Services
 from incidents_db import outbox
@@ -44,6 +47,18 @@ def _not_sent(exc: BaseException) -> bool:
     return isinstance(reason, ConnectionRefusedError) or type(reason).__name__ == "gaierror"
 
 
+@contextmanager
+def _answered(method: str, attempts: int) -> Iterator[None]:
+    """Run one Slack call in a client span naming the method, the attempt and Slack's answer."""
+    with tracing.span(f"slack {method}", kind=SpanKind.CLIENT, method=method, attempt=attempts + 1) as span:
+        try:
+            yield
+        except Retry as exc:
+            span.set_attribute("remediate.answer", exc.slack_error or exc.error)
+            raise
+        span.set_attribute("remediate.answer", "ok")
+
+
 class SlackCalls:
     """Calls for the outbox worker (its thread only): translated failures, read-back, the bot's identity."""
 
@@ -62,6 +77,10 @@ class SlackCalls:
 
     def call(self, attempts: int, method: str, *, read: bool = False, **kwargs: Any) -> Any:
         """Call a Web API method (reads as GET with query arguments); translate failures into `Retry`."""
+        with _answered(method, attempts):
+            return self._call(attempts, method, read=read, **kwargs)
+
+    def _call(self, attempts: int, method: str, *, read: bool = False, **kwargs: Any) -> Any:
         try:
             if read:
                 params = {k: v for k, v in kwargs.items() if v is not None}
@@ -98,6 +117,10 @@ class SlackCalls:
 
     def post_url(self, message: outbox.Message) -> dict[str, Any]:
         """POST a reply to its response_url; 429 and 5xx as for the Web API, an expired URL falls back."""
+        with _answered("response_url", message.attempts):
+            return self._post_url(message)
+
+    def _post_url(self, message: outbox.Message) -> dict[str, Any]:
         payload = message.payload
         hook = WebhookClient(str(payload["url"]), timeout=int(self.client.timeout), retry_handlers=[])
         try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from opentelemetry.trace import Span
 from sqlalchemy.orm import Session
 
+from bot import tracing
 from bot.services import Services
 from incidents_db import incidents
 from remediation.approvals import service as approvals
@@ -71,6 +74,15 @@ def _safe_ranked(
     return [r for r in pool if not r.target or r.target not in unknown][:k]
 
 
+def _traced(span: Span, ranked: list[RankedAction], began: float) -> None:
+    """Name the ranking's outcome on its span: the top action, its confidence, the time it took."""
+    span.set_attribute("remediate.rank_ms", round((time.perf_counter() - began) * 1000, 3))
+    if ranked:
+        top = ranked[0]
+        span.set_attribute("remediate.top_action", f"{top.action} {top.target or ''}".strip())
+        span.set_attribute("remediate.confidence", float(top.confidence))
+
+
 def not_understood(record: Mapping[str, Any], signal_of: SignalOf) -> frozenset[tuple[str, str]]:
     """Return (name, service) of the record's alerts the vocabulary maps to no policy signal."""
     return frozenset(
@@ -98,11 +110,14 @@ def rank(
     observation, _ = observation_from_record(rec, topology=services.topology, now=now, signal_of=signal_of)
     unknown = unknown_to_graph(services, rec)
     top = k or services.settings.top_k
-    ranked = (
-        _safe_ranked(services, observation, top, unknown)
-        if unknown
-        else services.policy.rank(observation, top)
-    )
+    with tracing.span("ranking", policy=services.policy.version, k=top, incident_id=incident_id) as span:
+        began = time.perf_counter()
+        ranked = (
+            _safe_ranked(services, observation, top, unknown)
+            if unknown
+            else services.policy.rank(observation, top)
+        )
+        _traced(span, ranked, began)
     context = replace(
         approvals.build_context(db_session=db_session, guard=services.guard, stage="plan"),
         requester=requester,

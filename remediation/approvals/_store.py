@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry import trace
 from sqlalchemy.orm import Session
 
 from incidents_db.models import ApprovalRequest
@@ -85,6 +86,9 @@ def move(db_session: Session, row: ApprovalRequest, dst: str, now: datetime) -> 
     )
     if getattr(result, "rowcount", 0) != 1:
         raise IllegalTransitionError(f"request {row.id} changed while we looked at it; read it again")
+    trace.get_current_span().add_event(
+        "approval.state", {"remediate.request_id": row.id, "remediate.from": row.state, "remediate.to": dst}
+    )
     row.state, row.version = dst, row.version + 1
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry import trace
 from sqlalchemy.orm import Session, sessionmaker
 
 from incidents_db.models import ApprovalRequest, Execution
@@ -98,11 +99,17 @@ def execute(
         with beats() as s:
             return renew_lease(db_session=s, guard=guard, request_id=request_id, lease=lease)
 
-    with Heartbeat(renew, lease.every_s, name=request_id[:12]):
+    attributes = {"remediate.request_id": row.id, "remediate.executor": executor.kind,
+                  "remediate.action": row.action, "remediate.target": row.target or "", "remediate.actor": actor}  # fmt: skip
+    with (
+        trace.get_tracer("remediate").start_as_current_span("execution", attributes=attributes) as span,
+        Heartbeat(renew, lease.every_s, name=request_id[:12]),
+    ):
         try:
             outcome = executor.execute(_exec_request(guard, row), dry_run=False)
         except Exception as exc:  # we cannot know how far it got
             outcome = Outcome("unknown", f"the {executor.kind} executor raised {type(exc).__name__}: {exc}")
+        span.set_attribute("remediate.outcome", outcome.status)
     return record_outcome(db_session=db_session, guard=guard, request_id=request_id, outcome=outcome)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry import trace
 from sqlalchemy.orm import Session
 
 from incidents_db.models import Approval, ApprovalRequest
@@ -159,6 +161,23 @@ def approve(
     executor: Executor | None = None,
 ) -> RequestView:
     """Record one approval; at quorum the request becomes ``approved`` and, with an executor, runs once."""
+    with _step("approval.approve", request_id, approver) as span:
+        view = _approve(db_session, guard, request_id, approver, comment)
+        span.set_attribute("remediate.state", view.state)
+    if executor is not None and view.state == st.APPROVED:
+        return execute(
+            db_session=db_session, guard=guard, request_id=request_id, executor=executor, actor=approver
+        )
+    return view
+
+
+def _step(name: str, request_id: str, actor: str) -> AbstractContextManager[trace.Span]:
+    """Start the span of one approval step (request id, who); its state change is a span event."""
+    attributes = {"remediate.request_id": request_id, "remediate.actor": actor}
+    return trace.get_tracer("remediate").start_as_current_span(name, attributes=attributes)
+
+
+def _approve(db_session: Session, guard: Guard, request_id: str, approver: str, comment: str) -> RequestView:
     row = load(db_session, request_id)
     now = guard.clock()
     check_open(db_session, row, actor=approver, event="approve", expected=frozenset({st.PENDING}), now=now)
@@ -184,18 +203,20 @@ def approve(
             reason=f"{given} of {required} approval(s) given",
         )
     db_session.commit()
-    view = to_view(db_session, row)
-    if executor is not None and view.state == st.APPROVED:
-        return execute(
-            db_session=db_session, guard=guard, request_id=request_id, executor=executor, actor=approver
-        )
-    return view
+    return to_view(db_session, row)
 
 
 def reject(
     *, db_session: Session, guard: Guard, request_id: str, approver: str, comment: str = ""
 ) -> RequestView:
     """Reject a pending request; one rejection by someone who may approve it ends it."""
+    with _step("approval.reject", request_id, approver) as span:
+        view = _reject(db_session, guard, request_id, approver, comment)
+        span.set_attribute("remediate.state", view.state)
+    return view
+
+
+def _reject(db_session: Session, guard: Guard, request_id: str, approver: str, comment: str) -> RequestView:
     row = load(db_session, request_id)
     now = guard.clock()
     check_open(db_session, row, actor=approver, event="reject", expected=frozenset({st.PENDING}), now=now)

@@ -2,7 +2,8 @@
 
 Headers: ``X-Remediate-Timestamp`` (unix seconds), ``X-Remediate-Signature: sha256=<hex>`` where the
 hex is HMAC-SHA256 with the shared secret over ``"<timestamp>.<body>"``, and ``Idempotency-Key`` (the
-request id, identical on every retry so the receiver can drop duplicates). 5xx answers, 429 and
+request id, identical on every retry so the receiver can drop duplicates), and the W3C ``traceparent``
+of the bot's trace when one is recording, so the endpoint's own trace joins it. 5xx answers, 429 and
 network errors are retried with exponential backoff; 2xx ends it; other 4xx fail at once. A timeout
 that never got an answer leaves the outcome ``unknown``: the receiver may have acted.
 """
@@ -19,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import propagate
 
 from incidents_db.redact import redact_url
 from playbooks.models import Action
@@ -105,7 +108,9 @@ class WebhookExecutor:
         last = ""
         where = redact_url(url)
         for attempt in range(1, self.settings.attempts + 1):
-            req = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+            sent = dict(headers)
+            propagate.inject(sent)  # traceparent of the execution span: the receiver's trace joins ours
+            req = urllib.request.Request(url, data=body, headers=sent, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=self.settings.timeout_s) as resp:
                     text = resp.read(4000).decode("utf-8", "replace")

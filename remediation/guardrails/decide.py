@@ -2,7 +2,7 @@
 
 Pure: everything it looks at arrives in its arguments (the config, the catalog, the clock, the
 switches, recent and running executions), so the bot, the approval service and the simulator's
-action mask get the same answer for the same inputs.
+action mask get the same answer for the same inputs (a recording trace also gets a decision span).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal
+
+from opentelemetry import trace
 
 from playbooks.catalog import Catalog
 from playbooks.models import Action, Risk
@@ -425,13 +427,24 @@ def decide(
     }
     refusal = _first(SHAPE, ask)
     if refusal is not None:
-        return _deny(*refusal, **base)
+        return _traced(_deny(*refusal, **base), ask)
     base.update(approvers=ask.approvers, approvals_counted=len(ask.counted))
     refusal = _first(SWITCHES, ask)
     if refusal is not None:
-        return _deny(*refusal, **base)
+        return _traced(_deny(*refusal, **base), ask)
     base["notes"] = _freeze_notes(ask)
     refusal = _first(STAGES[context.stage], ask)
     if refusal is not None:
-        return _deny(*refusal, **base)
-    return Decision(True, "ok", _ok(ask), **base)
+        return _traced(_deny(*refusal, **base), ask)
+    return _traced(Decision(True, "ok", _ok(ask), **base), ask)
+
+
+def _traced(decision: Decision, ask: _Ask) -> Decision:
+    """Record the decision as a span when a trace is recording (not on the simulator's mask path)."""
+    if trace.get_current_span().is_recording():
+        attributes = {"remediate.action": ask.name, "remediate.stage": ask.ctx.stage,
+                      "remediate.verdict": "allowed" if decision.allowed else "denied",
+                      "remediate.rule": decision.code, "remediate.target": ask.target or "",
+                      "remediate.actor": ask.actor or ""}  # fmt: skip
+        trace.get_tracer("remediate").start_span("guardrails.decide", attributes=attributes).end()
+    return decision

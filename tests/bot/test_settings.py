@@ -16,7 +16,7 @@ from bot.settings import Settings, SettingsError, load_settings, with_overrides
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
-        if key.startswith(("REMEDIATE_", "SLACK_")):
+        if key.startswith(("REMEDIATE_", "SLACK_", "OTEL_")):
             monkeypatch.delenv(key)
 
 
@@ -56,6 +56,8 @@ def test_yaml_file_below_environment_below_overrides(monkeypatch: pytest.MonkeyP
         ("REMEDIATE_LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR"),
         ("REMEDIATE_DATABASE_URL", "mysql://x", "expected a sqlite:///PATH or postgresql+psycopg://"),
         ("SLACK_API_URL", "slack.local", "expected an http(s):// base URL"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "Input should be 'otlp', 'console' or 'none'"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "Input should be 'http/protobuf'"),
     ],
 )
 def test_bad_environment_value_names_key_value_and_expectation(
@@ -231,5 +233,5 @@ def test_config_show_lists_every_knob(tmp_path: Path) -> None:
 def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for key in Settings.model_fields:
-        env = key.upper() if key.startswith("slack_") else f"REMEDIATE_{key.upper()}"
+        env = key.upper() if key.startswith(("slack_", "otel_")) else f"REMEDIATE_{key.upper()}"
         assert f"| `{key}` | `{env}` |" in readme, key
