@@ -123,6 +123,20 @@ def _decisions(decisions: Sequence[Mapping[str, Any]]) -> str:
     return _table(("when", "the card suggested", "people did", "chosen", "outcome"), rows)
 
 
+def _detection(det: Mapping[str, Any]) -> str:
+    first = det.get("first_alert")
+    alert = (
+        f"{e(first['name'])} on {e(first['service'])} at {e(first['at'])}"
+        if first
+        else "none (declared by hand)"
+    )
+    return (
+        f"<h2>Detection</h2><ul><li>First alert: {alert}</li><li>Acknowledged by {e(det.get('acknowledged_by'))} "
+        f"at {e(det.get('acknowledged_at'))} (time to acknowledge {e(duration(det.get('time_to_acknowledge_s')))})"
+        "</li></ul>"
+    )
+
+
 def _root_cause(rc: Mapping[str, Any]) -> str:
     inferred, recorded = rc["inferred"], rc.get("recorded")
     evidence = "".join(f"<li>{e(x)}</li>" for x in inferred.get("evidence", []))
@@ -154,6 +168,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"({e(imp['opened_at'])} to {e(imp['resolved_at'])})</li><li>Affected services: "
         f"{e(', '.join(imp['affected_services']))}</li><li>User-facing ({e(imp['user_facing_scope'])}): "
         f"{worst or 'no metrics recorded'}</li></ul>",
+        _detection(r["detection"]),
         "<h2>Key figures</h2>"
         + _table(
             (
