@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from bot.errors import SettingsError
 from incidents_db.redact import redact_text, redact_url
 from playbooks.yamlfiles import key_text, read_yaml
+from remediation.loop.config import SCHEDULE, check_schedule
 
 # Executors an action may be routed to (`executor_routes`); pagerduty pages instead of acting.
 ROUTABLE = ("none", "webhook", "shell", "kubernetes", "sim", "pagerduty")
@@ -156,6 +157,15 @@ class Settings(BaseSettings):
         le=1,
         description="Promotion gate: how far a candidate's automated success may fall below production's.",
     )
+    jobs_schedule: dict[str, str] = Field(
+        default_factory=lambda: dict(SCHEDULE), description="Crontab line (UTC) per loop job; empty: off."
+    )
+    jobs_retrain_minutes: float = Field(default=15.0, gt=0, description="Budget of one retrain job run.")
+    jobs_promote: bool = Field(default=False, description="Whether the promote job may promote.")
+    rollback_window_s: float = Field(default=86400.0, gt=0, description="Window of the rollback rule.")
+    rollback_min_samples: int = Field(default=10, ge=1, description="Rollback rule: samples per version.")
+    rollback_success_drop: float = Field(default=0.15, ge=0, le=1, description="Rollback: success drop.")
+    rollback_denial_rise: float = Field(default=0.10, ge=0, le=1, description="Rollback: denial rise.")
     group_window_s: float = Field(
         default=1800.0,
         gt=0,
@@ -244,6 +254,11 @@ class Settings(BaseSettings):
             # Pin the driver we ship: psycopg 3.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
+
+    @field_validator("jobs_schedule")
+    @classmethod
+    def _check_jobs_schedule(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_schedule(value)
 
     @field_validator("log_level")
     @classmethod

@@ -77,3 +77,7 @@ class PostmortemNotReadyError(PostmortemError):
 
 class PostmortemNotAllowedError(PostmortemError):
     """The person may not take this review step (not a reviewer, no role that may publish)."""
+
+
+class LoopError(RemediationError):
+    """A learning-loop job cannot run as asked (unknown job, nothing to evaluate or promote)."""

@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "topology_cmd",
     "train_cmd",
     "policy_cmds",
+    "jobs_cmds",
     "eval_cmd",
     "outbox_cmd",
 )

@@ -216,6 +216,7 @@ def start_background_jobs(remediate: RemediateApp) -> BackgroundScheduler:
     """Start the scheduled jobs (request expiry, recovery, audit head publication) in this process."""
     from bot.app.audit_head import HeadPublisher
     from bot.app.jobs import start_jobs
+    from bot.app.loop_jobs import schedule_loop
 
     services = remediate.services
     audit_head = HeadPublisher.from_settings(
@@ -223,6 +224,7 @@ def start_background_jobs(remediate: RemediateApp) -> BackgroundScheduler:
     )
     scheduler = start_jobs(services, audit_head=audit_head)
     start_refresh(scheduler, services)  # with discovery: rediscover the graph on a schedule
+    schedule_loop(scheduler, services)  # mine, retrain, evaluate, promote, report, watch: on the leader only
     return scheduler
 
 
