@@ -23,14 +23,14 @@ LANES: tuple[tuple[str, frozenset[str], str], ...] = (
     ("guardrails", frozenset({"denial"}), "#e67e22"),
     ("executions", frozenset({"execution", "resolved"}), "#27ae60"),
 )
-WIDTH, LANE_H, LEFT, RIGHT = 900, 34, 110, 20
+WIDTH, LANE_H, LEFT, RIGHT = 900, 34, 110, 50
 STYLE = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2em auto;max-width:980px;color:#222}
 h1{font-size:1.5em} h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;width:100%;font-size:.9em} th,td{border:1px solid #ddd;padding:4px 6px;
 text-align:left;vertical-align:top;overflow-wrap:anywhere} th{background:#f4f4f4}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;background:#eee;font-size:.85em}
-.mitigated{font-weight:bold;color:#27ae60} .figures td{font-size:1.1em} svg text{font-size:11px}
+.mitigated{font-weight:bold;color:#27ae60} td:first-child{white-space:nowrap} .figures td{font-size:1.1em} svg text{font-size:11px}
 """
 
 

@@ -15,14 +15,18 @@ _LINE_START = re.compile(r"^(\d*)([#+=.)-])")  # would start a heading or list a
 CELL = 300  # characters of a table cell before it is clipped
 
 
-def md(value: Any, limit: int | None = None) -> str:
-    """Return stored text safe inside Markdown: HTML entities, escaped punctuation, one line."""
+def md(value: Any, limit: int | None = None, *, starts_line: bool = False) -> str:
+    """Return stored text safe inside Markdown: HTML entities, escaped punctuation, one line.
+
+    With ``starts_line`` (a paragraph of its own), a leading ``#``, ``-``, ``1.`` ... is escaped too.
+    """
     text = "" if value is None else str(value)
     text = " ".join(text.split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _LINE_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", text), count=1)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return _LINE_START.sub(r"\1\\\2", text, count=1) if starts_line else text
 
 
 def duration(seconds: Any) -> str:
@@ -133,7 +137,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         "## Summary",
         "",
-        md(r["summary"], 5000),
+        md(r["summary"], 5000, starts_line=True),
         "",
         "## Impact",
         "",

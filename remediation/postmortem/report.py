@@ -136,10 +136,9 @@ def build_decisions(facts: Facts, actions: Sequence[Mapping[str, Any]]) -> list[
     """Return, per action taken, the suggestions on the card then, which rank was chosen, and by hand or not."""
     out: list[dict[str, Any]] = []
     for a in actions:
-        at = parse_time(a["at"])
         latest: dict[tuple[str, str | None], Shown] = {}
         for s in facts.shown:
-            if s.at <= at:
+            if stamp(s.at) <= a["at"]:  # shown by then (to the second, as the report says times)
                 latest[(s.action, s.target)] = s
         shown = sorted(latest.values(), key=lambda s: (s.rank, s.action, s.target or ""))[:5]
         out.append(
@@ -182,7 +181,11 @@ def build_impact(facts: Facts, graph: nx.DiGraph | None) -> dict[str, Any]:
                 continue
             old = worst.get(metric)
             if old is None or (value > old["value"] if higher else value < old["value"]):
-                worst[metric] = {"service": service, "value": value, "at": stamp(parse_time(e["at"]))}
+                worst[metric] = {
+                    "service": service,
+                    "value": round(value, 4),
+                    "at": stamp(parse_time(e["at"])),
+                }
     return {
         "severity": rec.get("severity"),
         "opened_at": stamp(opened),

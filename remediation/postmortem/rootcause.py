@@ -264,6 +264,7 @@ def fault_of(signals: Signals, g: nx.DiGraph, service: str) -> str | None:
         ("DiskFull" in alerts, "disk_full"),
         (worst.get("replicas", 1.0) == 0.0, "scale_to_zero"),
         ("ServiceDown" in alerts and kind in ("database", "queue", "cache"), "datastore_outage"),
+        ("ServiceDown" in alerts and worst.get("availability", 1.0) < 0.6, "crash_loop"),
         (worst.get("traffic_ratio", 1.0) >= 2.0 and kind not in ("database", "cache"), "traffic_surge"),
         ("HighMemory" in alerts and "deploy" in changes, "memory_leak"),
         ("config_change" in changes, "config_error"),

@@ -41,7 +41,8 @@ def metric_moves(previous: Mapping[str, Any], values: Mapping[str, Any]) -> list
         old = previous.get(metric)
         was_bad = isinstance(old, int | float) and _bad(metric, float(old))
         if _bad(metric, float(new)) != was_bad:
-            moved.append(f"{metric} {old if old is not None else '?'} -> {new}")
+            before = f"{float(old):.4g}" if isinstance(old, int | float) else "?"
+            moved.append(f"{metric} {before} -> {float(new):.4g}")
     return moved
 
 
