@@ -25,6 +25,7 @@ from remediation.executors.build import ExecutorConfig, node_namespaces
 from remediation.guardrails.config import load_rbac
 from remediation.guardrails.models import RbacConfig
 from remediation.policies import Policy, RunbookPolicy
+from remediation.similar.memory import SimilarMemory
 from sim.observation import ALERTS
 from sim.resolve import resolve_topology
 from sim.topology import Topology
@@ -65,6 +66,7 @@ class Services:
         runner: runs approved requests off the caller's thread (set by `build_app`); None runs them inline.
         vocabulary: real alert names -> the policy's signals, and the monitoring components to skip.
         metrics: this app's Prometheus counters on its own registry (`bot.metrics`).
+        similar: past incidents and their fixes for the cards; grows as incidents resolve (`bot.notify.similar`).
     """
 
     settings: Settings
@@ -80,6 +82,7 @@ class Services:
     runner: Runner | None = field(default=None, repr=False)
     vocabulary: Vocabulary = field(default_factory=lambda: load_vocabulary(ALERTS), repr=False)
     metrics: Metrics = field(default_factory=Metrics, repr=False)
+    similar: SimilarMemory = field(default_factory=SimilarMemory, repr=False)
 
     @property
     def lease(self) -> Lease:

@@ -243,6 +243,8 @@ def render_card(
         )})  # fmt: skip
     if ranking.telemetry_lost and not resolved:  # F7 (docs/observability.md)
         blocks.append({"type": "context", "elements": [_md("📉 *Telemetry lost:* " + escape(", ".join(ranking.telemetry_lost)), MAX_CONTEXT)]})  # fmt: skip
+    if not resolved:  # whichever policy ranks (docs/policy.md, similar incidents)
+        blocks.append({"type": "context", "elements": [_md(similar_line(ranking), MAX_CONTEXT)]})
     if advisory and not resolved:  # up front, before anyone clicks Approve (docs/executors.md)
         blocks.insert(1, {"type": "context", "elements": [_md(f"ℹ️ {bold(advisory)}", MAX_CONTEXT)]})
     if not resolved:
@@ -268,6 +270,16 @@ def render_card(
         footer += " · ranked on alerts only: no metric snapshots received"
     blocks.append({"type": "context", "elements": [_md(footer, MAX_CONTEXT)]})
     return text, blocks
+
+
+def similar_line(ranking: Ranking) -> str:
+    """Return the card's line naming the most similar past incidents and what fixed them."""
+    if not ranking.similar:
+        return "🧭 No similar past incident yet: the memory grows as incidents resolve with a fix."
+    return "🧭 *Similar past incidents:* " + " · ".join(
+        f"{safe(s.incident, MAX_NAME)} (fixed by {safe(s.fix, MAX_NAME)}, {max(s.similarity, 0.0):.0%} alike)"
+        for s in ranking.similar
+    )
 
 
 def timeline_line(event: dict[str, Any]) -> str:

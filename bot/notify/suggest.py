@@ -11,6 +11,7 @@ from opentelemetry.trace import Span
 from sqlalchemy.orm import Session
 
 from bot import tracing
+from bot.notify.similar import similar_past
 from bot.services import Services
 from incidents_db import incidents
 from remediation.approvals import service as approvals
@@ -20,6 +21,7 @@ from remediation.guardrails.decide import Decision, decide
 from remediation.monitoring.live import incident_telemetry
 from remediation.policies import RankedAction
 from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
+from remediation.similar.memory import Similar
 from sim.observation import Observation
 
 
@@ -51,6 +53,7 @@ class Ranking:
     not_understood: frozenset[tuple[str, str]] = frozenset()  # (alert name, service) the policy cannot read
     unknown_to_graph: tuple[str, ...] = ()  # the incident's services the service graph does not know
     telemetry_lost: tuple[str, ...] = ()  # "service (why)": stale snapshots or vanished metrics (F7)
+    similar: tuple[Similar, ...] = ()  # the most similar past incidents and what fixed them
 
 
 # Without a graph node the ranking knows nothing of a service's kind, callers or state, so a card offers
@@ -140,4 +143,5 @@ def rank(
     lost = incident_telemetry(
         db_session=db_session, record=rec, now=now, max_age_s=services.settings.snapshot_max_age_s
     )
-    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of), unknown, lost)
+    similar = similar_past(services, db_session=db_session, record=rec, observation=observation)
+    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of), unknown, lost, similar)

@@ -42,12 +42,18 @@ def mine_store(url: str, work_dir: Path) -> Path:
     return Path(summary.out)
 
 
-def load_mined(path: Path, base: Topology, catalog: Catalog) -> tuple[Transitions, list[tuple[str, str]]]:
+MINED_TRAJ = 10_000_000
+"""Trajectory ids of mined history start here (simulated operators' ids stay below)."""
+
+
+def load_mined(
+    path: Path, base: Topology, catalog: Catalog
+) -> tuple[Transitions, list[tuple[int, str, str]]]:
     """Encode a mined dataset on ``base`` (services it lacks join as isolated nodes).
 
     Returns:
         Transitions (steps with an unmapped action or an unknown target are dropped) and, per resolved
-        trajectory, (incident id, what fixed it) for the similar-incident memory.
+        trajectory, (trajectory id, incident id, what fixed it) for the similar-incident memory.
     """
     d = load_dataset(path)
     services = [str(s) for s in d["services"]]
@@ -58,7 +64,7 @@ def load_mined(path: Path, base: Topology, catalog: Catalog) -> tuple[Transition
     a_count, g_count = len(catalog.service_actions), len(catalog.global_actions)
     mask = BatchCore(topology, 1, seed=0, catalog=catalog).action_masks()[0]
     obs, next_obs, acts, rews, dones, trajs = [], [], [], [], [], []
-    fixes: list[tuple[str, str]] = []
+    fixes: list[tuple[int, str, str]] = []
     off = d["traj_step_offsets"]
     for t in range(len(off) - 1):
         steps = list(range(int(off[t]), int(off[t + 1])))
@@ -95,9 +101,8 @@ def load_mined(path: Path, base: Topology, catalog: Catalog) -> tuple[Transition
             dones.append(bool(d["step_done"][j]))
             trajs.append(t)
             if bool(d["step_done"][j]):
-                fixes.append(
-                    (str(d["traj_incident"][t]), f"{name} {services[target]}" if target >= 0 else name)
-                )
+                fix = f"{name} {services[target]}" if target >= 0 else name
+                fixes.append((t + MINED_TRAJ, str(d["traj_incident"][t]), fix))
     if not obs:
         raise ValueError(f"{path} holds no step with a catalog action on a known service")
     masks = [mask] * len(obs)
@@ -110,7 +115,7 @@ def load_mined(path: Path, base: Topology, catalog: Catalog) -> tuple[Transition
             rewards=torch.tensor(rews, dtype=torch.float32),
             next_obs=batch_from_observations(next_obs, [mask] * len(obs), a_count, g_count),
             dones=torch.tensor(dones, dtype=torch.bool),
-            traj=torch.tensor(trajs, dtype=torch.long) + 10_000_000,
+            traj=torch.tensor(trajs, dtype=torch.long) + MINED_TRAJ,
         ),
         fixes,
     )

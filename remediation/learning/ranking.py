@@ -2,8 +2,9 @@
 
 Ranking one incident is one forward pass. What only depends on the topology (edge index tensors, the
 catalog-kind mask) is cached per service graph; explanations reuse that same pass: gradient x input of
-the top-k logits in one batched backward, and the graph embedding of the pass for the nearest past
-incidents (a dot product with the memory's precomputed unit-norm matrix).
+the top-k logits in one batched backward. Similar past incidents are not part of a reason: every card
+shows them whichever policy ranks (``remediation.similar``); ``memory`` only seeds that memory with
+the simulated incidents the policy trained on.
 """
 
 from __future__ import annotations
@@ -186,9 +187,7 @@ class LearnedPolicy:
         top = torch.topk(probs, min(k, allowed)).indices
         reasons = [""] * top.numel()
         if self.explain:
-            signals = self._signals(x, ex, heads.logits[0], top, observation)
-            similar = self._similar(heads.pooled.detach())
-            reasons = [s + similar for s in signals]
+            reasons = self._signals(x, ex, heads.logits[0], top, observation)
         out = []
         for index, reason in zip(top.tolist(), reasons, strict=True):
             action, target = self._decode(index, observation.services)
@@ -244,16 +243,3 @@ class LearnedPolicy:
                 parts.append(f"{FEATURES[_SIGNALS[feat]]} on {services[node]}")
             out.append("driven by " + ", ".join(parts) if parts else "no single signal stands out")
         return out
-
-    def _similar(self, pooled: torch.Tensor) -> str:
-        """Name the two most similar past incidents (cosine over graph embeddings) and what fixed them."""
-        if self.memory is None or not self.memory.incidents:
-            return ""
-        emb = torch.nn.functional.normalize(pooled, dim=1)[0]
-        sims = self.memory.embeddings @ emb
-        best = torch.topk(sims, min(2, sims.numel())).indices.tolist()
-        past = "; ".join(
-            f"{self.memory.incidents[i]} (fixed by {self.memory.fixes[i]}, similarity {float(sims[i]):.2f})"
-            for i in best
-        )
-        return f". Similar past incidents: {past}"

@@ -23,6 +23,8 @@ from sim.topology import Topology
 
 TRAIN_SEED_LIMIT = 100_000
 """Generated topologies with seed below this are training topologies; evaluation uses seeds above it."""
+Fixed = tuple[int, str, str]
+"""(trajectory id, what the incident was, what fixed it): one resolved incident for the similar-incident memory."""
 EPISODE_STEPS = 10
 """Actions an incident gets before it counts as not mitigated (the issue's success criterion)."""
 TRUNCATION_PENALTY = 2.0
@@ -220,12 +222,12 @@ def collect_logged(
     seed: int,
     n_actions: int,
     behaviour: Callable[[int], OperatorPolicy] | None = None,
-) -> tuple[Transitions, list[tuple[str, str]]]:
+) -> tuple[Transitions, list[Fixed]]:
     """Simulate on-call operators (``sim.policies.OperatorPolicy``) and log what they saw and did.
 
     Returns:
-        The transitions, and per resolved incident (description, the action that fixed it) for the
-        similar-incident memory.
+        The transitions, and per resolved incident (its trajectory id in ``traj``, description, the
+        action that fixed it) for the similar-incident memory, in the order the incidents ended.
     """
     rng = np.random.default_rng(seed)
     core = BatchCore(topology, n_envs, seed=rng, config=SimConfig(max_steps=EPISODE_STEPS))
@@ -236,7 +238,8 @@ def collect_logged(
     obs: list[GraphBatch] = []
     nxt: list[GraphBatch] = []
     acts, rews, dones, alives, trajs = [], [], [], [], []
-    fixes: list[tuple[str, str]] = []
+    fixes: list[Fixed] = []
+    base = seed * n_envs  # trajectory ids of this call: base + environment
     causes = [", ".join(f"{f.kind} on {f.target}" for f in sc.faults) if sc else "" for sc in core.scenarios]
     last_choice = [""] * n_envs
     for _ in range(EPISODE_STEPS):
@@ -251,7 +254,7 @@ def collect_logged(
         result = core.step(action)
         done = result.terminated | result.truncated
         for b in np.flatnonzero(alive & result.terminated).tolist():
-            fixes.append((causes[b], last_choice[b]))
+            fixes.append((base + b, causes[b], last_choice[b]))
         obs.append(batch)
         nxt.append(batch_from_core(core))
         acts.append(torch.from_numpy(action))
@@ -270,6 +273,6 @@ def collect_logged(
         rewards=torch.stack(rews).reshape(-1)[rows],
         next_obs=index_batch(concat_batches(nxt, n_actions), rows),
         dones=torch.stack(dones).reshape(-1)[rows],
-        traj=(torch.stack(trajs).reshape(-1)[rows] + seed * n_envs).long(),
+        traj=(torch.stack(trajs).reshape(-1)[rows] + base).long(),
     )
     return data, fixes

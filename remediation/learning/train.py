@@ -47,7 +47,8 @@ from remediation.learning.buffer import (
 from remediation.learning.calibration import Calibration, align, align_labels, calibrate
 from remediation.learning.encoding import GraphBatch, index_batch
 from remediation.learning.policy import GraphPolicy, NetConfig
-from remediation.learning.rollout import collect_logged, collect_rollout, training_topology
+from remediation.learning.rollout import Fixed, collect_logged, collect_rollout, training_topology
+from remediation.similar.memory import SIGNATURE_SIZE, signature
 from sim.observation import GLOBALS, N_EDGE_FEATURES, N_FEATURES
 from sim.resolve import resolve_topology
 
@@ -138,6 +139,7 @@ class Memory(NamedTuple):
     embeddings: torch.Tensor  # (M, 2H) unit-norm graph embeddings of the incident's first observation
     incidents: list[str]  # what the incident was
     fixes: list[str]  # what fixed it
+    signatures: torch.Tensor | None = None  # (M, S) topology-free signatures (remediation.similar.memory)
 
 
 class TrainResult(NamedTuple):
@@ -216,18 +218,23 @@ def _offline(net: GraphPolicy, data: Transitions, args: TrainArgs, gen: torch.Ge
     return loss_value
 
 
-def build_memory(net: GraphPolicy, data: Transitions, fixes: list[tuple[str, str]]) -> Memory:
-    """Embed the first observation of each resolved logged incident next to what fixed it."""
+def build_memory(net: GraphPolicy, data: Transitions, fixes: list[Fixed]) -> Memory:
+    """Embed the first observation of each resolved logged incident next to what fixed *that* incident."""
     first: dict[int, int] = {}
     for row, traj in enumerate(data.traj.tolist()):
         first.setdefault(traj, row)
-    resolved_traj = [t for t in first if bool(data.dones[data.traj == t].any())]
-    rows = torch.tensor([first[t] for t in resolved_traj][: len(fixes)], dtype=torch.long)
+    # paired by trajectory id: incidents end in another order than their trajectories are stored in
+    kept = [f for f in fixes if f[0] in first]
+    rows = torch.tensor([first[f[0]] for f in kept], dtype=torch.long)
     with torch.no_grad():
         pooled = net(index_batch(data.obs, rows)).pooled if rows.numel() else torch.zeros((0, 2))
     emb = torch.nn.functional.normalize(pooled, dim=1)
-    kept = fixes[: rows.numel()]
-    return Memory(emb, [k[0] for k in kept], [k[1] for k in kept])
+    sigs = [
+        signature(data.obs.x[r][data.obs.node_mask[r]].numpy(), data.obs.glob[r].numpy())
+        for r in rows.tolist()
+    ]
+    table = torch.from_numpy(np.stack(sigs)) if sigs else torch.zeros((0, SIGNATURE_SIZE))
+    return Memory(emb, [k[1] for k in kept], [k[2] for k in kept], table)
 
 
 def calibration_set(net: GraphPolicy, args: TrainArgs, rng: np.random.Generator,
@@ -270,7 +277,7 @@ class _Logged:
     """The logged history the offline phases learn from."""
 
     data: Transitions
-    fixes: list[tuple[str, str]]  # (what the incident was, what fixed it) per resolved incident
+    fixes: list[Fixed]  # (trajectory id, what the incident was, what fixed it) per resolved incident
     mined_steps: int  # steps that came from mined real history
 
 
@@ -337,7 +344,7 @@ def _logged_history(run: _Run) -> _Logged:
             topo, n_envs=args.logged_envs, seed=args.seed * 100 + i, n_actions=n_actions
         )
         parts.append(data)
-        fixes += [(f"simulated incident: {cause}", fix) for cause, fix in fx]
+        fixes += [(traj, f"simulated incident: {cause}", fix) for traj, cause, fix in fx]
     mined_steps = 0
     if args.history:
         from remediation.learning.history import load_mined
@@ -347,7 +354,7 @@ def _logged_history(run: _Run) -> _Logged:
         )
         mined_steps = int(mined.actions.numel())
         parts.insert(0, mined)
-        fixes = [(f"incident {inc}", fix) for inc, fix in mined_fixes] + fixes
+        fixes = [(traj, f"incident {inc}", fix) for traj, inc, fix in mined_fixes] + fixes
     return _Logged(concat_transitions(parts, n_actions), fixes, mined_steps)
 
 
@@ -434,8 +441,3 @@ def _summary(run: _Run, curve: list[dict[str, float]], logged: _Logged, offline_
         "ece": round(calibration.ece, 4),
         "heldout_top1": round(calibration.top1, 4),
     }
-
-
-def graph_batch_size(batch: GraphBatch) -> int:
-    """Return the number of graphs in a batch."""
-    return int(batch.node_mask.shape[0])

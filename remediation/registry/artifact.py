@@ -2,7 +2,8 @@
 
 Layout of ``<dir>/policy.pt`` (loaded with ``torch.load(weights_only=True)``, so no pickled code runs):
 ``format``, ``net_config`` (dict), ``state_dict``, ``operator_bc_state_dict``, ``temperature``,
-``memory`` (``embeddings`` tensor, ``incidents`` and ``fixes`` string lists), ``metrics``, ``config``,
+``memory`` (``embeddings`` tensor, ``incidents`` and ``fixes`` string lists, ``signatures`` tensor for the
+similar-incident memory, absent in older artifacts), ``metrics``, ``config``,
 ``parent``. ``<dir>/artifact.json`` holds the version, the SHA-256 of ``policy.pt`` and the metrics.
 """
 
@@ -64,6 +65,11 @@ def save_artifact(result: TrainResult, directory: Path, *, version: str, parent:
             "embeddings": result.memory.embeddings.contiguous(),
             "incidents": list(result.memory.incidents),
             "fixes": list(result.memory.fixes),
+            **(
+                {}
+                if result.memory.signatures is None
+                else {"signatures": result.memory.signatures.contiguous()}
+            ),
         },
         "metrics": {k: float(v) for k, v in result.metrics.items()},
         "config": {
@@ -124,7 +130,7 @@ def load_artifact(path: Path, *, expected_sha256: str | None = None) -> Artifact
         net=net,
         operator_bc=bc,
         temperature=float(raw["temperature"]),
-        memory=Memory(mem["embeddings"], list(mem["incidents"]), list(mem["fixes"])),
+        memory=Memory(mem["embeddings"], list(mem["incidents"]), list(mem["fixes"]), mem.get("signatures")),
         metrics=dict(raw["metrics"]),
         config=dict(raw["config"]),
         parent=raw.get("parent"),
