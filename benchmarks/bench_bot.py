@@ -17,6 +17,11 @@ card straight to the sandbox (the floor: one Web API call). The card is ranked b
 baseline and by a learned graph network (untrained weights: the inference cost is the same as a
 trained one's).
 
+Tracing overhead: the runbook app is measured again with OpenTelemetry tracing on (every span of every
+request, SQL statement and Slack call exported over OTLP/HTTP to a local sink in this process), its ack
+p99 and alert-to-card beside the same figures with tracing off (the default), ratio on / off (target:
+within 10 %).
+
 Run: `.venv/bin/python benchmarks/bench_bot.py [--requests 500] [--alerts 24]`.
 """
 
@@ -38,6 +43,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from otlp_sink import Sink, print_overhead  # benchmarks/otlp_sink.py
 from pydantic import SecretStr
 from slack_sdk import WebClient
 
@@ -123,6 +129,7 @@ class AppSpec:
     bot_user: str
     signing_secret: str
     alerts_token: str
+    otlp_url: str = ""  # with a URL: tracing on, spans exported there over OTLP/HTTP
 
 
 def serve_child(spec: AppSpec, ready: Connection) -> None:
@@ -159,8 +166,9 @@ def serve_child(spec: AppSpec, ready: Connection) -> None:
         from bot.services import build_services
 
         tmp = Path(spec.data_dir)
+        name = spec.kind + ("-traced" if spec.otlp_url else "")
         settings = load_settings(
-            data_dir=tmp, database_url=f"sqlite:///{tmp / (spec.kind + '.sqlite')}", log_level="ERROR"
+            data_dir=tmp, database_url=f"sqlite:///{tmp / (name + '.sqlite')}", log_level="ERROR"
         ).model_copy(
             update={
                 "slack_bot_token": SecretStr(spec.bot_token),
@@ -172,6 +180,12 @@ def serve_child(spec: AppSpec, ready: Connection) -> None:
                 "requester": spec.bot_user,
             }
         )
+        if spec.otlp_url:  # as OTEL_TRACES_EXPORTER=otlp would, with the sink's URL
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            from bot.tracing import setup_tracing
+
+            setup_tracing(settings, exporter=OTLPSpanExporter(endpoint=spec.otlp_url))
         policy = learned_policy() if spec.kind == "learned" else None
         services = build_services(settings, policy=policy)
         remediate = build_app(settings, services)
@@ -205,7 +219,9 @@ class Child:
         self.process.join(10)
 
 
-def spec_for(sandbox: SlackSandbox, kind: str, tmp: Path, secret: str, alerts_token: str) -> AppSpec:
+def spec_for(
+    sandbox: SlackSandbox, kind: str, tmp: Path, secret: str, alerts_token: str, otlp_url: str = ""
+) -> AppSpec:
     return AppSpec(
         kind=kind,
         data_dir=str(tmp),
@@ -214,6 +230,7 @@ def spec_for(sandbox: SlackSandbox, kind: str, tmp: Path, secret: str, alerts_to
         bot_user=sandbox.workspace.config.bot_user_id,
         signing_secret=secret,
         alerts_token=alerts_token,
+        otlp_url=otlp_url,
     )
 
 
@@ -292,7 +309,50 @@ def learned_policy() -> Policy:
     return LearnedPolicy(GraphPolicy(config), catalog=catalog, version="bench-untrained")
 
 
-def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path) -> list[Row]:
+Send = Callable[[AppDriver], Any]
+ALERT_TO_CARD = "alert -> card (ms)"
+
+
+def senders(incident: str, card: Any) -> tuple[tuple[str, Send], ...]:
+    """The two timed Slack requests: a slash command about ``incident``, a click on its card's Why."""
+
+    def command(d: AppDriver) -> Any:
+        return d.slash_command(user=ALICE, channel="incidents", text=f"status {incident}")
+
+    def click(d: AppDriver) -> Any:
+        return d.click(user=ALICE, channel="incidents", message_ts=card.ts, action_id="why:1")
+
+    return (("slash command ack (ms)", command), ("button click ack (ms)", click))
+
+
+def traced(
+    args: argparse.Namespace,
+    sandbox: SlackSandbox,
+    tmp: Path,
+    keys: tuple[str, str],
+    off: dict[str, list[float]],
+) -> list[Row]:
+    """Measure the runbook app again with tracing on; rows (label, on, off, ratio target) beside ``off``."""
+    secret, token = keys
+    sink = Sink()
+    app = Child(spec_for(sandbox, "runbook", tmp, secret, token, otlp_url=sink.url))
+    try:
+        on = {ALERT_TO_CARD: alert_to_card(sandbox, app.url, token, args.alerts)}
+        incident = post_alert(app.url, token, "cartservice", 10_000)["created"][0]
+        real = Capture(sandbox, app.url + "/slack/events", secret)
+        for label, send in senders(incident, wait_card(sandbox, incident)):
+            on[label] = acks(real, args.requests, send)
+            time.sleep(2)
+    finally:
+        app.stop()
+        sink.server.shutdown()
+    if sink.exports == 0:
+        raise SystemExit("tracing on exported nothing to the sink")
+    print(f"tracing on: {sink.exports} OTLP exports, {sink.bytes / 1e6:.1f} MB of spans", file=sys.stderr)
+    return [(label, on[label], off[label], 1.10) for label in on]
+
+
+def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path, overhead: list[Row]) -> list[Row]:
     """Start each app in its own process in turn, measure it against the sandbox, stop it."""
     secret, token = secrets.token_hex(16), secrets.token_hex(16)
     rows: list[Row] = []
@@ -304,20 +364,15 @@ def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path) -> list[
         incident = post_alert(runbook.url, token, "cartservice", 10_000)["created"][0]
         open_card = wait_card(sandbox, incident)  # one open incident to ask about and click on
         real = Capture(sandbox, runbook.url + "/slack/events", secret)
-
-        def command(d: AppDriver) -> Any:
-            return d.slash_command(user=ALICE, channel="incidents", text=f"status {incident}")
-
-        def click(d: AppDriver) -> Any:
-            return d.click(user=ALICE, channel="incidents", message_ts=open_card.ts, action_id="why:1")
-
-        sends = (("slash command ack (ms)", command), ("button click ack (ms)", click))
+        sends = senders(incident, open_card)
         ours = {}
         for label, send in sends:
             ours[label] = acks(real, args.requests, send)
             time.sleep(2)  # let the work after the acks drain before the next measurement
     finally:
         runbook.stop()
+    # tracing on, measured right after the same app with tracing off
+    overhead.extend(traced(args, sandbox, tmp, (secret, token), {ALERT_TO_CARD: cards, **ours}))
     bare_app = Child(spec_for(sandbox, "bare", tmp, secret, token))
     try:
         bare = Capture(sandbox, bare_app.url + "/slack/events", secret)
@@ -348,7 +403,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sandbox = SlackSandbox(SandboxOptions(rate_limits=False)).start()
         try:
-            rows = measure(args, sandbox, Path(tmp))
+            overhead: list[Row] = []
+            rows = measure(args, sandbox, Path(tmp), overhead)
         finally:
             sandbox.stop()
     print(f"\nbot latency: {CONCURRENCY} concurrent for acks, {args.requests} requests, {args.alerts} alerts")
@@ -370,7 +426,8 @@ def main() -> int:
         f"processes: each app (waitress, {HTTP_THREADS} request threads), the sandbox, the {CONCURRENCY} client\n"
         "threads; all on this machine's shared CPUs"
     )
-    print("all targets met" if ok else "some targets missed (see the table)")
+    ok &= print_overhead(overhead)
+    print("all targets met" if ok else "some targets missed (see the tables)")
     return 0
 
 

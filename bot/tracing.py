@@ -34,9 +34,12 @@ _T = TypeVar("_T")
 _INSTRUMENTED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
+_TRACER = trace.get_tracer(TRACER)  # a proxy: it follows the provider `setup_tracing` installs later
+
+
 def tracer() -> trace.Tracer:
     """Return the bot's tracer (a no-op one until `setup_tracing` installed a provider)."""
-    return trace.get_tracer(TRACER)
+    return _TRACER
 
 
 def enabled() -> bool:
@@ -68,11 +71,10 @@ def setup_tracing(settings: Settings, *, exporter: Any | None = None) -> Any | N
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(exporter or ConsoleSpanExporter()))
+    exporter = exporter or ConsoleSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    log.info(
-        "tracing: %s exporter, service %s", settings.otel_traces_exporter, resource.attributes["service.name"]
-    )
+    log.info("tracing: %s, service %s", type(exporter).__name__, resource.attributes["service.name"])
     return provider
 
 

@@ -154,7 +154,8 @@ class ActionRunner:
 
     def _logged(self, request_id: str, actor: str) -> RequestView | None:
         try:
-            return self.run(request_id, actor)
+            with tracing.span("action.run", request_id=request_id, actor=actor):
+                return self.run(request_id, actor)
         except Exception:
             log.exception("running request %s failed", request_id)
             raise

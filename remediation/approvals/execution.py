@@ -20,6 +20,8 @@ from remediation.errors import IllegalTransitionError
 from remediation.executors.base import ExecRequest, Executor, Outcome
 from remediation.guardrails.decide import decide
 
+_TRACER = trace.get_tracer("remediate")  # a proxy: follows the provider the bot installs
+
 
 def _exec_request(guard: Guard, row: ApprovalRequest) -> ExecRequest:
     return ExecRequest(row.id, guard.catalog.get(row.action), row.target, dict(row.params), row.incident_id)
@@ -102,7 +104,7 @@ def execute(
     attributes = {"remediate.request_id": row.id, "remediate.executor": executor.kind,
                   "remediate.action": row.action, "remediate.target": row.target or "", "remediate.actor": actor}  # fmt: skip
     with (
-        trace.get_tracer("remediate").start_as_current_span("execution", attributes=attributes) as span,
+        _TRACER.start_as_current_span("execution", attributes=attributes) as span,
         Heartbeat(renew, lease.every_s, name=request_id[:12]),
     ):
         try:

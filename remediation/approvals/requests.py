@@ -24,6 +24,8 @@ from remediation.errors import GuardrailDeniedError, IllegalTransitionError
 from remediation.executors.base import Executor
 from remediation.guardrails.decide import Decision, decide
 
+_TRACER = trace.get_tracer("remediate")  # a proxy: follows the provider the bot installs
+
 
 def _new_row(
     guard: Guard,
@@ -174,7 +176,7 @@ def approve(
 def _step(name: str, request_id: str, actor: str) -> AbstractContextManager[trace.Span]:
     """Start the span of one approval step (request id, who); its state change is a span event."""
     attributes = {"remediate.request_id": request_id, "remediate.actor": actor}
-    return trace.get_tracer("remediate").start_as_current_span(name, attributes=attributes)
+    return _TRACER.start_as_current_span(name, attributes=attributes)
 
 
 def _approve(db_session: Session, guard: Guard, request_id: str, approver: str, comment: str) -> RequestView:

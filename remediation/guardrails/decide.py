@@ -441,10 +441,9 @@ def decide(
 
 def _traced(decision: Decision, ask: _Ask) -> Decision:
     """Record the decision as a span when a trace is recording (not on the simulator's mask path)."""
-    if trace.get_current_span().is_recording():
-        attributes = {"remediate.action": ask.name, "remediate.stage": ask.ctx.stage,
+    if trace.get_current_span().get_span_context().trace_flags.sampled:  # an ended parent counts too
+        attributes = {"remediate.action": ask.name, "remediate.stage": ask.ctx.stage, "remediate.rule": decision.code,
                       "remediate.verdict": "allowed" if decision.allowed else "denied",
-                      "remediate.rule": decision.code, "remediate.target": ask.target or "",
-                      "remediate.actor": ask.actor or ""}  # fmt: skip
+                      "remediate.target": ask.target or "", "remediate.actor": ask.actor or ""}  # fmt: skip
         trace.get_tracer("remediate").start_span("guardrails.decide", attributes=attributes).end()
     return decision

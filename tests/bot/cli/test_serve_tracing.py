@@ -162,6 +162,8 @@ def test_one_connected_trace_from_alert_to_execution(
         trace, "execution", **{"remediate.executor": "webhook", "remediate.outcome": "succeeded"}
     )
     assert execution.attributes["remediate.target"] == hook.received[0]["body"]["target"]
+    runner = _one(trace, "action.run", **{"remediate.actor": ALICE})  # the action runner's thread
+    assert execution.parent_id == runner.span_id and runner.parent_id == click.span_id
     assert any(s.attributes.get("db.system") or s.attributes.get("db.system.name") for s in trace)  # SQL
     # the automation endpoint's trace joins the bot's: the traceparent of the execution span
     headers = {k.lower(): v for k, v in hook.received[0]["headers"].items()}
