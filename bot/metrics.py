@@ -41,6 +41,12 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        self.verdicts = Counter(
+            "remediate_verdicts",
+            "Verdicts on executed actions (effective, partial, ineffective, harmful), by action.",
+            ["action", "verdict"],
+            registry=r,
+        )
         self.guardrail_denials = Counter(
             "remediate_guardrail_denials",
             "Suggestions the guardrails refused at plan time (once per suggestion and rule), by rule and rank.",

@@ -118,6 +118,19 @@ class Settings(BaseSettings):
     action_threads: int = Field(
         default=4, ge=1, le=64, description="Approved actions that run at once (more wait in line)."
     )
+    verify_settle_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Settle time before a verdict, per 'action' or 'action:service' (docs/verification.md).",
+    )
+    verify_every_s: float = Field(
+        default=15.0, gt=0, le=3600, description="Seconds between looks for verifications that are due."
+    )
+    recurring_fix_n: int = Field(
+        default=3, ge=2, le=100, description="Runs of one action on one service that make it recurring."
+    )
+    recurring_fix_window_s: float = Field(
+        default=604800.0, gt=0, description="Window (seconds) in which recurring_fix_n runs are counted."
+    )
     execution_heartbeat_s: float | None = Field(
         default=None,
         gt=0,
@@ -150,6 +163,9 @@ class Settings(BaseSettings):
         default="auto",
         min_length=1,
         description="Ranking policy: auto, runbook, or a registered version or artifact path.",
+    )
+    policy_reload_s: float = Field(
+        default=10.0, gt=0, le=30, description="Seconds between checks of the registry's active policy versions."
     )
     gate_automated_margin: float = Field(
         default=0.05,

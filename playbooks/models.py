@@ -139,6 +139,11 @@ class Action(BaseModel):
     # the time the fix takes to show its effect)
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S)
     cost_usd: float = Field(default=0.0, ge=0)
+    # how long after the action completes the bot waits before judging it (docs/verification.md);
+    # None: the action's duration_s. `rollback` names the inverse a harmful verdict undoes it with.
+    settle_s: float | None = Field(default=None, ge=0, le=MAX_TIMEOUT_S)
+    # may run on one replica first, verified, then on the rest ("canary first" on the approval)
+    canary: bool = False
     rate_limit: RateLimit | None = None
     blast: Blast | None = None
     params: dict[str, ParamSpec] = Field(default_factory=dict)
@@ -161,6 +166,11 @@ class Action(BaseModel):
         if self.blast is not None and self.blast.count_param and self.blast.count_param not in self.params:
             raise ValueError(f"blast.count_param {self.blast.count_param!r} is not a parameter of the action")
         return self
+
+    @property
+    def settle(self) -> float:
+        """Return the settle time in seconds: ``settle_s``, else ``duration_s``."""
+        return self.duration_s if self.settle_s is None else self.settle_s
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Return params with defaults filled and values typed; raise ValueError on any bad or unknown one."""

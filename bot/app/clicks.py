@@ -23,7 +23,7 @@ from bot.app.requests import after_request_change, decide_request
 from bot.notify.delivery import announce
 from bot.notify.mrkdwn import mention
 from bot.services import Services
-from incidents_db import incidents, outbox
+from incidents_db import incidents, outbox, verifications
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions
@@ -103,7 +103,7 @@ def click(
 ) -> Outcome:
     """Handle one card button for a user; raise the package errors for refusals."""
     verb, _, n = action_id.partition(":")
-    if verb not in ("approve", "reject", "why"):
+    if verb not in ("approve", "approve_undo", "reject", "why"):
         raise UsageError(f"unknown button {action_id!r}")
     with incident_named(), services.sessions() as s:
         shown = _suggestion(services, s, value, card or CardRef())
@@ -138,6 +138,10 @@ def _decide(services: Services, s: Session, *, user: str, verb: str, shown: sugg
         current = approvals.get(db_session=s, request_id=request_id)
         if current.state != st.PENDING:
             return _decided(services, s, current)
+        if verb == "approve_undo":  # "undo automatically if harmful" (docs/verification.md)
+            verifications.arm(db_session=s, request_id=request_id, action=current.action,
+                              target=current.target, incident_id=current.incident_id)  # fmt: skip
+            verb = "approve"
         view = decide_request(services, s, user=user, verb=verb, request_id=request_id)
     except RemediationError:
         s.rollback()

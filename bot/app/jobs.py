@@ -9,6 +9,7 @@
 * Every ``audit_head_every_s``, when a target is configured, the audit log's head is checked and
   published outside the database (`bot.app.audit_head`).
 * Every hour, Slack event ids and request fingerprints older than a day are forgotten.
+* Every ``verify_every_s``, executed actions whose settle time passed are judged (`bot.app.verify`).
 * Every few minutes, reviewers of postmortems waiting in review longer than ``postmortem_reminder_s`` are
   reminded in the incident's thread (`bot.app.postmortems.remind`).
 * Every ``drift_check_every_s`` (first a minute after start), the policy's live inputs are compared with
@@ -25,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot import tracing
 from bot.app import postmortems
 from bot.app.audit_head import HeadPublisher, PublishResult
+from bot.app.verify import verify_job
 from bot.metrics import Metrics
 from bot.notify.delivery import announce
 from bot.observe.drift import drift_job
@@ -156,6 +158,15 @@ def start_jobs(
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+    )
+    scheduler.add_job(  # verdicts on executed actions once their settle time passed (docs/verification.md)
+        verify_job,
+        "interval",
+        seconds=services.settings.verify_every_s,
+        args=[services],
+        id="verify-executed-actions",
+        max_instances=1,
+        coalesce=True,
     )
     scheduler.add_job(
         _expire_job,

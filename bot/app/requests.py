@@ -13,6 +13,7 @@ from incidents_db import incidents
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.executors.routing import ADVISORY, advisory, runs
+from remediation.verification import service as verification
 
 
 def decide_request(
@@ -81,6 +82,14 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
                 detail=detail[:500] or None,
                 late=True if view.late else None,
             )
+            if view.state == st.SUCCEEDED and not view.late:  # judged after its settle time (bot/app/verify.py)
+                settle = verification.settle_of(
+                    services.guard, view.action, view.target, services.settings.verify_settle_s
+                )
+                verification.schedule(
+                    db_session=s, request_id=view.id, action=view.action, target=view.target,
+                    incident_id=view.incident_id, settle_s=settle, now=now,
+                )  # fmt: skip
         elif view.state in (st.REJECTED, st.PENDING):
             raw = f"{view.action} on {view.target}" if view.target else view.action  # escaped when shown
             text = (

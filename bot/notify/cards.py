@@ -10,6 +10,7 @@ from typing import Any
 from bot.notify.mrkdwn import bold, clip, clip_md, escape, italic, link, mention, safe, styled_md
 from bot.notify.suggest import Ranking, SuggestionView
 from bot.notify.times import CLOCK, duration, slack_date
+from bot.notify.verdicts import verdict_lines
 from remediation.approvals import states as st
 from remediation.postmortem.models import Draft
 
@@ -199,6 +200,13 @@ def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
     }
     why = {"type": "button", "action_id": f"why:{view.n}", "text": _plain("Why", 75), "value": value}
     elements = [approve, reject, why] if view.approvable else [why]
+    if view.approvable and view.inverse:  # docs/verification.md: the inverse runs once on a harmful verdict
+        undo = {
+            **approve,
+            "action_id": f"approve_undo:{view.n}",
+            "text": _plain("Approve, undo if harmful", 75),
+        }
+        elements.insert(1, undo)
     return {"type": "actions", "block_id": f"suggestion-{view.n}", "elements": elements}
 
 
@@ -235,6 +243,9 @@ def render_card(
     links = link_lines(rec)
     if links and not resolved:
         blocks.append({"type": "section", "text": _md("*Links*\n" + "\n".join(links))})
+    verified = verdict_lines(rec, ranking.suggestions)  # docs/verification.md
+    if verified:
+        blocks.append({"type": "section", "text": _md("*Verification*\n" + "\n".join(verified))})
     if ranking.unknown_to_graph and not resolved:  # docs/topology.md
         names = escape(", ".join(ranking.unknown_to_graph))
         blocks.append({"type": "section", "text": _md(

@@ -22,6 +22,7 @@ from remediation.monitoring.live import incident_telemetry
 from remediation.policies import RankedAction
 from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
 from remediation.similar.memory import Similar
+from remediation.verification.rerank import demote, failed_pairs, offer_undo
 from sim.observation import Observation
 
 
@@ -34,6 +35,7 @@ class SuggestionView:
     decision: Decision
     request: approvals.RequestView | None
     token: str = ""
+    inverse: str | None = None  # the catalog's undo of the action: the card offers "undo if harmful"
 
     @property
     def approvable(self) -> bool:
@@ -113,13 +115,16 @@ def rank(
     observation, _ = observation_from_record(rec, topology=services.topology, now=now, signal_of=signal_of)
     unknown = unknown_to_graph(services, rec)
     top = k or services.settings.top_k
+    failed = failed_pairs(rec.get("events", []))
     with tracing.span("ranking", policy=services.policy.version, k=top, incident_id=incident_id) as span:
         began = time.perf_counter()
         ranked = (
             _safe_ranked(services, observation, top, unknown)
             if unknown
-            else services.policy.rank(observation, top)
+            else services.policy.rank(observation, top + len(failed))
         )
+        # verified remediation: failed fixes go behind untried ones; a harmful one's undo comes first
+        ranked = offer_undo(demote(ranked, failed), rec.get("events", []), services.catalog, top)[:top]
         _traced(span, ranked, began)
     context = replace(
         approvals.build_context(db_session=db_session, guard=services.guard, stage="plan"),
@@ -136,7 +141,9 @@ def rank(
         request = (
             approvals.get(db_session=db_session, request_id=shown.request_id) if shown.request_id else None
         )
-        views.append(SuggestionView(n, item, decision, request, shown.token))
+        spec = services.catalog.actions.get(item.action)
+        inverse = spec.rollback if spec is not None else None
+        views.append(SuggestionView(n, item, decision, request, shown.token, inverse))
         if not decision.allowed:
             services.metrics.denied(shown.token, decision.code, n)
     services.metrics.suggestions.labels(policy=services.policy.version).inc(len(views))

@@ -1,0 +1,1 @@
+"""Verified remediation: judge an executed action from what followed it (docs/verification.md)."""

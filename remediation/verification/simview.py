@@ -1,0 +1,58 @@
+"""Verification in the simulator: pictures of a simulated incident, and one action judged after settling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from remediation.verification.judge import Judgement, Picture, Tuning, judge
+from remediation.verification.live import callers, exposed, neighbours
+from sim.core import BatchCore
+from sim.observation import ALERTS, METRICS
+
+
+def picture_of(core: BatchCore, env: int = 0) -> Picture:
+    """Return the firing alerts and observed metrics of one simulated incident."""
+    t = core.topology
+    firing = frozenset((t.services[n], ALERTS[a]) for a, n in zip(*np.nonzero(core.alerts[env]), strict=True))
+    metrics = {
+        svc: {m: float(core.observed[env, i, n]) for i, m in enumerate(METRICS)}
+        for n, svc in enumerate(t.services)
+    }
+    return Picture(firing, metrics)
+
+
+def step_action(core: BatchCore, action: str, target: str | None, env: int = 0) -> None:
+    """Run one action in environment ``env`` (the others wait)."""
+    a = core.table.index(action)
+    flat = (
+        core.st.n * core.n_actions + a - core.n_actions
+        if target is None
+        else core.topology.index[target] * core.n_actions + a
+    )
+    chosen = np.full(core.n_envs, core.st.n * core.n_actions + core.table.index("wait") - core.n_actions)
+    chosen[env] = flat
+    core.step(chosen)
+
+
+def verify_in_sim(
+    core: BatchCore, action: str, target: str, *, settle_s: float, env: int = 0, tuning: Tuning | None = None
+) -> Judgement:
+    """Run ``action`` on ``target``, wait ``settle_s`` (whole ``wait`` steps), and judge it."""
+    before = picture_of(core, env)
+    step_action(core, action, target, env)
+    wait_s = float(core.table.duration_s[core.table.index("wait")]) or 60.0
+    for _ in range(max(1, math.ceil(settle_s / wait_s))):
+        step_action(core, "wait", None, env)
+    t = core.topology
+    return judge(
+        target=target,
+        scope=callers(t, target),
+        neighbours=neighbours(t, target),
+        before=before,
+        after=picture_of(core, env),
+        exposed=exposed(t, before),
+        waited=f"after {settle_s / 60:.0f} min",
+        tuning=tuning,
+    )
