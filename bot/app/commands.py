@@ -249,7 +249,8 @@ def _free(services: Services, s: Session, text: str) -> Outcome:
     return Outcome(Reply(f"I did not understand that.\n{HELP}"))
 
 
-WRITES = frozenset({"declare", "resolve", "postmortem"})  # freeze takes the audit chain lock instead
+# freeze and the postmortem steps take the audit chain lock instead (never after this one: lock order)
+WRITES = frozenset({"declare", "resolve"})
 
 
 def run(services: Services, *, user: str, text: str) -> Outcome:

@@ -142,7 +142,7 @@ def draft_on_resolve(
     """Draft the resolved incident's postmortem and queue its summary card, once (not committed)."""
     if postmortems.find(db_session=db_session, incident_id=incident_id) is not None:
         return
-    postmortems.ensure_draft(db_session=db_session, incident_id=incident_id, now=now)
+    postmortems.ensure_draft(db_session=db_session, incident_id=incident_id, now=now, audited=False)
     report = postmortems.report(db_session=db_session, incident_id=incident_id, graph=graph, bots=bots)
     queue_card(db_session=db_session, report=report, now=now, headline="Postmortem drafted")
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from incidents_db import incidents
-from incidents_db.models import Incident, Postmortem
+from incidents_db.models import AuditEntry, Incident, Postmortem
 from incidents_db.postmortems import PostmortemVersion
 from remediation.audit.service import append, lock_chain
 from remediation.errors import PostmortemError, PostmortemNotReadyError
@@ -94,42 +94,43 @@ def _resolved(db_session: Session, incident_id: str) -> Incident:
     return incident
 
 
-def ensure_draft(
-    *, db_session: Session, incident_id: str, now: datetime, actor: str = "remediate"
-) -> Postmortem:
-    """Return the postmortem of a resolved incident, drafting it (audited, flushed) when there is none."""
+def ensure_draft(*, db_session: Session, incident_id: str, now: datetime, audited: bool = True) -> Postmortem:
+    """Return the postmortem of a resolved incident, drafting it (flushed) when there is none.
+
+    ``audited`` (the review steps, which hold the audit chain's lock anyway) records the draft in the
+    audit log now. The resolve paths hold the incidents' lock and must not take the chain's after it
+    (others take them the other way round), so they draft unaudited, and `record_draft` writes the
+    entry before the first review step.
+    """
     incident = _resolved(db_session, incident_id)
+    if audited:
+        lock_chain(db_session=db_session)
     row = find(db_session=db_session, incident_id=incident.id)
-    if row is not None:
-        return row
-    lock_chain(db_session=db_session)
-    row = find(db_session=db_session, incident_id=incident.id)
-    if row is not None:
-        return row
-    row = Postmortem(
-        incident_id=incident.id,
-        status="draft",
-        body="",
-        reviewers=[],
-        version=1,
-        fields={},
-        signoffs={},
-        created_at=now,
-        updated_at=now,
-    )
-    db_session.add(row)
-    append(
-        db_session=db_session,
-        actor=actor,
-        event="postmortem_draft",
-        decision="allowed",
-        reason="drafted from the store when the incident resolved",
-        incident_id=incident.id,
-        params={"version": 1},
-        at=now,
-    )
-    db_session.flush()
+    if row is None:
+        row = Postmortem(
+            incident_id=incident.id, status="draft", body="", reviewers=[], version=1, fields={},
+            signoffs={}, created_at=now, updated_at=now,
+        )  # fmt: skip
+        db_session.add(row)
+        db_session.flush()
+    if audited:
+        record_draft(db_session=db_session, row=row, now=now)
     return row
+
+
+def record_draft(*, db_session: Session, row: Postmortem, now: datetime) -> None:
+    """Write the draft's audit entry unless the log has it (call under the audit chain's lock)."""
+    seen = db_session.execute(
+        sa.select(AuditEntry.seq)
+        .where(AuditEntry.incident_id == row.incident_id, AuditEntry.event == "postmortem_draft")
+        .limit(1)
+    ).first()
+    if seen is None:
+        append(
+            db_session=db_session, actor="remediate", event="postmortem_draft", decision="allowed",
+            reason=f"drafted from the store when the incident resolved ({row.created_at:%Y-%m-%d %H:%M:%S} UTC)",
+            incident_id=row.incident_id, params={"version": 1}, at=now,
+        )  # fmt: skip
 
 
 def review_of(row: Postmortem) -> Review:
