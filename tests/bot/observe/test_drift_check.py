@@ -16,7 +16,8 @@ from tests.bot.observe.conftest import get, samples
 SERVICES = ("checkoutservice", "cartservice", "frontend", "paymentservice", "currencyservice")
 
 
-def test_drift_is_checked_and_exported(harness: Harness) -> None:
+def test_drift_is_checked_and_exported(db_harness: Harness) -> None:
+    harness = db_harness
     engine = harness.services.sessions.kw["bind"]
     assert isinstance(engine, Engine)
     history = generate_incidents(40, seed=11, open_fraction=0.0, id_prefix="HIST-")
