@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
+from sqlalchemy import Engine
 
 from bot.services import Services
 from incidents_db import db
@@ -38,7 +38,7 @@ class Readiness:
             with self.services.sessions() as s:
                 db.ping(db_session=s)
                 bind = s.get_bind()
-                engine = bind if isinstance(bind, sa.Engine) else bind.engine
+                engine = bind if isinstance(bind, Engine) else bind.engine
             current = db.current_revision(engine)
             self._head = self._head or db.head_revision()
             if current != self._head:

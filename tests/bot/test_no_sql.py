@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKED = ("bot/app", "bot/alerts", "bot/notify", "bot/feeds", "bot/server.py", "bot/services.py", "bot/demo")
+CHECKED = (
+    "bot/app",
+    "bot/alerts",
+    "bot/notify",
+    "bot/feeds",
+    "bot/observe",
+    "bot/server.py",
+    "bot/services.py",
+    "bot/demo",
+)
 # names that only type sessions and engines handed around
 TYPES = {"sqlalchemy": {"Engine"}, "sqlalchemy.orm": {"Session", "sessionmaker"}}
 SESSION_CALLS = {"query", "scalar", "scalars"}
