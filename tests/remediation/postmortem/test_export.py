@@ -64,7 +64,9 @@ def test_hostile_unicode_and_long_text_are_escaped_in_both_exports(store: Sessio
     assert "script" not in names and "img" not in names and "a" not in names and "link" not in names
     assert not any(k.startswith("on") for _, attrs in parser.tags for k in attrs)
     assert "&lt;script&gt;" in html and "ünïcødé ✓ 🚒" in html and "überlang 🚒" in html
-    assert not any(k in ("src", "href") for _, attrs in parser.tags for k in attrs)  # nothing fetched or linked
+    assert not any(
+        k in ("src", "href") for _, attrs in parser.tags for k in attrs
+    )  # nothing fetched or linked
     md = render_markdown(report)
     assert "<script" not in md and "<img" not in md and "[click](javascript" not in md  # no tag, no link
     assert "&lt;script&gt;" in md and "\\[click\\]" in md and "\\|" in md and "ünïcødé ✓ 🚒" in md
