@@ -29,3 +29,7 @@ class SchemaError(StoreError):
 
 class NaiveTimestampError(StoreError):
     """A timestamp without a zone reached the store; remediate stores only zone-aware UTC times."""
+
+
+class MappingError(StoreError):
+    """A history source cannot be read as asked (a bad mapping file, an unknown column, an unreadable export)."""

@@ -13,7 +13,7 @@ from typing import IO, Annotated
 import typer
 from sqlalchemy import Engine
 
-from bot.cli.common import console, err_console, print_json, progress_bar, settings_of
+from bot.cli.common import console, err_console, print_json, progress_bar, refuse, settings_of
 from incidents_db import db, exporter, importer, mining
 
 
@@ -81,6 +81,36 @@ def import_file(
     return 1 if report.refused else 0
 
 
+def import_source(ctx: typer.Context, source: str | None, *, sql: str | None, mapping: Path | None,
+                  pagerduty: Path | None, as_json: bool, batch_size: int) -> int:  # fmt: skip
+    """Import from another SQL database through a mapping file, or from a PagerDuty export; return the exit status."""
+    from incidents_db.errors import MappingError
+    from incidents_db.import_mapping import load_mapping
+    from incidents_db.import_pagerduty import read_pagerduty
+    from incidents_db.import_sql import import_records, read_sql
+
+    if source is not None or (sql is None) == (pagerduty is None) or (sql is None) != (mapping is None):
+        refuse(
+            "give exactly one source: a JSON Lines file, --sql URL with --mapping FILE, or --pagerduty FILE"
+        )
+    try:
+        records = (
+            read_sql(str(sql), load_mapping(mapping))
+            if mapping is not None
+            else read_pagerduty(Path(str(pagerduty)))
+        )
+        with open_store(ctx) as engine:
+            report = import_records(engine=engine, records=records, source="sql" if sql else "pagerduty",
+                                    batch_size=batch_size)  # fmt: skip
+    except MappingError as exc:
+        refuse(str(exc))
+    if as_json:
+        print_json(report.as_json())
+    else:
+        print_import_report(report)
+    return 1 if report.refused else 0
+
+
 def print_import_report(report: importer.ImportReport) -> None:
     """Print an import report for people: counts, then the first 20 refused lines."""
     console.print(
@@ -136,7 +166,26 @@ def export_store(ctx: typer.Context, out: Path | None) -> None:
     err_console.print(f"exported {count} incident(s) to {out}", highlight=False)
 
 
-SourceArgument = Annotated[str, typer.Argument(help="remediate.incident/v1 JSON Lines file, or - for stdin.")]
+SourceArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="remediate.incident/v1 JSON Lines file, or - for stdin (none with --sql or --pagerduty)."
+    ),
+]
+SqlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sql", help="Read another SQL database (postgresql://, mysql://, sqlite:/// URL) through --mapping."
+    ),
+]
+MappingOption = Annotated[
+    Path | None,
+    typer.Option("--mapping", help="Mapping file for --sql: queries and column-to-field mapping."),
+]
+PagerDutyOption = Annotated[
+    Path | None,
+    typer.Option("--pagerduty", help="PagerDuty export: incidents with their log entries (JSON)."),
+]
 LogCommitsOption = Annotated[
     bool, typer.Option("--log-commits", help="After each committed batch, write a JSON line to stderr.")
 ]
@@ -175,16 +224,27 @@ def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_cmd(
         ctx: typer.Context,
-        source: SourceArgument,
+        source: SourceArgument = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
         log_commits: LogCommitsOption = False,
         batch_size: BatchSizeOption = importer.DEFAULT_BATCH,
         workers: ImportWorkersOption = None,
+        sql: SqlOption = None,
+        mapping: MappingOption = None,
+        pagerduty: PagerDutyOption = None,
     ) -> None:
         """Import incident history; bad lines are refused (exit 1) and the rest still imports."""
-        code = import_file(
-            ctx, source, as_json=as_json, log_commits=log_commits, batch_size=batch_size, workers=workers
-        )
+        if sql is not None or mapping is not None or pagerduty is not None:
+            code = import_source(ctx, source, sql=sql, mapping=mapping, pagerduty=pagerduty, as_json=as_json,
+                                 batch_size=batch_size)  # fmt: skip
+        elif source is None:
+            raise typer.BadParameter(
+                "give a JSON Lines file, - for stdin, --sql URL --mapping FILE or --pagerduty FILE"
+            )
+        else:
+            code = import_file(
+                ctx, source, as_json=as_json, log_commits=log_commits, batch_size=batch_size, workers=workers
+            )
         raise typer.Exit(code)
 
     @app.command("export")
