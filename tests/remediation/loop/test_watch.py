@@ -165,3 +165,19 @@ def test_an_action_marked_harmful_freezes_learning(store: tuple[sa.Engine, LoopC
     assert later.detail["frozen"] is False and later.detail["safety"] is None
     with session_scope(make_sessionmaker(engine)) as s:
         assert [r.outcome for r in jobruns.runs(db_session=s, job="watch")] == ["succeeded", "succeeded"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_more_guardrail_denials_of_top1_roll_back(store: tuple[sa.Engine, LoopConfig]) -> None:
+    engine, config = store
+    with session_scope(make_sessionmaker(engine)) as s:
+        shown(s, "v1", V2_PROMOTED - timedelta(hours=2), 10, None)
+        at = V2_PROMOTED + timedelta(hours=1)
+        shown(s, "v2", at, 10, None)
+        for n in range(13, 16):  # three of v2's ten top-1 suggestions (svc-10..svc-19) denied when requested
+            append(db_session=s, actor="U1", event="request", decision="denied", reason="rate limit",
+                   action="restart_service", target=f"svc-{n}", incident_id="INC-1", at=at + timedelta(minutes=1))  # fmt: skip
+    ran = run_job(engine=engine, name="watch", config=config, replica="r1", clock=lambda: NOW)
+    assert ran.detail["live"]["denial_rate"] == 0.3 and ran.detail["before"]["denial_rate"] == 0.0
+    assert ran.detail["rolled_back_to"] == "v1" and "top-1 denials 0.30" in ran.detail["breaches"][0]
+    assert statuses(engine) == {"v1": "promoted", "v2": "retired"}

@@ -1,0 +1,20 @@
+"""Variations of the team's graph: same services, a few calls more or fewer, deterministic by seed."""
+
+from __future__ import annotations
+
+from remediation.loop.variations import variations
+from sim.resolve import resolve_topology
+
+
+def test_variations_keep_the_services_change_the_calls_and_repeat_by_seed() -> None:
+    team = resolve_topology("online-boutique")
+    made = variations(team, 3, seed=4)
+    assert [v.name for v in made] == ["online-boutique-var1", "online-boutique-var2", "online-boutique-var3"]
+    edges = {(int(s), int(d)) for s, d in zip(team.src, team.dst, strict=True)}
+    for v in made:
+        assert v.services == team.services and v.kinds == team.kinds
+        assert {(int(s), int(d)) for s, d in zip(v.src, v.dst, strict=True)} != edges
+        assert all(len(v.callees(i)) >= 1 for i in range(v.n_services) if len(team.callees(i)) >= 1)
+    again = variations(team, 3, seed=4)
+    assert [v.to_node_link() for v in again] == [v.to_node_link() for v in made]
+    assert variations(team, 1, seed=5)[0].to_node_link() != made[0].to_node_link()
