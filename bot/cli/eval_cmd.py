@@ -22,13 +22,13 @@ if TYPE_CHECKING:  # torch loads only when the command runs
 def results_table(results: Mapping[str, PolicyResult], title: str) -> Table:
     """Return the eval table: success beside automated success and escalations, then time, cost, agreement."""
     table = Table("policy", "success", "automated", "escalated", "human min", "mean TTM s", "p90 TTM s",
-                  "actions", "cost $", "violations", "top-1", "top-3", "regret", "ECE", title=title)  # fmt: skip
+                  "actions", "cost $", "violations", "top-1", "top-3", "regret", "ECE", "1st effective", title=title)  # fmt: skip
     for name, res in results.items():
         j = res.as_row()
         table.add_row(name, f"{res.success_rate:.0%}", f"{res.automated_success_rate:.0%}",
                       f"{res.escalation_rate:.0%}", f"{res.human_minutes:.1f}", str(j["mean_ttm_s"]),
                       str(j["p90_ttm_s"]), str(j["actions_per_incident"]), str(j["cost_usd"]), str(res.violations),
-                      f"{res.top1:.0%}", f"{res.top3:.0%}", str(j["regret"]), str(j["ece"]))  # fmt: skip
+                      f"{res.top1:.0%}", f"{res.top3:.0%}", str(j["regret"]), str(j["ece"]), f"{res.first_effective:.0%}")  # fmt: skip
     return table
 
 
