@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from incidents_db import jobruns
 from incidents_db.db import make_sessionmaker, open_store, session_scope
-from remediation.loop.config import LoopConfig
+from incidents_db.importer import import_lines
+from remediation.loop.config import JobContext, LoopConfig
+from remediation.loop.dataset import full_dataset
 from remediation.loop.runner import run_job
 from remediation.registry import service
 
@@ -95,3 +97,19 @@ def test_a_job_failing_midway_leaves_the_registry_unchanged(
     assert statuses(engine) == before
     with session_scope(make_sessionmaker(engine)) as session:
         assert jobruns.runs(db_session=session, job="promote")[0].outcome == "failed"
+
+
+def test_retraining_reads_the_whole_store_without_moving_the_mine_watermark(
+    store: tuple[sa.Engine, LoopConfig], tmp_path: Path
+) -> None:
+    engine, config = store
+    sample = Path(__file__).parents[3] / "incidents_db" / "samples" / "sample_history.jsonl"
+    with sample.open("rb") as lines:
+        assert import_lines(engine=engine, lines=lines).imported == 30
+    context = JobContext(engine=engine, config=config, now=datetime.now(UTC))
+    dataset = full_dataset(context, tmp_path / "scratch")
+    assert dataset is not None and dataset.is_file()
+    mined = run_job(engine=engine, name="mine", config=config, replica="r1")
+    assert mined.detail["incidents"] == 30  # the mine job still sees every incident as new
+    assert full_dataset(context, tmp_path / "scratch2") is not None  # and the whole store again, after it
+    assert run_job(engine=engine, name="mine", config=config, replica="r1").detail["incidents"] == 0
