@@ -10,7 +10,8 @@ from typing import Any
 from bot.notify.mrkdwn import bold, clip, clip_md, escape, italic, link, mention, safe, styled_md
 from bot.notify.suggest import Ranking, SuggestionView
 from bot.notify.times import CLOCK, duration, slack_date
-from bot.notify.verdicts import verdict_lines
+from bot.notify.verdicts import recurring_line, verdict_lines
+from incidents_db.roles import roles_of_record
 from remediation.approvals import states as st
 from remediation.postmortem.models import Draft
 
@@ -200,6 +201,11 @@ def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
     }
     why = {"type": "button", "action_id": f"why:{view.n}", "text": _plain("Why", 75), "value": value}
     elements = [approve, reject, why] if view.approvable else [why]
+    # what the executor would do (bot/app/controls.py); Cancel withdraws an open request
+    dry = {"type": "button", "action_id": f"dryrun:{view.n}", "text": _plain("Dry run", 75), "value": value}
+    elements.append(dry)
+    if view.request is not None and view.request.state in st.OPEN:
+        elements.append({**dry, "action_id": f"cancel:{view.n}", "text": _plain("Cancel request", 75)})
     if view.approvable and view.inverse:  # docs/verification.md: the inverse runs once on a harmful verdict
         undo = {
             **approve,
@@ -233,6 +239,7 @@ def render_card(
                 _md(f"*Status*\n{state}", MAX_FIELD),
                 _md(f"*Services*\n{services}", MAX_FIELD),
                 _md(f"*Opened*\n{slack_date(rec['opened_at'])}", MAX_FIELD),
+                *(_md(f"*{r.title()}*\n{mention(u)}", MAX_FIELD) for r, u in roles_of_record(rec).items()),
             ],
         },
         {
@@ -244,6 +251,7 @@ def render_card(
     if links and not resolved:
         blocks.append({"type": "section", "text": _md("*Links*\n" + "\n".join(links))})
     verified = verdict_lines(rec, ranking.suggestions)  # docs/verification.md
+    verified += [recurring_line(action, target, runs) for action, target, runs in ranking.recurring]
     if verified:
         blocks.append({"type": "section", "text": _md("*Verification*\n" + "\n".join(verified))})
     if ranking.unknown_to_graph and not resolved:  # docs/topology.md
@@ -275,7 +283,7 @@ def render_card(
             )
             blocks.append({"type": "section", "block_id": f"text-{view.n}", "text": _md(line)})
             blocks.append(_buttons(rec["id"], view))
-    footer = f"ranked by {escape(policy_name)} · updated {slack_date(now, CLOCK)} · timeline in thread"
+    footer = f"ranked by {escape(ranking.ranked_by or policy_name)} · updated {slack_date(now, CLOCK)} · timeline in thread"
     if not resolved and not any(e.get("type") == "metrics" for e in rec.get("events", [])):
         # say so: without metrics the ranking sees alerts and changes only (docs/alerts.md)
         footer += " · ranked on alerts only: no metric snapshots received"

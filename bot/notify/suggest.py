@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry.trace import Span
 from sqlalchemy.orm import Session
 
 from bot import tracing
+from bot.notify.shadow import ranker_for, record_rankings
 from bot.notify.similar import similar_past
 from bot.services import Services
-from incidents_db import incidents
+from incidents_db import incidents, verifications
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions
@@ -56,6 +58,8 @@ class Ranking:
     unknown_to_graph: tuple[str, ...] = ()  # the incident's services the service graph does not know
     telemetry_lost: tuple[str, ...] = ()  # "service (why)": stale snapshots or vanished metrics (F7)
     similar: tuple[Similar, ...] = ()  # the most similar past incidents and what fixed them
+    recurring: tuple[tuple[str, str | None, int], ...] = ()  # (action, target, runs in the window)
+    ranked_by: str = ""  # the policy that ranked this card (the canary, labelled, on its share)
 
 
 # Without a graph node the ranking knows nothing of a service's kind, callers or state, so a card offers
@@ -115,13 +119,14 @@ def rank(
     observation, _ = observation_from_record(rec, topology=services.topology, now=now, signal_of=signal_of)
     unknown = unknown_to_graph(services, rec)
     top = k or services.settings.top_k
+    ranker = ranker_for(services, rec["id"])  # production, or the canary on its share (docs/policy.md)
     failed = failed_pairs(rec.get("events", []))
     with tracing.span("ranking", policy=services.policy.version, k=top, incident_id=incident_id) as span:
         began = time.perf_counter()
         ranked = (
             _safe_ranked(services, observation, top, unknown)
             if unknown
-            else services.policy.rank(observation, top + len(failed))
+            else ranker.policy.rank(observation, top + len(failed))
         )
         # verified remediation: failed fixes go behind untried ones; a harmful one's undo comes first
         ranked = offer_undo(demote(ranked, failed), rec.get("events", []), services.catalog, top)[:top]
@@ -135,7 +140,7 @@ def rank(
         decision = decide(item.action, item.target, dict(item.params), None, context)
         fix = suggestions.Fix(
             item.action, item.target, dict(item.params), n, item.score, item.confidence, item.risk,
-            item.expected_ttm_s, item.reason, services.policy.version,
+            item.expected_ttm_s, item.reason, ranker.version,
         )  # fmt: skip
         shown = suggestions.show(db_session=db_session, incident_id=rec["id"], fix=fix, now=now, fresh=fresh)
         request = (
@@ -147,8 +152,37 @@ def rank(
         if not decision.allowed:
             services.metrics.denied(shown.token, decision.code, n)
     services.metrics.suggestions.labels(policy=services.policy.version).inc(len(views))
+    record_rankings(services, db_session=db_session, record=rec, observation=observation, shown=list(ranked),
+                    ranker=ranker, context=context, now=now)  # fmt: skip
     lost = incident_telemetry(
         db_session=db_session, record=rec, now=now, max_age_s=services.settings.snapshot_max_age_s
     )
     similar = similar_past(services, db_session=db_session, record=rec, observation=observation)
-    return Ranking(rec, requester, tuple(views), not_understood(rec, signal_of), unknown, lost, similar)
+    again = recurring(services, db_session, rec, now)
+    return Ranking(
+        rec,
+        requester,
+        tuple(views),
+        not_understood(rec, signal_of),
+        unknown,
+        lost,
+        similar,
+        again,
+        ranked_by=ranker.label,
+    )
+
+
+def recurring(
+    services: Services, db_session: Session, rec: Mapping[str, Any], now: datetime
+) -> tuple[tuple[str, str | None, int], ...]:
+    """Return the incident's fixes that ran ``recurring_fix_n`` times or more in the window (docs/verification.md)."""
+    since = now - timedelta(seconds=services.settings.recurring_fix_window_s)
+    pairs = {
+        (str(e.get("action")), e.get("target")) for e in rec.get("events", []) if e.get("type") == "action"
+    }
+    out = []
+    for action, target in sorted(pairs, key=str):
+        runs = verifications.runs_of(db_session=db_session, action=action, target=target, since=since)
+        if runs >= services.settings.recurring_fix_n:
+            out.append((action, target, runs))
+    return tuple(out)

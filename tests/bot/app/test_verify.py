@@ -27,7 +27,7 @@ from tests.bot.sandbox.conftest import wait_for
 @pytest.fixture
 def harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
     """The running app and sandbox; restarts are judged at once (a settle time of 0 s for them)."""
-    yield from _running(tmp_path, sqlite_url, verify_settle_s={"restart_service": 0.0})
+    yield from _running(tmp_path, sqlite_url, verify_settle_s={"restart_service": 0.0}, recurring_fix_n=2)
 
 
 def _later(services: Services, minutes: float, replica: str) -> Services:
@@ -184,3 +184,12 @@ def _audit(h: Harness, request_id: str) -> list[tuple[str, str, str]]:
             .order_by(AuditEntry.seq)
         )
         return [(e, d, r) for e, d, r in rows]
+
+
+def test_a_fix_repeated_in_the_window_is_called_recurring_on_the_card(harness: Harness) -> None:
+    h = harness
+    incident_id = _incident(h, "checkoutservice")
+    _run(h, incident_id, "restart_service", "checkoutservice")
+    _run(h, incident_id, "restart_service", "checkoutservice")
+    card = h.wait_card(incident_id, lambda blocks: "second restart_service on checkoutservice" in blocks)
+    assert "postmortem item" in json.dumps(card["blocks"])
