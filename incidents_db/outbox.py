@@ -19,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from incidents_db.models import Base, utcnow
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 # replies to a person who is waiting go out before cards and timelines that are due at the same time
 REPLY_KINDS = ("respond", "ephemeral", "message")
+OUTBOX_CLAIM_KEY = 0x72656D6F7574  # "remout": the advisory lock id that serialises claims on PostgreSQL
 
 
 class OutboxMessage(Base):
@@ -183,13 +184,23 @@ def enqueue(
 
 
 def claim_due(*, db_session: Session, now: datetime, limit: int = 20, lease_s: float = 60.0) -> list[Message]:
-    """Claim up to ``limit`` due pending (or dead) messages, replies then oldest first, for ``lease_s`` s; commit."""
+    """Claim up to ``limit`` due pending (or dead) messages, replies then oldest first, for ``lease_s`` s; commit.
+
+    A row whose coalesce key has another row in flight (any replica's live lease) waits, or two replicas
+    could both post one incident's first card; on PostgreSQL all replicas' claims run one at a time.
+    """
+    if db_session.get_bind().dialect.name == "postgresql":
+        db_session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_CLAIM_KEY})
+    o = aliased(OutboxMessage)
+    in_flight = sa.exists().where(o.coalesce_key == OutboxMessage.coalesce_key, o.id != OutboxMessage.id,
+                                  o.state.in_((PENDING, DEAD)), o.locked_until >= now)  # fmt: skip
     candidates = db_session.execute(
         sa.select(OutboxMessage)
         .where(
             OutboxMessage.state.in_((PENDING, DEAD)),
             OutboxMessage.next_attempt_at <= now,
             sa.or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+            ~in_flight,
         )
         .order_by(sa.case((OutboxMessage.kind.in_(REPLY_KINDS), 0), else_=1), OutboxMessage.id)
         .limit(limit)
@@ -208,17 +219,8 @@ def claim_due(*, db_session: Session, now: datetime, limit: int = 20, lease_s: f
             .execution_options(synchronize_session=False)
         )
         if getattr(result, "rowcount", 0) == 1:
-            claimed.append(
-                Message(
-                    row.id,
-                    row.kind,
-                    row.incident_id,
-                    dict(row.payload),
-                    row.attempts,
-                    bool(row.uncertain),
-                    row.created_at,
-                )
-            )
+            claimed.append(Message(row.id, row.kind, row.incident_id, dict(row.payload), row.attempts,
+                                   bool(row.uncertain), row.created_at))  # fmt: skip
     db_session.commit()
     return claimed
 

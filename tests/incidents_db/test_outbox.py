@@ -128,3 +128,26 @@ def test_replies_are_claimed_before_cards_due_at_the_same_time(db_url: str) -> N
         assert [m.id for m in outbox.claim_due(db_session=s, now=T0, limit=1)] == [reply]
         assert [m.id for m in outbox.claim_due(db_session=s, now=T0, limit=1)] == [card]
     engine.dispose()
+
+
+def test_a_key_with_a_row_in_flight_waits_until_that_row_is_done(db_url: str) -> None:
+    """Two replicas never deliver one incident's card at once (both would post it when none exists yet)."""
+    engine = open_store(db_url)
+    with Session(engine) as s:
+        first = _enqueue(s, T0, interval=0.0)
+        s.commit()
+        assert [m.id for m in outbox.claim_due(db_session=s, now=T0)] == [first]  # replica A: in flight
+        second = _enqueue(s, T0, interval=0.0)  # a change meanwhile: a new row of the same key
+        s.commit()
+        assert second != first
+        assert outbox.claim_due(db_session=s, now=T0) == []  # replica B waits for A
+        outbox.mark_sent(db_session=s, message_id=first, now=T0, result={})
+        s.commit()
+        assert [m.id for m in outbox.claim_due(db_session=s, now=T0)] == [second]
+        # a lease that expired (its replica died) no longer holds the key back
+        third = _enqueue(s, T0, interval=0.0)
+        s.commit()
+        assert outbox.claim_due(db_session=s, now=T0 + timedelta(seconds=30)) == []
+        claimed = outbox.claim_due(db_session=s, now=T0 + timedelta(seconds=61))
+        assert [m.id for m in claimed] == [second, third]  # one worker: delivered in turn
+    engine.dispose()
