@@ -9,12 +9,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.app import postmortems
+from bot.app.declare import assign_role, open_incident
 from bot.app.errors import NotAllowedError, NotFoundError, incident_named
 from bot.app.grammar import HELP, Command, parse
 from bot.app.requests import after_request_change, decide_request
+from bot.app.switches import flip_switch
 from bot.notify import postmortem_cards
 from bot.notify.cards import key_signals, target_label, timeline_text
-from bot.notify.delivery import announce, refresh_cards
+from bot.notify.delivery import announce
 from bot.notify.mrkdwn import bold, clip_md, escape, mention, safe, styled_md
 from bot.notify.suggest import not_understood, rank
 from bot.notify.times import duration
@@ -23,7 +25,6 @@ from incidents_db import incidents
 from incidents_db.locks import lock_incidents
 from playbooks.models import Risk
 from remediation.guardrails.rbac import may, owned_services, roles_of
-from remediation.guardrails.service import set_switch
 
 TITLE = 300  # an incident title as shown in a reply line (escaped, clipped)
 
@@ -63,29 +64,11 @@ def _incidents(services: Services, s: Session) -> Outcome:
     return Outcome(Reply("*Open incidents*\n" + "\n".join(lines)))
 
 
-def _declare(services: Services, s: Session, user: str, service: str, title: str) -> Outcome:
-    _need_role(services, user, "declare incidents")
-    now = services.clock()
-    incident = incidents.create(
-        db_session=s, title=title, services=[service], severity="sev3", source="slack", now=now
-    )
-    incidents.append(
-        db_session=s,
-        incident_id=incident.id,
-        type_="note",
-        at=now,
-        actor=user,
-        text=f"declared: {title}",
-        kind="declared",
-    )
-    incidents.attach_recent_snapshots(
-        db_session=s,
-        incident_id=incident.id,
-        now=now,
-        also=services.topology.services if services.topology is not None else (),
-        max_age_s=services.settings.snapshot_max_age_s,
-    )
-    announce(db_session=s, incident_id=incident.id, now=now)
+def _declare(services: Services, s: Session, user: str, args: tuple[str, ...]) -> Outcome:
+    if not args:  # the slash command opens the form instead (bot/app/modals.py); a mention cannot
+        return Outcome(Reply("`/remediate declare` opens the form; or `declare <service> <title>`."))
+    service, title = args
+    incident = open_incident(services, s, user=user, title=title, services_=[service])
     return Outcome(
         Reply(
             f"{mention(user)} declared {bold(incident.id)} on `{escape(service)}`: {safe(title, TITLE)}",
@@ -195,22 +178,12 @@ def _postmortem(services: Services, s: Session, user: str, args: tuple[str, ...]
     return Outcome(Reply(clip_md(text, 3000)), queued)
 
 
-def _freeze(services: Services, s: Session, user: str, state: str, service: str | None) -> Outcome:
-    now = services.clock()
-    covered = set_switch(
-        db_session=s,
-        config=services.rbac,
-        kind="freeze",
-        engaged=state == "on",
-        actor=user,
-        now=now,
-        service=service,
-    )
-    refresh_cards(db_session=s, incident_ids=covered, now=now)  # their Approve buttons come and go
-    where = escape(service) if service else "every service"
-    return Outcome(
-        Reply(f"{mention(user)} turned the freeze {state} for {where}.", in_channel=True), queued=True
-    )
+def _switch(services: Services, s: Session, user: str, verb: str, args: tuple[str, ...]) -> Outcome:
+    text = flip_switch(
+        services, s, user=user, kind="freeze" if verb == "freeze" else "kill",
+        engaged=args[0] == "on", service=args[1] or None, reason=args[2],
+    )  # fmt: skip
+    return Outcome(Reply(text, in_channel=True), queued=True)
 
 
 def _whoami(services: Services, user: str) -> Outcome:
@@ -250,7 +223,7 @@ def _free(services: Services, s: Session, text: str) -> Outcome:
 
 
 # freeze and the postmortem steps take the audit chain lock instead (never after this one: lock order)
-WRITES = frozenset({"declare", "resolve"})
+WRITES = frozenset({"declare", "resolve", "role"})
 
 
 def run(services: Services, *, user: str, text: str) -> Outcome:
@@ -274,7 +247,11 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
         if verb == "incidents":
             out = _incidents(services, s)
         elif verb == "declare":
-            out = _declare(services, s, user, args[0], args[1])
+            out = _declare(services, s, user, args)
+        elif verb == "role":
+            real = assign_role(services, s, user=user, incident_id=args[0], role=args[1], holder=args[2])
+            said = f"{mention(user)} made {mention(args[2])} {args[1]} of {bold(real)}."
+            out = Outcome(Reply(said, in_channel=True), queued=True)
         elif verb == "suggest":
             out = _suggest(services, s, args[0])
         elif verb == "why":
@@ -291,8 +268,8 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
             out = _postmortem(services, s, user, args)
         elif verb == "postmortems":
             out = Outcome(Reply(postmortems.listing(s)[0]))
-        elif verb == "freeze":
-            out = _freeze(services, s, user, args[0], args[1] if len(args) > 1 else None)
+        elif verb in ("freeze", "killswitch"):
+            out = _switch(services, s, user, verb, args)
         else:
             out = _free(services, s, command.text)
         s.commit()

@@ -11,7 +11,7 @@ from bot.notify.mrkdwn import safe
 USAGE: dict[str, str] = {
     "help": "help - this list",
     "incidents": "incidents - open incidents",
-    "declare": "declare <service> <title> - open an incident and post its card",
+    "declare": "declare <service> <title> - open an incident and post its card (`declare` alone: a form)",
     "suggest": "suggest <incident> - ranked actions for an incident",
     "why": "why <incident> [n] - why suggestion n (default 1) is suggested",
     "similar": "similar <incident> - past incidents like this one",
@@ -22,7 +22,9 @@ USAGE: dict[str, str] = {
     "postmortem": "postmortem <incident> [review @who ... | comment <text> | signoff | publish] - show or review "
     "an incident's postmortem",
     "postmortems": "postmortems - recent postmortems, their status and reviewers",
-    "freeze": "freeze on|off [service] - stop (or allow again) changes, globally or for one service",
+    "freeze": "freeze on|off [service|all] [reason] - stop (or allow again) changes, globally or for one service",
+    "killswitch": "killswitch on|off [service|all] [reason] - stop (or allow again) every execution (admins)",
+    "role": "role <incident> commander|scribe @who - give someone an incident role",
     "policy": "policy - which policy ranks suggestions",
     "whoami": "whoami - your roles and what you may approve",
 }
@@ -87,6 +89,29 @@ def _postmortem(words: list[str]) -> Command:
     return Command("postmortem", (incident, step))
 
 
+def _switch(verb: str, args: list[str]) -> Command:
+    """Parse ``freeze|killswitch on|off [service|all] [reason ...]`` into (state, service or "", reason)."""
+    if not args or args[0].lower() not in ("on", "off"):
+        raise _usage(verb, "say on or off, then optionally one service (or all) and a reason")
+    where = args[1] if len(args) > 1 else "all"
+    if not _ID.fullmatch(where):
+        raise _usage(verb, f"{safe(repr(where), 200)} is not a service name")
+    service = "" if where.lower() in ("all", "*") else where
+    return Command(verb, (args[0].lower(), service, " ".join(args[2:])))
+
+
+def _role(words: list[str]) -> Command:
+    """Parse ``role <incident> commander|scribe <@U...>`` into (incident, role, user id)."""
+    if len(words) != 3 or words[1].lower() not in ("commander", "scribe"):
+        raise _usage("role", "name the incident, the role (commander or scribe) and one @mention")
+    if not _ID.fullmatch(words[0]):
+        raise _usage("role", f"{safe(repr(words[0]), 200)} is not an incident id")
+    user = _USER.fullmatch(words[2])
+    if user is None:
+        raise _usage("role", "name the person as an @mention")
+    return Command("role", (words[0], words[1].lower(), user.group(1)))
+
+
 def suggestion_number(raw: str) -> int:
     """Return the suggestion number ``raw`` names (1-10), or raise UsageError with the usage of ``why``."""
     if not raw.isdigit() or not 1 <= int(raw) <= 10:
@@ -123,15 +148,15 @@ def parse(text: str) -> Command:
             suggestion_number(args[1])
         return Command(verb, (args[0], args[1] if len(args) == 2 else "1"))
     if verb == "declare":
+        if not args:
+            return Command(verb)  # the declare form (a modal) where Slack gives a trigger
         if len(args) < 2:
             raise _usage(verb, "name the service and give a title")
         if not _ID.fullmatch(args[0]):
             raise _usage(verb, f"{safe(repr(args[0]), 200)} is not a service name")
         return Command(verb, (args[0], " ".join(args[1:])))
-    if verb == "freeze":
-        if not args or args[0].lower() not in ("on", "off") or len(args) > 2:
-            raise _usage(verb, "say on or off, then optionally one service")
-        if len(args) == 2 and not _ID.fullmatch(args[1]):
-            raise _usage(verb, f"{safe(repr(args[1]), 200)} is not a service name")
-        return Command(verb, (args[0].lower(), *args[1:]))
+    if verb in ("freeze", "killswitch"):
+        return _switch(verb, args)
+    if verb == "role":
+        return _role(_LEADING.sub("", text).split()[1:])
     return Command("free", text=clean)

@@ -19,7 +19,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 
 from bot import tracing
-from bot.app import postmortems
+from bot.app import postmortems, surfaces
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
 from bot.errors import BotError
@@ -64,6 +64,7 @@ class Listeners:
 
     def __init__(self, services: Services, worker: OutboxWorker, work: ThreadPoolExecutor) -> None:
         self.services, self.worker, self.work = services, worker, work
+        self.changed: list[Callable[[], None]] = []  # after a change (App Home republishes)
 
     def first_delivery(self, event_id: str) -> bool:
         """Record an event id or request fingerprint; False when it was recorded before."""
@@ -90,6 +91,8 @@ class Listeners:
             return
         if outcome.queued:
             self.worker.wake()
+            for hook in self.changed:
+                hook()
         reply(outcome.reply.text, outcome.reply.in_channel)
 
     # Replies go through the outbox (429 and 5xx handling, nothing lost); the worker is woken at once.
@@ -122,8 +125,8 @@ class Listeners:
 
         self.guarded(reply, lambda: run(self.services, user=user, text=event.get("text", "")))
 
-    def button(self, body: dict[str, Any]) -> None:
-        """Act on a card button (approve, reject, why); the reply is ephemeral to the clicker."""
+    def button(self, body: dict[str, Any], handler: Callable[..., Outcome] = click) -> None:
+        """Act on a card button (approve, reject, why; or ``handler``'s); the reply is ephemeral to the clicker."""
         action = body["actions"][0]
         container, message, channel = (_mapping(body.get(key)) for key in ("container", "message", "channel"))
         card = CardRef(
@@ -144,7 +147,7 @@ class Listeners:
         value = str(action.get("value", ""))
         self.guarded(
             reply,
-            lambda: click(self.services, user=user, action_id=action["action_id"], value=value, card=card),
+            lambda: handler(self.services, user=user, action_id=action["action_id"], value=value, card=card),
         )
 
 
@@ -189,6 +192,7 @@ def _mount_dedupe(bolt: App, listeners: Listeners) -> None:
 def mount(bolt: App, listeners: Listeners) -> None:
     """Register the dedupe middleware, the listeners, the catch-all acks and the error handler."""
     _mount_dedupe(bolt, listeners)
+    surfaces.mount(bolt, listeners, error_text)  # App Home, modals, shortcuts, controls; first: bare declare
 
     # The listeners ack, then hand the work to the pool themselves (not as Bolt lazy listeners, which
     # deep-copy the whole request, card blocks included, in the request thread before the ack).
