@@ -176,7 +176,7 @@ def check_rbac(settings: Settings, bot_user: str | None) -> list[Check]:
 
 
 def check_policy(settings: Settings) -> Check:
-    """The ranking policy the settings name loads (auto: the promoted one, else the runbook baseline)."""
+    """The ranking policy the settings name loads (auto: the promoted one, else the bundled one, else the runbook)."""
     if settings.policy == "runbook":
         return Check("policy", OK, "runbook baseline")
     from bot.cli.serve_cmd import choose_policy
@@ -187,10 +187,14 @@ def check_policy(settings: Settings) -> Check:
         return Check("policy", OK if settings.policy == "auto" else FAIL, "no store yet: runbook baseline")
     engine = db.make_engine(url)
     try:
-        policy = choose_policy(engine, settings.policy)
+        if settings.policy == "auto" and db.current_revision(engine) is None:
+            return Check("policy", OK, "store not migrated yet: runbook baseline")
+        policy = choose_policy(engine, settings)
     except Exception as exc:  # ArtifactError, RegistryError, StoreError: say which and why
         fix = "`remediate policy list` shows what is registered; REMEDIATE_POLICY=auto or runbook"
         return Check("policy", FAIL, f"{settings.policy}: {_why(exc)}", fix)
     finally:
         engine.dispose()
-    return Check("policy", OK, f"learned policy {policy.version}" if policy else "runbook baseline")
+    return Check(
+        "policy", WARN if policy.error else OK, policy.name + (f" ({policy.error})" if policy.error else "")
+    )

@@ -31,9 +31,7 @@ def run_checks(settings: Settings) -> list[Check]:
     """Run every check in the order a person fixes them: settings, store, Slack, secrets, graph, actions."""
     from bot.cli.doctor_slack import slack_checks
 
-    slack = slack_checks(settings)
-    token = slack[0]
-    bot_user = token.detail.split("(", 1)[1].split(")", 1)[0] if token.status == "OK" else None
+    slack, bot_user = slack_checks(settings)
     return [
         Check("settings", "OK", "valid"),
         check_store(settings),

@@ -47,10 +47,11 @@ class Answer:
     scopes: frozenset[str] | None = None
     server_date: datetime | None = None
     problem: str = ""
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # what the Date is compared with
 
 
 def call(
-    settings: Settings, method: str, params: dict[str, str] | None = None, timeout: float = 10.0
+    settings: Settings, method: str, params: dict[str, str] | None = None, timeout: float = 20.0
 ) -> Answer:
     """POST one Web API method with the bot token; never raise for a network problem (say it)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
@@ -180,7 +181,7 @@ def check_clock(answer: Answer | None, now: datetime | None = None) -> Check:
     """This machine's clock agrees with Slack's (its Date header) within what signatures tolerate."""
     if answer is None or answer.server_date is None:
         return Check("clock", SKIP, "no answer from Slack with a Date header")
-    skew = ((now or datetime.now(UTC)) - answer.server_date).total_seconds()
+    skew = ((now or answer.received_at) - answer.server_date).total_seconds()
     detail = f"{abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} Slack's clock"
     fix = "sync the clock (NTP: `timedatectl set-ntp true` or chrony); Slack refuses signatures 5 min off"
     if abs(skew) > CLOCK_FAIL_S:
@@ -190,15 +191,12 @@ def check_clock(answer: Answer | None, now: datetime | None = None) -> Check:
     return Check("clock", OK, f"within {max(abs(skew), 1):.0f} s of Slack's")
 
 
-def slack_checks(settings: Settings) -> list[Check]:
-    """Return the token, scopes, channel and clock checks, in that order."""
+def slack_checks(settings: Settings) -> tuple[list[Check], str | None]:
+    """Return the token, scopes, channel and clock checks, in that order, and the bot's user id if known."""
     answer = call(settings, "auth.test") if settings.slack_bot_token is not None else None
     token = check_token(settings, answer)
     working = answer if token.status == OK else None
     channel, private = check_channel(settings, working)
-    return [
-        token,
-        check_scopes(working, private),
-        channel,
-        check_clock(answer if answer and answer.reached else None),
-    ]
+    clock = check_clock(answer if answer and answer.reached else None)
+    bot_user = str(working.body.get("user_id") or "") if working is not None else ""
+    return [token, check_scopes(working, private), channel, clock], bot_user or None

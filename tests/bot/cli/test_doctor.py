@@ -53,6 +53,7 @@ def doctor(
 ) -> tuple[int, dict[str, dict[str, Any]]]:
     """Run `remediate doctor --json`; return its exit status and the checks by name."""
     done = run(["doctor", "--json"], {**env, "SLACK_API_URL": sandbox.api_url, **changes})
+    assert done.stdout.startswith("{"), done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] == (done.returncode == 0), done.stderr
     return done.returncode, {c["name"]: c for c in report["checks"]}
