@@ -23,6 +23,10 @@ class DatabaseUnavailableError(StoreError):
     """The database cannot be reached or opened; the message says which URL and why."""
 
 
+class StoreInUseError(StoreError):
+    """A SQLite store already has its serving process; a second one is refused."""
+
+
 class SchemaError(StoreError):
     """The database schema is missing, too new, or a migration failed."""
 

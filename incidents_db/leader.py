@@ -19,6 +19,8 @@ from typing import IO
 
 import sqlalchemy as sa
 
+from incidents_db.errors import StoreInUseError
+
 LEADER_LOCK_KEY = 0x72656D6A6F62  # "remjob": the advisory lock id of the job leader
 log = logging.getLogger("remediate.leader")
 
@@ -99,3 +101,32 @@ class Leadership:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
                 self._file.close()
                 self._file = None
+
+
+def hold_serving_lock(url: str) -> IO[bytes] | None:
+    """Take the one serving process's lock of a SQLite file store (``<db>.serve.lock``); None elsewhere.
+
+    SQLite serves from one process: a second ``serve`` on the same file is refused with the first's pid
+    (several replicas need PostgreSQL). The lock is an exclusive ``flock`` held by the returned handle;
+    the system frees it when the process ends, however it ends.
+    """
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(f"{parsed.database}.serve.lock")
+    handle = path.open("a+b")  # held open while this process serves
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().decode(errors="replace").strip() or "unknown"
+        handle.close()
+        raise StoreInUseError(
+            f"another `remediate serve` (pid {holder}) already serves the SQLite store {parsed.database}; "
+            "SQLite serves one process: stop that one, or use PostgreSQL (REMEDIATE_DATABASE_URL) to run "
+            "several replicas (docs/operations.md)"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n".encode())
+    handle.flush()
+    return handle

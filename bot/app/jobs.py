@@ -14,12 +14,19 @@
   reminded in the incident's thread (`bot.app.postmortems.remind`).
 * Every ``drift_check_every_s`` (first a minute after start), the policy's live inputs are compared with
   its training set's (`bot.observe.drift`), exported as ``remediate_feature_drift_psi``.
+
+With several replicas on one database (``serve`` passes a `Leadership`), each job runs on the leader
+only, the one that holds the job leader's lock (`incidents_db.leader`, shared with the learning loop's
+jobs), except the drift check: each replica exports its own gauge. Start-up recovery runs everywhere
+(it only touches requests whose lease expired).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -32,10 +39,12 @@ from bot.notify.delivery import announce
 from bot.observe.drift import drift_job
 from bot.services import Services
 from incidents_db import incidents, outbox
+from incidents_db.leader import Leadership
 from remediation.approvals import service as approvals
 
 log = logging.getLogger("remediate.jobs")
 SEEN_KEPT = timedelta(days=1)
+EVERY_REPLICA = frozenset({"check-feature-drift"})  # a gauge each replica exports on its own /metrics
 
 
 def _refresh_cards(services: Services, request_ids: list[str]) -> None:
@@ -108,14 +117,32 @@ def publish_audit_head(publisher: HeadPublisher, metrics: Metrics | None = None)
     return result
 
 
+def leader_only(job_id: str, func: Callable[..., Any], leadership: Leadership) -> Callable[..., Any]:
+    """Wrap a job so that a tick runs it only on the replica that leads (the others skip that tick)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            leading = leadership.is_leader()
+        except Exception:  # the database is unreachable: skip this tick, try again at the next
+            log.exception("job %s: cannot tell whether this replica leads", job_id)
+            return None
+        if not leading:
+            log.debug("job %s: another replica leads", job_id)
+            return None
+        return func(*args, **kwargs)
+
+    return run
+
+
 def start_jobs(
     services: Services,
     *,
     expire_every_s: float = 30.0,
     audit_head: HeadPublisher | None = None,
     recover_every_s: float | None = None,
+    leadership: Leadership | None = None,
 ) -> BackgroundScheduler:
-    """Recover interrupted executions, then start the scheduler (request expiry; audit head publication)."""
+    """Recover interrupted executions, then start the scheduler (with ``leadership``: its jobs on the leader)."""
     recover_interrupted(services)
     scheduler = BackgroundScheduler(timezone="UTC")
     # a replica that died mid-run is noticed within about two lease lengths (lease, then this tick)
@@ -178,6 +205,9 @@ def start_jobs(
         coalesce=True,
     )
     for job in scheduler.get_jobs():  # each run of a job is a span (docs/observability.md)
-        job.modify(func=tracing.traced_job(job.id, job.func))
+        func = job.func
+        if leadership is not None and job.id not in EVERY_REPLICA:
+            func = leader_only(job.id, func, leadership)
+        job.modify(func=tracing.traced_job(job.id, func))
     scheduler.start()
     return scheduler

@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy import Engine
@@ -142,6 +142,7 @@ def run_serve(settings: Settings, options: ServeOptions) -> None:
     check_tokens(settings, socket_mode=options.socket_mode)
     settings = prepare_graph(settings)  # a file that loads, or a discovery that finds services; else refuse
     setup_tracing(settings)  # OTEL_*: nothing is exported unless OTEL_TRACES_EXPORTER asks
+    serving_lock = hold_store(settings)  # a SQLite file serves one process (docs/operations.md)
     remediate = build_remediate(settings, options)
     remediate.worker.start()
     scheduler = start_background_jobs(remediate)
@@ -155,6 +156,19 @@ def run_serve(settings: Settings, options: ServeOptions) -> None:
         scheduler.shutdown(wait=False)
         remediate.close()
         shutdown_tracing()  # the last spans are exported before the process ends
+        if serving_lock is not None:
+            serving_lock.close()
+
+
+def hold_store(settings: Settings) -> IO[bytes] | None:
+    """Take a SQLite store's serving lock (refuse when another process serves it); None on PostgreSQL."""
+    from incidents_db.errors import StoreInUseError
+    from incidents_db.leader import hold_serving_lock
+
+    try:
+        return hold_serving_lock(settings.effective_database_url)
+    except StoreInUseError as exc:
+        refuse(f"not starting: {exc}")
 
 
 def check_tokens(settings: Settings, *, socket_mode: bool) -> None:
@@ -216,15 +230,17 @@ def start_background_jobs(remediate: RemediateApp) -> BackgroundScheduler:
     """Start the scheduled jobs (request expiry, recovery, audit head publication) in this process."""
     from bot.app.audit_head import HeadPublisher
     from bot.app.jobs import start_jobs
-    from bot.app.loop_jobs import schedule_loop
+    from bot.app.loop_jobs import engine_of, schedule_loop
+    from incidents_db.leader import Leadership
 
     services = remediate.services
     audit_head = HeadPublisher.from_settings(
         services.settings, sessions=services.sessions, clock=services.clock
     )
-    scheduler = start_jobs(services, audit_head=audit_head)
+    leadership = Leadership(engine_of(services))  # one leader per database runs every scheduled job
+    scheduler = start_jobs(services, audit_head=audit_head, leadership=leadership)
     start_refresh(scheduler, services)  # with discovery: rediscover the graph on a schedule
-    schedule_loop(scheduler, services)  # mine, retrain, evaluate, promote, report, watch: on the leader only
+    schedule_loop(scheduler, services, leadership)  # mine, retrain, evaluate, promote, report, watch
     return scheduler
 
 
