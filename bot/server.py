@@ -43,6 +43,7 @@ from bot.services import Services
 from incidents_db import db, outbox
 from incidents_db.snapshots import kept_summary
 from remediation.executors.routing import describe
+from remediation.registry.live import LivePolicy
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
@@ -189,7 +190,10 @@ class Server:
                 "ok": True,
                 "outbox": counts,
                 "dead_letters": counts["dead"],
-                "policy": {"name": policy.name, "version": policy.version},
+                # what ranks (promoted / bundled / runbook), shadow, canary, the last reload check and why it failed
+                "policy": policy.status()
+                if isinstance(policy, LivePolicy)
+                else {"name": policy.name, "version": policy.version},
                 "executor": describe(self.app.services.executor),  # kind and per-action routes
                 # a feeder that stopped shows as an old newest_received_at
                 "snapshots": {"services": int(kept), "newest_received_at": _iso(newest)},

@@ -165,7 +165,10 @@ class Settings(BaseSettings):
         description="Ranking policy: auto, runbook, or a registered version or artifact path.",
     )
     policy_reload_s: float = Field(
-        default=10.0, gt=0, le=30, description="Seconds between checks of the registry's active policy versions."
+        default=10.0,
+        gt=0,
+        le=30,
+        description="Seconds between checks of the registry's active policy versions.",
     )
     gate_automated_margin: float = Field(
         default=0.05,

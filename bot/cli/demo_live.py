@@ -17,6 +17,7 @@ from bot.cli.store_cmds import import_file, mine_store, print_mining
 from bot.demo.setup import train_quick_policy, write_sim_history
 from bot.demo.stack import DemoOptions, DemoStack, run_demo
 from bot.demo.world import WorldOptions
+from bot.settings import with_overrides
 from incidents_db import db
 from incidents_db.redact import log_to_stderr
 from remediation.policies import Policy
@@ -91,8 +92,13 @@ def live_demo(ctx: typer.Context, args: LiveDemoArgs, *, step: int = 4) -> None:
         finally:
             engine.dispose()
         console.print(f"   promoted {policy.version}; it ranks the suggestions")
-    else:
-        console.print(f"{step}. ranking with the runbook baseline (give --train-minutes to train a policy)")
+    else:  # the bundled policy (promoted > bundled > runbook, as `serve --policy auto`)
+        from bot.cli.serve_policy import build_live_policy
+
+        policy = build_live_policy(None, with_overrides(settings, policy="auto"))
+        console.print(
+            f"{step}. ranking with the {policy.name} (give --train-minutes to train one on this history)"
+        )
     if not args.serve:
         return
     world = WorldOptions(

@@ -1,4 +1,4 @@
-"""`remediate policy list|show|promote|rollback|shadow`: the life cycle of trained policies."""
+"""`remediate policy list|show|promote|rollback|shadow|canary|report`: the life cycle of trained policies."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from bot.cli.common import console, print_json, refuse, settings_of
+from bot.cli.policy_live_cmds import register_live
 from bot.settings import Settings
 from incidents_db import db
 from remediation.registry import service
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
     )
     register_inspection(group)
     register_changes(group)
+    register_live(group)  # canary and report (bot/cli/policy_live_cmds.py)
     app.add_typer(group, name="policy")
 
 

@@ -59,8 +59,10 @@ def test_serve_answers_health_and_alerts(tmp_path: Path, sqlite_url: str) -> Non
             base = f"http://127.0.0.1:{port}"
             health = _health(base)
             assert health["ok"] is True
-            # nothing promoted in a fresh store: the runbook baseline ranks
-            assert health["policy"]["name"] == "runbook-baseline"
+            # nothing promoted in a fresh store: the bundled policy ranks (promoted > bundled > runbook)
+            assert health["policy"]["source"] == "bundled" and health["policy"]["name"].startswith(
+                "bundled policy "
+            )
             body = json.dumps({"alerts": [{"name": "HighErrorRate", "service": "frontend"}]}).encode()
             req = urllib.request.Request(
                 base + "/alerts/generic", data=body, headers={"Authorization": "Bearer t"}, method="POST"
@@ -94,7 +96,12 @@ def test_serve_ranks_with_the_promoted_learned_policy(tmp_path: Path, sqlite_url
         )
         try:
             health = _health(f"http://127.0.0.1:{port}")
-            assert health["policy"] == {"name": "learned", "version": version}
+            policy = health["policy"]
+            assert (policy["name"], policy["version"], policy["source"]) == (
+                f"promoted policy {version}",
+                version,
+                "promoted",
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=20)

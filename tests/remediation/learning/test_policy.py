@@ -173,10 +173,11 @@ def test_an_artifact_of_an_older_feature_set_is_refused(trained: TrainResult, tm
         load_artifact(tmp_path / "old")
 
 
-def test_serve_auto_falls_back_to_the_runbook_when_the_promoted_policy_cannot_load(
+def test_serve_auto_falls_back_to_the_bundled_policy_when_the_promoted_policy_cannot_load(
     trained: TrainResult, tmp_path: Path
 ) -> None:
     from bot.cli.serve_cmd import choose_policy
+    from bot.settings import load_settings
 
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     upgrade(url)
@@ -186,11 +187,13 @@ def test_serve_auto_falls_back_to_the_runbook_when_the_promoted_policy_cannot_lo
         service.register(db_session=s, version="v1", path=str(tmp_path / "v1"), sha256=digest, parent=None,
                          metrics={}, config={})  # fmt: skip
         service.promote(db_session=s, version="v1")
-    chosen = choose_policy(engine, "auto")
-    assert chosen is not None and chosen.version == "v1"
+    auto = load_settings(database_url=url, policy="auto")
+    chosen = choose_policy(engine, auto)
+    assert chosen.version == "v1" and chosen.name == "promoted policy v1"
     with open(tmp_path / "v1" / "policy.pt", "ab") as fh:
         fh.write(b"\0")
-    assert choose_policy(engine, "auto") is None  # the bot still comes up, on the runbook
+    fallback = choose_policy(engine, auto)  # the bot still comes up, on the bundled policy
+    assert fallback.current.source == "bundled" and "SHA-256" in str(fallback.error)
     with pytest.raises(ArtifactError, match="SHA-256"):
-        choose_policy(engine, "v1")  # named explicitly: refused
+        choose_policy(engine, load_settings(database_url=url, policy="v1"))  # named explicitly: refused
     engine.dispose()
