@@ -151,14 +151,20 @@ class HomeTabs:
     ) -> None:
         self.services, self.client, self.submit = services, client, submit
         self.viewers: set[str] = set()
+        self.notices: dict[str, str] = {}  # the outcome of a viewer's last App Home button, kept on refresh
         self._lock = threading.Lock()
+        self._publishing = threading.Lock()  # one at a time: an older view never lands after a newer one
         self._pending = False
 
-    def publish(self, user: str, notice: str = "") -> None:
-        """Publish ``user``'s App Home now (this thread); remember them as a viewer."""
+    def publish(self, user: str, notice: str | None = None) -> None:
+        """Publish ``user``'s App Home now (this thread), with ``notice`` or their last one; remember them."""
         with self._lock:
             self.viewers.add(user)
-        self.client.views_publish(user_id=user, view=home_view(self.services, user=user, notice=notice))
+            if notice is not None:
+                self.notices[user] = notice
+            shown = self.notices.get(user, "")
+        with self._publishing:
+            self.client.views_publish(user_id=user, view=home_view(self.services, user=user, notice=shown))
 
     def refresh(self) -> None:
         """Republish every remembered viewer's App Home on the work pool; changes meanwhile join one run."""

@@ -4,7 +4,7 @@ GET  state | messages?channel=&thread_ts= | ephemerals?channel=&user= | views?us
      | deliveries | faults | socket_mode | ui?channel=&user=
 POST faults {method, kind, count, retry_after, status, hang_s, then, error} | rate_limits {method, per_minute,
      burst} or {enabled} | clock {advance} | reset | act/command | act/message | act/click
-     | act/view_submit | act/view_close
+     | act/view_submit | act/view_close | act/home | act/shortcut | act/message_shortcut | act/view_click
 DELETE faults
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.sandbox import surfaces
 from bot.sandbox.core import SandboxCore
 from bot.sandbox.driver import AppDriver
 from bot.sandbox.errors import ApiError, SandboxError
@@ -58,6 +59,7 @@ def _ui(sandbox: SandboxCore, query: dict[str, str]) -> dict[str, Any]:
             "messages": tops,
             "ephemerals": [e.to_slack() for e in ws.ephemerals if e.channel == cid and e.user == user],
             "views": [v for v in ws.views.values() if v["user"] == user],
+            "home": ws.homes.get(user),
             "deliveries": list(ws.deliveries)[-15:],
             "app_connected": sandbox.driver is not None
             and (sandbox.driver.socket is None or sandbox.socket_mode.connections > 0),
@@ -178,6 +180,8 @@ def control(sandbox: SandboxCore, verb: str, name: str, body: dict[str, Any]) ->
 def _act(sandbox: SandboxCore, action: str, body: dict[str, Any]) -> Any:
     """Do what a person on the page did, through the driver."""
     driver = _driver(sandbox)
+    if action in surfaces.ACTIONS:  # App Home, shortcuts, buttons in views
+        return surfaces.act(driver, action, body)
     user, channel = str(body.get("user", "")), str(body.get("channel", ""))
     if action == "command":
         text = str(body.get("text", "")).strip()

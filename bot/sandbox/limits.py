@@ -26,6 +26,7 @@ METHOD_TIERS: dict[str, int] = {
     "chat.getPermalink": 4,
     "views.open": 4,
     "views.update": 4,
+    "views.publish": 4,
     "users.info": 4,
     "usergroups.users.list": 2,
     "conversations.list": 2,

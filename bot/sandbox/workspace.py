@@ -66,6 +66,7 @@ class Workspace:
             self.messages: dict[str, list[Message]] = {cid: [] for cid in self.channels}
             self.ephemerals: list[Ephemeral] = []
             self.views: dict[str, dict[str, Any]] = {}
+            self.homes: dict[str, dict[str, Any]] = {}  # user id -> the App Home view published for them
             self.triggers: dict[str, Trigger] = {}
             self.response_urls: dict[str, ResponseTarget] = {}
             self.calls: deque[CallRecord] = deque(maxlen=MAX_LOG)

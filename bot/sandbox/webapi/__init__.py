@@ -21,6 +21,7 @@ METHODS: dict[str, Handler] = {
     "chat.getPermalink": chat.chat_get_permalink,
     "views.open": views.views_open,
     "views.update": views.views_update,
+    "views.publish": views.views_publish,
     "users.info": users.users_info,
     "usergroups.users.list": users.usergroups_users_list,
     "conversations.list": conversations.conversations_list,

@@ -1,4 +1,4 @@
-"""The `views.*` family: open a modal for a fresh `trigger_id`, update it by id or external id."""
+"""The `views.*` family: open a modal for a fresh `trigger_id`, update it by id or external id, publish a home."""
 
 from __future__ import annotations
 
@@ -82,3 +82,24 @@ def views_update(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
         ws.views[view_id] = updated
         ws.touch()
         return {"ok": True, "view": _public_view(updated)}
+
+
+def views_publish(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
+    """Publish a user's App Home: a ``home`` view (100 blocks at most), replacing theirs; a stale `hash` is refused."""
+    user = args.text("user_id", error="invalid_arguments")
+    if user not in ws.users:
+        raise ApiError("user_not_found")
+    view = _checked_view(args)
+    if view.get("type") != "home":
+        raise ApiError(
+            "invalid_arguments",
+            extra={"response_metadata": {"messages": ["must be home [json-pointer:/view/type]"]}},
+        )
+    with ws.lock:
+        current = ws.homes.get(user)
+        if current is not None and args.text("hash") and args.text("hash") != current["hash"]:
+            raise ApiError("hash_conflict")
+        view_id = current["id"] if current is not None else ws.new_id("V")
+        ws.homes[user] = _view_json(ws, view_id, view, user)
+        ws.touch()
+        return {"ok": True, "view": _public_view(ws.homes[user])}
