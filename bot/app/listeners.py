@@ -19,7 +19,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 
 from bot import tracing
-from bot.app import postmortems, surfaces
+from bot.app import edits, postmortems, surfaces
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
 from bot.errors import BotError
@@ -213,6 +213,7 @@ def mount(bolt: App, listeners: Listeners) -> None:
         listeners.after_ack(lambda: listeners.button(body))
 
     postmortems.mount(bolt, listeners, error_text)  # the postmortem card's buttons and edit modal
+    edits.mount(bolt, listeners, error_text)  # a suggestion's Edit button and modal (docs/verification.md)
 
     def ack_now(ack: Ack) -> None:
         ack()

@@ -206,6 +206,8 @@ def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
     elements.append(dry)
     if view.request is not None and view.request.state in st.OPEN:
         elements.append({**dry, "action_id": f"cancel:{view.n}", "text": _plain("Cancel request", 75)})
+    if view.approvable and view.editable:  # edit before approving: the guardrails decide again
+        elements.insert(1, {**why, "action_id": f"edit:{view.n}", "text": _plain("Edit", 75)})
     if view.approvable and view.inverse:  # docs/verification.md: the inverse runs once on a harmful verdict
         undo = {
             **approve,

@@ -38,6 +38,7 @@ class SuggestionView:
     request: approvals.RequestView | None
     token: str = ""
     inverse: str | None = None  # the catalog's undo of the action: the card offers "undo if harmful"
+    editable: bool = False  # the action has parameters: the card offers Edit before approving
 
     @property
     def approvable(self) -> bool:
@@ -148,7 +149,8 @@ def rank(
         )
         spec = services.catalog.actions.get(item.action)
         inverse = spec.rollback if spec is not None else None
-        views.append(SuggestionView(n, item, decision, request, shown.token, inverse))
+        editable = spec is not None and bool(spec.params)
+        views.append(SuggestionView(n, item, decision, request, shown.token, inverse, editable))
         if not decision.allowed:
             services.metrics.denied(shown.token, decision.code, n)
     services.metrics.suggestions.labels(policy=services.policy.version).inc(len(views))
