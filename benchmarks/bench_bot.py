@@ -17,10 +17,9 @@ card straight to the sandbox (the floor: one Web API call). The card is ranked b
 baseline and by a learned graph network (untrained weights: the inference cost is the same as a
 trained one's).
 
-Tracing overhead: the runbook app is measured again with OpenTelemetry tracing on (every span of every
-request, SQL statement and Slack call exported over OTLP/HTTP to a local sink in this process), its ack
-p99 and alert-to-card beside the same figures with tracing off (the default), ratio on / off (target:
-within 10 %).
+Tracing overhead: three runbook apps, tracing off (the default), on for every trace, and on for one
+trace in ten, each exporting over OTLP/HTTP to a local sink in this process, measured in turns (ack
+p99s and alert-to-card side by side; ratio on / off, target within 10 %).
 
 Run: `.venv/bin/python benchmarks/bench_bot.py [--requests 500] [--alerts 24]`.
 """
@@ -38,12 +37,12 @@ import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from otlp_sink import Sink, print_overhead  # benchmarks/otlp_sink.py
+from otlp_sink import Sink, pct, print_overhead  # benchmarks/otlp_sink.py
 from pydantic import SecretStr
 from slack_sdk import WebClient
 
@@ -57,11 +56,6 @@ CONCURRENCY = 50
 Row = tuple[str, list[float], list[float], float]
 CHANNEL = "C0INCIDENT"
 ALICE = "U0ALICE001"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 Body = tuple[str, str]  # request body, content type
@@ -130,6 +124,7 @@ class AppSpec:
     signing_secret: str
     alerts_token: str
     otlp_url: str = ""  # with a URL: tracing on, spans exported there over OTLP/HTTP
+    sample: float = 1.0  # the share of traces recorded (parentbased_traceidratio below 1)
 
 
 def serve_child(spec: AppSpec, ready: Connection) -> None:
@@ -166,7 +161,7 @@ def serve_child(spec: AppSpec, ready: Connection) -> None:
         from bot.services import build_services
 
         tmp = Path(spec.data_dir)
-        name = spec.kind + ("-traced" if spec.otlp_url else "")
+        name = spec.kind + (f"-traced-{spec.sample:g}" if spec.otlp_url else "")
         settings = load_settings(
             data_dir=tmp, database_url=f"sqlite:///{tmp / (name + '.sqlite')}", log_level="ERROR"
         ).model_copy(
@@ -182,10 +177,12 @@ def serve_child(spec: AppSpec, ready: Connection) -> None:
         )
         if spec.otlp_url:  # as OTEL_TRACES_EXPORTER=otlp would, with the sink's URL
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
             from bot.tracing import setup_tracing
 
-            setup_tracing(settings, exporter=OTLPSpanExporter(endpoint=spec.otlp_url))
+            sampler = ALWAYS_ON if spec.sample >= 1 else ParentBased(TraceIdRatioBased(spec.sample))
+            setup_tracing(settings, exporter=OTLPSpanExporter(endpoint=spec.otlp_url), sampler=sampler)
         policy = learned_policy() if spec.kind == "learned" else None
         services = build_services(settings, policy=policy)
         remediate = build_app(settings, services)
@@ -264,21 +261,22 @@ def wait_card(sandbox: SlackSandbox, incident: str) -> Any:
     raise SystemExit(f"no card for {incident}")
 
 
-def alert_to_card(sandbox: SlackSandbox, bot_url: str, token: str, n: int) -> list[float]:
-    """Post ``n`` alerts, each opening an incident; ms from the POST until its card is in the sandbox."""
+def alert_to_card(sandbox: SlackSandbox, bot_url: str, token: str, n: int, first: int = 0) -> list[float]:
+    """Post ``n`` alerts (fingerprints from ``first`` on), each opening an incident; ms from the POST until
+    its card is in the sandbox."""
     services = list(resolve_topology("online-boutique").services)
     out = []
     for i in range(n):
         service = services[i % len(services)]
         before = len(sandbox.workspace.messages.get(CHANNEL, []))  # another app's run may reuse the ids
         t0 = time.perf_counter()
-        created = post_alert(bot_url, token, service, i)["created"]
+        created = post_alert(bot_url, token, service, first + i)["created"]
         if not created:
             raise SystemExit(f"alert {i} on {service} opened no incident")
         while not card_posted(sandbox, created[0] + " ", before):
             time.sleep(0.0005)
         out.append((time.perf_counter() - t0) * 1000)
-        post_alert(bot_url, token, service, i, status="resolved")  # closes it again
+        post_alert(bot_url, token, service, first + i, status="resolved")  # closes it again
     return out
 
 
@@ -325,34 +323,53 @@ def senders(incident: str, card: Any) -> tuple[tuple[str, Send], ...]:
     return (("slash command ack (ms)", command), ("button click ack (ms)", click))
 
 
-def traced(
-    args: argparse.Namespace,
-    sandbox: SlackSandbox,
-    tmp: Path,
-    keys: tuple[str, str],
-    off: dict[str, list[float]],
+VARIANTS = {"off": 1.0, "all traces": 1.0, "10% of traces": 0.1}  # the share of traces recorded when on
+
+
+def tracing_overhead(
+    args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path, rounds: int = 5
 ) -> list[Row]:
-    """Measure the runbook app again with tracing on; rows (label, on, off, ratio target) beside ``off``."""
-    secret, token = keys
-    sink = Sink()
-    app = Child(spec_for(sandbox, "runbook", tmp, secret, token, otlp_url=sink.url))
+    """Tracing off and on (every trace; one in ten, parentbased_traceidratio), each its own runbook app
+    exporting over OTLP/HTTP to a local sink, measured in turns so a busy machine weighs on all alike.
+    Returns rows (label, on, off, the ratio target)."""
+    secret, token = secrets.token_hex(16), secrets.token_hex(16)
+    sink, apps = Sink(), {}
+    drivers: dict[str, tuple[Capture, tuple[tuple[str, Send], ...]]] = {}
+    got: dict[str, dict[str, list[float]]] = {name: {} for name in VARIANTS}
     try:
-        on = {ALERT_TO_CARD: alert_to_card(sandbox, app.url, token, args.alerts)}
-        incident = post_alert(app.url, token, "cartservice", 10_000)["created"][0]
-        real = Capture(sandbox, app.url + "/slack/events", secret)
-        for label, send in senders(incident, wait_card(sandbox, incident)):
-            on[label] = acks(real, args.requests, send)
-            time.sleep(2)
+        for name, sample in VARIANTS.items():
+            (tmp / name).mkdir()
+            spec = spec_for(
+                sandbox, "runbook", tmp / name, secret, token, otlp_url=sink.url * (name != "off")
+            )
+            app = apps[name] = Child(replace(spec, sample=sample))
+            incident = post_alert(app.url, token, "cartservice", 10_000)["created"][0]
+            sends = senders(incident, wait_card(sandbox, incident))
+            drivers[name] = (Capture(sandbox, app.url + "/slack/events", secret), sends)
+        for r in range(rounds):
+            for name, app in apps.items():
+                n, first = max(1, args.alerts // rounds), r * args.alerts
+                got[name].setdefault(ALERT_TO_CARD, []).extend(
+                    alert_to_card(sandbox, app.url, token, n, first)
+                )
+                capture, sends = drivers[name]
+                for label, send in sends:
+                    got[name].setdefault(label, []).extend(
+                        acks(capture, max(1, args.requests // rounds), send)
+                    )
+                    time.sleep(1)  # let the work after the acks drain
     finally:
-        app.stop()
+        for app in apps.values():
+            app.stop()
         sink.server.shutdown()
     if sink.exports == 0:
         raise SystemExit("tracing on exported nothing to the sink")
     print(f"tracing on: {sink.exports} OTLP exports, {sink.bytes / 1e6:.1f} MB of spans", file=sys.stderr)
-    return [(label, on[label], off[label], 1.10) for label in on]
+    off = got.pop("off")
+    return [(f"{m}, {v}", on[m], off[m], 1.10) for v, on in got.items() for m in off]
 
 
-def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path, overhead: list[Row]) -> list[Row]:
+def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path) -> list[Row]:
     """Start each app in its own process in turn, measure it against the sandbox, stop it."""
     secret, token = secrets.token_hex(16), secrets.token_hex(16)
     rows: list[Row] = []
@@ -371,8 +388,6 @@ def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path, overhead
             time.sleep(2)  # let the work after the acks drain before the next measurement
     finally:
         runbook.stop()
-    # tracing on, measured right after the same app with tracing off
-    overhead.extend(traced(args, sandbox, tmp, (secret, token), {ALERT_TO_CARD: cards, **ours}))
     bare_app = Child(spec_for(sandbox, "bare", tmp, secret, token))
     try:
         bare = Capture(sandbox, bare_app.url + "/slack/events", secret)
@@ -403,8 +418,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sandbox = SlackSandbox(SandboxOptions(rate_limits=False)).start()
         try:
-            overhead: list[Row] = []
-            rows = measure(args, sandbox, Path(tmp), overhead)
+            rows = measure(args, sandbox, Path(tmp))
+            overhead = tracing_overhead(args, sandbox, Path(tmp))
         finally:
             sandbox.stop()
     print(f"\nbot latency: {CONCURRENCY} concurrent for acks, {args.requests} requests, {args.alerts} alerts")

@@ -49,11 +49,14 @@ def enabled() -> bool:
     return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
-def setup_tracing(settings: Settings, *, exporter: Any | None = None) -> Any | None:
+def setup_tracing(
+    settings: Settings, *, exporter: Any | None = None, sampler: Any | None = None
+) -> Any | None:
     """Install the SDK tracer provider the settings ask for; return it (None when nothing is traced).
 
-    ``exporter`` replaces the one ``OTEL_TRACES_EXPORTER`` names (the benchmark's local sink). Spans are
-    batched (``OTEL_BSP_*``); `shutdown_tracing` flushes them at exit.
+    ``exporter`` replaces the one ``OTEL_TRACES_EXPORTER`` names and ``sampler`` the one
+    ``OTEL_TRACES_SAMPLER`` names (the benchmark's). Spans are batched (``OTEL_BSP_*``);
+    `shutdown_tracing` flushes them at exit.
     """
     if settings.otel_sdk_disabled or (exporter is None and settings.otel_traces_exporter == "none"):
         return None
@@ -70,7 +73,7 @@ def setup_tracing(settings: Settings, *, exporter: Any | None = None) -> Any | N
     resource = Resource.create()  # OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=sampler)
     exporter = exporter or ConsoleSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

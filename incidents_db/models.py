@@ -238,6 +238,8 @@ class AuditEntry(Base):
     policy_version: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64))
+    # the OpenTelemetry trace the decision was made in (migration 0012); hashed when present
+    trace_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
 
 
 class PolicyVersion(Base):

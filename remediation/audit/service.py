@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry import trace
 from sqlalchemy.orm import Session
 
 from incidents_db.models import AuditEntry, AuditHead
@@ -49,6 +50,8 @@ def _iso(at: datetime) -> str:
 def entry_hash(fields: Mapping[str, Any]) -> str:
     """Return sha256 hex over the canonical JSON (sorted keys, no spaces) of the hashed fields."""
     body = {name: fields[name] for name in HASHED_FIELDS}
+    if fields.get("trace_id"):  # hashed when present, so entries written before it keep their hashes
+        body["trace_id"] = fields["trace_id"]
     body["at"] = _iso(body["at"]) if isinstance(body["at"], datetime) else body["at"]
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -106,6 +109,7 @@ def append(
         "request_id": request_id,
         "policy_version": policy_version,
         "prev_hash": head.hash,
+        "trace_id": _trace_id(),
     }
     digest = entry_hash(fields)
     entry = AuditEntry(**fields, hash=digest)
@@ -225,7 +229,13 @@ def verify_since(*, db_session: Session, checkpoint: Checkpoint) -> Verdict:
 
 
 def _fields(row: AuditEntry) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in HASHED_FIELDS}
+    return {**{name: getattr(row, name) for name in HASHED_FIELDS}, "trace_id": row.trace_id}
+
+
+def _trace_id() -> str | None:
+    """Return the trace id of the decision being recorded (the bot's OpenTelemetry trace), if one records."""
+    context = trace.get_current_span().get_span_context()
+    return trace.format_trace_id(context.trace_id) if context.is_valid else None
 
 
 @dataclass
@@ -379,6 +389,7 @@ def entries(
 def as_dict(entry: AuditEntry) -> dict[str, Any]:
     """Return an entry as JSON-ready values."""
     out = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    out["trace_id"] = entry.trace_id
     out["at"] = _iso(entry.at)
     out["hash"] = entry.hash
     return out

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from bot.sandbox import SandboxOptions, SlackSandbox
+from incidents_db.db import make_engine
+from remediation.audit.service import entries, verify
 from tests.bot.cli.test_serve_cli import _free_port, _health
 from tests.bot.cli.test_serve_executors import HOOK_SECRET, _cards, _clean_env
 from tests.bot.conftest import ALICE, SECRET
@@ -73,6 +76,7 @@ def _env(
         REMEDIATE_EXECUTOR="webhook",
         REMEDIATE_WEBHOOK_URL=hook.url,
         REMEDIATE_WEBHOOK_SECRET=HOOK_SECRET,
+        REMEDIATE_POLICY="runbook",  # a known top suggestion (restart) that one approval runs
     )
     return {k: v for k, v in env.items() if not k.startswith("OTEL_")} | otel
 
@@ -167,6 +171,10 @@ def test_one_connected_trace_from_alert_to_execution(
     assert any(s.attributes.get("db.system") or s.attributes.get("db.system.name") for s in trace)  # SQL
     # the automation endpoint's trace joins the bot's: the traceparent of the execution span
     headers = {k.lower(): v for k, v in hook.received[0]["headers"].items()}
+    with Session(make_engine(sqlite_url)) as s:  # the audit log names the trace of each decision
+        audited = {e.event: e.trace_id for e in entries(db_session=s)}
+        assert verify(db_session=s).ok  # the trace ids are hashed with the rest
+    assert audited["approve"] == audited["execute"] == audited["outcome"] == webhook.trace_id
     version, trace_id, parent, flags = headers["traceparent"].split("-")
     assert (version, trace_id, parent) == ("00", webhook.trace_id, execution.span_id)
     assert int(flags, 16) & 1  # sampled
