@@ -1,0 +1,171 @@
+"""Three `remediate serve` replicas on one PostgreSQL database behave as one bot (issue 17, docs/operations.md).
+
+Behind the Slack sandbox, with deliveries spread round-robin over the replicas: an alert storm of 100
+alerts over 10 services makes exactly one incident and one card per service; 30 concurrent Approve
+clicks on one card run the action once on a real webhook receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from bot.sandbox import SandboxOptions, SlackSandbox
+from bot.sandbox.driver import AppDriver
+from incidents_db import incidents, outbox
+from incidents_db.db import open_store
+from tests.bot.cli.test_serve_cli import _free_port, _health
+from tests.bot.cli.test_serve_executors import HOOK_SECRET, _cards, _clean_env
+from tests.bot.conftest import ALICE, SECRET
+from tests.bot.sandbox.conftest import WAIT_S, wait_for
+from tests.remediation.executors.receivers import JsonReceiver
+
+pytestmark = pytest.mark.postgres
+SERVICES = (
+    "adservice", "cartservice", "checkoutservice", "currencyservice", "emailservice", "frontend",
+    "paymentservice", "productcatalogservice", "recommendationservice", "shippingservice",
+)  # fmt: skip
+REPLICAS = 3
+
+
+@dataclass
+class Replica:
+    """One `serve` process: its base URL and the sandbox driver that delivers Slack's requests to it."""
+
+    base: str
+    proc: subprocess.Popen[str]
+    driver: AppDriver
+
+
+@dataclass
+class Cluster:
+    """The sandbox, the webhook receiver and the replicas, all on one PostgreSQL database."""
+
+    sandbox: SlackSandbox
+    hook: JsonReceiver
+    replicas: list[Replica]
+    url: str
+
+
+def _start(tmp_path: Path, url: str, sandbox: SlackSandbox, hook: JsonReceiver, i: int) -> Replica:
+    data = tmp_path / f"replica-{i}"  # replicas share the database, never a disk
+    data.mkdir()
+    env = _clean_env(
+        data, url, SLACK_BOT_TOKEN=sandbox.bot_token, SLACK_API_URL=sandbox.api_url,
+        REMEDIATE_EXECUTOR="webhook", REMEDIATE_WEBHOOK_URL=hook.url, REMEDIATE_WEBHOOK_SECRET=HOOK_SECRET,
+    )  # fmt: skip
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli.main", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(data / "serve.log").open("w"),
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    driver = AppDriver(
+        sandbox.workspace,
+        app_url=base + "/slack/events",
+        signing_secret=SECRET,
+        sandbox_url=sandbox.url,
+        ack_timeout_s=WAIT_S,
+    )
+    return Replica(base, proc, driver)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
+    hook = JsonReceiver("webhook", secret=HOOK_SECRET)
+    with SlackSandbox(SandboxOptions(ack_timeout_s=WAIT_S)) as sandbox:
+        replicas: list[Replica] = []
+        try:
+            replicas.append(_start(tmp_path, postgres_url, sandbox, hook, 0))
+            _health(replicas[0].base)  # the first one migrates the empty database; then the others
+            replicas += [_start(tmp_path, postgres_url, sandbox, hook, i) for i in range(1, REPLICAS)]
+            for replica in replicas:
+                _health(replica.base)
+            yield Cluster(sandbox, hook, replicas, postgres_url)
+        finally:
+            for replica in replicas:
+                replica.proc.terminate()
+            for replica in replicas:
+                replica.proc.wait(timeout=60)
+            hook.close()
+
+
+def _post_alert(base: str, alert: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(
+        base + "/alerts/generic",
+        data=json.dumps({"alerts": [alert]}).encode(),
+        headers={"Authorization": "Bearer t", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=WAIT_S) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def _settled(url: str) -> bool:
+    """True when nothing waits in the outbox (every card and reply delivered)."""
+    engine = open_store(url)
+    try:
+        with Session(engine) as s:
+            counts = outbox.counts(db_session=s)
+    finally:
+        engine.dispose()
+    return counts.get("pending", 0) == 0 and counts.get("dead", 0) == 0
+
+
+def _storm(cluster: Cluster) -> None:
+    alerts = [
+        {"name": "HighErrorRate", "service": SERVICES[i % len(SERVICES)], "fingerprint": f"storm-{i}"}
+        for i in range(100)
+    ]
+    bases = [cluster.replicas[i % REPLICAS].base for i in range(len(alerts))]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(_post_alert, bases, alerts))
+    assert sum(a["recorded"] for a in answers) == 100  # nothing lost, nothing ignored
+    assert len({i for a in answers for i in a["created"]}) == len(SERVICES)
+
+
+def _one_approval(card: dict[str, Any]) -> bool:
+    first = next((b for b in card["blocks"] if b.get("block_id") == "text-1"), None)
+    return first is not None and "needs 1 approval(s) from oncall" in first["text"]["text"]
+
+
+def test_three_replicas_make_one_incident_and_one_card_per_service_and_run_an_approval_once(
+    cluster: Cluster,
+) -> None:
+    _storm(cluster)
+    engine = open_store(cluster.url)
+    with Session(engine) as s:
+        opened = incidents.open_incidents(db_session=s, limit=100)
+    engine.dispose()
+    assert sorted(i.services[0] for i in opened) == sorted(SERVICES)  # one incident per service
+    wait_for(lambda: len(_cards(cluster.sandbox)) >= len(SERVICES) and _settled(cluster.url))
+    cards = _cards(cluster.sandbox)
+    assert len(cards) == len(SERVICES), [c.get("text") for c in cards]  # one card per incident, no copy
+
+    card = next(c for c in cards if _one_approval(c))  # Alice (oncall) alone approves its first suggestion
+
+    def click(i: int) -> Any:
+        driver = cluster.replicas[i % REPLICAS].driver
+        return driver.click(user=ALICE, channel="incidents", message_ts=card["ts"], action_id="approve:1")
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        deliveries = list(pool.map(click, range(30)))
+    assert all(d.ok for d in deliveries)  # every replica acked its clicks
+    assert cluster.hook.arrived.wait(WAIT_S), "the approved action never reached the receiver"
+    wait_for(lambda: any("executed" in json.dumps(c["blocks"]) for c in _cards(cluster.sandbox)))
+    wait_for(lambda: _settled(cluster.url))
+    assert len(cluster.hook.received) == 1, cluster.hook.received  # 30 clicks, 3 replicas: one run
+    assert len(_cards(cluster.sandbox)) == len(SERVICES)
