@@ -20,6 +20,7 @@ from incidents_db import verifications
 from incidents_db.models import AuditEntry, IncidentEvent
 from remediation.approvals import service as approvals
 from remediation.verification import service as verification
+from tests.bot.alerts.test_snapshots import post
 from tests.bot.conftest import ALICE, BOT, Harness, _running, generic
 from tests.bot.sandbox.conftest import wait_for
 
@@ -193,3 +194,22 @@ def test_a_fix_repeated_in_the_window_is_called_recurring_on_the_card(harness: H
     _run(h, incident_id, "restart_service", "checkoutservice")
     card = h.wait_card(incident_id, lambda blocks: "second restart_service on checkoutservice" in blocks)
     assert "postmortem item" in json.dumps(card["blocks"])
+
+
+def test_an_alert_slower_than_the_settle_time_gets_one_more_look_then_effective(harness: Harness) -> None:
+    h = harness
+    status, _ = post(h, {"snapshots": [{"service": "checkoutservice", "values": {"error_rate": 0.3}}]})
+    assert status == 200
+    incident_id = _incident(h, "checkoutservice")
+    request_id = _run(h, incident_id, "restart_service", "checkoutservice")
+    status, _ = post(h, {"snapshots": [{"service": "checkoutservice", "values": {"error_rate": 0.0}}]})
+    assert status == 200
+    assert (
+        verify_due(h.services) == []
+    )  # metrics healthy, the alert still fires: look again after a settle time
+    with h.services.sessions() as s:
+        row = verifications.get(db_session=s, request_id=request_id)
+        assert row is not None and (row.state, row.rechecks) == ("pending", 1)
+    done = verify_due(_later(h.services, 1, "replica-2"))
+    assert [(d.request_id, d.judgement.verdict) for d in done] == [(request_id, "effective")]
+    assert "lags" in done[0].judgement.summary
