@@ -68,10 +68,10 @@ def _declare(services: Services, s: Session, user: str, args: tuple[str, ...]) -
     if not args:  # the slash command opens the form instead (bot/app/modals.py); a mention cannot
         return Outcome(Reply("`/remediate declare` opens the form; or `declare <service> <title>`."))
     service, title = args
-    incident = open_incident(services, s, user=user, title=title, services_=[service])
+    incident_id = open_incident(services, s, user=user, title=title, services_=[service])
     return Outcome(
         Reply(
-            f"{mention(user)} declared {bold(incident.id)} on `{escape(service)}`: {safe(title, TITLE)}",
+            f"{mention(user)} declared {bold(incident_id)} on `{escape(service)}`: {safe(title, TITLE)}",
             in_channel=True,
         ),
         True,

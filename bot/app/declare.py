@@ -11,7 +11,6 @@ from bot.notify.delivery import announce
 from bot.notify.mrkdwn import mention
 from bot.services import Services
 from incidents_db import incidents, roles
-from incidents_db.models import Incident
 from remediation.guardrails.rbac import roles_of
 
 
@@ -34,10 +33,10 @@ def open_incident(
     description: str = "",
     commander: str | None = None,
     scribe: str | None = None,
-) -> Incident:
+) -> str:
     """Open an incident declared by ``user``, note it, attach snapshots, set its roles, queue its card.
 
-    The caller holds the incidents' write lock and commits.
+    Returns its id. The caller holds the incidents' write lock and commits.
     """
     need_role(services, user, "declare incidents")
     now = services.clock()
@@ -59,7 +58,7 @@ def open_incident(
         if holder:
             roles.set_role(db_session=s, incident_id=incident.id, role=role, user=holder, actor=user, now=now)
     announce(db_session=s, incident_id=incident.id, now=now)
-    return incident
+    return incident.id
 
 
 def assign_role(

@@ -64,7 +64,7 @@ def mount(bolt: App, host: Host, error_text: Callable[[Exception], str]) -> Home
 
     @bolt.command(COMMAND, matchers=[_bare_declare])
     def on_declare(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+        ack(text="Opening the declare form…")  # an ephemeral line: every command gets an answer
         host.after_ack(lambda: open_view(client, body, modals.declare_view(services, user=body["user_id"])))
 
     @bolt.shortcut(modals.DECLARE)

@@ -2,7 +2,7 @@
 // /_sandbox/act/* (the sandbox then delivers it to the app as Slack would). No build step.
 "use strict";
 
-const state = { channel: null, user: null, version: -1, key: "", data: null, modalId: null };
+const state = { channel: null, user: null, version: -1, key: "", data: null, modalId: null, home: false };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -114,7 +114,8 @@ function button(elem, ctx) {
       if (!window.confirm(question)) return;
     }
     b.disabled = true;
-    await act("click", { ts: ctx.ts, action_id: elem.action_id, block_id: ctx.blockId || null });
+    if (ctx.view !== undefined) await act("view_click", { action_id: elem.action_id, view_id: ctx.view });  // App Home (null) or a modal
+    else await act("click", { ts: ctx.ts, action_id: elem.action_id, block_id: ctx.blockId || null });
     b.disabled = false;
   };
   return b;
@@ -129,12 +130,33 @@ function element(elem, ctx) {
     input.value = elem.initial_value || "";
     return input;
   }
+  if (["static_select", "multi_static_select", "users_select"].includes(elem.type)) return select(elem);
   return el("span", { class: "unsupported" }, `[${elem.type}]`);
 }
 
-function renderBlocks(blocks, ts) {
+// Selects as Slack's client shows them; the submitted state takes the shape Slack sends for each type.
+function select(elem) {
+  const users = elem.type === "users_select";
+  const options = users
+    ? state.data.users.filter((u) => !u.is_bot).map((u) => ({ value: u.id, text: { text: u.name } }))
+    : elem.options || [];
+  const node = el("select", { "data-action-id": elem.action_id || "", "data-type": elem.type, multiple: elem.type === "multi_static_select" },
+    elem.type === "multi_static_select" ? null : el("option", { value: "" }, "Choose…"),
+    options.map((o) => el("option", { value: o.value }, unescapeSlack(o.text.text || ""))));
+  node.value = users ? elem.initial_user || "" : (elem.initial_option && elem.initial_option.value) || "";
+  return node;
+}
+
+function selected(node) {
+  const type = node.dataset.type;
+  if (type === "multi_static_select") return { type, selected_options: [...node.selectedOptions].map((o) => ({ value: o.value })) };
+  if (type === "users_select") return { type, selected_user: node.value || null };
+  return { type, selected_option: node.value ? { value: node.value } : null };
+}
+
+function renderBlocks(blocks, ts, view) {
   return blocks.map((block) => {
-    const ctx = { ts, blockId: block.block_id };
+    const ctx = { ts, blockId: block.block_id, view };
     switch (block.type) {
       case "header":
         return el("div", { class: "block-header" }, unescapeSlack(block.text.text || ""));
@@ -166,6 +188,11 @@ function renderMessage(msg, ephemeral) {
   const meta = el("div", { class: "meta" },
     el("b", {}, ephemeral ? (msg.source === "slack" ? "Slackbot" : userName(state.data.bot.user_id) + " (app)") : who),
     ` ${when}`, msg.edited ? " (edited)" : "", ephemeral ? " · Only visible to you" : "");
+  if (!ephemeral) {  // the message shortcut, from the message's "More actions" menu in Slack
+    const more = el("span", { class: "thread-link", title: "Open incident from this message" }, " ⋯ Open incident");
+    more.onclick = () => act("message_shortcut", { ts: msg.ts, callback_id: "incident_from_message" });
+    meta.append(more);
+  }
   const content = msg.blocks && msg.blocks.length ? renderBlocks(msg.blocks, msg.ts) : [textNode({ type: "mrkdwn", text: msg.text || "" }, "div")];
   const node = el("div", { class: `message${ephemeral ? " ephemeral" : ""}`, "data-ts": msg.ts }, meta, content);
   if (!ephemeral && msg.replies !== undefined) {
@@ -187,13 +214,20 @@ function renderModal(views) {
   const modal = $("modal");
   const view = views[0];
   if (!view) { modal.hidden = true; modal.replaceChildren(); state.modalId = null; return; }
-  if (state.modalId === view.id + view.hash + JSON.stringify(view.errors || {})) return;
-  state.modalId = view.id + view.hash + JSON.stringify(view.errors || {});
   const errors = Object.entries(view.errors || {}).map(([k, v]) => el("div", { class: "error" }, `${k}: ${v}`));
+  if (state.modalId === view.id + view.hash + JSON.stringify(view.errors || {})) return;
+  const shown = modal.querySelector(".errors");
+  if (shown && state.modalId && state.modalId.startsWith(view.id + view.hash)) {  // errors only: keep what was typed
+    shown.replaceChildren(...errors);
+    state.modalId = view.id + view.hash + JSON.stringify(view.errors || {});
+    return;
+  }
+  state.modalId = view.id + view.hash + JSON.stringify(view.errors || {});
   const submit = view.submit ? el("button", { class: "slack-button primary", type: "button" }, view.submit.text) : null;
   const close = el("button", { class: "slack-button", type: "button" }, (view.close && view.close.text) || "Close");
   const dialog = el("div", { class: "dialog", "data-view-id": view.id },
-    el("h3", {}, (view.title && view.title.text) || ""), renderBlocks(view.blocks || [], ""), errors,
+    el("h3", {}, (view.title && view.title.text) || ""), renderBlocks(view.blocks || [], "", view.id),
+    el("div", { class: "errors" }, errors),
     el("footer", {}, close, submit));
   close.onclick = () => act("view_close", { view_id: view.id });
   if (submit) {
@@ -203,6 +237,10 @@ function renderModal(views) {
         block.querySelectorAll("input[data-action-id], textarea[data-action-id]").forEach((input) => {
           values[block.dataset.blockId] = values[block.dataset.blockId] || {};
           values[block.dataset.blockId][input.dataset.actionId] = { type: "plain_text_input", value: input.value };
+        });
+        block.querySelectorAll("select[data-action-id]").forEach((input) => {
+          values[block.dataset.blockId] = values[block.dataset.blockId] || {};
+          values[block.dataset.blockId][input.dataset.actionId] = selected(input);
         });
       });
       act("view_submit", { view_id: view.id, values });
@@ -220,12 +258,15 @@ function render() {
     d.users.filter((u) => !u.is_bot).forEach((u) => select.append(el("option", { value: u.id }, `${u.name} (${u.id})`)));
     select.value = state.user;
   }
-  $("channel-list").replaceChildren(...d.channels.filter((c) => !c.is_im || c.user === state.user).map((c) => {
-    const li = el("li", { class: c.id === state.channel ? "active" : "", "data-channel": c.id },
+  const home = el("li", { class: state.home ? "active" : "", "data-channel": "home" }, "🏠 App Home");
+  home.onclick = () => { state.home = true; act("home", {}); };  // app_home_opened: the app publishes the view
+  $("channel-list").replaceChildren(home, ...d.channels.filter((c) => !c.is_im || c.user === state.user).map((c) => {
+    const li = el("li", { class: !state.home && c.id === state.channel ? "active" : "", "data-channel": c.id },
       c.is_im ? `@ ${userName(state.data.bot.user_id)} (DM)` : `${c.is_private ? "🔒" : "#"} ${c.name}`);
-    li.onclick = () => { state.channel = c.id; location.hash = c.id; setThread(null); refresh(true); };
+    li.onclick = () => { state.home = false; state.channel = c.id; location.hash = c.id; setThread(null); refresh(true); };
     return li;
   }));
+  if (state.home) { renderHome(d.home); renderModal(d.views); return; }
   const chan = d.channels.find((c) => c.id === state.channel);
   $("channel-title").textContent = chan ? (chan.is_im ? "Direct messages" : `#${chan.name}`) : state.channel;
   const box = $("messages");
@@ -240,6 +281,14 @@ function render() {
   $("app-status").textContent = d.app_connected ? "" : "No app connected: start with --app-url, or run the app in Socket Mode, to send commands and clicks.";
   renderGuide(d.guide || []);
   renderModal(d.views);
+}
+
+// App Home: the view the app published for the acting user (views.publish); its buttons are view clicks.
+function renderHome(view) {
+  $("channel-title").textContent = "App Home";
+  const box = $("messages");
+  box.replaceChildren(view ? el("div", { class: "message home" }, renderBlocks(view.blocks || [], "", null))
+    : el("p", {}, "Nothing published yet: the app publishes when the Home tab opens."));
 }
 
 // The demo's guide: shown until dismissed; the dismissal is remembered in this browser.
@@ -306,7 +355,8 @@ $("composer").addEventListener("submit", async (ev) => {
   else await act("message", { text, thread_ts: $("composer-thread").value || null });
 });
 $("composer-thread-label").onclick = () => setThread(null);
-$("user-select").onchange = (ev) => { state.user = ev.target.value; refresh(true); };
+$("user-select").onchange = (ev) => { state.user = ev.target.value; if (state.home) act("home", {}); else refresh(true); };
+$("shortcut-declare").onclick = () => act("shortcut", { callback_id: "declare_incident" });  // the global shortcut
 
 state.channel = location.hash ? location.hash.slice(1) : null;
 refresh(true);

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.app import modals
 from bot.app.listeners import COMMAND
 
 MANIFEST = Path(__file__).resolve().parents[3] / "deploy" / "slack" / "manifest.yaml"
@@ -22,7 +23,10 @@ def test_manifest_matches_the_app() -> None:
         settings["interactivity"]["request_url"],
     }
     assert len(urls) == 1 and urls.pop().endswith("/slack/events")
-    assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention", "app_home_opened"]
+    assert doc["features"]["app_home"]["home_tab_enabled"] is True
+    shortcuts = {s["callback_id"]: s["type"] for s in doc["features"]["shortcuts"]}
+    assert shortcuts == {modals.DECLARE: "global", modals.FROM_MESSAGE: "message"}
     assert settings["interactivity"]["is_enabled"] is True
     assert sorted(doc["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read",

@@ -46,5 +46,6 @@ def test_one_dispatcher_table_names_every_web_api_method() -> None:
         "usergroups.users.list",
         "users.info",
         "views.open",
+        "views.publish",
         "views.update",
     ]
