@@ -46,21 +46,35 @@ def _message_text(body: dict[str, Any]) -> str:
     return str(message.get("text") or "")
 
 
+def _open_view(host: Host, error_text: Callable[[Exception], str], client: WebClient, body: dict[str, Any], view: dict[str, Any]) -> None:  # fmt: skip
+    """Open a modal for the trigger in ``body``; a failure is answered to the person (ephemeral)."""
+    try:
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+    except Exception as exc:
+        user = (body.get("user") or {}).get("id") or body.get("user_id", "")
+        channel = body.get("channel_id") or (body.get("channel") or {}).get("id", "")
+        host.worker.respond(
+            response_url=body.get("response_url"), channel=channel, user=user, text=error_text(exc)
+        )
+        host.worker.wake()
+
+
 def mount(bolt: App, host: Host, error_text: Callable[[Exception], str]) -> HomeTabs:
     """Register the surfaces' listeners (before the command listener and any catch-all); return App Home."""
-    services = host.services
-    homes = HomeTabs(services, host.worker.client, host.after_ack)
+    homes = HomeTabs(host.services, host.worker.client, host.after_ack)
     host.changed.append(homes.refresh)
     controls.mount(bolt, host)
+    _mount_forms(bolt, host, homes, error_text)
+    _mount_home(bolt, host, homes, error_text)
+    return homes
+
+
+def _mount_forms(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[Exception], str]) -> None:
+    """The declare form's three ways in (bare command, global and message shortcuts) and both submissions."""
+    services = host.services
 
     def open_view(client: WebClient, body: dict[str, Any], view: dict[str, Any]) -> None:
-        try:
-            client.views_open(trigger_id=body["trigger_id"], view=view)
-        except Exception as exc:
-            user = (body.get("user") or {}).get("id") or body.get("user_id", "")
-            host.worker.respond(response_url=body.get("response_url"), channel=body.get("channel_id") or
-                                (body.get("channel") or {}).get("id", ""), user=user, text=error_text(exc))  # fmt: skip
-            host.worker.wake()
+        _open_view(host, error_text, client, body, view)
 
     @bolt.command(COMMAND, matchers=[_bare_declare])
     def on_declare(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -81,13 +95,13 @@ def mount(bolt: App, host: Host, error_text: Callable[[Exception], str]) -> Home
         view = modals.declare_view(services, user=user, title=title, description=text)
         host.after_ack(lambda: open_view(client, body, view))
 
-    def submitted(submit: Callable[..., dict[str, Any] | None]) -> Callable[..., None]:
+    def submitted(submit: Callable[..., dict[str, Any] | None], block: str) -> Callable[..., None]:
         def on_submit(ack: Ack, body: dict[str, Any]) -> None:
             # answered in the ack (Slack shows refusals on the form): one short transaction before it
             try:
                 answer = submit(services, user=body["user"]["id"], view=body.get("view") or {})
             except Exception as exc:
-                answer = {"response_action": "errors", "errors": {"title": error_text(exc)[:150]}}
+                answer = {"response_action": "errors", "errors": {block: error_text(exc)[:150]}}
             if answer:
                 ack(**answer)
             else:
@@ -98,8 +112,13 @@ def mount(bolt: App, host: Host, error_text: Callable[[Exception], str]) -> Home
 
         return on_submit
 
-    bolt.view(modals.DECLARE)(submitted(modals.submit_declare))
-    bolt.view(modals.SWITCH)(submitted(modals.submit_switch))
+    bolt.view(modals.DECLARE)(submitted(modals.submit_declare, "title"))
+    bolt.view(modals.SWITCH)(submitted(modals.submit_switch, "reason"))
+
+
+def _mount_home(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[Exception], str]) -> None:
+    """App Home: publish when opened; its Approve and Reject buttons; its switch buttons open the form."""
+    services = host.services
 
     @bolt.event("app_home_opened")
     def on_home(ack: Ack, event: dict[str, Any]) -> None:
@@ -128,6 +147,4 @@ def mount(bolt: App, host: Host, error_text: Callable[[Exception], str]) -> Home
         ack()
         kind, _, state = str(body["actions"][0].get("value", "")).partition(":")
         view = modals.switch_view(services, kind=kind, state=state)
-        host.after_ack(lambda: open_view(client, body, view))
-
-    return homes
+        host.after_ack(lambda: _open_view(host, error_text, client, body, view))
