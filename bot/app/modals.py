@@ -15,6 +15,7 @@ from bot.app.errors import AppError
 from bot.app.switches import flip_switch
 from bot.notify.mrkdwn import clip
 from bot.services import Services
+from incidents_db import outbox
 from incidents_db.incidents import SEVERITIES
 from incidents_db.locks import lock_incidents
 from incidents_db.roles import ROLES
@@ -147,10 +148,13 @@ def submit_switch(services: Services, *, user: str, view: dict[str, Any]) -> dic
     values = _values(view)
     try:
         with services.sessions() as s:
-            flip_switch(
+            said = flip_switch(
                 services, s, user=user, kind=kind, engaged=state == "on",
                 service=values.get("service"), reason=values.get("reason") or "",
             )  # fmt: skip
+            # the channel hears of it, as of the command (through the outbox, committed with the flip)
+            payload = {"channel": services.settings.incident_channel, "text": said, "thread_ts": None}
+            outbox.enqueue(db_session=s, kind="message", payload=payload, now=services.clock())
             s.commit()
     except (AppError, RemediationError) as exc:
         return {"response_action": "errors", "errors": {"reason": str(exc)[:150]}}

@@ -137,6 +137,19 @@ def test_kill_switch_needs_its_role_from_command_and_app_home(harness: Harness) 
         "freeze on for checkoutservice: release night"
     ]
 
+    # the freeze form from App Home, by a freeze override role: the channel hears of it
+    assert surfaces.open_home(harness.driver, user=CAROL).ok
+    _home(harness, CAROL, "release night")
+    assert surfaces.click_view(harness.driver, user=CAROL, action_id="home_freeze_off").ok
+    form = _modal(harness, CAROL, "safety_switch")
+    values = {
+        "service": {"service": {"type": "static_select", "selected_option": {"value": "checkoutservice"}}},
+        "reason": {"reason": {"type": "plain_text_input", "value": "released"}},
+    }
+    assert harness.driver.submit_view(user=CAROL, view_id=form["id"], values=values).ok
+    assert form["id"] not in harness.sandbox.workspace.views
+    harness.wait_message("turned the freeze off for checkoutservice: released")
+
 
 def _pending_failover(harness: Harness) -> tuple[dict[str, Any], int]:
     """An incident whose high-risk failover has one approval of two (Carol's): pending."""
