@@ -17,7 +17,7 @@ from slack_bolt import Ack, App
 from bot.app.clicks import CardRef, _suggestion
 from bot.app.commands import Outcome, Reply
 from bot.app.declare import need_role
-from bot.app.errors import UsageError, incident_named
+from bot.app.errors import NotAllowedError, UsageError, incident_named
 from bot.app.requests import after_request_change
 from bot.notify.cards import target_label
 from bot.notify.delivery import OutboxWorker
@@ -37,7 +37,15 @@ def dry_run(services: Services, *, user: str, value: str, card: CardRef) -> Outc
     """Show what the executor would do for a suggestion: its dry run, audited; nothing runs."""
     with incident_named(), services.sessions() as s:
         shown = _suggestion(services, s, value, card)
-        need_role(services, user, "dry-run actions")
+        try:
+            need_role(services, user, "dry-run actions")
+        except NotAllowedError as exc:  # refused like any guarded step: audited
+            lock_chain(db_session=s)
+            append(db_session=s, actor=user, event="dry_run", decision="denied", reason=str(exc)[:2000],
+                   action=shown.action, target=shown.target, incident_id=shown.incident_id,
+                   policy_version=services.rbac.policy_version)  # fmt: skip
+            s.commit()
+            raise
         label = target_label(shown.action, shown.target)
         if services.executor is None or not runs(services.executor, shown.action):
             note = advisory(services.executor) or "this action is routed to no executor"
