@@ -27,6 +27,7 @@ Run: `.venv/bin/python benchmarks/bench_bot.py [--requests 500] [--alerts 24]`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import multiprocessing as mp
@@ -339,25 +340,21 @@ def tracing_overhead(
     try:
         for name, sample in VARIANTS.items():
             (tmp / name).mkdir()
-            spec = spec_for(
-                sandbox, "runbook", tmp / name, secret, token, otlp_url=sink.url * (name != "off")
+            url = sink.url if name != "off" else ""
+            apps[name] = Child(
+                replace(spec_for(sandbox, "runbook", tmp / name, secret, token, url), sample=sample)
             )
-            app = apps[name] = Child(replace(spec, sample=sample))
+        for r, (name, app) in itertools.product(range(rounds), apps.items()):
+            n, first = max(1, args.alerts // rounds), r * args.alerts
+            got[name].setdefault(ALERT_TO_CARD, []).extend(alert_to_card(sandbox, app.url, token, n, first))
+        for name, app in apps.items():  # then one open incident each, to ask about and click on
             incident = post_alert(app.url, token, "cartservice", 10_000)["created"][0]
             sends = senders(incident, wait_card(sandbox, incident))
             drivers[name] = (Capture(sandbox, app.url + "/slack/events", secret), sends)
-        for r in range(rounds):
-            for name, app in apps.items():
-                n, first = max(1, args.alerts // rounds), r * args.alerts
-                got[name].setdefault(ALERT_TO_CARD, []).extend(
-                    alert_to_card(sandbox, app.url, token, n, first)
-                )
-                capture, sends = drivers[name]
-                for label, send in sends:
-                    got[name].setdefault(label, []).extend(
-                        acks(capture, max(1, args.requests // rounds), send)
-                    )
-                    time.sleep(1)  # let the work after the acks drain
+        for _, (name, (capture, sends)) in itertools.product(range(rounds), drivers.items()):
+            for label, send in sends:
+                got[name].setdefault(label, []).extend(acks(capture, max(1, args.requests // rounds), send))
+                time.sleep(1)  # let the work after the acks drain
     finally:
         for app in apps.values():
             app.stop()
