@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bot.cli.common import console, print_json, progress_bar, refuse, settings_of
+from bot.settings import Settings
 from incidents_db import db
 from sim.errors import SimError
 from sim.resolve import resolve_topology
+
+if TYPE_CHECKING:
+    from remediation.learning.train import TrainArgs
 
 
 def register(app: typer.Typer) -> None:
@@ -67,40 +71,51 @@ def register(app: typer.Typer) -> None:
             refuse(f"--history-topology: {exc}")
         from remediation.learning.budget import QUICK_ITERATIONS, QUICK_MINUTES
         from remediation.learning.train import QUICK, TrainArgs  # torch: only when training
-        from remediation.registry.workflow import train_and_register
 
         settings = settings_of(ctx)
         run_root = settings.data_dir / "runs"
         # the configured guardrails mask the simulated states as the bot would refuse them
         rbac = str(settings.rbac_config) if settings.rbac_config else None
-        if quick:
-            minutes = min(minutes, QUICK_MINUTES)
-            iterations = min(iterations or QUICK_ITERATIONS, QUICK_ITERATIONS)
+        if (
+            quick and iterations is None
+        ):  # under a minute; with --iterations N, N iterations bind (repeatable)
+            minutes, iterations = min(minutes, QUICK_MINUTES), QUICK_ITERATIONS
         args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root), rbac_config=rbac,
                          history_topology=history_topology, **(QUICK if quick else {}))  # fmt: skip
-        engine = db.open_store(settings.effective_database_url)
-        try:
-            with progress_bar(quiet=as_json) as bar:
-                tasks: dict[str, object] = {}
+        from_store_url = settings.effective_database_url if from_store else None
+        print_summary(run_training(settings, args, history, from_store_url, quiet=as_json), as_json=as_json)
 
-                def progress(phase: str, done: int, total: int, metrics: dict[str, float]) -> None:
-                    if phase not in tasks:  # total 0: the budget decides, the bar only counts
-                        tasks[phase] = bar.add_task(phase, total=total or None)
-                    bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
 
-                summary = train_and_register(
-                    engine=engine, data_dir=settings.data_dir, args=args, history_file=history,
-                    from_store_url=settings.effective_database_url if from_store else None, progress=progress,
-                )  # fmt: skip
-        finally:
-            engine.dispose()
-        if as_json:
-            print_json(summary)
-            return
-        console.print(f"registered {summary['version']} (candidate) at {summary['path']}")
-        metrics = summary["metrics"]
-        console.print(f"  {metrics['iterations']:.0f} iterations in {metrics['train_wall_s']:.0f} s of a "
-                      f"{metrics['budget_s']:.0f} s budget (stopped by {summary['stopped_by']}); learning curve "
-                      f"in {summary['run_dir']}/summary.json")  # fmt: skip
-        for key, value in summary["metrics"].items():
-            console.print(f"  {key}: {value}")
+def run_training(settings: Settings, args: TrainArgs, history: Path | None, from_store_url: str | None, *,
+                 quiet: bool) -> dict[str, Any]:  # fmt: skip
+    """Train with a progress bar (hidden when ``quiet``) and register the result; return its summary."""
+    from remediation.registry.workflow import train_and_register
+
+    engine = db.open_store(settings.effective_database_url)
+    try:
+        with progress_bar(quiet=quiet) as bar:
+            tasks: dict[str, object] = {}
+
+            def progress(phase: str, done: int, total: int, metrics: dict[str, float]) -> None:
+                if phase not in tasks:  # total 0: the budget decides, the bar only counts
+                    tasks[phase] = bar.add_task(phase, total=total or None)
+                bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
+
+            return train_and_register(engine=engine, data_dir=settings.data_dir, args=args, history_file=history,
+                                      from_store_url=from_store_url, progress=progress)  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    """Print what a training run registered: version, iterations, wall time against the budget, metrics."""
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"registered {summary['version']} (candidate) at {summary['path']}")
+    metrics = summary["metrics"]
+    console.print(f"  {metrics['iterations']:.0f} iterations in {metrics['train_wall_s']:.0f} s of a "
+                  f"{metrics['budget_s']:.0f} s budget (stopped by {summary['stopped_by']}); learning curve "
+                  f"in {summary['run_dir']}/summary.json")  # fmt: skip
+    for key, value in metrics.items():
+        console.print(f"  {key}: {value}")

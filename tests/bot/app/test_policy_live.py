@@ -66,7 +66,7 @@ def test_promote_reaches_the_running_app_and_a_corrupt_artifact_keeps_the_old_po
     assert status == 200, answer
     h.wait_card(answer["incidents"][0], lambda blocks: f"ranked by bundled policy {bundled}" in blocks)
 
-    register_untrained(store, tmp_path, "v1", seed=1)
+    register_untrained(store.factory, tmp_path, "v1", seed=1)
     with session_scope(store.factory) as session:
         service.promote(db_session=session, version="v1")
     wait_for(lambda: healthz(h)["version"] == "v1", seconds=60)  # no restart: the reload check
@@ -74,7 +74,7 @@ def test_promote_reaches_the_running_app_and_a_corrupt_artifact_keeps_the_old_po
     assert status == 200, answer
     h.wait_card(answer["incidents"][0], lambda blocks: "ranked by promoted policy v1" in blocks)
 
-    weights = register_untrained(store, tmp_path, "v2", seed=2)
+    weights = register_untrained(store.factory, tmp_path, "v2", seed=2)
     weights.write_bytes(weights.read_bytes()[:-10])
     with session_scope(store.factory) as session:
         service.promote(db_session=session, version="v2")
@@ -91,8 +91,8 @@ def test_the_shadow_ranks_every_incident_unseen_and_the_canary_shows_on_its_shar
     h = live
     engine = h.services.sessions.kw["bind"]
     store = Store(str(engine.url), engine, make_sessionmaker(engine), h.services.guard, Clock())
-    register_untrained(store, tmp_path, "shadow-v1", seed=1)
-    register_untrained(store, tmp_path, "canary-v2", seed=2)
+    register_untrained(store.factory, tmp_path, "shadow-v1", seed=1)
+    register_untrained(store.factory, tmp_path, "canary-v2", seed=2)
     with session_scope(store.factory) as session:
         service.set_shadow(db_session=session, version="shadow-v1")
         rankings.set_canary(db_session=session, version="canary-v2", share=0.5, now=datetime.now(UTC))

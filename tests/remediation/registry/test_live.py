@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from sqlalchemy.orm import Session, sessionmaker
 
 from incidents_db.db import session_scope
 from playbooks.catalog import builtin_catalog
@@ -18,14 +19,14 @@ from remediation.similar.memory import SIGNATURE_SIZE
 from tests.remediation.conftest import Store
 
 
-def register_untrained(store: Store, root: Path, version: str, *, seed: int) -> Path:
+def register_untrained(factory: sessionmaker[Session], root: Path, version: str, *, seed: int) -> Path:
     """Register an untrained (but valid) artifact: reloading is about bytes and hashes, not skill."""
     torch.manual_seed(seed)
     net = new_net(TrainArgs(**QUICK), builtin_catalog())
     memory = Memory(torch.zeros((0, 2 * net.config.hidden)), [], [], torch.zeros((0, SIGNATURE_SIZE)))
     result = TrainResult(net, net, 1.0, memory, {}, [], root, {})
     digest = save_artifact(result, root / version, version=version, parent=None)
-    with session_scope(store.factory) as session:
+    with session_scope(factory) as session:
         service.register(db_session=session, version=version, path=str(root / version), sha256=digest,
                          parent=None, metrics={}, config={})  # fmt: skip
     return root / version / "policy.pt"
@@ -44,14 +45,14 @@ def test_replicas_follow_promote_shadow_rollback_and_keep_the_old_policy_on_a_co
     replicas = [replica(store), replica(store)]
     bundled = bundle_record()["version"]
     assert [r.name for r in replicas] == [f"bundled policy {bundled}"] * 2  # nothing promoted yet
-    register_untrained(store, tmp_path, "v1", seed=1)
+    register_untrained(store.factory, tmp_path, "v1", seed=1)
     with session_scope(store.factory) as session:
         service.promote(db_session=session, version="v1")
     assert all(r.check() for r in replicas)
     assert {r.name for r in replicas} == {"promoted policy v1"} and replicas[0].status()["error"] is None
 
     # a promoted artifact changed on disk after registration: every replica keeps v1 and says why
-    weights = register_untrained(store, tmp_path, "v2", seed=2)
+    weights = register_untrained(store.factory, tmp_path, "v2", seed=2)
     with open(weights, "ab") as fh:
         fh.write(b"corrupt")
     with session_scope(store.factory) as session:
@@ -63,7 +64,7 @@ def test_replicas_follow_promote_shadow_rollback_and_keep_the_old_policy_on_a_co
         assert "promoted v2 not loaded, keeping promoted policy v1" in error and "SHA-256" in error
 
     # a shadow version ranks beside production on every replica (never instead of it)
-    register_untrained(store, tmp_path, "v3", seed=3)
+    register_untrained(store.factory, tmp_path, "v3", seed=3)
     with session_scope(store.factory) as session:
         service.set_shadow(db_session=session, version="v3")
         service.rollback(db_session=session)  # v2 retired, v1 promoted again
