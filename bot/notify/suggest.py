@@ -21,7 +21,7 @@ from remediation.approvals import states as st
 from remediation.approvals import suggestions
 from remediation.guardrails.decide import Decision, decide
 from remediation.monitoring.live import incident_telemetry
-from remediation.policies import RankedAction
+from remediation.policies import Policy, RankedAction
 from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
 from remediation.similar.memory import Similar
 from remediation.verification.rerank import demote, failed_pairs, offer_undo
@@ -77,10 +77,10 @@ def unknown_to_graph(services: Services, record: Mapping[str, Any]) -> tuple[str
 
 
 def _safe_ranked(
-    services: Services, observation: Observation, k: int, unknown: tuple[str, ...]
+    policy: Policy, observation: Observation, k: int, unknown: tuple[str, ...]
 ) -> list[RankedAction]:
     """Return the top-k ranked actions that act on no service of ``unknown``."""
-    pool = services.policy.rank(observation, max(k, SAFE_POOL))
+    pool = policy.rank(observation, max(k, SAFE_POOL))
     return [r for r in pool if not r.target or r.target not in unknown][:k]
 
 
@@ -125,7 +125,7 @@ def rank(
     with tracing.span("ranking", policy=services.policy.version, k=top, incident_id=incident_id) as span:
         began = time.perf_counter()
         ranked = (
-            _safe_ranked(services, observation, top, unknown)
+            _safe_ranked(ranker.policy, observation, top, unknown)
             if unknown
             else ranker.policy.rank(observation, top + len(failed))
         )
