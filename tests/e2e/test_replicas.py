@@ -2,7 +2,8 @@
 
 Behind the Slack sandbox, with deliveries spread round-robin over the replicas: an alert storm of 100
 alerts over 10 services makes exactly one incident and one card per service; 30 concurrent Approve
-clicks on one card run the action once on a real webhook receiver.
+clicks on one card run the action once on a real webhook receiver; `kill -9` of the replica running an
+action hands the request to recovery (``unknown``, never re-run) only once its lease has run out.
 """
 
 from __future__ import annotations
@@ -10,20 +11,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.sandbox import SandboxOptions, SlackSandbox
 from bot.sandbox.driver import AppDriver
 from incidents_db import incidents, outbox
 from incidents_db.db import open_store
+from incidents_db.models import ApprovalRequest, Execution
 from tests.bot.cli.test_serve_cli import _free_port, _health
 from tests.bot.cli.test_serve_executors import HOOK_SECRET, _cards, _clean_env
 from tests.bot.conftest import ALICE, SECRET
@@ -36,6 +41,7 @@ SERVICES = (
     "paymentservice", "productcatalogservice", "recommendationservice", "shippingservice",
 )  # fmt: skip
 REPLICAS = 3
+ALICE_OWNS = ("checkoutservice", "cartservice", "redis-cart", "frontend")  # RBAC in tests/bot/conftest.py
 
 
 @dataclass
@@ -57,12 +63,14 @@ class Cluster:
     url: str
 
 
-def _start(tmp_path: Path, url: str, sandbox: SlackSandbox, hook: JsonReceiver, i: int) -> Replica:
+def _start(
+    tmp_path: Path, url: str, sandbox: SlackSandbox, hook: JsonReceiver, i: int, **extra: str
+) -> Replica:
     data = tmp_path / f"replica-{i}"  # replicas share the database, never a disk
     data.mkdir()
     env = _clean_env(
         data, url, SLACK_BOT_TOKEN=sandbox.bot_token, SLACK_API_URL=sandbox.api_url,
-        REMEDIATE_EXECUTOR="webhook", REMEDIATE_WEBHOOK_URL=hook.url, REMEDIATE_WEBHOOK_SECRET=HOOK_SECRET,
+        REMEDIATE_EXECUTOR="webhook", REMEDIATE_WEBHOOK_URL=hook.url, REMEDIATE_WEBHOOK_SECRET=HOOK_SECRET, **extra,
     )  # fmt: skip
     port = _free_port()
     proc = subprocess.Popen(
@@ -83,24 +91,31 @@ def _start(tmp_path: Path, url: str, sandbox: SlackSandbox, hook: JsonReceiver, 
     return Replica(base, proc, driver)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
-    hook = JsonReceiver("webhook", secret=HOOK_SECRET)
+@contextmanager
+def _running(tmp_path: Path, url: str, hook: JsonReceiver, n: int, **extra: str) -> Iterator[Cluster]:
+    """Start ``n`` replicas on one database behind a fresh sandbox; stop them (and the receiver) after."""
     with SlackSandbox(SandboxOptions(ack_timeout_s=WAIT_S)) as sandbox:
         replicas: list[Replica] = []
         try:
-            replicas.append(_start(tmp_path, postgres_url, sandbox, hook, 0))
+            replicas.append(_start(tmp_path, url, sandbox, hook, 0, **extra))
             _health(replicas[0].base)  # the first one migrates the empty database; then the others
-            replicas += [_start(tmp_path, postgres_url, sandbox, hook, i) for i in range(1, REPLICAS)]
+            replicas += [_start(tmp_path, url, sandbox, hook, i, **extra) for i in range(1, n)]
             for replica in replicas:
                 _health(replica.base)
-            yield Cluster(sandbox, hook, replicas, postgres_url)
+            yield Cluster(sandbox, hook, replicas, url)
         finally:
             for replica in replicas:
-                replica.proc.terminate()
+                if replica.proc.poll() is None:
+                    replica.proc.terminate()
             for replica in replicas:
                 replica.proc.wait(timeout=60)
             hook.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
+    with _running(tmp_path, postgres_url, JsonReceiver("webhook", secret=HOOK_SECRET), REPLICAS) as running:
+        yield running
 
 
 def _post_alert(base: str, alert: dict[str, Any]) -> dict[str, Any]:
@@ -138,8 +153,12 @@ def _storm(cluster: Cluster) -> None:
 
 
 def _one_approval(card: dict[str, Any]) -> bool:
+    """Whether Alice alone may approve the card's first suggestion: one approval, on a service she owns."""
     first = next((b for b in card["blocks"] if b.get("block_id") == "text-1"), None)
-    return first is not None and "needs 1 approval(s) from oncall" in first["text"]["text"]
+    if first is None or "needs 1 approval(s) from oncall" not in first["text"]["text"]:
+        return False
+    target = first["text"]["text"].split("\n", 1)[0].rstrip("*").rsplit(" on ", 1)[-1]
+    return target in ALICE_OWNS
 
 
 def test_three_replicas_make_one_incident_and_one_card_per_service_and_run_an_approval_once(
@@ -169,3 +188,61 @@ def test_three_replicas_make_one_incident_and_one_card_per_service_and_run_an_ap
     wait_for(lambda: _settled(cluster.url))
     assert len(cluster.hook.received) == 1, cluster.hook.received  # 30 clicks, 3 replicas: one run
     assert len(_cards(cluster.sandbox)) == len(SERVICES)
+
+
+class HoldingReceiver(JsonReceiver):
+    """A webhook receiver that records a call, then holds its answer until released (an action mid-run)."""
+
+    def __init__(self) -> None:
+        super().__init__("webhook", secret=HOOK_SECRET)
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def answer(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Record the call, then hold it until `release` (or the test's deadline)."""
+        result = super().answer(body, headers)
+        self.holding.set()
+        self.release.wait(WAIT_S)
+        return result
+
+    def close(self) -> None:
+        """Let a held call go, then stop."""
+        self.release.set()
+        super().close()
+
+
+def _execution(url: str) -> tuple[Execution, str]:
+    engine = open_store(url)
+    try:
+        with Session(engine) as s:
+            [run] = s.execute(sa.select(Execution)).scalars().all()  # one approved request ran, once
+            state = s.execute(sa.select(ApprovalRequest.state).where(ApprovalRequest.id == run.request_id))
+            return run, str(state.scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_killing_the_executing_replica_hands_its_request_to_recovery_only_after_the_lease(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    hook = HoldingReceiver()
+    with _running(tmp_path, postgres_url, hook, 2, REMEDIATE_EXECUTION_LEASE_S="6") as cluster:
+        few = ("checkoutservice", "cartservice", "frontend")
+        for service in few:
+            _post_alert(cluster.replicas[0].base, {"name": "HighErrorRate", "service": service})
+        wait_for(lambda: len(_cards(cluster.sandbox)) >= len(few))
+        card = next(c for c in _cards(cluster.sandbox) if _one_approval(c))
+        cluster.replicas[1].driver.click(
+            user=ALICE, channel="incidents", message_ts=card["ts"], action_id="approve:1"
+        )
+        assert hook.holding.wait(WAIT_S), "the approved action never reached the receiver"
+        run, state = _execution(postgres_url)
+        assert state == "executing" and run.lease_owner is not None
+        pid = int(run.lease_owner.split(":")[1])
+        [runner] = [r for r in cluster.replicas if r.proc.pid == pid]
+        runner.proc.kill()  # kill -9, mid-run
+        runner.proc.wait(timeout=60)
+        wait_for(lambda: _execution(postgres_url)[1] == "unknown")  # the survivor's recovery job
+        run, _ = _execution(postgres_url)
+        assert run.state == "unknown" and run.finished_at is not None and run.lease_expires_at is not None
+        assert run.finished_at >= run.lease_expires_at  # taken over only once the dead runner's lease ran out
+        assert len(hook.received) == 1  # never run again
