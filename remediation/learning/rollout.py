@@ -31,8 +31,20 @@ TRUNCATION_PENALTY = 2.0
 """Reward lost when an incident is still open after EPISODE_STEPS actions."""
 
 
-def training_topology(rng: np.random.Generator, *, min_services: int = 6, max_services: int = 40) -> Topology:
-    """Draw a training topology: a generated graph of random size (seed below TRAIN_SEED_LIMIT)."""
+def training_topology(
+    rng: np.random.Generator,
+    *,
+    min_services: int = 6,
+    max_services: int = 40,
+    team: list[Topology] | None = None,
+) -> Topology:
+    """Draw a training topology: a generated graph of random size (seed below TRAIN_SEED_LIMIT).
+
+    With ``team`` (the team's graph and its variations), half the draws are one of those instead; without
+    it the random stream is the same as before, so runs without a team graph are unchanged.
+    """
+    if team and rng.random() < 0.5:
+        return team[int(rng.integers(len(team)))]
     size = int(rng.integers(min_services, max_services + 1))
     seed = int(rng.integers(0, TRAIN_SEED_LIMIT))
     return generate_topology(size, seed=seed, name=f"train-{size}-s{seed}")

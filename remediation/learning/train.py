@@ -36,6 +36,8 @@ from remediation.learning.algorithms import (
     ppo_loss,
     soft_update,
 )
+from remediation.learning.args import QUICK as QUICK  # re-exported: callers import both from here
+from remediation.learning.args import TrainArgs as TrainArgs
 from remediation.learning.budget import Budget
 from remediation.learning.buffer import (
     Rollout,
@@ -51,86 +53,11 @@ from remediation.learning.rollout import Fixed, collect_logged, collect_rollout,
 from remediation.similar.memory import SIGNATURE_SIZE, signature
 from sim.observation import GLOBALS, N_EDGE_FEATURES, N_FEATURES
 from sim.resolve import resolve_topology
+from sim.topology import Topology
+from sim.variations import variations
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
 """Called as (phase, done, total, metrics) after each unit of work."""
-
-
-@dataclass(frozen=True)
-class TrainArgs:
-    """Every knob of one training run (saved in the artifact)."""
-
-    seed: int = 0
-    """Seeds numpy, torch and Python's random; same seed and iterations, same weights."""
-    minutes: float = 5.0
-    """Wall-clock budget of the whole run: fine-tuning goes on while another iteration and calibration fit."""
-    iterations: int | None = 60
-    """Most PPO iterations (each: fresh rollouts, then a few epochs over them); None = the budget decides."""
-    envs: int = 48
-    """Incidents simulated side by side per topology per iteration (the batched core's B)."""
-    topologies_per_iteration: int = 2
-    """Freshly generated training topologies per iteration."""
-    min_services: int = 6
-    """Smallest generated training topology."""
-    max_services: int = 40
-    """Largest generated training topology."""
-    logged_topologies: int = 4
-    """Training topologies on which simulated operators produce logged history."""
-    logged_envs: int = 48
-    """Simulated operator incidents per logged topology."""
-    offline_epochs: int = 5
-    """Epochs of behaviour cloning + CQL on the logged history (also the operator baseline's epochs)."""
-    dagger_states: int = 40_000
-    """Most oracle-labelled visited states kept for imitation (DAgger's aggregated data set), oldest dropped."""
-    dagger_steps: int = 8
-    """Imitation-only minibatches drawn from that data set after each PPO update."""
-    escalate_after: int = 4
-    """k > 0: visited states still open after k of the policy's actions are labelled ``escalate`` (0 = off)."""
-    calibration_topologies: int = 4
-    """Fresh topologies whose greedy-policy states fit the temperature and measure ECE."""
-    ppo_epochs: int = 3
-    """Passes over each PPO batch."""
-    minibatch: int = 256
-    """Steps per gradient step."""
-    lr: float = 2e-3
-    """Adam learning rate."""
-    hidden: int = 64
-    """Hidden units of the graph network."""
-    layers: int = 3
-    """Message passing rounds (hops each service hears about)."""
-    edge_messages: bool = True
-    """Edge-aware input messages (caller-minus-callee feature differences, see ``policy.EdgeDiff``)."""
-    edge_features: bool = True
-    """The edge messages also read the per-edge error rates (``sim.observation.EDGE_FEATURES``)."""
-
-    guardrails: bool = True
-    """Mask every simulated state with the guardrails' plan-stage decisions (``learning.guard``), as the bot does."""
-    rbac_config: str | None = None
-    """The RBAC/guardrails YAML those decisions read (the configured one); None = the shipped example."""
-    history: str | None = None
-    """A mined ``.npz`` dataset to add to the logged history (``remediate train`` mines it for you)."""
-    history_topology: str = "online-boutique"
-    """Topology (name or file) the mined history's services live on."""
-    run_root: str = "runs"
-    """Where run directories are created."""
-    name: str = ""
-    """Run directory name; empty = ``train-<UTC stamp>-s<seed>``."""
-
-
-QUICK: dict[str, Any] = {
-    "envs": 24,
-    "logged_topologies": 1,
-    "logged_envs": 16,
-    "offline_epochs": 2,
-    "min_services": 6,
-    "max_services": 12,
-    "hidden": 32,
-    "layers": 2,
-    # a smoke test checks the plumbing: with the escalate fallback even two iterations "mitigate" by paging
-    "escalate_after": 0,
-}
-"""Overrides of a smoke-test run (``remediate train --quick``, which also caps it at ``budget.QUICK_MINUTES``
-and ``budget.QUICK_ITERATIONS``): under a minute, for checking a setup, not for use."""
 
 
 class Memory(NamedTuple):
@@ -270,6 +197,7 @@ class _Run:
     run_dir: Path
     budget: Budget  # the wall clock since the start, and when fine-tuning stops
     progress: Progress | None
+    team: list[Topology]  # the team's graph and its variations (empty: generated graphs only)
 
 
 @dataclass(frozen=True)
@@ -331,7 +259,11 @@ def _start(args: TrainArgs, catalog: Catalog | None, progress: Progress | None) 
     # calibration after fine-tuning rolls out about half an iteration's work per topology pair
     after = args.calibration_topologies / (2 * max(1, args.topologies_per_iteration))
     budget = Budget(args.minutes * 60.0, args.iterations, time.perf_counter(), after_share=after)
-    return _Run(args, catalog, rng, gen, run_dir, budget, progress)
+    team: list[Topology] = []
+    if args.team_variations > 0:
+        own = resolve_topology(args.history_topology)
+        team = [own, *variations(own, args.team_variations, seed=args.seed)]
+    return _Run(args, catalog, rng, gen, run_dir, budget, progress, team)
 
 
 def _logged_history(run: _Run) -> _Logged:
@@ -370,7 +302,8 @@ def _finetune(net: GraphPolicy, run: _Run) -> list[dict[str, float]]:
         it, began = len(curve), time.perf_counter()
         rollouts, succ = [], []
         for _ in range(args.topologies_per_iteration):
-            topo = training_topology(run.rng, min_services=args.min_services, max_services=args.max_services)
+            topo = training_topology(run.rng, min_services=args.min_services, max_services=args.max_services,
+                                     team=run.team)  # fmt: skip
             r, stats = collect_rollout(net, topo, n_envs=args.envs, rng=run.rng, generator=run.gen, gamma=ppo.gamma,
                                        lam=ppo.lam, escalate_after=args.escalate_after, guardrails=guardrails)  # fmt: skip
             rollouts.append(r)

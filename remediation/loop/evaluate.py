@@ -22,11 +22,11 @@ from remediation.learning.history import load_mined
 from remediation.learning.ranking import LearnedPolicy
 from remediation.loop.config import JobContext
 from remediation.loop.dataset import full_dataset
-from remediation.loop.variations import variations
 from remediation.registry.artifact import Artifact
 from remediation.registry.gate import check_in_simulator
 from remediation.registry.workflow import promoted_artifact, resolve_artifact
 from sim.resolve import resolve_topology
+from sim.variations import variations
 
 
 def _learned(artifact: Artifact) -> LearnedPolicy:

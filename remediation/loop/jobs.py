@@ -56,6 +56,7 @@ def retrain(ctx: JobContext) -> JobResult:
         iterations=cfg.retrain_iterations,
         history=str(history) if history else None,
         history_topology=cfg.topology or "online-boutique",
+        team_variations=4 if cfg.topology else 0,  # half the simulator's graphs: the team's and 4 variations
         rbac_config=str(cfg.rbac_config) if cfg.rbac_config else None,
         run_root=str(cfg.data_dir / "runs"),
         name=f"retrain-run{ctx.run_id}-{ctx.now:%Y%m%dT%H%M%SZ}",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from remediation.loop.variations import variations
 from sim.resolve import resolve_topology
+from sim.variations import variations
 
 
 def test_variations_keep_the_services_change_the_calls_and_repeat_by_seed() -> None:
