@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox import surfaces
+import bot.sandbox.surfaces as surfaces
 from bot.sandbox.core import SandboxCore
 from bot.sandbox.driver import AppDriver
 from bot.sandbox.errors import ApiError, SandboxError

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import replace
@@ -137,7 +136,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=40, help="evaluation episodes per topology")
     parser.add_argument("--out", type=Path, default=BUNDLED_DIR)
     opts = parser.parse_args()
-    if os.environ.get("OMP_NUM_THREADS") != "1":
+    if torch.get_num_threads() != 1:  # OMP_NUM_THREADS=1 in the environment sets it before torch starts
         parser.error("set OMP_NUM_THREADS=1: the bundle is reproducible on one thread only")
     record = build(seed=opts.seed, iterations=opts.iterations, out=opts.out, episodes=opts.episodes)
     print(json.dumps({k: record[k] for k in ("version", "sha256", "command")}, indent=2))
