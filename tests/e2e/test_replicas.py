@@ -3,7 +3,8 @@
 Behind the Slack sandbox, with deliveries spread round-robin over the replicas: an alert storm of 100
 alerts over 10 services makes exactly one incident and one card per service; 30 concurrent Approve
 clicks on one card run the action once on a real webhook receiver; `kill -9` of the replica running an
-action hands the request to recovery (``unknown``, never re-run) only once its lease has run out.
+action hands the request to recovery (``unknown``, never re-run) only once its lease has run out; a
+rolling restart while alerts keep coming loses no alert and posts no card twice.
 """
 
 from __future__ import annotations
@@ -246,3 +247,52 @@ def test_killing_the_executing_replica_hands_its_request_to_recovery_only_after_
         assert run.state == "unknown" and run.finished_at is not None and run.lease_expires_at is not None
         assert run.finished_at >= run.lease_expires_at  # taken over only once the dead runner's lease ran out
         assert len(hook.received) == 1  # never run again
+
+
+def _feed(cluster: Cluster, sent: list[str], stop: threading.Event) -> None:
+    """Send alerts until stopped, each to the next replica, trying the others when one is down (a balancer)."""
+    n = 0
+    while not stop.is_set():
+        alert = {
+            "name": "HighErrorRate",
+            "service": ALICE_OWNS[n % len(ALICE_OWNS)],
+            "fingerprint": f"roll-{n}",
+        }
+        for attempt in range(10 * len(cluster.replicas)):
+            try:
+                _post_alert(cluster.replicas[(n + attempt) % len(cluster.replicas)].base, alert)
+            except OSError:  # refused while that replica restarts: the balancer tries another
+                continue
+            sent.append(alert["fingerprint"])
+            break
+        n += 1
+        stop.wait(0.05)  # pacing only
+
+
+def test_a_rolling_restart_loses_no_alert_and_posts_no_duplicate_card(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    hook = JsonReceiver("webhook", secret=HOOK_SECRET)
+    with _running(tmp_path, postgres_url, hook, 2) as cluster:
+        sent: list[str] = []
+        stop = threading.Event()
+        feeder = threading.Thread(target=_feed, args=(cluster, sent, stop), daemon=True)
+        feeder.start()
+        for i in range(len(cluster.replicas)):  # stop and start each replica in turn while alerts keep coming
+            old = cluster.replicas[i]
+            old.proc.terminate()
+            old.proc.wait(timeout=60)
+            cluster.replicas[i] = _start(tmp_path, postgres_url, cluster.sandbox, hook, 10 + i)
+            _health(cluster.replicas[i].base)
+        stop.set()
+        feeder.join(timeout=WAIT_S)
+        engine = open_store(postgres_url)
+        with Session(engine) as s:
+            states = incidents.alert_states(db_session=s)
+            opened = incidents.open_incidents(db_session=s, limit=100)
+        engine.dispose()
+        assert sent and set(sent) <= set(states)  # every alert a replica answered is in the store
+        assert sorted(i.services[0] for i in opened) == sorted(ALICE_OWNS)
+        wait_for(lambda: len(_cards(cluster.sandbox)) >= len(ALICE_OWNS) and _settled(cluster.url))
+        cards = _cards(cluster.sandbox)
+        assert len(cards) == len(ALICE_OWNS), [c.get("text") for c in cards]  # no card posted twice
