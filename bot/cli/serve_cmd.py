@@ -20,9 +20,10 @@ import typer
 from sqlalchemy import Engine
 
 from bot.cli.common import console, err_console, refuse, settings_of
+from bot.cli.serve_policy import start_policy_reload
 from bot.cli.serve_topology import prepare_graph, start_refresh
 from bot.settings import Settings, with_overrides
-from remediation.policies import Policy
+from remediation.registry.live import LivePolicy
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -78,7 +79,8 @@ PolicyOption = Annotated[
     str | None,
     typer.Option(
         "--policy",
-        help="auto: the promoted learned policy if one is registered, else the runbook baseline; "
+        help="auto: the promoted learned policy if one is registered, else the bundled one, else the runbook "
+        "baseline, following promotions without a restart; "
         "runbook: always the baseline; or a registered version / artifact path (overrides "
         "REMEDIATE_POLICY; default auto).",
         show_default=False,
@@ -200,9 +202,9 @@ def build_remediate(settings: Settings, options: ServeOptions) -> RemediateApp:
     place = where(config, executor)
     console.print(f"remediate: executor {describe_text(executor)}" + (f" at {place}" if place else ""))
     engine = open_store(settings.effective_database_url)
-    policy = choose_policy(engine, settings.policy)
+    policy = choose_policy(engine, settings)
     console.print(
-        f"remediate: ranking with the {'learned policy ' + policy.version if policy else 'runbook baseline'}"
+        f"remediate: ranking with the {policy.name}" + (f" ({policy.error})" if policy.error else "")
     )
     services = build_services(settings, engine=engine, policy=policy, executor=executor)
     remediate = build_app(
@@ -242,6 +244,7 @@ def start_background_jobs(remediate: RemediateApp) -> BackgroundScheduler:
     leadership = Leadership(engine_of(services))  # one leader per database runs every scheduled job
     scheduler = start_jobs(services, audit_head=audit_head, leadership=leadership)
     start_refresh(scheduler, services)  # with discovery: rediscover the graph on a schedule
+    start_policy_reload(scheduler, services)  # promote / rollback / shadow / canary without a restart
     schedule_loop(scheduler, services, leadership)  # mine, retrain, evaluate, promote, report, watch
     return scheduler
 
@@ -297,32 +300,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def choose_policy(engine: Engine, ref: str) -> Policy | None:
-    """Return the learned policy ``ref`` names (``auto``: the promoted one, if any); None means the runbook.
+def choose_policy(engine: Engine, settings: Settings) -> LivePolicy:
+    """Return the serving policy (``auto``: promoted > bundled > runbook, kept in step with the registry).
 
-    With ``auto``, a promoted artifact that no longer loads (changed on disk, or trained on an older
-    feature set) falls back to the runbook with a warning: the bot must come up for the on-call. A
-    version named explicitly is refused instead.
+    With ``auto``, a promoted artifact that does not load (changed on disk, or trained on an older
+    feature set) leaves the bundled policy serving, with the reason on /healthz: the bot must come up
+    for the on-call. A version named explicitly is refused instead.
     """
-    if ref == "runbook":
-        return None
-    if ref == "auto":
-        from incidents_db.db import make_sessionmaker, session_scope
-        from remediation.registry import service as registry
+    from bot.cli.serve_policy import build_live_policy
 
-        with session_scope(make_sessionmaker(engine)) as session:
-            if registry.promoted(db_session=session) is None:
-                return None
-    # torch loads only here, when a learned policy is actually used
-    from remediation.errors import ArtifactError
-    from remediation.registry.workflow import load_policy
-
-    if ref != "auto":
-        return load_policy(engine=engine, ref=ref)
-    try:
-        return load_policy(engine=engine, ref=None)
-    except ArtifactError as exc:
-        err_console.print(
-            f"warning: the promoted policy cannot be used ({exc}); ranking with the runbook baseline"
-        )
-        return None
+    return build_live_policy(engine, settings)
