@@ -43,7 +43,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from otlp_sink import Sink, pct, print_overhead  # benchmarks/otlp_sink.py
+from otlp_sink import Sink, cpu_seconds, pct, print_cpu, print_overhead  # benchmarks/otlp_sink.py
 from pydantic import SecretStr
 from slack_sdk import WebClient
 
@@ -330,9 +330,8 @@ VARIANTS = {"off": 1.0, "all traces": 1.0, "10% of traces": 0.1}  # the share of
 def tracing_overhead(
     args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path, rounds: int = 5
 ) -> list[Row]:
-    """Tracing off and on (every trace; one in ten, parentbased_traceidratio), each its own runbook app
-    exporting over OTLP/HTTP to a local sink, measured in turns so a busy machine weighs on all alike.
-    Returns rows (label, on, off, the ratio target)."""
+    """Tracing off and on (every trace; one in ten), each its own runbook app exporting over OTLP/HTTP to
+    a local sink, measured in turns so a busy machine weighs on all alike; rows (label, on, off, target)."""
     secret, token = secrets.token_hex(16), secrets.token_hex(16)
     sink, apps = Sink(), {}
     drivers: dict[str, tuple[Capture, tuple[tuple[str, Send], ...]]] = {}
@@ -351,10 +350,14 @@ def tracing_overhead(
             incident = post_alert(app.url, token, "cartservice", 10_000)["created"][0]
             sends = senders(incident, wait_card(sandbox, incident))
             drivers[name] = (Capture(sandbox, app.url + "/slack/events", secret), sends)
+        cpu = dict.fromkeys(VARIANTS, 0.0)  # the app's own CPU over the ack batches and the work after them
         for _, (name, (capture, sends)) in itertools.product(range(rounds), drivers.items()):
             for label, send in sends:
+                before = cpu_seconds(apps[name].process.pid or 0)
                 got[name].setdefault(label, []).extend(acks(capture, max(1, args.requests // rounds), send))
-                time.sleep(1)  # let the work after the acks drain
+                time.sleep(2)  # let the work after the acks drain (its CPU counts)
+                cpu[name] += cpu_seconds(apps[name].process.pid or 0) - before
+        print_cpu(cpu, rounds * 2 * max(1, args.requests // rounds))  # two kinds of request per batch
     finally:
         for app in apps.values():
             app.stop()

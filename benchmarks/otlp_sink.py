@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -50,3 +51,17 @@ def print_overhead(rows: list[Row]) -> bool:
             f"{ratio:>12.2f}  <= {target:.2f}: {'met' if ratio <= target else 'MISSED'}"
         )
     return ok
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_cpu(cpu: dict[str, float], requests: int) -> None:
+    """Print each app's own CPU per Slack request (the ack and the work after it), beside tracing off."""
+    per = {name: seconds * 1000 / requests for name, seconds in cpu.items()}
+    shown = [f"{name} {ms:.2f} ({ms / per['off']:.2f}x)" for name, ms in per.items()]
+    print("app CPU per Slack request, ms (x off): " + ", ".join(shown))
