@@ -82,7 +82,9 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
                 detail=detail[:500] or None,
                 late=True if view.late else None,
             )
-            if view.state == st.SUCCEEDED and not view.late:  # judged after its settle time (bot/app/verify.py)
+            if (
+                view.state == st.SUCCEEDED and not view.late
+            ):  # judged after its settle time (bot/app/verify.py)
                 settle = verification.settle_of(
                     services.guard, view.action, view.target, services.settings.verify_settle_s
                 )

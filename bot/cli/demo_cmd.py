@@ -22,6 +22,25 @@ def sample_path() -> Path:
     return Path(str(resources.files("incidents_db.samples").joinpath(SAMPLE)))
 
 
+def prepare_demo_store(ctx: typer.Context, *, store: str | None, reset: bool) -> str:
+    """Point the CLI at the demo's own data directory, migrate its store, import and mine the sample history."""
+    home = demo_home(settings_of(ctx), store=store, reset=reset)
+    state(ctx).use(home.settings)  # every step below reads the demo's settings, never the default store
+    url = home.settings.effective_database_url
+    console.print(f"[bold]remediate demo[/] data directory: {home.directory}", highlight=False)
+    where = " (the demo's own; `remediate demo --reset` starts afresh)" if home.own_store else " (--store)"
+    console.print(f"store: {redact_url(url)}{where}", highlight=False)
+    revision = db.upgrade(url)
+    console.print(f"1. schema at revision {revision}")
+    console.print(f"2. importing the sample history {sample_path()}", highlight=False)
+    code = import_file(ctx, str(sample_path()), as_json=False, log_commits=False, batch_size=500)
+    if code != 0:
+        raise typer.Exit(code)
+    console.print("3. mining resolved incidents into trajectories (incremental)")
+    print_mining(mine_store(ctx, None, full=False, as_json=False))
+    return url
+
+
 def register(app: typer.Typer) -> None:
     """Mount `demo`."""
 
@@ -62,7 +81,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         store: Annotated[
             str | None,
-            typer.Option("--store", help="Store URL for the demo's incidents (default: its own SQLite file)."),
+            typer.Option(
+                "--store", help="Store URL for the demo's incidents (default: its own SQLite file)."
+            ),
         ] = None,
         reset: Annotated[
             bool, typer.Option("--reset", help="Delete the demo's data directory first and start afresh.")
@@ -71,23 +92,7 @@ def register(app: typer.Typer) -> None:
         """Import and mine history, then serve the sandbox, the bot and a live simulated world until Ctrl-C."""
         from bot.cli.demo_live import LiveDemoArgs, live_demo
 
-        home = demo_home(settings_of(ctx), store=store, reset=reset)
-        state(ctx).use(home.settings)  # every step below reads the demo's settings, never the default store
-        url = home.settings.effective_database_url
-        console.print(f"[bold]remediate demo[/] data directory: {home.directory}", highlight=False)
-        console.print(
-            f"store: {redact_url(url)}"
-            + (" (the demo's own; `remediate demo --reset` starts afresh)" if home.own_store else " (--store)"),
-            highlight=False,
-        )
-        revision = db.upgrade(url)
-        console.print(f"1. schema at revision {revision}")
-        console.print(f"2. importing the sample history {sample_path()}", highlight=False)
-        code = import_file(ctx, str(sample_path()), as_json=False, log_commits=False, batch_size=500)
-        if code != 0:
-            raise typer.Exit(code)
-        console.print("3. mining resolved incidents into trajectories (incremental)")
-        print_mining(mine_store(ctx, None, full=False, as_json=False))
+        url = prepare_demo_store(ctx, store=store, reset=reset)
         live = LiveDemoArgs(serve=serve, minutes=minutes, topology=topology, port=port, sandbox_port=sandbox_port,
                             fault_every_s=fault_every, first_fault_s=first_fault, tick_s=tick, seed=seed,
                             history_incidents=history_incidents, train_minutes=train_minutes)  # fmt: skip

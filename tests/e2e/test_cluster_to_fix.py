@@ -120,7 +120,11 @@ def _card(sandbox: SlackSandbox, *needles: str) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         return next((c for c in _cards(sandbox) if all(n in json.dumps(c["blocks"]) for n in needles)), None)
 
-    return dict(wait_for(find))
+    try:
+        return dict(wait_for(find))
+    except pytest.fail.Exception:
+        shown = [json.dumps(c["blocks"])[-2500:] for c in _cards(sandbox)]
+        pytest.fail(f"no card holds {needles}; the cards: {shown}")
 
 
 def _approve_id(card: dict[str, Any], names: str) -> str:
@@ -188,6 +192,9 @@ def test_a_crash_loop_in_the_cluster_is_fixed_after_approval(tmp_path: Path) -> 
             REMEDIATE_EXECUTOR="webhook",
             REMEDIATE_WEBHOOK_URL=server.heal_url,
             REMEDIATE_WEBHOOK_SECRET=HOOK_SECRET,
+            # the runbook ranks deterministically; the bundled learned policy's ranking of this real-shaped
+            # crash loop is not pinned here (docs/policy.md: how it ranks real alerts is still being tuned)
+            REMEDIATE_POLICY="runbook",
         )
         graph = _discover(tmp_path, env, prometheus)
         serve = ["serve", "--port", str(bot_port), "--topology", str(graph)]

@@ -90,4 +90,6 @@ def test_postmortem_is_drafted_on_resolve_and_shown_in_the_thread(harness: Harne
     wait_for(lambda: [r for r in harness.replies(card["ts"]) if "Postmortem drafted" in r.get("text", "")])
     harness.command(ALICE, "postmortem INC-1")
     harness.wait_ephemeral(ALICE, "Postmortem of INC-1 (draft, v1) posted")
-    wait_for(lambda: [r for r in harness.replies(card["ts"]) if r.get("text", "").startswith("Postmortem: INC-1")])
+    wait_for(
+        lambda: [r for r in harness.replies(card["ts"]) if r.get("text", "").startswith("Postmortem: INC-1")]
+    )

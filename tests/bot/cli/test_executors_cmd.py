@@ -13,7 +13,7 @@ from tests.remediation.executors.receivers import JsonReceiver
 
 def _check(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REMEDIATE_", "KUBE"))}
-    env.update({"REMEDIATE_DATA_DIR": str(tmp_path), "HOME": str(tmp_path), "COLUMNS": "250", **env_extra})
+    env.update({"REMEDIATE_DATA_DIR": str(tmp_path), "HOME": str(tmp_path), "COLUMNS": "1000", **env_extra})
     return subprocess.run(
         [sys.executable, "-m", "bot.cli.main", "executors", "check", *args],
         env=env,

@@ -46,6 +46,7 @@ def _clean_env(tmp_path: Path, sqlite_url: str, **extra: str) -> dict[str, str]:
             "REMEDIATE_ALERTS_TOKEN": "t",
             "REMEDIATE_REQUESTER": BOT,
             "REMEDIATE_TOPOLOGY": "online-boutique",  # a graph named explicitly, as serve requires
+            "REMEDIATE_POLICY": "runbook",  # approve:1 is the runbook's first fix, not the bundled policy's
             "HOME": str(tmp_path),  # no ~/.kube/config of the machine running the tests
             **extra,
         }

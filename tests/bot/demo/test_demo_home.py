@@ -17,7 +17,9 @@ def remediate(args: list[str], data_dir: Path, **env_extra: str) -> subprocess.C
     for name in ("REMEDIATE_DATABASE_URL", "REMEDIATE_CONFIG"):
         if name not in env_extra:
             env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", *args], capture_output=True, text=True, env=env
+    )
 
 
 def incidents(data_dir: Path, *extra: str) -> list[dict[str, Any]]:
@@ -46,7 +48,9 @@ def test_demo_ignores_the_configured_store_and_reset_starts_afresh(tmp_path: Pat
     real = tmp_path / "real.sqlite"
     url = f"sqlite:///{real}"
     assert remediate(["db", "upgrade"], tmp_path, REMEDIATE_DATABASE_URL=url).returncode == 0
-    first = remediate(["demo", "--no-serve", "--history-incidents", "0"], tmp_path, REMEDIATE_DATABASE_URL=url)
+    first = remediate(
+        ["demo", "--no-serve", "--history-incidents", "0"], tmp_path, REMEDIATE_DATABASE_URL=url
+    )
     assert first.returncode == 0, first.stderr
     assert "imported 30, skipped 0" in first.stdout
     assert incidents(tmp_path, "--database-url", url) == []  # the configured store stays as it was
