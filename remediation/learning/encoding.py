@@ -9,6 +9,7 @@ into padded tensors plus a flat edge list, which is what the graph network reads
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from playbooks.vocabulary import Vocabulary, load_vocabulary
 from sim.core import BatchCore
 from sim.observation import (
     ALERTS,
@@ -41,6 +43,25 @@ ALERT_ALIASES: dict[str, str] = {
     "PacketLoss": "HighLatency",
     "PodCrashLooping": "ServiceDown",
 }
+
+
+@functools.lru_cache(maxsize=4096)
+def history_signal(name: str) -> str | None:
+    """Return the policy signal a mined alert name carries, or None (the alert is not a feature).
+
+    The simulator's own names and ALERT_ALIASES first, then the built-in alert vocabulary
+    (`playbooks/catalog/alert-vocabulary.yaml`, by name only: a mined step keeps no labels), so real
+    alert names in imported history (``KubePodCrashLooping``) train the policy as they rank it live.
+    """
+    alias = ALERT_ALIASES.get(name, name)
+    if alias in ALERTS:
+        return alias
+    return _vocabulary().signal_of(name, {})
+
+
+@functools.cache
+def _vocabulary() -> Vocabulary:
+    return load_vocabulary(ALERTS)
 
 
 class GraphBatch(NamedTuple):
@@ -238,9 +259,7 @@ def observation_of_step(
         if name in METRICS or name in WORKLOAD_METRICS or name.startswith(EDGE_METRIC):
             rows.setdefault(service, {})[name] = value
     fired = [
-        {"name": ALERT_ALIASES.get(name, name), "service": service}
-        for service, name in alerts
-        if ALERT_ALIASES.get(name, name) in ALERTS
+        {"name": signal, "service": service} for service, name in alerts if (signal := history_signal(name))
     ]
     return build_observation(
         topology=topology,

@@ -1,4 +1,4 @@
-"""Fine-tuning draws half its simulator graphs from the team's own graph and its variations when asked."""
+"""Training learns from the team's own data: its graph and variations in fine-tuning, its real alert names in mined history."""
 
 from __future__ import annotations
 
@@ -25,3 +25,12 @@ def test_with_a_team_graph_about_half_the_draws_are_the_teams() -> None:
     ours = [n for n in names if n.startswith("online-boutique")]
     assert 140 <= len(ours) <= 260  # about half (binomial, p = 0.5, n = 400)
     assert {n for n in ours} == {t.name for t in team}  # the graph itself and every variation come up
+
+
+def test_real_alert_names_in_mined_history_become_the_signals_ranked_live() -> None:
+    from remediation.learning.encoding import history_signal
+
+    assert history_signal("HighErrorRate") == "HighErrorRate"  # the simulator's own name
+    assert history_signal("PodCrashLooping") == "ServiceDown"  # an old alias
+    assert history_signal("KubePodCrashLooping") is not None  # kube-prometheus-stack, via the vocabulary
+    assert history_signal("SomethingNobodyMapped") is None  # not a feature: dropped as before
