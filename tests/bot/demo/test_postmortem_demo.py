@@ -11,9 +11,11 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.demo.stack import DemoStack
 from remediation.postmortem import service as postmortems
+from remediation.postmortem import workflow
 from remediation.postmortem.export_html import render_html
 from remediation.postmortem.export_md import render_markdown
 from tests.bot.demo.conftest import approve_id, replies, wait_card
@@ -38,18 +40,28 @@ def test_the_demo_incident_gets_a_postmortem_from_resolve_to_publish(
     wait_card(stack, lambda b: "Resolved" in b)
     wait_for(lambda: [r for r in replies(stack, card["ts"]) if r.startswith("Postmortem drafted: INC-1")])
 
-    for later, user, text in (
-        (timedelta(hours=2), ALICE, f"postmortem INC-1 review <@{BOB}>"),
+    services = stack.app.services
+
+    def state() -> dict[str, Any]:
+        with services.sessions() as s:
+            return {**postmortems.report(db_session=s, incident_id="INC-1"),
+                    "comments": len(workflow.comments(db_session=s, incident_id="INC-1"))}  # fmt: skip
+
+    # Each command runs on the app's pool after its ack, so the next is sent once the last one took effect.
+    for later, user, text, done in (
+        (timedelta(hours=2), ALICE, f"postmortem INC-1 review <@{BOB}>", lambda r: r["reviewers"] == [BOB]),
         (
             timedelta(hours=5),
             BOB,
             "postmortem INC-1 comment restart was enough; the crash loop came from a bad pod",
+            lambda r: r["comments"] == 1,
         ),
-        (timedelta(minutes=2), BOB, "postmortem INC-1 signoff"),
-        (timedelta(hours=18), CAROL, "postmortem INC-1 publish"),
+        (timedelta(minutes=2), BOB, "postmortem INC-1 signoff", lambda r: r["signed_off_by"] == [BOB]),
+        (timedelta(hours=18), CAROL, "postmortem INC-1 publish", lambda r: r["status"] == "published"),
     ):
         shift[0] += later
         assert driver.slash_command(user=user, channel="incidents", text=text).ok
+        wait_for(lambda done=done: done(state()))  # type: ignore[misc]
     wait_for(lambda: [r for r in replies(stack, card["ts"]) if "published the postmortem (version 1)" in r])
 
     with stack.app.services.sessions() as s:
