@@ -72,6 +72,7 @@ def test_drafted_on_resolve_reviewed_in_slack_published_and_edited_to_version_tw
     harness.command(ALICE, "postmortem INC-1 publish")
     harness.wait_ephemeral(ALICE, "waiting for the sign-off of <@U0CAROL003>")
     harness.command(CAROL, "postmortem INC-1 signoff")
+    _reply(harness, card, f"<@{CAROL}> signed off")  # commands run after their acks: publish waits for it
     harness.driver.click(user=CAROL, channel="incidents", message_ts=drafted["ts"], action_id="pm_publish")
     published = _reply(harness, card, "published the postmortem (version 1)")
     assert published
