@@ -101,7 +101,7 @@ def incident_of(*, db_session: Session, channel_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def own_channel_ids() -> sa.Select[tuple[str | None]]:
+def own_channel_ids() -> sa.Select[Any]:
     """Return a subquery of every incident channel's id (to tell them from the main channel)."""
     return sa.select(IncidentChannel.channel_id).where(IncidentChannel.channel_id.is_not(None))
 
