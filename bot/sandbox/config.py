@@ -57,6 +57,8 @@ BOT_SCOPES = (
     "groups:history",
     "channels:read",
     "groups:read",
+    "channels:manage",
+    "groups:write",
 )
 
 

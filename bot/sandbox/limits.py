@@ -34,6 +34,9 @@ METHOD_TIERS: dict[str, int] = {
     "conversations.history": 3,
     "conversations.replies": 3,
     "conversations.join": 3,
+    "conversations.create": 2,
+    "conversations.invite": 3,
+    "conversations.archive": 2,
 }
 POST_MESSAGE_PER_MINUTE = 60
 POST_MESSAGE_BURST = 10

@@ -61,6 +61,8 @@ class Workspace:
                     "members": members,
                     "topic": spec.topic,
                     "created": 1700000000,
+                    "creator": "",
+                    "is_archived": False,
                 }
             self.usergroups: dict[str, UsergroupSpec] = {g.id: g for g in cfg.usergroups}
             self.messages: dict[str, list[Message]] = {cid: [] for cid in self.channels}
@@ -123,8 +125,31 @@ class Workspace:
                 "members": {user_id, self.bot_user_id},
                 "topic": "",
                 "created": int(self.clock.now()),
+                "creator": "",
+                "is_archived": False,
             }
             self.messages[cid] = []
+            return self.channels[cid]
+
+    def create_channel(self, *, name: str, creator: str, is_private: bool) -> dict[str, Any]:
+        """Add a channel with its creator as the only member; a name in use (archived too) is `name_taken`."""
+        with self.lock:
+            if any(c["name"] == name for c in self.channels.values() if not c["is_im"]):
+                raise ApiError("name_taken")
+            cid = self.new_id("C", 11)
+            self.channels[cid] = {
+                "id": cid,
+                "name": name,
+                "is_private": is_private,
+                "is_im": False,
+                "members": {creator},
+                "topic": "",
+                "created": int(self.clock.now()),
+                "creator": creator,
+                "is_archived": False,
+            }
+            self.messages[cid] = []
+            self.touch()
             return self.channels[cid]
 
     def channel_json(self, chan: dict[str, Any], *, viewer: str | None = None) -> dict[str, Any]:
@@ -133,7 +158,7 @@ class Workspace:
         out: dict[str, Any] = {
             "id": chan["id"],
             "created": chan["created"],
-            "is_archived": False,
+            "is_archived": bool(chan.get("is_archived")),
             "is_im": chan["is_im"],
             "is_private": chan["is_private"],
             "is_member": viewer in chan["members"],
@@ -144,6 +169,7 @@ class Workspace:
         else:
             out.update(
                 name=chan["name"],
+                creator=chan.get("creator", ""),
                 is_channel=not chan["is_private"],
                 is_group=chan["is_private"],
                 topic={"value": chan["topic"], "creator": "", "last_set": 0},

@@ -262,7 +262,7 @@ function render() {
   home.onclick = () => { state.home = true; act("home", {}); };  // app_home_opened: the app publishes the view
   $("channel-list").replaceChildren(home, ...d.channels.filter((c) => !c.is_im || c.user === state.user).map((c) => {
     const li = el("li", { class: !state.home && c.id === state.channel ? "active" : "", "data-channel": c.id },
-      c.is_im ? `@ ${userName(state.data.bot.user_id)} (DM)` : `${c.is_private ? "🔒" : "#"} ${c.name}`);
+      c.is_im ? `@ ${userName(state.data.bot.user_id)} (DM)` : `${c.is_private ? "🔒" : "#"} ${c.name}${c.is_archived ? " (archived)" : ""}`);
     li.onclick = () => { state.home = false; state.channel = c.id; location.hash = c.id; setThread(null); refresh(true); };
     return li;
   }));

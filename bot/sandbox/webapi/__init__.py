@@ -29,6 +29,9 @@ METHODS: dict[str, Handler] = {
     "conversations.history": conversations.conversations_history,
     "conversations.replies": conversations.conversations_replies,
     "conversations.join": conversations.conversations_join,
+    "conversations.create": conversations.conversations_create,
+    "conversations.invite": conversations.conversations_invite,
+    "conversations.archive": conversations.conversations_archive,
 }
 
 __all__ = [

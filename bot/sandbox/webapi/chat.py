@@ -13,6 +13,8 @@ from bot.sandbox.workspace import Workspace
 def chat_post_message(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
     """Post a message (a thread reply with `thread_ts`) as the bot."""
     chan = member_channel(ws, args, by_name=True)
+    if chan.get("is_archived"):
+        raise ApiError("is_archived")
     text, blocks = message_content(args)
     thread_ts = args.text("thread_ts") or None
     metadata = read_metadata(args)
@@ -37,6 +39,8 @@ def chat_update(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
     chan = ws.channel(args.text("channel", error="channel_not_found"))
     ts = args.text("ts", error="message_not_found")
     with ws.lock:
+        if chan.get("is_archived"):
+            raise ApiError("is_archived")
         msg = ws.find_message(chan["id"], ts)
         if msg.user != ws.bot_user_id:
             raise ApiError("cant_update_message")

@@ -1,7 +1,14 @@
-"""The `conversations.*` family: list, info, history, replies, join."""
+"""The `conversations.*` family: list, info, history, replies, join, create, invite, archive.
+
+`conversations.create` checks a name as Slack does (lowercase letters, digits, `-` and `_`, 80 at most;
+a name in use, archived channels included, is `name_taken`); create, invite and archive need
+`channels:manage` for a public channel and `groups:write` for a private one (`missing_scope` otherwise,
+naming the scope needed, as Slack does). An archived channel refuses posts (`is_archived`).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.sandbox.errors import ApiError
@@ -112,3 +119,90 @@ def conversations_join(ws: Workspace, args: Args, base_url: str) -> dict[str, An
         out["warning"] = "already_in_channel"
         out["response_metadata"] = {"warnings": ["already_in_channel"]}
     return out
+
+
+NAME_MAX = 80
+_NAME_CHARS = re.compile(r"[a-z0-9_-]+")
+
+
+def _need_scope(ws: Workspace, chan_private: bool) -> None:
+    """Refuse a channel-managing call when the bot token lacks the scope for this kind of channel."""
+    needed = "groups:write" if chan_private else "channels:manage"
+    if needed not in ws.config.bot_scopes:
+        raise ApiError("missing_scope", extra={"needed": needed, "provided": ",".join(ws.config.bot_scopes)})
+
+
+def check_channel_name(name: str) -> None:
+    """Refuse a channel name the way Slack does (`invalid_name_*`)."""
+    if not name:
+        raise ApiError("invalid_name_required")
+    if len(name) > NAME_MAX:
+        raise ApiError("invalid_name_maxlength")
+    if not _NAME_CHARS.fullmatch(name):
+        raise ApiError("invalid_name_specials")
+    if not any(c.isalnum() for c in name):
+        raise ApiError("invalid_name_punctuation")
+
+
+def conversations_create(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
+    """Create a public (or, with `is_private`, private) channel with the bot as its creator and member."""
+    private = args.flag("is_private")
+    _need_scope(ws, private)
+    name = args.text("name")
+    check_channel_name(name)
+    chan = ws.create_channel(name=name, creator=ws.bot_user_id, is_private=private)
+    return {"ok": True, "channel": ws.channel_json(chan)}
+
+
+def conversations_invite(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
+    """Invite users (comma-separated ids); with `force`, the valid ones join and the rest are listed in `errors`."""
+    chan = ws.channel(args.text("channel", error="channel_not_found"))
+    _need_scope(ws, chan["is_private"])
+    if chan["is_im"]:
+        raise ApiError("method_not_supported_for_channel_type")
+    users = [u.strip() for u in args.text("users", error="no_user").split(",") if u.strip()]
+    if not users:
+        raise ApiError("no_user")
+    force = args.flag("force")
+    with ws.lock:
+        if chan.get("is_archived"):
+            raise ApiError("is_archived")
+        if ws.bot_user_id not in chan["members"]:
+            raise ApiError("not_in_channel")
+        errors = []
+        for user in users:
+            problem = None
+            if user == ws.bot_user_id:
+                problem = "cant_invite_self"
+            elif user not in ws.users:
+                problem = "user_not_found"
+            elif user in chan["members"]:
+                problem = "already_in_channel"
+            if problem is not None:
+                if not force:
+                    raise ApiError(problem)
+                errors.append({"ok": False, "error": problem, "user": user})
+        for user in users:
+            if user in ws.users and user != ws.bot_user_id:
+                chan["members"].add(user)
+        ws.touch()
+    out: dict[str, Any] = {"ok": True, "channel": ws.channel_json(chan)}
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def conversations_archive(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
+    """Archive a channel the bot is in; archived already is `already_archived`."""
+    chan = ws.channel(args.text("channel", error="channel_not_found"))
+    if chan["is_im"]:
+        raise ApiError("method_not_supported_for_channel_type")
+    _need_scope(ws, chan["is_private"])
+    with ws.lock:
+        if chan.get("is_archived"):
+            raise ApiError("already_archived")
+        if ws.bot_user_id not in chan["members"]:
+            raise ApiError("not_in_channel")
+        chan["is_archived"] = True
+        ws.touch()
+    return {"ok": True}
