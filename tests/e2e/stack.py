@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.bot.feeds.promserver import RealPrometheus, free_port, prometheus_binary
+from tests.bot.feeds.promserver import RealPrometheus, free_port, stop_process
 from tests.bot.sandbox.conftest import wait_for
 
 AM_OPT_OUT = "REMEDIATE_TEST_ALERTMANAGER"
@@ -88,34 +88,16 @@ class ClusterPrometheus(RealPrometheus):
     """A prometheus process scraping the world's three jobs and alerting to ``alertmanager``."""
 
     def __init__(self, directory: Path, target: str, *, rules: Path, alertmanager: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        config = directory / "prometheus.yml"
         # YAML is a superset of JSON: each section is written as JSON, so nothing needs quoting by hand.
-        config.write_text(
+        self._launch(
+            directory,
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             f"rule_files: [{json.dumps(str(rules))}]\n"
             "alerting:\n  alertmanagers:\n"
             f"    - static_configs: [{{targets: [{json.dumps(alertmanager)}]}}]\n"
             f"scrape_configs: {_scrape_configs(target)}\n",
-            encoding="utf-8",
+            "--rules.alert.resend-delay=1s",
         )
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = directory / "prometheus.log"
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    prometheus_binary(),
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    f"--web.external-url={self.url}",  # generatorURL links point here
-                    "--rules.alert.resend-delay=1s",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
 
     def alerts(self) -> list[dict[str, object]]:
         """Return the alerts Prometheus holds now (pending and firing), empty when it does not answer."""
@@ -204,10 +186,4 @@ class ClusterAlertmanager:
 
     def stop(self) -> None:
         """Terminate the process (kill it if it lingers) and reap it."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout_s=10)

@@ -55,17 +55,21 @@ class RealPrometheus:
         rule_files: list[Path] | None = None,
         interval: str = "1s",
     ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
         rules = "".join(f"\n  - {path}" for path in rule_files or [])
-        config = directory / "prometheus.yml"
-        config.write_text(
+        self._launch(
+            directory,
             f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n"
             + (f"rule_files:{rules}\n" if rules else "")
             + "scrape_configs:\n  - job_name: test\n    static_configs:\n"
             + f"      - targets: {json.dumps(targets)}\n",
-            encoding="utf-8",
         )
+
+    def _launch(self, directory: Path, config_text: str, *extra_args: str) -> None:
+        """Write ``config_text`` as prometheus.yml in ``directory`` and start prometheus on a free port."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        config = directory / "prometheus.yml"
+        config.write_text(config_text, encoding="utf-8")
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = directory / "prometheus.log"
@@ -76,6 +80,8 @@ class RealPrometheus:
                     f"--config.file={config}",
                     f"--storage.tsdb.path={directory / 'data'}",
                     f"--web.listen-address=127.0.0.1:{port}",
+                    f"--web.external-url={self.url}",  # generatorURL links point here
+                    *extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -109,10 +115,15 @@ class RealPrometheus:
 
     def stop(self) -> None:
         """Terminate the process (kill it if it does not stop within 30 s)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout_s=30)
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """Terminate ``proc`` (kill it if it lingers past ``timeout_s``) and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
