@@ -1,6 +1,6 @@
 """Benchmark: train the learned policy, then compare every policy on topologies excluded from training.
 
-Run: ``.venv/bin/python benchmarks/bench_policy.py [--minutes 5] [--episodes 100] [--seed 0]``.
+Run: ``.venv/bin/python benchmarks/bench_policy.py [--minutes 5] [--episodes 100] [--seed 0] [--dense]``.
 Prints the eval table per held-out topology, ratios against the runbook and operator baselines
 measured in the same run, training wall time, rank() latency p99 on a 200-service graph, and
 sb3-contrib's MaskablePPO trained on the same Gymnasium env (``sim.env.IncidentEnv``) for the same
@@ -8,7 +8,10 @@ wall time, evaluated on the same episodes. MaskablePPO runs in a separate virtua
 (``--sb3-venv``, default /tmp/sb3venv; create it with ``python3 -m venv /tmp/sb3venv &&
 /tmp/sb3venv/bin/pip install torch==2.13.0 sb3-contrib``), never as a project dependency: this file
 re-runs itself there with ``--sb3-worker``. Writes docs/img/policy-training.png and
-docs/img/policy-eval-<topology>.png.
+docs/img/policy-eval-<topology>.png. ``--dense`` evaluates on issue 13's dense held-out graphs instead
+(``rollout.dense_topologies``: 40, 50, 60 services, 2.5 call edges per service), prints the targets
+table (success, TTM against runbook and operators, top-1, top-3, violations: met or missed) and the load
+average before and after, and skips the plots and MaskablePPO.
 """
 
 from __future__ import annotations
@@ -37,7 +40,12 @@ from remediation.guardrails.config import load_rbac  # noqa: E402
 from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy  # noqa: E402
 from remediation.learning.encoding import observation_from_core  # noqa: E402
 from remediation.learning.ranking import LearnedPolicy, static_mask  # noqa: E402
-from remediation.learning.rollout import EPISODE_STEPS, held_out_topologies, training_topology  # noqa: E402
+from remediation.learning.rollout import (  # noqa: E402
+    EPISODE_STEPS,
+    dense_topologies,
+    held_out_topologies,
+    training_topology,
+)
 from remediation.learning.train import TrainArgs, train  # noqa: E402
 from remediation.policies.base import Policy, RankedAction  # noqa: E402
 from sim.core import BatchCore  # noqa: E402
@@ -62,6 +70,28 @@ def print_table(name: str, n_services: int, episodes: int, res: dict[str, Policy
     ll, rb, op = res["learned"], res["runbook"], res["operator_bc"]
     print(f"ratios: learned/runbook mean TTM {ll.mean_ttm_s / rb.mean_ttm_s:.2f} (target <= 0.60), "
           f"learned/operator_bc {ll.mean_ttm_s / op.mean_ttm_s:.2f} (target <= 0.65)")  # fmt: skip
+
+
+TARGETS = (
+    ("success", lambda r: r["learned"].success_rate, ">=", 0.95),
+    ("TTM / runbook", lambda r: r["learned"].mean_ttm_s / r["runbook"].mean_ttm_s, "<=", 0.60),
+    ("TTM / operators", lambda r: r["learned"].mean_ttm_s / r["operator_bc"].mean_ttm_s, "<=", 0.65),
+    ("top-1", lambda r: r["learned"].top1, ">=", 0.85),
+    ("top-3", lambda r: r["learned"].top3, ">=", 0.97),
+    ("violations", lambda r: float(r["learned"].violations), "<=", 0.0),
+)
+"""Issue 13's targets on the dense held-out graphs: (name, value of the learned policy, comparison, bound)."""
+
+
+def print_targets(all_results: dict[str, dict[str, PolicyResult]]) -> None:
+    """Print each target per topology, met or missed."""
+    names = list(all_results)
+    print(f"\n{'target':18}" + "".join(f"{n:>12}" for n in names) + "  status")
+    for label, value, op, bound in TARGETS:
+        values = [value(all_results[n]) for n in names]
+        met = all(v >= bound if op == ">=" else v <= bound for v in values)
+        print(f"{label + ' ' + op + ' ' + format(bound, 'g'):18}" + "".join(f"{v:12.2f}" for v in values)
+              + ("  met" if met else "  MISSED"))  # fmt: skip
 
 
 # ---- MaskablePPO (runs inside the sb3 virtual environment) ----
@@ -209,45 +239,8 @@ def run_sb3(venv: Path, minutes: float, seed: int, episodes: int) -> dict[str, A
         return result
 
 
-def main() -> None:
-    """Train, evaluate on held-out topologies, and print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sb3-venv", type=Path, default=Path("/tmp/sb3venv"))
-    parser.add_argument("--sb3-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--sb3-out", type=Path, help=argparse.SUPPRESS)
-    opts = parser.parse_args()
-    if opts.sb3_worker:
-        sb3_worker(opts.minutes, opts.seed, opts.episodes, opts.sb3_out)
-        return
-    torch.set_num_threads(2)
-    with tempfile.TemporaryDirectory() as runs:
-        started = time.perf_counter()
-        result = train(TrainArgs(seed=opts.seed, minutes=opts.minutes, iterations=100_000, run_root=runs))
-        wall = time.perf_counter() - started
-    img = ROOT / "docs" / "img"
-    plot_training(result.curve, img / "policy-training.png")
-    print(f"training: {wall:.0f} s wall, {result.metrics['iterations']} PPO iterations, "
-          f"metrics {json.dumps(result.metrics)}")  # fmt: skip
-    learned = LearnedPolicy(result.net, temperature=result.temperature, explain=False)
-    all_results: dict[str, dict[str, PolicyResult]] = {}
-    for topology in held_out_topologies():
-        policies: dict[str, Policy] = {"learned": learned, "runbook": RunbookPolicy(), "operator_bc": OperatorBCPolicy(result.operator_bc),
-                    "random": RandomPolicy(opts.seed), "oracle": OraclePolicy()}  # fmt: skip
-        res = evaluate_policies(
-            topology, policies, episodes=opts.episodes, seed=1000 + opts.seed, rbac=load_rbac(None)
-        )
-        all_results[topology.name] = res
-        plot_policies(res, img / f"policy-eval-{topology.name}.png", f"{topology.name} (held out)")
-        print_table(topology.name, topology.n_services, opts.episodes, res)
-        by_fault = res["learned"].by_fault or {}
-        worst = sorted(by_fault.items(), key=lambda kv: (kv[1]["success_rate"], kv[1]["top1"]))[:4]
-        print("learned, hardest fault kinds: " + ", ".join(
-            f"{k} {v['success_rate']:.2f} success / {v['top1']:.2f} top-1 (n={v['episodes']:.0f})" for k, v in worst
-        ) + f"; top-1 counting any active fault's fix: {res['learned'].top1_any:.2f}")  # fmt: skip
-    # rank() latency for one incident on a 200-service graph (with reasons: signals and similar incidents)
+def print_rank_latency(result: Any) -> None:
+    """Print rank() latency for one incident on a 200-service graph (with reasons and similar incidents)."""
     big = generate_topology(200, seed=424_242)
     core = BatchCore(big, 1, seed=1)
     core.reset()
@@ -262,6 +255,59 @@ def main() -> None:
         lat.append((time.perf_counter() - t0) * 1000)
     print(f"\nrank() latency on 200 services, k=3 with reasons: p50 {np.percentile(lat, 50):.1f} ms, "
           f"p99 {np.percentile(lat, 99):.1f} ms (target < 20 ms)")  # fmt: skip
+
+
+def main() -> None:
+    """Train, evaluate on held-out topologies, and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sb3-venv", type=Path, default=Path("/tmp/sb3venv"))
+    parser.add_argument("--sb3-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sb3-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dense", action="store_true", help="evaluate on the dense held-out graphs (issue 13)"
+    )
+    opts = parser.parse_args()
+    if opts.sb3_worker:
+        sb3_worker(opts.minutes, opts.seed, opts.episodes, opts.sb3_out)
+        return
+    torch.set_num_threads(2)
+    print("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    with tempfile.TemporaryDirectory() as runs:
+        started = time.perf_counter()
+        result = train(TrainArgs(seed=opts.seed, minutes=opts.minutes, iterations=100_000, run_root=runs))
+        wall = time.perf_counter() - started
+    img = ROOT / "docs" / "img"
+    if not opts.dense:
+        plot_training(result.curve, img / "policy-training.png")
+    print(f"training: {wall:.0f} s wall, {result.metrics['iterations']} PPO iterations, "
+          f"metrics {json.dumps(result.metrics)}")  # fmt: skip
+    learned = LearnedPolicy(result.net, temperature=result.temperature, explain=False)
+    all_results: dict[str, dict[str, PolicyResult]] = {}
+    for topology in dense_topologies() if opts.dense else held_out_topologies():
+        policies: dict[str, Policy] = {"learned": learned, "runbook": RunbookPolicy(), "operator_bc": OperatorBCPolicy(result.operator_bc),
+                    "random": RandomPolicy(opts.seed), "oracle": OraclePolicy()}  # fmt: skip
+        res = evaluate_policies(
+            topology, policies, episodes=opts.episodes, seed=1000 + opts.seed, rbac=load_rbac(None)
+        )
+        all_results[topology.name] = res
+        if not opts.dense:
+            plot_policies(res, img / f"policy-eval-{topology.name}.png", f"{topology.name} (held out)")
+        print_table(
+            f"{topology.name}, {topology.n_edges} call edges", topology.n_services, opts.episodes, res
+        )
+        by_fault = res["learned"].by_fault or {}
+        worst = sorted(by_fault.items(), key=lambda kv: (kv[1]["success_rate"], kv[1]["top1"]))[:4]
+        print("learned, hardest fault kinds: " + ", ".join(
+            f"{k} {v['success_rate']:.2f} success / {v['top1']:.2f} top-1 (n={v['episodes']:.0f})" for k, v in worst
+        ) + f"; top-1 counting any active fault's fix: {res['learned'].top1_any:.2f}")  # fmt: skip
+    print_rank_latency(result)
+    if opts.dense:
+        print_targets(all_results)
+        print("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        return
     sb3 = run_sb3(opts.sb3_venv, opts.minutes, opts.seed, opts.episodes)
     if isinstance(sb3, str):
         print(f"MaskablePPO (sb3-contrib): not run: {sb3}")

@@ -7,7 +7,8 @@ catalog extended by a user) take their time and cost and change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,7 +17,8 @@ import numpy as np
 from playbooks.catalog import Catalog
 from playbooks.models import SERVICE_KINDS, Risk
 from sim.dynamics import BatchState, Statics
-from sim.faults import FAULT_INDEX
+from sim.faults import FAULT_INDEX, FaultSpec, fault_kind
+from sim.observation import CHANGE_DECAY_S, FEATURES
 from sim.topology import Topology
 
 NO_EFFECT, SUCCEEDED, FAILED, HARMFUL = 0, 1, 2, 3
@@ -24,8 +26,45 @@ OUTCOMES = ("no_effect", "succeeded", "failed", "harmful")
 RECENT_S = 7200.0  # a deploy or config change this recent can be rolled back / reverted
 RISK_PENALTY = {Risk.LOW: 0.0, Risk.MEDIUM: 0.02, Risk.HIGH: 0.1, Risk.CRITICAL: 0.3}
 SIDE_EFFECT_TTL_S = {"restart": 900.0, "failover": 120.0, "drain": 300.0, "flush": 900.0}
+UNDO_SLOTS = {"rollback_deploy": 0, "revert_config": 1}
+"""Actions that undo a change, and the slot of ``BatchState.ages`` holding the change they undo."""
+UNDO_FEATURES = {"rollback_deploy": "recent_deploy", "revert_config": "recent_config_change"}
+"""The same actions, and the observation feature that says how recent that change is."""
+UNDO_FEATURE_MIN = math.exp(-RECENT_S / CHANGE_DECAY_S)
+"""The recency feature of a change exactly ``RECENT_S`` old: below it there is nothing left to undo."""
 
 _K = FAULT_INDEX
+
+
+def undoable(state: BatchState, slot: int) -> np.ndarray:
+    """Return (B, N) bool: a recent deploy (slot 0) or config change (slot 1) with a version before it."""
+    has_prev = state.has_prev_version if slot == 0 else state.has_prev_config
+    return (state.ages[:, slot] < RECENT_S) & has_prev
+
+
+def undo_mask(nodes: np.ndarray, service_actions: Sequence[str]) -> np.ndarray:
+    """Return (N, A) bool from an observation's (N, F) features: False where an undo has no change to undo.
+
+    The live twin of ``undoable``: a rollback needs a recent deploy on its target, a config revert a
+    recent config change (the timeline's change events give the features), so a card never offers
+    one for a service nothing changed on.
+    """
+    out = np.ones((nodes.shape[0], len(service_actions)), dtype=bool)
+    for a, action in enumerate(service_actions):
+        if action in UNDO_FEATURES:
+            out[:, a] = nodes[:, FEATURES.index(UNDO_FEATURES[action])] > UNDO_FEATURE_MIN
+    return out
+
+
+def true_fix(state: BatchState, topology: Topology, env: int, fault: FaultSpec) -> str:
+    """Return the ground-truth fix of an active fault in one environment (``FaultKind.fix_given``)."""
+    kind = fault_kind(fault.kind)
+    slot = UNDO_SLOTS.get(kind.fix)
+    if slot is None:
+        return kind.fix
+    n = topology.index[fault.target]
+    has_prev = state.has_prev_version if slot == 0 else state.has_prev_config
+    return kind.fix_given(undoable=bool(state.ages[env, slot, n] < RECENT_S and has_prev[env, n]))
 
 
 @dataclass(frozen=True, eq=False)

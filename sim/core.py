@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from playbooks.catalog import Catalog, builtin_catalog
-from sim.actions import FAILED, OUTCOMES, ActionTable, Effects
+from sim.actions import FAILED, OUTCOMES, UNDO_SLOTS, ActionTable, Effects, undoable
 from sim.dynamics import M_MEM, M_P99, M_UTIL, RETRY_GAIN, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
@@ -246,6 +246,8 @@ class BatchCore:
             mask[:, :, col["enable_rate_limiting"]] &= ~s.rate_limited
         if "disable_rate_limiting" in col:
             mask[:, :, col["disable_rate_limiting"]] &= s.rate_limited
+        for action in UNDO_SLOTS.keys() & col.keys():  # nothing to roll back or revert: not offered
+            mask[:, :, col[action]] &= undoable(s, UNDO_SLOTS[action])
         return out
 
     def step(self, actions: np.ndarray | Sequence[int], *, autoreset: bool = False) -> StepResult:

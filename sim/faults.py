@@ -38,6 +38,17 @@ class FaultKind:
     effect: Mapping[int, float]
     change_event: str | None = None  # "deploy" or "config_change" shortly before the incident
     needs_peer: bool = False
+    change_p: float = 1.0  # share of these incidents that come with ``change_event``
+
+    def fix_given(self, *, undoable: bool) -> str:
+        """Return the ground-truth fix; without a change left to undo, the first other action that fixes it.
+
+        A crash loop after a deploy is rolled back; one with no deploy behind it (a bad node, an expired
+        secret, a dependency down at start-up) is restarted: there is nothing to roll back.
+        """
+        if undoable or self.change_event is None or not self.also_fixed_by:
+            return self.fix
+        return self.also_fixed_by[0]
 
 
 _SVC = ("frontend", "service")
@@ -54,7 +65,7 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     FaultKind("traffic_surge", "load several times normal arrives at the service", _SVC, "scale_out", (),
               {LOAD: 3.0}),
     FaultKind("crash_loop", "pods crash on start and back off", _SVC, "rollback_deploy", ("restart_service",),
-              {AVLOSS: 0.75, ERR: 0.2, CPU: 0.2}, change_event="deploy"),
+              {AVLOSS: 0.75, ERR: 0.2, CPU: 0.2}, change_event="deploy", change_p=0.5),
     FaultKind("datastore_outage", "the primary of a datastore is down", _STORES, "failover_datastore", (),
               {AVLOSS: 1.0, ERR: 1.0}),
     FaultKind("connection_pool_exhaustion", "requests wait for a database connection", _SVC,
@@ -249,9 +260,10 @@ def sample_scenario(
         specs = tuple(drawn.values())
     changes: list[ChangeEvent] = []
     for spec in specs:
-        event = fault_kind(spec.kind).change_event
-        if event:
-            changes.append(ChangeEvent(event, spec.target, float(rng.uniform(120, 1500))))
+        kind = fault_kind(spec.kind)
+        # a draw only for kinds that may come without their change, so other scenarios stay as they were
+        if kind.change_event and (kind.change_p >= 1.0 or rng.random() < kind.change_p):
+            changes.append(ChangeEvent(kind.change_event, spec.target, float(rng.uniform(120, 1500))))
     herrings: list[str] = []
     causes = np.zeros(topology.n_services, dtype=bool)
     causes[[topology.index[f.target] for f in specs]] = True

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sim.core import BatchCore, SimConfig
-from sim.faults import Scenario, fault_kind, sample_scenario
+from sim.faults import FaultSpec, Scenario, fault_kind, sample_scenario
 from sim.observation import ALERTS, EDGE_METRIC, METRICS
 from sim.policies import Choice, OperatorPolicy, index_of
 from sim.topology import Topology
@@ -214,11 +214,16 @@ def _as_record(
         "opened_at": stamp(opened),
         "resolved_at": stamp(opened + timedelta(seconds=closed)),
         "root_cause": {"service": root.target, "fault": root.kind},
-        "faults": [
-            {"kind": f.kind, "target": f.target, "fix": fault_kind(f.kind).fix} for f in scenario.faults
-        ],
+        "faults": [{"kind": f.kind, "target": f.target, "fix": _fix(f, scenario)} for f in scenario.faults],
         "events": [e for _, _, e in rec.events],
     }
+
+
+def _fix(fault: FaultSpec, scenario: Scenario) -> str:
+    """Return a fault's ground-truth fix at the incident's start (an undo needs its change to undo)."""
+    kind = fault_kind(fault.kind)
+    changed = any(c.type == kind.change_event and c.service == fault.target for c in scenario.changes)
+    return kind.fix_given(undoable=changed)
 
 
 def generate_incident(topology: Topology, *, seed: int, number: int, opened: datetime) -> dict[str, Any]:

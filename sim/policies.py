@@ -13,9 +13,10 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from sim.actions import true_fix
 from sim.core import BatchCore
 from sim.errors import PolicyError
-from sim.faults import FaultSpec, fault_kind
+from sim.faults import FaultSpec
 from sim.observation import ALERTS
 
 RECENT_CHANGE_S = 7200.0
@@ -77,6 +78,11 @@ class RandomPolicy:
         return choice_of(core, int(valid[self.rng.integers(valid.size)]))
 
 
+def fix_of(core: BatchCore, env: int, fault: FaultSpec) -> str:
+    """Return the ground-truth fix of an active fault: an undo only while its change can be undone."""
+    return true_fix(core.state, core.topology, env, fault)
+
+
 def fix_order(faults: Sequence[FaultSpec]) -> list[FaultSpec]:
     """Return active faults in the order the oracle fixes them: the simulator's kind order, surges last.
 
@@ -96,7 +102,7 @@ class OraclePolicy:
     def __call__(self, core: BatchCore, env: int) -> Choice:
         """Return the ground-truth fix of the first active fault in fix order (escalate when the mask forbids it)."""
         for fault in fix_order(core.active_faults(env)):
-            choice = Choice(fault_kind(fault.kind).fix, fault.target)
+            choice = Choice(fix_of(core, env, fault), fault.target)
             if allowed(core, env, choice):
                 return choice
             return Choice("escalate", None)

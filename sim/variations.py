@@ -61,3 +61,42 @@ def variations(topology: Topology, count: int, *, seed: int = 0) -> list[Topolog
         name = f"{topology.name}-var{i + 1}"
         out.append(parse_topology(doc, source=f"variation {i + 1} of {topology.name}", name=name))
     return out
+
+
+def _depth(tier: str, kind: str) -> float:
+    """Return how deep a node sits: frontends first, then the generator's layers, datastores last."""
+    if kind == "frontend":
+        return -1.0
+    if kind in DATASTORE_KINDS:
+        return float("inf")
+    return float(tier.removeprefix("layer-")) if tier.startswith("layer-") and tier[6:].isdigit() else 0.0
+
+
+def densify(topology: Topology, ratio: float, *, seed: int = 0, name: str | None = None) -> Topology:
+    """Return ``topology`` with calls added until it has at least ``ratio`` call edges per service.
+
+    A dense mesh: each new call goes from a frontend or service to a service deeper than it or to a
+    datastore (fan-out grows downwards, as in a real mesh), drawn with ``seed``; existing calls stay.
+    Stops early when no such pair is left.
+    """
+    doc = topology.to_node_link()
+    nodes = doc["nodes"]
+    depth = {n["id"]: _depth(str(n.get("tier", "")), str(n["kind"])) for n in nodes}
+    present = {(e["source"], e["target"]) for e in doc["edges"]}
+    free = sorted(
+        (a["id"], b["id"])
+        for a in nodes
+        for b in nodes
+        if a["kind"] not in DATASTORE_KINDS
+        and depth[a["id"]] < depth[b["id"]]
+        and (a["id"], b["id"]) not in present
+    )
+    wanted = max(0, int(np.ceil(ratio * len(nodes))) - len(present))
+    rng = np.random.default_rng([seed, len(nodes), wanted])
+    added = [free[i] for i in rng.permutation(len(free))[:wanted].tolist()]
+    doc["edges"] = sorted(
+        [*doc["edges"], *({"source": a, "target": b} for a, b in added)],
+        key=lambda e: (e["source"], e["target"]),
+    )
+    label = name or f"{topology.name}-dense"
+    return parse_topology(doc, source=f"{topology.name} with {len(added)} calls added", name=label)

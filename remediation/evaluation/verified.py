@@ -23,7 +23,8 @@ from remediation.policies.base import Policy, RankedAction
 from remediation.verification.rerank import RETRY_VERDICTS, rerank
 from remediation.verification.simview import step_action, verify_in_sim
 from sim.core import BatchCore
-from sim.faults import FaultSpec, fault_kind, sample_fault, sample_scenario
+from sim.faults import FaultSpec, sample_fault, sample_scenario
+from sim.policies import fix_of
 from sim.topology import Topology
 
 NOT_FIXES = frozenset({"wait", "escalate"})
@@ -44,7 +45,7 @@ class RerankResult:
 
 
 def _fixes(core: BatchCore) -> set[tuple[str, str | None]]:
-    return {(fault_kind(f.kind).fix, f.target) for f in core.active_faults(0)}
+    return {(fix_of(core, 0, f), f.target) for f in core.active_faults(0)}
 
 
 def _core(topology: Topology, catalog: Catalog, faults: list[FaultSpec] | None, seed: int) -> BatchCore:

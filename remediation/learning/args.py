@@ -63,6 +63,9 @@ class TrainArgs:
     """Topology (name or file) the mined history's services live on."""
     team_variations: int = 0
     """With N > 0, half the fine-tuning topologies are the history topology or one of N variations of it."""
+    dense_share: float = 0.3
+    """Share of the generated fine-tuning (and calibration) graphs made dense (``rollout.DENSE_RATIO`` calls
+    per service): a mesh where every service has many callers spreads one fault's symptoms widest."""
     run_root: str = "runs"
     """Where run directories are created."""
     name: str = ""

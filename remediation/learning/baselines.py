@@ -12,9 +12,8 @@ from remediation.learning.train import Memory
 from remediation.policies.base import RankedAction
 from remediation.policies.runbook import RunbookPolicy
 from sim.core import BatchCore
-from sim.faults import fault_kind
 from sim.observation import Observation
-from sim.policies import fix_order
+from sim.policies import fix_of, fix_order
 
 __all__ = ["OperatorBCPolicy", "OraclePolicy", "RandomPolicy", "RunbookPolicy"]
 
@@ -78,7 +77,7 @@ class OraclePolicy:
         mask = core.action_masks()[self.env]
         out: list[RankedAction] = []
         for fault in fix_order(core.active_faults(self.env)):
-            fix = fault_kind(fault.kind).fix
+            fix = fix_of(core, self.env, fault)
             index = core.topology.index[fault.target] * core.n_actions + core.table.index(fix)
             if mask[index] and all((r.action, r.target) != (fix, fault.target) for r in out):
                 out.append(RankedAction(action=fix, target=fault.target, confidence=1.0,

@@ -26,6 +26,7 @@ from remediation.learning.encoding import GraphBatch
 from remediation.learning.policy import GraphPolicy
 from remediation.learning.train import Memory
 from remediation.policies.base import RankedAction
+from sim.actions import undo_mask
 from sim.observation import FEATURES, Observation
 
 _KIND0 = FEATURES.index("kind_frontend")
@@ -145,7 +146,13 @@ class LearnedPolicy:
     def encode(self, observation: Observation) -> GraphBatch:
         """Return the one-incident GraphBatch of an observation, masks applied (static, then ``self.mask``)."""
         graph = self._graph(observation)
-        mask = graph.static if self.mask is None else graph.static & self.mask.astype(bool)
+        # what the observation rules out: a rollback / config revert with no recent change to undo
+        mask = graph.static.copy()
+        mask[: len(observation.services) * len(self._service_actions)] &= undo_mask(
+            observation.nodes, self._service_actions
+        ).reshape(-1)
+        if self.mask is not None:
+            mask &= self.mask.astype(bool)
         return GraphBatch(
             x=torch.from_numpy(np.asarray(observation.nodes, dtype=np.float32))[None],
             node_mask=graph.node_mask,

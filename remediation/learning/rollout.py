@@ -20,8 +20,11 @@ from sim.generator import generate_topology
 from sim.policies import Choice, OperatorPolicy, OraclePolicy, index_of
 from sim.resolve import resolve_topology
 from sim.topology import Topology
+from sim.variations import densify
 
 TRAIN_SEED_LIMIT = 100_000
+DENSE_RATIO = 2.5
+"""Call edges per service of a dense graph (the targets ask for at least twice as many edges as services)."""
 """Generated topologies with seed below this are training topologies; evaluation uses seeds above it."""
 Fixed = tuple[int, str, str]
 """(trajectory id, what the incident was, what fixed it): one resolved incident for the similar-incident memory."""
@@ -37,17 +40,31 @@ def training_topology(
     min_services: int = 6,
     max_services: int = 40,
     team: list[Topology] | None = None,
+    dense: float = 0.0,
 ) -> Topology:
     """Draw a training topology: a generated graph of random size (seed below TRAIN_SEED_LIMIT).
 
     With ``team`` (the team's graph and its variations), half the draws are one of those instead; without
-    it the random stream is the same as before, so runs without a team graph are unchanged.
+    it the random stream is the same as before, so runs without a team graph are unchanged. A share
+    ``dense`` of the generated graphs gets calls added up to ``DENSE_RATIO`` per service
+    (``sim.variations.densify``); with 0 nothing more is drawn.
     """
     if team and rng.random() < 0.5:
         return team[int(rng.integers(len(team)))]
     size = int(rng.integers(min_services, max_services + 1))
     seed = int(rng.integers(0, TRAIN_SEED_LIMIT))
-    return generate_topology(size, seed=seed, name=f"train-{size}-s{seed}")
+    topology = generate_topology(size, seed=seed, name=f"train-{size}-s{seed}")
+    if dense > 0 and rng.random() < dense:
+        return densify(topology, DENSE_RATIO, seed=seed, name=f"train-{size}-s{seed}-dense")
+    return topology
+
+
+def dense_topologies() -> list[Topology]:
+    """Return the dense held-out graphs of issue 13's targets: 40, 50 and 60 services, DENSE_RATIO calls each."""
+    return [
+        densify(generate_topology(n, seed=TRAIN_SEED_LIMIT + 13 + n), DENSE_RATIO, seed=n, name=f"dense-{n}")
+        for n in (40, 50, 60)
+    ]
 
 
 def held_out_topologies() -> list[Topology]:
