@@ -27,7 +27,8 @@ from remediation.learning.guard import EpisodeGuard
 from remediation.learning.rollout import EPISODE_STEPS
 from remediation.policies.base import Policy, RankedAction
 from sim.core import BatchCore, SimConfig
-from sim.faults import Scenario, fault_kind, sample_scenario
+from sim.faults import Scenario, sample_scenario
+from sim.policies import fix_of
 from sim.topology import Topology
 
 
@@ -150,7 +151,7 @@ def _first_step(tally: _Tally, core: BatchCore, b: int, ranked: list[RankedActio
     tally.top1 += int(hits[0])
     tally.top3 += int(any(hits))
     tally.first_hit[b] = hits[0]
-    fixes = {(fault_kind(f.kind).fix, f.target) for f in core.active_faults(b)}
+    fixes = {(fix_of(core, b, f), f.target) for f in core.active_faults(b)}
     tally.top1_any += int((ranked[0].action, ranked[0].target) in fixes)
 
 

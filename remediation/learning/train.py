@@ -171,7 +171,8 @@ def calibration_set(net: GraphPolicy, args: TrainArgs, rng: np.random.Generator,
     labels: list[torch.Tensor] = []
     for _ in range(args.calibration_topologies):
         # the states a deployed (greedy) policy meets, on topologies it never trained on
-        topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services)
+        topo = training_topology(rng, min_services=args.min_services, max_services=args.max_services,
+                                 dense=args.dense_share)  # fmt: skip
         rollout, _ = collect_rollout(net, topo, n_envs=args.envs, rng=rng, generator=gen, gamma=0.97, lam=0.9,
                                      greedy=True, guardrails=guardrails_of(args))  # fmt: skip
         with torch.no_grad():
@@ -303,7 +304,7 @@ def _finetune(net: GraphPolicy, run: _Run) -> list[dict[str, float]]:
         rollouts, succ = [], []
         for _ in range(args.topologies_per_iteration):
             topo = training_topology(run.rng, min_services=args.min_services, max_services=args.max_services,
-                                     team=run.team)  # fmt: skip
+                                     team=run.team, dense=args.dense_share)  # fmt: skip
             r, stats = collect_rollout(net, topo, n_envs=args.envs, rng=run.rng, generator=run.gen, gamma=ppo.gamma,
                                        lam=ppo.lam, escalate_after=args.escalate_after, guardrails=guardrails)  # fmt: skip
             rollouts.append(r)
