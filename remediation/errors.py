@@ -23,6 +23,10 @@ class RequestExpiredError(IllegalTransitionError):
     """The request outlived its time to live; propose the action again."""
 
 
+class CanaryRefusedError(ApprovalError):
+    """A canary was asked for an action or target that cannot run as one."""
+
+
 class GuardrailDeniedError(ApprovalError):
     """The guardrails refused the step; the message is the decision's reason."""
 
@@ -81,3 +85,11 @@ class PostmortemNotAllowedError(PostmortemError):
 
 class LoopError(RemediationError):
     """A learning-loop job cannot run as asked (unknown job, nothing to evaluate or promote)."""
+
+
+class MembershipSourceError(RemediationError):
+    """A source of group members (Slack user group, on-call schedule) cannot be read now; the last answer stays."""
+
+
+class ClusterError(RemediationError):
+    """Ray, which spreads rollouts and evaluation episodes over workers, is not installed or not reachable."""

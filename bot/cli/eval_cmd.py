@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from bot.cli.common import console, print_json, refuse, settings_of
+from bot.cli.ray_opts import RayAddress, RayFlag, RayWorkers, check_address
 from incidents_db import db
 from remediation.policies.base import Policy
 from sim.errors import SimError
@@ -17,6 +18,8 @@ from sim.resolve import resolve_topology
 
 if TYPE_CHECKING:  # torch loads only when the command runs
     from remediation.evaluation.sim_eval import PolicyResult
+    from remediation.guardrails.models import RbacConfig
+    from sim.topology import Topology
 
 
 def results_table(results: Mapping[str, PolicyResult], title: str) -> Table:
@@ -49,12 +52,15 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--by-fault", help="Also break the learned policy's results down by fault kind."),
         ] = False,
+        ray: RayFlag = False,
+        address: RayAddress = None,
+        workers: RayWorkers = 2,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     ) -> None:
         """Compare learned, runbook, operator BC, random and oracle policies side by side."""
+        check_address("eval", ray, address)
         # torch and matplotlib load only when this command runs
         from remediation.evaluation.plots import plot_policies
-        from remediation.evaluation.sim_eval import evaluate_policies
         from remediation.guardrails.config import load_rbac
         from remediation.learning.baselines import OperatorBCPolicy, OraclePolicy, RandomPolicy, RunbookPolicy
         from remediation.learning.ranking import LearnedPolicy
@@ -80,7 +86,8 @@ def register(app: typer.Typer) -> None:
             "oracle": OraclePolicy(),
         }
         rbac = load_rbac(settings.rbac_config)  # the configured guardrails mask every policy's ranking
-        results = evaluate_policies(topo, policies, episodes=episodes, seed=seed, rbac=rbac)
+        results = _evaluate(topo, policies, episodes=episodes, seed=seed, rbac=rbac, ray=ray, address=address,
+                            workers=workers)  # fmt: skip
         out_dir = plots or settings.data_dir / "eval"
         plot_policies(results, out_dir / f"policy-eval-{topo.name}.png", f"{topo.name}, {episodes} episodes")
         breakdown = dict(results["learned"].by_fault or {})
@@ -93,15 +100,28 @@ def register(app: typer.Typer) -> None:
             return
         console.print(results_table(results, f"{topo.name}: {episodes} episodes, seed {seed}"))
         if by_fault:
-            kinds = Table(
-                "fault kind",
-                "episodes",
-                "success",
-                "top-1",
-                title="learned policy by fault kind (worst first)",
-            )
-            for kind, row in sorted(breakdown.items(), key=lambda kv: kv[1]["success_rate"]):
-                kinds.add_row(
-                    kind, str(int(row["episodes"])), f"{row['success_rate']:.0%}", f"{row['top1']:.0%}"
-                )
-            console.print(kinds)
+            console.print(fault_table(breakdown))
+
+
+def fault_table(breakdown: Mapping[str, Mapping[str, float]]) -> Table:
+    """Return the learned policy's results by fault kind, worst first."""
+    kinds = Table(
+        "fault kind", "episodes", "success", "top-1", title="learned policy by fault kind (worst first)"
+    )
+    for kind, row in sorted(breakdown.items(), key=lambda kv: kv[1]["success_rate"]):
+        kinds.add_row(kind, str(int(row["episodes"])), f"{row['success_rate']:.0%}", f"{row['top1']:.0%}")
+    return kinds
+
+
+def _evaluate(topo: Topology, policies: Mapping[str, Policy], *, episodes: int, seed: int, rbac: RbacConfig,
+              ray: bool, address: str | None, workers: int) -> dict[str, PolicyResult]:  # fmt: skip
+    """Run the policies in this process, or with ``ray`` on the cluster's workers (same scenarios, dealt out)."""
+    if not ray:
+        from remediation.evaluation.sim_eval import evaluate_policies
+
+        return evaluate_policies(topo, policies, episodes=episodes, seed=seed, rbac=rbac)
+    from remediation.evaluation.distributed import evaluate_on_ray
+    from remediation.learning.cluster import ray_cluster
+
+    with ray_cluster(address):
+        return evaluate_on_ray(topo, policies, episodes=episodes, seed=seed, rbac=rbac, workers=workers)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bot.cli.common import console, print_json, progress_bar, refuse, settings_of
+from bot.cli.ray_opts import RayAddress, RayFlag, RayWorkers, check_address
 from bot.settings import Settings
 from incidents_db import db
 from sim.errors import SimError
@@ -58,9 +60,13 @@ def register(app: typer.Typer) -> None:
                 "--quick", help="Smoke test: tiny network, few incidents, under a minute; not for use."
             ),
         ] = False,
+        ray: RayFlag = False,
+        address: RayAddress = None,
+        workers: RayWorkers = 2,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     ) -> None:
         """Train a policy and register it as a candidate version."""
+        check_address("train", ray, address)
         if history is not None and from_store:
             refuse("use either --history FILE or --from-store, not both")
         if history is not None and not history.is_file():
@@ -83,17 +89,25 @@ def register(app: typer.Typer) -> None:
         args = TrainArgs(seed=seed, minutes=minutes, iterations=iterations, run_root=str(run_root), rbac_config=rbac,
                          history_topology=history_topology, **(QUICK if quick else {}))  # fmt: skip
         from_store_url = settings.effective_database_url if from_store else None
-        print_summary(run_training(settings, args, history, from_store_url, quiet=as_json), as_json=as_json)
+        summary = run_training(settings, args, history, from_store_url, quiet=as_json,
+                               rollout_workers=workers if ray else 0, ray_address=address)  # fmt: skip
+        print_summary(summary, as_json=as_json)
 
 
 def run_training(settings: Settings, args: TrainArgs, history: Path | None, from_store_url: str | None, *,
-                 quiet: bool) -> dict[str, Any]:  # fmt: skip
-    """Train with a progress bar (hidden when ``quiet``) and register the result; return its summary."""
+                 quiet: bool, rollout_workers: int = 0, ray_address: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train with a progress bar (hidden when ``quiet``) and register the result; return its summary.
+
+    ``rollout_workers`` > 0: the learner here, the rollouts on that many workers of the Ray cluster at
+    ``ray_address`` (None: a local one started for this run).
+    """
+    from remediation.learning.cluster import ray_cluster
     from remediation.registry.workflow import train_and_register
 
     engine = db.open_store(settings.effective_database_url)
     try:
-        with progress_bar(quiet=quiet) as bar:
+        cluster = ray_cluster(ray_address) if rollout_workers else nullcontext()
+        with cluster, progress_bar(quiet=quiet) as bar:
             tasks: dict[str, object] = {}
 
             def progress(phase: str, done: int, total: int, metrics: dict[str, float]) -> None:
@@ -102,7 +116,8 @@ def run_training(settings: Settings, args: TrainArgs, history: Path | None, from
                 bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
 
             return train_and_register(engine=engine, data_dir=settings.data_dir, args=args, history_file=history,
-                                      from_store_url=from_store_url, progress=progress)  # fmt: skip
+                                      from_store_url=from_store_url, progress=progress,
+                                      rollout_workers=rollout_workers)  # fmt: skip
     finally:
         engine.dispose()
 

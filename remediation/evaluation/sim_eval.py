@@ -10,9 +10,9 @@ actions ran out (censored, so failing fast is never rewarded).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from remediation.learning.encoding import observation_from_core
 from remediation.learning.guard import EpisodeGuard
 from remediation.learning.rollout import EPISODE_STEPS
 from remediation.policies.base import Policy, RankedAction
+from sim.actions import ActionTable
 from sim.core import BatchCore, SimConfig
 from sim.faults import Scenario, sample_scenario
 from sim.policies import fix_of
@@ -192,13 +193,43 @@ def _decide(
     return chosen
 
 
-def _summarise(
-    core: BatchCore, scenarios: list[Scenario], tally: _Tally, *, episodes: int, calibrated: bool
+class Played(NamedTuple):
+    """What one policy's episodes left behind, per episode; shards played apart concatenate in episode order."""
+
+    tally: _Tally
+    elapsed_s: np.ndarray  # (E,) sim clock when the episode ended (or its 10 actions ran out)
+    cost_usd: np.ndarray  # (E,) cost of the actions that ran
+    impact: np.ndarray  # (E,) user impact accumulated
+
+
+def merge_played(parts: Sequence[Played]) -> Played:
+    """Concatenate shards of episodes (in episode order) into one record, counters summed."""
+    tallies = [p.tally for p in parts]
+    tally = _Tally(
+        np.concatenate([t.resolved_at for t in tallies]),
+        np.concatenate([t.actions for t in tallies]),
+        np.concatenate([t.escalations for t in tallies]),
+        np.concatenate([t.first_hit for t in tallies]),
+        violations=sum(t.violations for t in tallies),
+        top1=sum(t.top1 for t in tallies),
+        top3=sum(t.top3 for t in tallies),
+        top1_any=sum(t.top1_any for t in tallies),
+        conf=[c for t in tallies for c in t.conf],
+        correct=[c for t in tallies for c in t.correct],
+    )
+    return Played(
+        tally, *(np.concatenate([getattr(p, f) for p in parts]) for f in ("elapsed_s", "cost_usd", "impact"))
+    )
+
+
+def summarise(
+    played: Played, scenarios: list[Scenario], *, catalog: Catalog, calibrated: bool
 ) -> PolicyResult:
     """Turn the finished episodes into rates, times, the escalation share and the per-fault breakdown."""
+    tally, episodes = played.tally, len(scenarios)
     resolved = ~np.isnan(tally.resolved_at)
     escalated = tally.escalations > 0
-    ttm = np.where(resolved, tally.resolved_at, core.elapsed_s)
+    ttm = np.where(resolved, tally.resolved_at, played.elapsed_s)
     by_fault: dict[str, dict[str, float]] = {}
     for kind in sorted({f.kind for sc in scenarios for f in sc.faults}):
         rows = np.array([any(f.kind == kind for f in sc.faults) for sc in scenarios])
@@ -208,13 +239,14 @@ def _summarise(
     if calibrated:
         ece = expected_calibration_error(torch.tensor(tally.conf), torch.tensor(tally.correct))
     # the simulator's human expert works for the escalate action's duration (10 minutes in the catalog)
-    human_s = float(core.table.duration_s[core.table.index("escalate")])
+    table = ActionTable.from_catalog(catalog)
+    human_s = float(table.duration_s[table.index("escalate")])
     return PolicyResult(
         success_rate=float(resolved.mean()),
         mean_ttm_s=float(ttm.mean()),
         p90_ttm_s=float(np.percentile(ttm, 90)),
         actions_per_incident=float(tally.actions.mean()),
-        cost_usd=float(core.cost_total.mean()),
+        cost_usd=float(played.cost_usd.mean()),
         violations=tally.violations,
         top1=tally.top1 / episodes,
         top3=tally.top3 / episodes,
@@ -229,27 +261,23 @@ def _summarise(
     )
 
 
-def run_policy(
-    topology: Topology,
-    policy: Policy,
-    *,
-    episodes: int,
-    seed: int,
-    rbac: RbacConfig,
-    catalog: Catalog,
-    calibrated: bool,
-) -> tuple[PolicyResult, np.ndarray]:
-    """Run one policy on the seeded episodes; return its result and the per-episode impact.
+def draw_scenarios(topology: Topology, episodes: int, seed: int) -> list[Scenario]:
+    """Return the seeded scenarios every policy replays (one or two faults, red herrings, missing telemetry)."""
+    rng = np.random.default_rng(seed)
+    return [sample_scenario(topology, rng) for _ in range(episodes)]
+
+
+def play(topology: Topology, policy: Policy, scenarios: list[Scenario], *, core_seed: int | Sequence[int],
+         rbac: RbacConfig, catalog: Catalog) -> Played:  # fmt: skip
+    """Run one policy on the scenarios, with the simulator's noise seeded by ``core_seed``.
 
     The guardrails decide per episode as in training (``learning.guard.EpisodeGuard``: the episode's
     runs so far, the simulator's clock, no freezes), so a repeat past a rate limit is refused here too.
     An ``escalate`` that runs counts as an escalation (the episode is no longer an automated success).
     """
-    rng = np.random.default_rng(seed)
-    scenarios = [sample_scenario(topology, rng) for _ in range(episodes)]
-    core = BatchCore(
-        topology, episodes, seed=seed, catalog=catalog, config=SimConfig(max_steps=EPISODE_STEPS)
-    )
+    episodes = len(scenarios)
+    core = BatchCore(topology, episodes, seed=np.random.default_rng(core_seed), catalog=catalog,
+                     config=SimConfig(max_steps=EPISODE_STEPS))  # fmt: skip
     core.reset(scenarios=scenarios)
     oracle = policy if isinstance(policy, OraclePolicy) else OraclePolicy(catalog)
     escalate = _global_index(core, "escalate")
@@ -271,8 +299,37 @@ def run_policy(
         alive &= ~(result.terminated | result.truncated)
         if not alive.any():
             break
-    summary = _summarise(core, scenarios, tally, episodes=episodes, calibrated=calibrated)
-    return summary, core.impact_total.copy()
+    return Played(tally, core.elapsed_s.copy(), core.cost_total.copy(), core.impact_total.copy())
+
+
+def run_policy(
+    topology: Topology,
+    policy: Policy,
+    *,
+    episodes: int,
+    seed: int,
+    rbac: RbacConfig,
+    catalog: Catalog,
+    calibrated: bool,
+) -> tuple[PolicyResult, np.ndarray]:
+    """Run one policy on the seeded episodes in this process; return its result and the per-episode impact."""
+    scenarios = draw_scenarios(topology, episodes, seed)
+    played = play(topology, policy, scenarios, core_seed=seed, rbac=rbac, catalog=catalog)
+    return summarise(played, scenarios, catalog=catalog, calibrated=calibrated), played.impact
+
+
+def with_regret(
+    results: dict[str, PolicyResult], impacts: Mapping[str, np.ndarray]
+) -> dict[str, PolicyResult]:
+    """Return the results with regret = mean extra user impact over the oracle's (when the oracle ran)."""
+    if "oracle" not in impacts:
+        return results
+    return {name: PolicyResult(**{**res.__dict__, "regret": float((impacts[name] - impacts["oracle"]).mean())})
+            for name, res in results.items()}  # fmt: skip
+
+
+CALIBRATED = frozenset({"learned", "operator_bc", "random", "oracle"})
+"""Policies whose confidence is a probability, so ECE is measured for them."""
 
 
 def evaluate_policies(
@@ -283,12 +340,13 @@ def evaluate_policies(
     seed: int,
     rbac: RbacConfig,
     catalog: Catalog | None = None,
-    calibrated: frozenset[str] = frozenset({"learned", "operator_bc", "random", "oracle"}),
+    calibrated: frozenset[str] = CALIBRATED,
 ) -> dict[str, PolicyResult]:
-    """Run every policy on the same episodes; regret = mean extra user impact over the oracle's.
+    """Run every policy on the same episodes in this process; regret = mean extra user impact over the oracle's.
 
     ``rbac`` is the guardrails config whose plan-stage mask every policy ranks under: the configured one
     (``settings.rbac_config``) or, explicitly, the shipped default (``load_rbac(None)``).
+    ``remediation.evaluation.distributed`` runs the same protocol on Ray workers.
     """
     catalog = catalog or builtin_catalog()
     results: dict[str, PolicyResult] = {}
@@ -303,8 +361,4 @@ def evaluate_policies(
             topology, policy, episodes=min(episodes, 100), seed=seed, catalog=catalog
         )
         results[name] = PolicyResult(**{**results[name].__dict__, "first_effective": first})
-    if "oracle" in impacts:
-        for name, res in results.items():
-            regret = float((impacts[name] - impacts["oracle"]).mean())
-            results[name] = PolicyResult(**{**res.__dict__, "regret": regret})
-    return results
+    return with_regret(results, impacts)

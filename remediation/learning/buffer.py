@@ -75,3 +75,16 @@ def concat_transitions(parts: list[Transitions], n_actions: int) -> Transitions:
         torch.cat([p.dones for p in parts]),
         torch.cat([p.traj for p in parts]),
     )
+
+
+def concat_rollouts(parts: list[Rollout], n_actions: int) -> Rollout:
+    """Concatenate rollouts gathered apart on one topology (workers' shares of one iteration's incidents)."""
+    from remediation.learning.encoding import concat_batches
+
+    if len({int(p.obs.node_mask.shape[1]) for p in parts}) > 1:
+        # flat action indices of global actions depend on the padded size: only one topology's shares concatenate
+        raise ValueError("rollouts of one topology expected, got several padded sizes")
+    return Rollout(
+        concat_batches([p.obs for p in parts], n_actions),
+        *(torch.cat([getattr(p, f) for p in parts]) for f in Rollout._fields[1:]),
+    )

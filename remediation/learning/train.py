@@ -15,10 +15,10 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -56,8 +56,13 @@ from sim.resolve import resolve_topology
 from sim.topology import Topology
 from sim.variations import variations
 
+if TYPE_CHECKING:
+    from remediation.learning.workers import RolloutWorkers
+
 Progress = Callable[[str, int, int, dict[str, float]], None]
 """Called as (phase, done, total, metrics) after each unit of work."""
+StopRule = Callable[[GraphPolicy, dict[str, float]], bool]
+"""Called with the network and the curve row after each fine-tuning iteration; True ends fine-tuning."""
 
 
 class Memory(NamedTuple):
@@ -199,6 +204,8 @@ class _Run:
     budget: Budget  # the wall clock since the start, and when fine-tuning stops
     progress: Progress | None
     team: list[Topology]  # the team's graph and its variations (empty: generated graphs only)
+    rollout_workers: int = 0  # N > 0: fine-tuning rollouts on N Ray actors (learning.workers)
+    stop: StopRule | None = None  # ends fine-tuning early when it says so (stopped_by "target")
 
 
 @dataclass(frozen=True)
@@ -211,11 +218,22 @@ class _Logged:
 
 
 def train(
-    args: TrainArgs, *, catalog: Catalog | None = None, progress: Progress | None = None
+    args: TrainArgs,
+    *,
+    catalog: Catalog | None = None,
+    progress: Progress | None = None,
+    rollout_workers: int = 0,
+    stop: StopRule | None = None,
 ) -> TrainResult:
-    """Run every phase and return the trained networks, calibration, memory and metrics."""
+    """Run every phase and return the trained networks, calibration, memory and metrics.
+
+    ``rollout_workers`` = N > 0 plays the fine-tuning rollouts on N Ray actors of the connected cluster
+    (``learning.cluster.ray_cluster``); each worker's incidents are seeded from (seed, worker, iteration),
+    so the weights differ from the in-process run's (0, the default) but are the same again for the same
+    seed and N. ``stop`` may end fine-tuning before the iterations or the budget do.
+    """
     # 1. seeding and the run directory
-    run = _start(args, catalog, progress)
+    run = replace(_start(args, catalog, progress), rollout_workers=rollout_workers, stop=stop)
 
     # 2. logged history: simulated operators on training topologies, plus mined history if given
     logged = _logged_history(run)
@@ -242,8 +260,10 @@ def train(
     metrics = _summary(run, curve, logged, offline_loss, calibration)
     summary = {**metrics, **run.budget.summary(), "curve": curve}
     (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    # the weights depend on the worker count, so a distributed run's artifact records it
+    config = {**asdict(args), **({"rollout_workers": rollout_workers} if rollout_workers else {})}
     return TrainResult(net, operator_bc, calibration.temperature, memory, metrics, curve, run.run_dir,
-                       asdict(args), run.budget.stopped_by)  # fmt: skip
+                       config, run.budget.stopped_by)  # fmt: skip
 
 
 def _start(args: TrainArgs, catalog: Catalog | None, progress: Progress | None) -> _Run:
@@ -299,31 +319,64 @@ def _finetune(net: GraphPolicy, run: _Run) -> list[dict[str, float]]:
     ppo = PpoConfig()
     curve: list[dict[str, float]] = []
     dagger: list[tuple[GraphBatch, torch.Tensor]] = []  # (states, oracle labels) per rollout, oldest first
-    while run.budget.another():
-        it, began = len(curve), time.perf_counter()
-        rollouts, succ = [], []
+    workers = None
+    if run.rollout_workers > 0:
+        from remediation.learning.workers import RolloutWorkers  # Ray: only when asked for
+
+        workers = RolloutWorkers(run.rollout_workers, net.config, guardrails, seed=args.seed)
+    try:
+        while run.budget.another():
+            it, began = len(curve), time.perf_counter()
+            collected = _collect(net, run, it, ppo, guardrails, workers)
+            rollouts = [r for r, _ in collected]
+            last = _ppo_update(net, opt, rollouts, ppo, run)
+            # DAgger: aggregate the oracle-labelled states the policy visited, then imitate over all of them
+            dagger += [(r.obs, r.oracle) for r in rollouts]
+            while sum(int(d[1].numel()) for d in dagger) > args.dagger_states and len(dagger) > 1:
+                dagger.pop(0)
+            last.update(_imitate(net, opt, dagger, run))
+            row = {"iteration": float(it + 1), "train_success_rate": float(np.mean([s["success_rate"] for _, s in collected])),
+                   **last, "elapsed_s": run.budget.elapsed()}  # fmt: skip
+            curve.append(row)
+            run.budget.record(time.perf_counter() - began)
+            with open(run.run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            if run.progress:
+                run.progress("simulator PPO", it + 1, run.budget.total(), row)
+            if run.stop is not None and run.stop(net, row):
+                run.budget.stopped_by = "target"
+                break
+    finally:
+        if workers is not None:
+            workers.close()
+    return curve
+
+
+def _collect(net: GraphPolicy, run: _Run, iteration: int, ppo: PpoConfig, guardrails: RbacConfig | None,
+             workers: RolloutWorkers | None) -> list[tuple[Rollout, dict[str, float]]]:  # fmt: skip
+    """Return one iteration's rollouts and their stats: in this process, or on the Ray workers."""
+    args = run.args
+    if workers is None:
+        out = []
         for _ in range(args.topologies_per_iteration):
             topo = training_topology(run.rng, min_services=args.min_services, max_services=args.max_services,
                                      team=run.team, dense=args.dense_share)  # fmt: skip
-            r, stats = collect_rollout(net, topo, n_envs=args.envs, rng=run.rng, generator=run.gen, gamma=ppo.gamma,
-                                       lam=ppo.lam, escalate_after=args.escalate_after, guardrails=guardrails)  # fmt: skip
-            rollouts.append(r)
-            succ.append(stats["success_rate"])
-        last = _ppo_update(net, opt, rollouts, ppo, run)
-        # DAgger: aggregate the oracle-labelled states the policy visited, then imitate over all of them
-        dagger += [(r.obs, r.oracle) for r in rollouts]
-        while sum(int(d[1].numel()) for d in dagger) > args.dagger_states and len(dagger) > 1:
-            dagger.pop(0)
-        last.update(_imitate(net, opt, dagger, run))
-        row = {"iteration": float(it + 1), "train_success_rate": float(np.mean(succ)), **last,
-               "elapsed_s": run.budget.elapsed()}  # fmt: skip
-        curve.append(row)
-        run.budget.record(time.perf_counter() - began)
-        with open(run.run_dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        if run.progress:
-            run.progress("simulator PPO", it + 1, run.budget.total(), row)
-    return curve
+            out.append(collect_rollout(net, topo, n_envs=args.envs, rng=run.rng, generator=run.gen, gamma=ppo.gamma,
+                                       lam=ppo.lam, escalate_after=args.escalate_after, guardrails=guardrails))  # fmt: skip
+        return out
+    # the driver draws the iteration's topologies; the workers draw the incidents on them
+    topos = [
+        training_topology(
+            run.rng,
+            min_services=args.min_services,
+            max_services=args.max_services,
+            team=run.team,
+            dense=args.dense_share,
+        )
+        for _ in range(args.topologies_per_iteration)
+    ]
+    return workers.collect(net, topos, envs=args.envs, iteration=iteration, gamma=ppo.gamma, lam=ppo.lam,
+                           escalate_after=args.escalate_after)  # fmt: skip
 
 
 def _ppo_update(net: GraphPolicy, opt: torch.optim.Optimizer, rollouts: list[Rollout], ppo: PpoConfig,

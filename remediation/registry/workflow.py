@@ -26,8 +26,12 @@ from remediation.registry.gate import AUTOMATED_MARGIN, check_in_simulator
 
 
 def train_and_register(*, engine: sa.Engine, data_dir: Path, args: TrainArgs, history_file: Path | None,
-                       from_store_url: str | None, progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
-    """Mine history if asked, train, save the artifact under ``data_dir/policies`` and register it."""
+                       from_store_url: str | None, progress: Progress | None = None,
+                       rollout_workers: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Mine history if asked, train, save the artifact under ``data_dir/policies`` and register it.
+
+    ``rollout_workers`` > 0 collects the fine-tuning rollouts on that many Ray actors (connect first).
+    """
     if history_file is not None or from_store_url is not None:
         from remediation.learning.history import mine_history_file, mine_store
 
@@ -38,7 +42,7 @@ def train_and_register(*, engine: sa.Engine, data_dir: Path, args: TrainArgs, hi
             else mine_store(str(from_store_url), scratch)
         )
         args = replace(args, history=str(npz))
-    result = train(args, progress=progress)
+    result = train(args, progress=progress, rollout_workers=rollout_workers)
     plot_training(result.curve, result.run_dir / "training.png")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     factory = make_sessionmaker(engine)
