@@ -3,7 +3,8 @@
 Deploys and config changes arrive at /events/deploy (`bot.alerts.change_intake`).
 
 Slack's requests arrive at /slack/events and health at /healthz, /livez and /readyz; Prometheus scrapes
-/metrics (docs/observability.md).
+/metrics (docs/observability.md). With OAuth on, /slack/install starts an install into a workspace and
+/slack/oauth_redirect is where Slack sends the person back (docs/slack.md).
 
 In Socket Mode Slack's requests arrive over the websocket instead, so /slack/events answers 404 with
 a message saying so; health and alert intake are served the same in both modes.
@@ -47,6 +48,7 @@ from remediation.registry.live import LivePolicy
 
 log = logging.getLogger("remediate.http")
 SOURCES = ("alertmanager", "pagerduty", "grafana", "generic")
+OAUTH_PATHS = ("/slack/install", "/slack/oauth_redirect")  # Bolt's defaults, as in the app's Redirect URLs
 SNAPSHOTS = "snapshots"  # POST /snapshots: metric snapshots, authenticated like the alert sources
 Intake = Callable[[Services, str, Any], tuple[IntakeResult | SnapshotResult, Delivery[Any]]]
 
@@ -113,6 +115,13 @@ class Server:
                      "websocket, not to /slack/events"},
                 )  # fmt: skip
             return self.slack_request(environ, start)
+        if path in OAUTH_PATHS:  # the install flow (docs/slack.md): Bolt's OAuthFlow, GET only
+            if self.app.bolt.oauth_flow is None:
+                return _json(start, _REASONS[404], {"ok": False, "error": "OAuth install is off: set "
+                             "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (single-token mode)"})  # fmt: skip
+            if method != "GET":
+                return _json(start, _REASONS[405], {"ok": False, "error": f"GET {path}"})
+            return self.slack(environ, start)  # type: ignore[no-any-return]
         if path == "/healthz":
             return self.health(start)
         if path in _PROBES:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import SecretStr
+from slack_sdk.oauth.installation_store import InstallationStore
+from slack_sdk.oauth.state_store import OAuthStateStore
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +17,7 @@ from bot import tracing
 from bot.metrics import Metrics
 from bot.settings import Settings
 from incidents_db.db import make_sessionmaker, open_store
+from incidents_db.installations import installation_store, state_store
 from playbooks.catalog import Catalog, load_catalog
 from playbooks.runbooks import load_runbooks
 from playbooks.vocabulary import Vocabulary, load_vocabulary
@@ -67,6 +70,9 @@ class Services:
         vocabulary: real alert names -> the policy's signals, and the monitoring components to skip.
         metrics: this app's Prometheus counters on its own registry (`bot.metrics`).
         similar: past incidents and their fixes for the cards; grows as incidents resolve (`bot.notify.similar`).
+        installations: OAuth mode: slack_sdk's installation store on the store's engine (a bot token per
+            workspace); None with one token (`incidents_db.installations`, docs/slack.md).
+        oauth_states: OAuth mode: the install flow's one-use state store on the same engine; else None.
     """
 
     settings: Settings
@@ -83,6 +89,8 @@ class Services:
     vocabulary: Vocabulary = field(default_factory=lambda: load_vocabulary(ALERTS), repr=False)
     metrics: Metrics = field(default_factory=Metrics, repr=False)
     similar: SimilarMemory = field(default_factory=SimilarMemory, repr=False)
+    installations: InstallationStore | None = field(default=None, repr=False)
+    oauth_states: OAuthStateStore | None = field(default=None, repr=False)
 
     @property
     def lease(self) -> Lease:
@@ -165,4 +173,8 @@ def build_services(
         clock=clock or utc_now,
         topology=resolve_topology(settings.topology) if settings.topology else None,
         vocabulary=load_vocabulary(ALERTS, settings.alert_vocabulary_file),
+        installations=installation_store(store, client_id=settings.slack_client_id or "")
+        if settings.oauth
+        else None,
+        oauth_states=state_store(store) if settings.oauth else None,
     )

@@ -92,6 +92,8 @@ class Incident(Base):
     root_cause_service: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     root_cause_fault: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     source: Mapped[str] = mapped_column(sa.String(16), default="import")
+    # the Slack workspace (T...) or org (E...) it belongs to; None: the home workspace (docs/slack.md)
+    slack_workspace: Mapped[str | None] = mapped_column(sa.String(32), nullable=True, default=None)
     opened_at: Mapped[datetime] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urljoin
 
 from slack_bolt import App
+from slack_bolt.oauth import OAuthFlow
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 
 from bot.app.execution import ActionRunner
@@ -63,6 +66,37 @@ def web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
     return WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout, retry_handlers=[])
 
 
+def authorize_url(api_url: str) -> str:
+    """Return Slack's authorize page beside its Web API (https://slack.com/oauth/v2/authorize; the sandbox's)."""
+    return urljoin(api_url, "../oauth/v2/authorize")
+
+
+def oauth_flow(settings: Settings, services: Services) -> OAuthFlow | None:
+    """Return Bolt's OAuth v2 flow on our store (/slack/install, /slack/oauth_redirect); None with one token.
+
+    /slack/install answers 302 to Slack's authorize page with a one-use state (stored, and set as a
+    cookie); the callback exchanges the code (`oauth.v2.access`) only for a state that is stored, unused,
+    unexpired and matches the cookie, and saves the installation (an org-wide one too).
+    """
+    secret = settings.slack_client_secret
+    if not settings.oauth or secret is None or services.installations is None:
+        return None
+    flow_settings = OAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=secret.get_secret_value(),
+        scopes=list(settings.slack_scopes),
+        redirect_uri=settings.slack_redirect_uri,
+        install_page_rendering_enabled=False,
+        authorization_url=authorize_url(settings.slack_api_url),
+        installation_store=services.installations,
+        installation_store_bot_only=True,
+        state_store=services.oauth_states,
+    )
+    return OAuthFlow(
+        client=WebClient(base_url=settings.slack_api_url, retry_handlers=[]), settings=flow_settings
+    )
+
+
 def build_app(
     settings: Settings,
     services: Services,
@@ -92,6 +126,9 @@ def build_app(
         process_before_response=True,
         listener_executor=work,
         raise_error_for_unhandled_request=False,
+        # OAuth mode: Bolt's install flow, and each request authorized with its workspace's installed bot
+        oauth_flow=oauth_flow(settings, services),
+        installation_store=services.installations,
     )
 
     def render(session: Any, incident_id: str) -> tuple[str, list[dict[str, Any]]]:

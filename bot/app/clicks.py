@@ -20,6 +20,7 @@ from bot.app.commands import Outcome, Reply, why
 from bot.app.errors import UsageError, incident_named
 from bot.app.grammar import suggestion_number
 from bot.app.requests import after_request_change, decide_request
+from bot.app.tenancy import check_workspace
 from bot.notify.delivery import announce
 from bot.notify.mrkdwn import mention
 from bot.services import Services
@@ -123,6 +124,7 @@ def _decide(services: Services, s: Session, *, user: str, verb: str, shown: sugg
         raise _refuse(
             services, s, incident.id, f"{incident.id} is resolved; nothing runs from its card any more"
         )
+    check_workspace(services, actor=user, verb=verb, incident_id=incident.id)  # refused and audited
     rec = incidents.record(db_session=s, incident_id=incident.id)
     request_id: str | None = shown.request_id
     try:

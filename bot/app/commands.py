@@ -14,6 +14,7 @@ from bot.app.errors import NotAllowedError, NotFoundError, incident_named
 from bot.app.grammar import HELP, Command, parse
 from bot.app.requests import after_request_change, decide_request
 from bot.app.switches import flip_switch
+from bot.app.tenancy import check_workspace
 from bot.notify import postmortem_cards
 from bot.notify.cards import key_signals, target_label, timeline_text
 from bot.notify.delivery import announce
@@ -222,6 +223,9 @@ def _free(services: Services, s: Session, text: str) -> Outcome:
     return Outcome(Reply(f"I did not understand that.\n{HELP}"))
 
 
+# verbs acting on a request or an incident (its id first), which only its own workspace may take
+ON_REQUEST = frozenset({"approve", "reject"})
+ON_INCIDENT = frozenset({"resolve", "role", "suggest"})
 # freeze and the postmortem steps take the audit chain lock instead (never after this one: lock order)
 WRITES = frozenset({"declare", "resolve", "role"})
 
@@ -241,6 +245,9 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
         )
     if verb == "whoami":
         return _whoami(services, user)
+    if verb in ON_REQUEST or verb in ON_INCIDENT:  # another workspace's incident: refused, audited
+        key = "request_id" if verb in ON_REQUEST else "incident_id"
+        check_workspace(services, actor=user, verb=verb, **{key: args[0]})
     with incident_named(), services.sessions() as s:
         if verb in WRITES:
             lock_incidents(db_session=s)  # these read, then write: run alone (other threads, replicas)

@@ -11,7 +11,9 @@ from bot.notify.delivery import announce
 from bot.notify.mrkdwn import mention
 from bot.services import Services
 from incidents_db import incidents, roles
+from incidents_db.installations import set_workspace
 from remediation.guardrails.rbac import roles_of
+from remediation.guardrails.workspaces import split
 
 
 def need_role(services: Services, user: str, what: str) -> None:
@@ -43,6 +45,9 @@ def open_incident(
     incident = incidents.create(
         db_session=s, title=title, services=list(services_), severity=severity, source="slack", now=now
     )
+    workspace = split(user)[0]  # declared from another workspace (OAuth): it belongs there
+    if workspace is not None:
+        set_workspace(db_session=s, incident_id=incident.id, workspace=workspace)
     text = f"declared: {title}" + (f"\n{description}" if description else "")
     incidents.append(
         db_session=s, incident_id=incident.id, type_="note", at=now, actor=user, text=text, kind="declared"

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.app.declare import need_role
 from bot.app.requests import after_request_change, decide_request
+from bot.app.tenancy import check_workspace
 from bot.notify.cards import target_label
 from bot.notify.mrkdwn import bold, clip, clip_md, escape, mention, safe
 from bot.services import Services
@@ -136,6 +137,7 @@ def decide_from_home(services: Services, *, user: str, action_id: str, request_i
     """Approve or reject a request from App Home (the workflow's checks, refusals audited); return the line."""
     need_role(services, user, "approve or reject requests")
     verb = "approve" if action_id == "home_approve" else "reject"
+    check_workspace(services, actor=user, verb=verb, request_id=request_id)  # refused and audited
     with services.sessions() as s:
         view = decide_request(services, s, user=user, verb=verb, request_id=request_id)
         text = after_request_change(services, s, view, user)

@@ -22,6 +22,7 @@ from bot import tracing
 from bot.app import edits, postmortems, surfaces
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
+from bot.app.tenancy import actor
 from bot.errors import BotError
 from bot.notify.delivery import OutboxWorker
 from bot.services import Services
@@ -110,7 +111,8 @@ class Listeners:
                 in_channel=in_channel,
             )
 
-        self.guarded(reply, lambda: run(self.services, user=body["user_id"], text=body.get("text", "")))
+        user = actor(self.services, body, body["user_id"])  # T.../U... from another workspace (OAuth)
+        self.guarded(reply, lambda: run(self.services, user=user, text=body.get("text", "")))
 
     def mention(self, body: dict[str, Any], event: dict[str, Any], recorded: bool) -> None:
         """Run a command said to the bot in a channel, once per event id (retries dropped)."""
@@ -125,7 +127,8 @@ class Listeners:
             else:
                 self.worker.ephemeral(channel=channel, user=user, text=text)
 
-        self.guarded(reply, lambda: run(self.services, user=user, text=event.get("text", "")))
+        who = actor(self.services, body, user)
+        self.guarded(reply, lambda: run(self.services, user=who, text=event.get("text", "")))
 
     def button(self, body: dict[str, Any], handler: Callable[..., Outcome] = click) -> None:
         """Act on a card button (approve, reject, why; or ``handler``'s); the reply is ephemeral to the clicker."""
@@ -146,10 +149,10 @@ class Listeners:
                 replace_original=False,
             )
 
-        value = str(action.get("value", ""))
+        value, who = str(action.get("value", "")), actor(self.services, body, user)
         self.guarded(
             reply,
-            lambda: handler(self.services, user=user, action_id=action["action_id"], value=value, card=card),
+            lambda: handler(self.services, user=who, action_id=action["action_id"], value=value, card=card),
         )
 
 

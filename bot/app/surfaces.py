@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 
 from bot.app import controls, modals
 from bot.app.home import HOME_BUTTONS, SWITCH_BUTTONS, HomeTabs, decide_from_home
+from bot.app.tenancy import actor
 from bot.notify.delivery import OutboxWorker
 from bot.services import Services
 
@@ -99,7 +100,9 @@ def _mount_forms(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[E
         def on_submit(ack: Ack, body: dict[str, Any]) -> None:
             # answered in the ack (Slack shows refusals on the form): one short transaction before it
             try:
-                answer = submit(services, user=body["user"]["id"], view=body.get("view") or {})
+                answer = submit(
+                    services, user=actor(services, body, body["user"]["id"]), view=body.get("view") or {}
+                )
             except Exception as exc:
                 answer = {"response_action": "errors", "errors": {block: error_text(exc)[:150]}}
             if answer:
@@ -133,7 +136,7 @@ def _mount_home(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[Ex
 
         def work() -> None:
             try:
-                notice = decide_from_home(services, user=user, action_id=action["action_id"], request_id=str(action.get("value", "")))  # fmt: skip
+                notice = decide_from_home(services, user=actor(services, body, user), action_id=action["action_id"], request_id=str(action.get("value", "")))  # fmt: skip
             except Exception as exc:
                 notice = error_text(exc)
             host.worker.wake()

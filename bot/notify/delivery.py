@@ -31,7 +31,8 @@ from bot import tracing
 from bot.notify.cards import timeline_text
 from bot.notify.errors import Retry
 from bot.notify.mrkdwn import clip, escape
-from bot.notify.slack_calls import CHANNEL_ID, SlackCalls
+from bot.notify.slack_calls import CHANNEL_ID
+from bot.notify.workspaces import WorkspaceCalls
 from bot.services import Services
 from incidents_db import incidents, outbox
 from incidents_db.service import event_to_dict
@@ -134,7 +135,8 @@ class OutboxWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.slack = SlackCalls(services, client)
+        self.workspaces = WorkspaceCalls(services, client)  # the token per row (docs/slack.md, OAuth)
+        self.slack = self.workspaces.home
 
     def start(self) -> None:
         """Start the delivery thread (idempotent)."""
@@ -215,8 +217,9 @@ class OutboxWorker:
             claimed = outbox.claim_due(db_session=session, now=clock())
         for message in claimed:
             with sessions() as session, tracing.delivering(message):  # continues the trace that queued it
-                self.slack.answered = False
                 try:
+                    self.slack = self.workspaces.for_message(session, message)
+                    self.slack.answered = False
                     result = self._deliver(session, message)
                     outbox.mark_sent(db_session=session, message_id=message.id, now=clock(), result=result)
                     self.services.metrics.outbox_deliveries.labels(kind=message.kind, result="sent").inc()

@@ -25,14 +25,15 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
 
 
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_SLACK_USER = re.compile(r"(?:[TE][A-Z0-9]{2,}/)?([UW][A-Z0-9]{2,})")  # T.../: another workspace's person
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")
 
 
 def mention(user: object) -> str:
-    """Return ``<@user>`` for a Slack user id (``U…`` / ``W…``); anything else escaped, so it cannot ping."""
+    """Return ``<@user>`` for a Slack user id (``U…`` / ``W…``, ``T…/U…``); anything else escaped, so it cannot ping."""
     text = str(user)
-    return f"<@{text}>" if _SLACK_USER.fullmatch(text) else escape(text)
+    found = _SLACK_USER.fullmatch(text)
+    return f"<@{found.group(1)}>" if found else escape(text)
 
 
 def clip_md(text: str, limit: int) -> str:

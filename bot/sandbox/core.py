@@ -17,6 +17,7 @@ from bot.sandbox.config import WorkspaceConfig
 from bot.sandbox.driver import DEFAULT_EVENTS, AppDriver
 from bot.sandbox.errors import ApiError, SandboxError
 from bot.sandbox.limits import Fault, RateLimiter
+from bot.sandbox.oauth import OAUTH_V2_ACCESS, OAuthDesk
 from bot.sandbox.socket_mode import SocketModeHub
 from bot.sandbox.webapi import (
     APPS_CONNECTIONS_OPEN,
@@ -44,6 +45,10 @@ class SandboxOptions:
     subscribed_events: tuple[str, ...] = DEFAULT_EVENTS
     command: str = "/remediate"
     guide: tuple[str, ...] = ()  # mrkdwn lines of the dismissable guide the page opens with (the demo's)
+    # more workspaces the app can be installed into (OAuth, `bot.sandbox.oauth`); each answers its own tokens
+    extra_workspaces: tuple[WorkspaceConfig, ...] = ()
+    client_id: str | None = None  # when set, oauth.v2.access wants this client id and secret
+    client_secret: str | None = None
 
 
 class SandboxCore:
@@ -52,6 +57,12 @@ class SandboxCore:
     def __init__(self, options: SandboxOptions | None = None) -> None:
         self.options = options or SandboxOptions()
         self.workspace = Workspace(self.options.workspace)
+        self.teams = {self.workspace.team_id: self.workspace}
+        for extra in self.options.extra_workspaces:
+            self.teams[extra.team_id] = Workspace(extra, clock=self.workspace.clock)
+        self.oauth = OAuthDesk(
+            self.teams, client_id=self.options.client_id, client_secret=self.options.client_secret
+        )
         self.limiter = RateLimiter(self.workspace.clock, enabled=self.options.rate_limits)
         self.socket_mode = SocketModeHub(self.workspace)
         self.stopping = threading.Event()
@@ -80,6 +91,13 @@ class SandboxCore:
         """Return the first configured app-level token (`xapp-...`, for Socket Mode)."""
         return self.workspace.config.app_tokens[0]
 
+    def workspace_for(self, token: str | None) -> Workspace:
+        """Return the workspace a bot or app token belongs to (the first workspace for any other)."""
+        for ws in self.teams.values():
+            if token in ws.config.bot_tokens or token in ws.config.app_tokens:
+                return ws
+        return self.workspace
+
     # -- the app ---------------------------------------------------------------------------------------
     def connect_app(self, app_url: str, signing_secret: str) -> AppDriver:
         """Point the driver (and the page) at an app; returns the driver."""
@@ -97,6 +115,21 @@ class SandboxCore:
         if driver is not None and driver.socket is self.socket_mode:
             return driver
         return self._drive(socket=self.socket_mode)
+
+    def driver_for(self, team_id: str, app_url: str, signing_secret: str) -> AppDriver:
+        """Return a driver sending as the users of another workspace (`extra_workspaces`) to an app."""
+        if team_id not in self.teams:
+            raise SandboxError(f"no sandbox workspace {team_id!r}; known: {', '.join(self.teams)}")
+        return AppDriver(
+            self.teams[team_id],
+            app_url=app_url,
+            signing_secret=signing_secret,
+            sandbox_url=self.url,
+            ack_timeout_s=self.options.ack_timeout_s,
+            retry_backoff_s=self.options.retry_backoff_s,
+            command=self.options.command,
+            subscribed_events=self.options.subscribed_events,
+        )
 
     def _drive(self, **transport: Any) -> AppDriver:
         """Replace the driver with one delivering over ``transport`` (an app URL and secret, or a socket)."""
@@ -127,8 +160,8 @@ class SandboxCore:
         if status is None:
             return 0, {}, None
         error = None if body.get("ok") else str(body.get("error"))
-        clean = {k: v for k, v in args.items() if k != "token"}
-        self.workspace.record_call(method, clean, status, error)
+        clean = {k: v for k, v in args.items() if k not in ("token", "client_secret")}
+        self.workspace_for(token).record_call(method, clean, status, error)
         if fault is not None and fault.kind == "hang" and fault.then == "lose":
             # processed and stored, but the answer never reaches the client (it times out or sees a reset)
             self.stopping.wait(fault.hang_s)
@@ -155,11 +188,17 @@ class SandboxCore:
                 self.stopping.wait(fault.hang_s)
             if fault.then == "drop":
                 return None, {}
-        refused = token_error(self.workspace.config, method, token)
+        if method == OAUTH_V2_ACCESS:  # no token: the client id and secret authenticate it
+            try:
+                return 200, self.oauth.access(args)
+            except ApiError as exc:
+                return 200, {"ok": False, "error": exc.error}
+        ws = self.workspace_for(token)
+        refused = token_error(ws.config, method, token)
         if refused is not None:
             return 200, {"ok": False, "error": refused}
-        if token in self.workspace.config.bot_tokens:
-            headers["X-OAuth-Scopes"] = ",".join(self.workspace.config.bot_scopes)
+        if token in ws.config.bot_tokens:
+            headers["X-OAuth-Scopes"] = ",".join(ws.config.bot_scopes)
         if method == APPS_CONNECTIONS_OPEN:
             return 200, apps_connections_open(self.socket_mode, self.url)
         handler = METHODS.get(method)
@@ -171,7 +210,7 @@ class SandboxCore:
             headers["Retry-After"] = str(retry_after)
             return 429, {"ok": False, "error": "ratelimited"}
         try:
-            return 200, handler(self.workspace, Args(args), self.url)
+            return 200, handler(ws, Args(args), self.url)
         except ApiError as exc:
             return exc.status, {"ok": False, "error": exc.error, **exc.extra}
 
@@ -181,7 +220,7 @@ class SandboxCore:
         status, result = self._respond(response_id, body, headers)
         if status is None:
             return 0, headers, None
-        self.workspace.record_call(
+        self._owner(response_id).record_call(
             "response_url", body, status, None if result.get("ok") else result["error"]
         )
         fault = result.pop("_lose", None)
@@ -206,12 +245,16 @@ class SandboxCore:
             if fault.then == "drop":
                 return None, {}
         try:
-            result, status = respond(self.workspace, response_id, body), 200
+            result, status = respond(self._owner(response_id), response_id, body), 200
         except ApiError as exc:
             result, status = {"ok": False, "error": exc.error, **exc.extra}, exc.status
         if fault is not None and fault.then == "lose":
             result["_lose"] = fault
         return status, result
+
+    def _owner(self, response_id: str) -> Workspace:
+        """Return the workspace that handed out a response URL (the first one for an unknown id)."""
+        return next((ws for ws in self.teams.values() if response_id in ws.response_urls), self.workspace)
 
 
 def _fault_error(fault: Fault) -> dict[str, Any]:

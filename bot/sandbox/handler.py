@@ -11,6 +11,7 @@ Routes:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import socket
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from bot.sandbox.control import control, inspect
 from bot.sandbox.core import SandboxCore
 from bot.sandbox.errors import SandboxError
+from bot.sandbox.oauth import AUTHORIZE_PATH
 from bot.sandbox.websocket import WebSocket, accept_key
 
 log = logging.getLogger("remediate.sandbox")
@@ -113,11 +115,15 @@ class Handler(BaseHTTPRequestHandler):
                 token = auth[7:].strip() if auth.startswith("Bearer ") else None
                 if token is None and not is_json:
                     token = str(body.get("token") or query.get("token") or "") or None
-                status, headers, result = self.sandbox.call_api(path[5:], {**query, **body}, token)
+                status, headers, result = self.sandbox.call_api(
+                    path[5:], {**query, **body, **_basic(auth)}, token
+                )
                 self._send(status, result, headers)
             elif path.startswith("/response/") and verb == "POST":
                 status, headers, result = self.sandbox.call_response_url(path[len("/response/") :], body)
                 self._send(status, result, headers)
+            elif path == AUTHORIZE_PATH and verb == "GET":  # the person clicked Allow
+                self._found(self.sandbox.oauth.authorize(query))
             elif path.startswith("/_sandbox/"):
                 name = path[len("/_sandbox/") :]
                 if verb == "GET":
@@ -133,13 +139,15 @@ class Handler(BaseHTTPRequestHandler):
         except LookupError as exc:
             self._send(404, {"ok": False, "error": str(exc).strip("'\"")})
 
+    def _found(self, location: str) -> None:
+        self.send_response(HTTPStatus.FOUND)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _static(self, path: str) -> None:
         if path.startswith("/archives/"):
-            channel = path.split("/")[2]
-            self.send_response(HTTPStatus.FOUND)
-            self.send_header("Location", f"/#{channel}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._found(f"/#{path.split('/')[2]}")
             return
         name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
         if name not in STATIC:
@@ -165,3 +173,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _basic(auth: str) -> dict[str, str]:
+    """Return the client id and secret of HTTP Basic auth (how `oauth.v2.access` may authenticate)."""
+    if not auth.startswith("Basic "):
+        return {}
+    try:
+        client_id, _, secret = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return {"client_id": client_id, "client_secret": secret}

@@ -20,6 +20,9 @@ ROUTABLE = ("none", "webhook", "shell", "kubernetes", "sim", "pagerduty")
 ALERT_SERVICE_LABELS = ("deployment", "statefulset", "daemonset", "destination_workload", "container", "pod",
                         "app.kubernetes.io/name", "app_kubernetes_io_name", "app", "service", "job",
                         "persistentvolumeclaim")  # fmt: skip
+# The bot scopes of deploy/slack/manifest.yaml; the OAuth install asks for these (`slack_scopes`).
+SLACK_SCOPES = ("app_mentions:read", "chat:write", "commands", "channels:history", "groups:history",
+                "channels:read", "groups:read")  # fmt: skip
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
@@ -238,6 +241,29 @@ class Settings(BaseSettings):
         default="https://slack.com/api/",
         validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url"),
     )
+    # OAuth (docs/slack.md, Install anywhere): on when both the client id and secret are set; else one token
+    slack_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_CLIENT_ID", "slack_client_id"),
+        description="App's client id; with the secret: OAuth install flow, a bot token per workspace.",
+    )
+    slack_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "slack_client_secret")
+    )
+    slack_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=SLACK_SCOPES,
+        validation_alias=AliasChoices("SLACK_SCOPES", "slack_scopes"),
+        description="Bot scopes the install asks for, comma-separated (deploy/slack/manifest.yaml).",
+    )
+    slack_redirect_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_REDIRECT_URI", "slack_redirect_uri"),
+        description="Public https URL of /slack/oauth_redirect, as in the app's Redirect URLs.",
+    )
+    home_team_id: str | None = Field(
+        default=None,
+        description="OAuth mode: the workspace (T...) alerts post to, whose users RBAC names plainly.",
+    )
     # OpenTelemetry's standard variables (docs/observability.md, Traces); the SDK reads the rest itself
     # (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_BSP_*).
     otel_sdk_disabled: bool = Field(
@@ -286,7 +312,7 @@ class Settings(BaseSettings):
             raise ValueError("expected an http(s):// URL")
         return value
 
-    @field_validator("webhook_url", "pagerduty_events_url")
+    @field_validator("webhook_url", "pagerduty_events_url", "slack_redirect_uri")
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
         if value is not None and not _HTTP_URL.fullmatch(value):
@@ -326,6 +352,21 @@ class Settings(BaseSettings):
                 raise ValueError("expected label names without spaces, comma-separated")
         return items
 
+    @field_validator("slack_scopes", mode="before")
+    @classmethod
+    def _check_scopes(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return items
+        return tuple(str(i).strip() for i in items if str(i).strip())
+
+    @field_validator("home_team_id")
+    @classmethod
+    def _check_team(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[TE][A-Z0-9]{2,}", value):
+            raise ValueError("expected a Slack team id (T...), or an enterprise id (E...) for an org install")
+        return value or None
+
     @field_validator("topology")
     @classmethod
     def _check_topology(cls, value: str | None) -> str | None:
@@ -344,6 +385,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("expected an http(s):// base URL of the Slack Web API")
         return value if value.endswith("/") else value + "/"
+
+    @property
+    def oauth(self) -> bool:
+        """Return whether the OAuth install flow is on (client id and secret set): a token per workspace."""
+        return bool(self.slack_client_id) and self.slack_client_secret is not None
 
     @property
     def effective_database_url(self) -> str:

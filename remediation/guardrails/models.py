@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from playbooks.models import Risk
 
-SLACK_USER_ID = r"[UW][A-Z0-9]{2,}"  # used with re.fullmatch ("$" passes a trailing newline)
+# used with re.fullmatch ("$" passes a trailing newline); T.../U... names a person of another workspace
+# than the home one (OAuth installs, remediation/guardrails/workspaces.py), E.../W... of a Grid org install
+SLACK_USER_ID = r"(?:[TE][A-Z0-9]{2,}/)?[UW][A-Z0-9]{2,}"
 SLACK_GROUP_ID = r"S[A-Z0-9]{2,}"
 ALL = "*"
 OWNED = "owned"
