@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from bot.settings import Settings
 from incidents_db.redact import redact_text, redact_url
 
@@ -61,27 +63,39 @@ def check_store(settings: Settings) -> Check:
     return Check("store", WARN, f"{shown}: at revision {current}, newest is {head}", fix)
 
 
+def _secret_check(
+    name: str, secret: SecretStr | None, env: str, *, fallback: str | None, missing: str, fix: str
+) -> Check:
+    """OK when ``secret`` is set; WARN with ``fallback`` when another way in remains; FAIL with ``missing``."""
+    if secret is not None and secret.get_secret_value():
+        return Check(name, OK, f"{env} is set")
+    if fallback is not None:
+        return Check(name, WARN, f"not set: {fallback}", fix)
+    return Check(name, FAIL, f"{env} is not set: {missing}", fix)
+
+
 def check_signing_secret(settings: Settings) -> Check:
     """SLACK_SIGNING_SECRET set (HTTP mode verifies every request with it)."""
-    if settings.slack_signing_secret is not None and settings.slack_signing_secret.get_secret_value():
-        return Check("signing secret", OK, "SLACK_SIGNING_SECRET is set")
-    fix = "set SLACK_SIGNING_SECRET (Basic Information → App Credentials → Signing Secret)"
-    if settings.slack_app_token is not None:
-        return Check("signing secret", WARN, "not set: only `serve --socket-mode` can run", fix)
-    return Check(
-        "signing secret", FAIL, "SLACK_SIGNING_SECRET is not set: Slack's requests cannot be verified", fix
+    return _secret_check(
+        "signing secret",
+        settings.slack_signing_secret,
+        "SLACK_SIGNING_SECRET",
+        fallback="only `serve --socket-mode` can run" if settings.slack_app_token is not None else None,
+        missing="Slack's requests cannot be verified",
+        fix="set SLACK_SIGNING_SECRET (Basic Information → App Credentials → Signing Secret)",
     )
 
 
 def check_alert_token(settings: Settings) -> Check:
     """REMEDIATE_ALERTS_TOKEN set (alert webhooks refuse every call without it)."""
-    if settings.alerts_token is not None and settings.alerts_token.get_secret_value():
-        return Check("alerts token", OK, "REMEDIATE_ALERTS_TOKEN is set")
-    fix = "set REMEDIATE_ALERTS_TOKEN and give Alertmanager the same bearer token (README quickstart)"
-    if settings.pagerduty_webhook_secret is not None:
-        return Check("alerts token", WARN, "not set: only signed PagerDuty webhooks are accepted", fix)
-    return Check(
-        "alerts token", FAIL, "REMEDIATE_ALERTS_TOKEN is not set: every alert webhook is refused", fix
+    pagerduty = settings.pagerduty_webhook_secret is not None
+    return _secret_check(
+        "alerts token",
+        settings.alerts_token,
+        "REMEDIATE_ALERTS_TOKEN",
+        fallback="only signed PagerDuty webhooks are accepted" if pagerduty else None,
+        missing="every alert webhook is refused",
+        fix="set REMEDIATE_ALERTS_TOKEN and give Alertmanager the same bearer token (README quickstart)",
     )
 
 

@@ -108,6 +108,30 @@ def reference_rows(
     return (np.concatenate(rows) if rows else np.zeros((0, len(FEATURES)))), len(rows)
 
 
+# reference rows of a registered version (fixed training cut-off) per (database, graph, cut-off): the
+# hourly check then reads only the live side; an unregistered version's reference grows, so it is re-read
+_REFERENCES: dict[tuple[str, str, int, datetime], tuple[Rows, int]] = {}
+_MAX_REFERENCES = 4
+
+
+def _reference(*, engine: sa.Engine, topology: Topology | None, before: datetime | None) -> tuple[Rows, int]:
+    if before is None:
+        return reference_rows(engine=engine, topology=topology, before=None)
+    key = (
+        engine.url.render_as_string(),
+        topology.name if topology else "",
+        topology.n_services if topology else 0,
+        before,
+    )
+    found = _REFERENCES.get(key)
+    if found is None or found[1] < MIN_REFERENCE:  # too few so far: history may still be imported
+        found = reference_rows(engine=engine, topology=topology, before=before)
+        if len(_REFERENCES) >= _MAX_REFERENCES:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = found
+    return found
+
+
 def first_ranked(*, db_session: Session, since: datetime, limit: int = 200) -> list[tuple[str, datetime]]:
     """Return (incident id, when a card first showed its suggestions) for incidents first ranked since ``since``."""
     first = sa.func.min(Suggestion.created_at)
@@ -159,7 +183,7 @@ def check(
     """Compare the policy's live inputs over ``window`` with its training set's; PSI per feature group."""
     bind = db_session.get_bind()
     engine = bind if isinstance(bind, sa.Engine) else bind.engine
-    reference, n_reference = reference_rows(engine=engine, topology=topology, before=trained_at)
+    reference, n_reference = _reference(engine=engine, topology=topology, before=trained_at)
     live, n_live = live_rows(
         db_session=db_session, topology=topology, since=now - window, signal_of=signal_of
     )
