@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from waitress import create_server
 
 from bot.app.app import RemediateApp, build_app
+from bot.app.tenancy import actor
+from bot.notify.workspaces import bot_token
 from bot.sandbox import AppDriver, SandboxOptions, SlackSandbox
 from bot.sandbox.config import ChannelSpec, UserSpec, WorkspaceConfig
 from bot.server import Server, stop_server
@@ -73,13 +75,13 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
         conn.close()
 
 
-def install(two: Two, team: str) -> tuple[int, str]:
-    """Run the whole install into ``team`` as a browser would; return the callback's status and body."""
+def install(two: Two, team: str, org: str = "") -> tuple[int, str]:
+    """Run the whole install into ``team`` (org-wide into ``org``) as a browser would; return the callback's answer."""
     status, headers, _ = _get(two.url + "/slack/install")
     assert status == 302, status
     cookie = headers["set-cookie"].split(";")[0]
     authorize = headers["location"]
-    status, headers, _ = _get(f"{authorize}&team={team}")  # the person clicks Allow in that workspace
+    status, headers, _ = _get(f"{authorize}&team={team}&enterprise={org}")  # the person clicks Allow there
     assert status == 302, status
     status, _, body = _get(headers["location"], {"Cookie": cookie})
     return status, body
@@ -252,3 +254,19 @@ def _post_alert(two: Two, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def test_single_token_mode_has_no_install_routes(harness: Any) -> None:
     status, _, body = _get(harness.url + "/slack/install")
     assert status == 404 and "SLACK_CLIENT_ID" in body
+
+
+def test_an_enterprise_grid_org_wide_install_is_stored_and_its_token_used(two: Two) -> None:
+    assert install(two, SECOND, org="E0GRID0001")[0] == 200
+    store = two.services.installations
+    assert store is not None
+    bot = store.find_bot(enterprise_id="E0GRID0001", team_id=None, is_enterprise_install=True)
+    assert bot is not None and bot.is_enterprise_install and bot.bot_token == "xoxb-second-token"
+    found = store.find_installation(enterprise_id="E0GRID0001", team_id=None, is_enterprise_install=True)
+    assert found is not None and found.team_id is None and found.enterprise_name == "E0GRID0001 org"
+    assert bot_token(two.services, "E0GRID0001") == "xoxb-second-token"  # what the outbox sends with
+    # a person of the org is keyed by the org, whichever of its workspaces they write from
+    body = {"team_id": SECOND, "enterprise_id": "E0GRID0001", "is_enterprise_install": "true"}
+    assert actor(two.services, body, "W0GRID0001") == "E0GRID0001/W0GRID0001"
+    assert actor(two.services, {"team_id": HOME}, ALICE) == ALICE  # the home workspace: plain ids
+    assert actor(two.services, {"team_id": SECOND}, ERIN) == f"{SECOND}/{ERIN}"
