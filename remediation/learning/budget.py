@@ -33,7 +33,7 @@ class Budget:
     durations: list[float] = field(default_factory=list)
     """Wall seconds of each finished iteration."""
     stopped_by: str = ""
-    """``iterations`` or ``budget`` once the loop ended ("" while it runs)."""
+    """``iterations``, ``budget`` or ``target`` (``train(stop=...)`` said so) once the loop ended ("" while it runs)."""
 
     def elapsed(self) -> float:
         """Return seconds since the run started."""

@@ -19,6 +19,8 @@ from remediation.errors import ClusterError
 
 LOCAL_CPUS = 2
 """CPUs of the local cluster started when no address is given."""
+LOCAL_TRIES = 3
+"""Attempts at starting the local cluster."""
 INSTALL_HINT = "Ray is not installed: pip install 'remediate[ray]'"
 
 T = TypeVar("T")
@@ -43,21 +45,35 @@ def ray_cluster(address: str | None) -> Iterator[ModuleType]:
     if ray.is_initialized():
         yield ray
         return
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        else:
-            # "local": a fresh cluster on this machine even when RAY_ADDRESS names another
-            ray.init(address="local", num_cpus=LOCAL_CPUS, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)  # fmt: skip
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        where = f"at {address}" if address else "on this machine"
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ClusterError(f"cannot start or reach a Ray cluster {where}: {reason}") from exc
+    _connect(ray, address)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _connect(ray: ModuleType, address: str | None) -> None:
+    """``ray.init`` for the address (None: a new local cluster), its failures translated into ``ClusterError``.
+
+    A local start is tried ``LOCAL_TRIES`` times: Ray gives a starting node 30 s to register, which a
+    loaded machine can miss.
+    """
+    for attempt in range(1 if address else LOCAL_TRIES):
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            else:
+                # "local": a fresh cluster on this machine even when RAY_ADDRESS names another
+                ray.init(address="local", num_cpus=LOCAL_CPUS, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)  # fmt: skip
+            return
+        except Exception as exc:  # Ray raises plain Exception too (a node that missed its start-up time)
+            ray.shutdown()
+            if address is None and attempt + 1 < LOCAL_TRIES:
+                continue
+            where = f"at {address}" if address else "on this machine"
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ClusterError(f"cannot start or reach a Ray cluster {where}: {reason}") from exc
 
 
 def worker_seed(seed: int, worker: int, iteration: int) -> np.random.SeedSequence:
