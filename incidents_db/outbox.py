@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
+from incidents_db.channels import own_channel_ids
 from incidents_db.models import Base, utcnow
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
@@ -393,9 +394,12 @@ def get_card(*, db_session: Session, incident_id: str) -> SlackCard | None:
 
 
 def latest_card_channel(*, db_session: Session) -> str | None:
-    """Return the channel id of the most recently updated card, if any card was posted."""
+    """Return the main channel's id from its most recently updated card (incidents' own channels skipped)."""
     return db_session.execute(
-        sa.select(SlackCard.channel).order_by(SlackCard.updated_at.desc()).limit(1)
+        sa.select(SlackCard.channel)
+        .where(SlackCard.channel.not_in(own_channel_ids()))
+        .order_by(SlackCard.updated_at.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 

@@ -14,6 +14,8 @@
   reminded in the incident's thread (`bot.app.postmortems.remind`).
 * Every ``drift_check_every_s`` (first a minute after start), the policy's live inputs are compared with
   its training set's (`bot.observe.drift`), exported as ``remediate_feature_drift_psi``.
+* Every minute, incidents' own channels (``incident_channels``) whose incident was resolved
+  ``incident_channel_archive_after`` ago are archived through the outbox (`bot.notify.channels`).
 
 With several replicas on one database (``serve`` passes a `Leadership`), each job runs on the leader
 only, the one that holds the job leader's lock (`incidents_db.leader`, shared with the learning loop's
@@ -35,6 +37,7 @@ from bot.app import postmortems
 from bot.app.audit_head import HeadPublisher, PublishResult
 from bot.app.verify import verify_job
 from bot.metrics import Metrics
+from bot.notify.channels import archive_due
 from bot.notify.delivery import announce
 from bot.observe.drift import drift_job
 from bot.services import Services
@@ -45,6 +48,7 @@ from remediation.approvals import service as approvals
 log = logging.getLogger("remediate.jobs")
 SEEN_KEPT = timedelta(days=1)
 EVERY_REPLICA = frozenset({"check-feature-drift"})  # a gauge each replica exports on its own /metrics
+ARCHIVE_EVERY_S = 60.0  # how often resolved incidents' channels are looked at for archiving
 
 
 def _refresh_cards(services: Services, request_ids: list[str]) -> None:
@@ -88,6 +92,25 @@ def _recover_job(services: Services) -> None:
         recover_interrupted(services)
     except Exception:  # retried at the next tick
         log.exception("recovering interrupted executions failed")
+
+
+def _archive_job(services: Services) -> None:
+    try:
+        archive_due(services)
+    except Exception:  # retried at the next tick
+        log.exception("archiving incident channels failed")
+
+
+def _schedule_archiving(scheduler: BackgroundScheduler, services: Services) -> None:
+    scheduler.add_job(
+        _archive_job,
+        "interval",
+        seconds=ARCHIVE_EVERY_S,
+        args=[services],
+        id="archive-incident-channels",
+        max_instances=1,
+        coalesce=True,
+    )
 
 
 def forget_old_deliveries(services: Services) -> int:
@@ -195,6 +218,7 @@ def start_jobs(
         max_instances=1,
         coalesce=True,
     )
+    _schedule_archiving(scheduler, services)
     scheduler.add_job(
         _expire_job,
         "interval",

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 
 from bot import tracing
 from bot.notify.cards import timeline_text
+from bot.notify.channels import IncidentChannels
 from bot.notify.errors import Retry
-from bot.notify.mrkdwn import clip, escape
+from bot.notify.minimal import minimal_card
 from bot.notify.slack_calls import CHANNEL_ID
 from bot.notify.workspaces import WorkspaceCalls
 from bot.services import Services
@@ -100,31 +101,6 @@ def _metadata(event_type: str, message: outbox.Message, **extra: Any) -> dict[st
     }
 
 
-def minimal_card(session: Session, incident_id: str) -> tuple[str, list[dict[str, Any]]]:
-    """Return a card that always fits Block Kit: header, status, and where the full picture is."""
-    incident = incidents.find(db_session=session, incident_id=incident_id)
-    title = incident.title if incident is not None else ""
-    severity = incident.severity if incident is not None else "?"
-    resolved = incident is not None and incident.resolved_at is not None
-    state = "✅ Resolved" if resolved else "🔴 Open"
-    text = clip(escape(f"{incident_id} [{severity}] {title} ({'resolved' if resolved else 'open'})"), 3000)
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": clip(f"{incident_id}: {title}", 150)}},
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": clip(
-                    f"*Severity* {escape(severity)} · *Status* {state}\n"
-                    f"The full card could not be rendered; see `/remediate status {escape(incident_id)}`.",
-                    3000,
-                ),
-            },
-        },
-    ]
-    return text, blocks
-
-
 class OutboxWorker:
     """Delivers outbox rows to Slack on a background thread; `wake` after committing new rows."""
 
@@ -135,6 +111,7 @@ class OutboxWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.channels = IncidentChannels(services)  # each incident's own channel, when on
         self.workspaces = WorkspaceCalls(services, client)  # the token per row (docs/slack.md, OAuth)
         self.slack = self.workspaces.home
 
@@ -271,7 +248,9 @@ class OutboxWorker:
         self, session: Session, message: outbox.Message, incident_id: str
     ) -> tuple[str, str] | None:
         """Look the incident's card up in the channel; adopt the first, retire any duplicates."""
-        channel = self.slack.channel_id(session, message.attempts, self.services.settings.incident_channel)
+        channel = self.channels.existing(session, incident_id) or self.slack.channel_id(
+            session, message.attempts, self.services.settings.incident_channel
+        )
         cards = self.slack.read_back(
             message.attempts,
             channel=channel,
@@ -349,6 +328,8 @@ class OutboxWorker:
             return {"message_ts": sent.get("message_ts")}
         if message.kind == "message":
             return self._say(message)
+        if message.kind == "archive":
+            return self.channels.archive(session, self.slack, message)
         incident_id = message.incident_id or ""
         if message.kind == "card":
             return self._card(session, message, incident_id)
@@ -402,21 +383,20 @@ class OutboxWorker:
                 session.commit()  # adopted for good, whatever the update below does
                 card = outbox.get_card(db_session=session, incident_id=incident_id)
         if card is None:
+            where = self.channels.first_card_channel(session, self.slack, message.attempts, incident_id)
             sent, refused = self._card_call(
-                session,
-                message,
-                "chat.postMessage",
-                text,
-                blocks,
-                channel=self.services.settings.incident_channel,
+                session, message, "chat.postMessage", text, blocks, channel=where,
                 metadata=_metadata(CARD_EVENT, message),
-            )
+            )  # fmt: skip
             outbox.set_card(
                 db_session=session, incident_id=incident_id, channel=sent["channel"], ts=sent["ts"], now=now
             )
+            if where != self.channels.main:  # the main channel gets a line pointing at the incident's channel
+                self.channels.summarise(session, incident_id, sent["channel"], now)
             return {"channel": sent["channel"], "ts": sent["ts"], **({"minimal": refused} if refused else {})}
         channel, ts = card.channel, card.ts
         _, refused = self._card_call(session, message, "chat.update", text, blocks, channel=channel, ts=ts)
+        self.channels.invite_newcomers(session, self.slack, message.attempts, incident_id, channel)
         card = outbox.get_card(db_session=session, incident_id=incident_id)
         if card is not None:
             card.updated_at = now

@@ -25,6 +25,8 @@ SLACK_SCOPES = ("app_mentions:read", "chat:write", "commands", "channels:history
                 "channels:read", "groups:read")  # fmt: skip
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _YAML_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("_YAML_VALUES", default=None)
 
 
@@ -72,6 +74,17 @@ class Settings(BaseSettings):
         default=604800.0, gt=0, description="How far back the drift check reads live incidents."
     )
     incident_channel: str = Field(default="incidents", description="Slack channel for incident cards.")
+    incident_channels: bool = Field(
+        default=False, description="on: each incident gets its own channel inc-<id>-<slug> (docs/slack.md)."
+    )
+    incident_channel_private: bool = Field(
+        default=False, description="Incident channels are private (groups:write) instead of public."
+    )
+    incident_channel_archive_after: float = Field(
+        default=86400.0,
+        gt=0,
+        description="How long after resolution an incident channel is archived: 24h, 90m, 2d or seconds.",
+    )
     alerts_token: SecretStr | None = Field(default=None, description="Bearer token for alert webhooks.")
     pagerduty_webhook_secret: SecretStr | None = Field(
         default=None, description="Signing secret of the PagerDuty V3 webhook subscription."
@@ -290,6 +303,16 @@ class Settings(BaseSettings):
         if value.startswith(("postgresql://", "postgres://")):
             # Pin the driver we ship: psycopg 3.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("incident_channel_archive_after", mode="before")
+    @classmethod
+    def _check_duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            found = _DURATION.fullmatch(value.strip().lower())
+            if not found:
+                raise ValueError("expected a duration like 24h, 90m, 2d, 45s or a number of seconds")
+            return float(found.group(1)) * _DURATION_UNITS[found.group(2) or "s"]
         return value
 
     @field_validator("jobs_schedule")

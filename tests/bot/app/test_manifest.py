@@ -31,9 +31,11 @@ def test_manifest_matches_the_app() -> None:
     assert sorted(doc["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read",
         "channels:history",  # the outbox reads a post back after a lost answer
+        "channels:manage",  # incident channels: create, invite, archive
         "channels:read",
         "chat:write",
         "commands",
         "groups:history",
         "groups:read",
+        "groups:write",  # private incident channels
     ]
