@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from bot.app.execution import ActionRunner
 from bot.app.listeners import Listeners, error_text, mount
 from bot.app.requests import record_run
+from bot.app.roster import Roster
 from bot.errors import BotError
 from bot.notify.cards import render_card
 from bot.notify.delivery import OutboxWorker
@@ -44,12 +45,14 @@ class RemediateApp:
         worker: OutboxWorker,
         work: ThreadPoolExecutor | None = None,
         runner: ActionRunner | None = None,
+        roster: Roster | None = None,
     ) -> None:
         self.bolt = bolt
         self.services = services
         self.worker = worker
         self.work = work
         self.runner = runner
+        self.roster = roster  # RBAC reloads and groups' sources (`bot.app.roster`)
 
     def close(self) -> None:
         """Let queued after-ack work and running actions finish, then stop the outbox worker (server stopped)."""
@@ -150,5 +153,8 @@ def build_app(
     # Approved actions run on their own bounded pool, so intake and commands never wait for one.
     runner = ActionRunner(services, done=ran, threads=services.settings.action_threads)
     services.runner = runner
+    roster = Roster(services, api)
+    roster.mount(bolt, work)  # before the catch-all event listener that `mount` registers last
+    roster.start()
     mount(bolt, Listeners(services, worker, work))
-    return RemediateApp(bolt, services, worker, work, runner)
+    return RemediateApp(bolt, services, worker, work, runner, roster)

@@ -13,6 +13,7 @@ from incidents_db import incidents
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.executors.routing import ADVISORY, advisory, runs
+from remediation.guardrails.rbac import membership_note
 from remediation.verification import service as verification
 
 
@@ -103,10 +104,11 @@ def after_request_change(services: Services, s: Session, view: approvals.Request
                 db_session=s, incident_id=view.incident_id, type_="note", at=now, actor=user, text=text
             )
         announce(db_session=s, incident_id=view.incident_id, now=now)
+    stale = escape(membership_note(services.rbac, user))  # a role from a failing source's last answer
     if view.state == st.PENDING:
-        return f"Approved {label}: {len(view.approvers)} of {view.required_approvals} approvals."
+        return f"Approved {label}: {len(view.approvers)} of {view.required_approvals} approvals.{stale}"
     if view.state == st.APPROVED and runs(services.executor, view.action):
-        return f"Approved {label}; running."
+        return f"Approved {label}; running.{stale}"
     if view.state == st.APPROVED:
         note = advisory(services.executor) or f"Advisory mode: {ADVISORY}."
         return f"Approved {label}. {escape(note)}"

@@ -16,6 +16,7 @@ from bot.cli.common import console, print_json, refuse, sessions_of, settings_of
 
 if TYPE_CHECKING:
     from remediation.guardrails.decide import Decision
+    from remediation.guardrails.models import RbacConfig
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -73,17 +74,32 @@ def register_rbac(app: typer.Typer) -> None:
         requester: Annotated[str | None, typer.Option("--requester", help="With --stage approve.")] = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Explain whether USER may request (or approve) ACTION on TARGET right now, and who may approve it."""
+        """Explain whether USER may request (or approve) ACTION on TARGET right now, and who may approve it.
+
+        Groups naming a Slack user group or an on-call schedule are read now; each of USER's roles is
+        shown with where it came from (file user entry, group members, the source and its freshness).
+        """
+        from remediation.guardrails.rbac import role_origins
+
         if stage not in ("request", "approve"):
             refuse(f"--stage {stage!r}: expected request or approve")
+        config = rbac_now(ctx)
         decision = decide_now(
             ctx, user=user, action=action, target=target, params=param or [], stage=stage,
-            requester=requester,
+            requester=requester, config=config,
         )  # fmt: skip
+        origins = role_origins(config, user)
         if as_json:
-            print_json(decision.as_dict())
+            print_json({**decision.as_dict(), "roles": [o._asdict() for o in origins],
+                        "sources": _sources_json(config)})  # fmt: skip
         else:
             print_decision(decision)
+            for origin in origins:
+                console.print(f"role {origin.role}: from {origin.via}", highlight=False, soft_wrap=True)
+            for gid, resolved in sorted(config.resolved.items()):
+                if resolved.error:
+                    state = "expired" if resolved.expired else "unreachable"
+                    console.print(f"group {gid}: {resolved.label} {state}: {resolved.error}", highlight=False)
         if not decision.allowed:
             raise typer.Exit(1)
 
@@ -99,6 +115,7 @@ def decide_now(
     params: list[str],
     stage: str,
     requester: str | None,
+    config: RbacConfig | None = None,
 ) -> Decision:
     """Run the guardrails for one request (or approval) with the configured RBAC, catalog and switches.
 
@@ -110,7 +127,7 @@ def decide_now(
     from remediation.guardrails.decide import Context, decide
 
     settings = settings_of(ctx)
-    config = load_rbac(settings.rbac_config)
+    config = config or load_rbac(settings.rbac_config)
     catalog = load_catalog([settings.playbooks_dir] if settings.playbooks_dir else [])
     with sessions_of(settings)() as session:
         switches = read_switches(db_session=session)
@@ -119,6 +136,25 @@ def decide_now(
         requester=requester, switches=switches,
     )  # fmt: skip
     return decide(action, target, _parse_params(params), user, context)
+
+
+def rbac_now(ctx: typer.Context) -> RbacConfig:
+    """Return the configured RBAC with its groups' sources (Slack user groups, schedules) read now."""
+    from bot.app.app import web_client
+    from bot.app.roster import resolve_now
+    from remediation.guardrails.config import load_rbac
+    from remediation.guardrails.membership import sources
+
+    settings = settings_of(ctx)
+    config = load_rbac(settings.rbac_config)
+    if not sources(config):
+        return config
+    return resolve_now(config, settings=settings, client=web_client(settings), now=datetime.now(UTC))
+
+
+def _sources_json(config: RbacConfig) -> dict[str, Any]:
+    return {gid: {"source": r.label, "members": list(r.members), "as_of": r.as_of.isoformat() if r.as_of else None,
+                  "error": r.error or None} for gid, r in config.resolved.items()}  # fmt: skip
 
 
 def print_decision(decision: Decision) -> None:

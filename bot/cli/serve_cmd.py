@@ -150,6 +150,8 @@ def run_serve(settings: Settings, options: ServeOptions) -> None:
     remediate = build_remediate(settings, options)
     remediate.worker.start()
     scheduler = start_background_jobs(remediate)
+    if remediate.roster is not None:
+        remediate.roster.install_sighup()  # `kill -HUP` reloads the RBAC file (docs/safety.md)
     settle_heap()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -246,6 +248,8 @@ def start_background_jobs(remediate: RemediateApp) -> BackgroundScheduler:
     start_refresh(scheduler, services)  # with discovery: rediscover the graph on a schedule
     start_policy_reload(scheduler, services)  # promote / rollback / shadow / canary without a restart
     schedule_loop(scheduler, services, leadership)  # mine, retrain, evaluate, promote, report, watch
+    if remediate.roster is not None:  # every replica: the RBAC file's mtime, groups' sources
+        remediate.roster.schedule(scheduler)
     return scheduler
 
 

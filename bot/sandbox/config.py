@@ -23,6 +23,7 @@ class UserSpec:
     real_name: str
     is_bot: bool = False
     is_admin: bool = False
+    email: str = ""  # `users.lookupByEmail`; none: <name>@example.com
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ BOT_SCOPES = (
     "groups:history",
     "channels:read",
     "groups:read",
+    "usergroups:read",
+    "users:read",
+    "users:read.email",
     "channels:manage",
     "groups:write",
 )

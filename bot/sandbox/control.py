@@ -5,6 +5,7 @@ GET  state | messages?channel=&thread_ts= | ephemerals?channel=&user= | views?us
 POST faults {method, kind, count, retry_after, status, hang_s, then, error} | rate_limits {method, per_minute,
      burst} or {enabled} | clock {advance} | reset | act/command | act/message | act/click
      | act/view_submit | act/view_close | act/home | act/shortcut | act/message_shortcut | act/view_click
+     | act/usergroup {usergroup, users}: new members, and Slack's `subteam_members_changed` to the app
 DELETE faults
 """
 
@@ -17,6 +18,7 @@ from bot.sandbox.core import SandboxCore
 from bot.sandbox.driver import AppDriver
 from bot.sandbox.errors import ApiError, SandboxError
 from bot.sandbox.limits import parse_fault
+from bot.sandbox.webapi.users import set_usergroup_members
 
 
 def _channel_id(sandbox: SandboxCore, ref: str) -> str:
@@ -182,6 +184,13 @@ def _act(sandbox: SandboxCore, action: str, body: dict[str, Any]) -> Any:
     driver = _driver(sandbox)
     if action in surfaces.ACTIONS:  # App Home, shortcuts, buttons in views
         return surfaces.act(driver, action, body)
+    if action == "usergroup":  # an admin edits a user group; Slack tells the app
+        users = [str(u) for u in body.get("users") or []]
+        try:
+            event = set_usergroup_members(sandbox.workspace, str(body.get("usergroup", "")), users)
+        except ApiError as exc:
+            raise SandboxError(f"usergroup: {exc.error}") from None
+        return {"ok": True, "delivery": driver.event(event).summary()}
     user, channel = str(body.get("user", "")), str(body.get("channel", ""))
     if action == "command":
         text = str(body.get("text", "")).strip()

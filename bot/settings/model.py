@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="A deploy or config change this recent joins incidents as recent."
     )
     rbac_config: Path | None = Field(default=None, description="RBAC/guardrails YAML; built-in if unset.")
+    rbac_reload_s: float = Field(default=10.0, gt=0, description="Seconds between RBAC file checks.")
+    rbac_refresh_s: float = Field(default=300.0, gt=0, description="Seconds between group source reads.")
+    rbac_keep_s: float = Field(default=3600.0, gt=0, description="A failing source's members last so long.")
+    pagerduty_api_url: str = Field(default="https://api.pagerduty.com", description="PagerDuty REST API.")
+    pagerduty_api_token: SecretStr | None = Field(default=None, description="PagerDuty REST API key.")
+    opsgenie_api_url: str = Field(default="https://api.opsgenie.com", description="Opsgenie API (schedules).")
+    opsgenie_api_key: SecretStr | None = Field(default=None, description="Opsgenie API key (read schedules).")
     playbooks_dir: Path | None = Field(default=None, description="Extra playbook directory beside built-ins.")
     audit_head_file: Path | None = Field(
         default=None, description="Append-only JSON Lines file the audit log's head is published to."
@@ -335,7 +342,9 @@ class Settings(BaseSettings):
             raise ValueError("expected an http(s):// URL")
         return value
 
-    @field_validator("webhook_url", "pagerduty_events_url", "slack_redirect_uri")
+    @field_validator(
+        "webhook_url", "pagerduty_events_url", "pagerduty_api_url", "opsgenie_api_url", "slack_redirect_uri"
+    )
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
         if value is not None and not _HTTP_URL.fullmatch(value):

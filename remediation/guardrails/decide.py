@@ -18,7 +18,7 @@ from opentelemetry import trace
 from playbooks.catalog import Catalog
 from playbooks.models import Action, Risk
 from remediation.guardrails.models import ALL, RbacConfig
-from remediation.guardrails.rbac import approver_roles, eligible_approvers, may, roles_of
+from remediation.guardrails.rbac import approver_roles, eligible_approvers, may, membership_note, roles_of
 from remediation.guardrails.windows import active_freezes
 
 Stage = Literal["request", "approve", "execute", "plan"]
@@ -135,8 +135,9 @@ class _Ask:
         return self.name in self.ctx.config.freeze.exempt_actions
 
     def roles(self) -> str:
-        """Return the actor's roles for a sentence."""
-        return ", ".join(sorted(roles_of(self.ctx.config, self.actor or "")))
+        """Return the actor's roles for a sentence (with where a stale or expired one came from)."""
+        roles = ", ".join(sorted(roles_of(self.ctx.config, self.actor or "")))
+        return roles + membership_note(self.ctx.config, self.actor)
 
 
 Check = Callable[[_Ask], Refusal | None]
@@ -218,7 +219,7 @@ def _freeze_notes(ask: _Ask) -> tuple[str, ...]:
 def _known_actor(ask: _Ask) -> Refusal | None:
     """Refuse someone with no role in the config."""
     if not ask.actor or not roles_of(ask.ctx.config, ask.actor):
-        return "unknown_user", f"{ask.actor or 'nobody'} has no role in the guardrails config"
+        return "unknown_user", f"{ask.actor or 'nobody'} has no role in the guardrails config{ask.roles()}"
     return None
 
 
@@ -364,7 +365,7 @@ def _ok(ask: _Ask) -> str:
         roles = ", ".join(approver_roles(ask.ctx.config, ask.spec.risk))
         return f"{ask.actor} may request {action}; it needs {ask.required} approval(s) from {roles}"
     if stage == "approve":
-        return f"{ask.actor} may approve ({len(ask.counted) + 1} of {ask.required})"
+        return f"{ask.actor} may approve ({len(ask.counted) + 1} of {ask.required}){membership_note(ask.ctx.config, ask.actor)}"
     verb = "may run now" if stage == "execute" else "could run once approved"
     return f"{action}{' on ' + ask.target if ask.target else ''} {verb}"
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from playbooks.models import Risk
 
@@ -14,9 +16,41 @@ from playbooks.models import Risk
 # than the home one (OAuth installs, remediation/guardrails/workspaces.py), E.../W... of a Grid org install
 SLACK_USER_ID = r"(?:[TE][A-Z0-9]{2,}/)?[UW][A-Z0-9]{2,}"
 SLACK_GROUP_ID = r"S[A-Z0-9]{2,}"
+GROUP_NAME = r"[a-z][a-z0-9_.-]{0,62}"  # a group resolved from a schedule needs no Slack id as its key
+SCHEDULE_ID = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
+SOURCES: tuple[str, ...] = ("slack_usergroup", "pagerduty_schedule", "opsgenie_schedule")
 ALL = "*"
 OWNED = "owned"
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a group's source (Slack user group, on-call schedule) names now, as `roles_of` reads it.
+
+    ``members`` are granted; they are the last known ones while the source fails, for a bounded time
+    (``stale``), and none once that time is over (``expired``: ``last_members`` says who they were).
+    """
+
+    kind: str
+    ref: str
+    members: tuple[str, ...] = ()
+    as_of: datetime | None = None
+    failing_since: datetime | None = None
+    error: str = ""
+    expired: bool = False
+    last_members: tuple[str, ...] = ()
+
+    @property
+    def stale(self) -> bool:
+        """Return whether the members are the last known ones of a source that fails now."""
+        return self.failing_since is not None and not self.expired and self.as_of is not None
+
+    @property
+    def label(self) -> str:
+        """Return the source for a sentence: ``Slack user group S0...``, ``PagerDuty schedule P...``."""
+        names = {"slack_usergroup": "Slack user group", "pagerduty_schedule": "PagerDuty schedule"}
+        return f"{names.get(self.kind, 'Opsgenie schedule')} {self.ref}"
 
 
 class _Model(BaseModel):
@@ -24,19 +58,52 @@ class _Model(BaseModel):
 
 
 class User(_Model):
-    """A person, keyed in the config by their immutable Slack user id (never by display name)."""
+    """A person, keyed in the config by their immutable Slack user id (never by display name).
+
+    ``email`` matches them to the people a PagerDuty or Opsgenie schedule names (before Slack is asked).
+    """
 
     name: str = ""
+    email: str = ""
     roles: tuple[str, ...] = ()
     disabled: bool = False
 
 
 class Group(_Model):
-    """A Slack user group (id ``S...``): every member gets the group's roles."""
+    """A group of people: every member gets the group's roles.
+
+    ``members`` are listed in the file; at most one source adds the people it names now, refreshed on a
+    schedule (`remediation.guardrails.membership`): a Slack user group (``slack_usergroup: S...``), whoever
+    is on call in a PagerDuty schedule (``pagerduty_schedule: P...``) or an Opsgenie schedule
+    (``opsgenie_schedule``: its id or name).
+    """
 
     name: str = ""
     members: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
+    slack_usergroup: str | None = None
+    pagerduty_schedule: str | None = None
+    opsgenie_schedule: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Group:
+        named = [k for k in SOURCES if getattr(self, k) is not None]
+        if len(named) > 1:
+            raise ValueError(f"name at most one source of members, got {' and '.join(named)}")
+        if self.slack_usergroup is not None and not re.fullmatch(SLACK_GROUP_ID, self.slack_usergroup):
+            raise ValueError(
+                f"slack_usergroup must be a Slack user-group id (S...), got {self.slack_usergroup!r}"
+            )
+        for key in ("pagerduty_schedule", "opsgenie_schedule"):
+            value = getattr(self, key)
+            if value is not None and not re.fullmatch(SCHEDULE_ID, value):
+                raise ValueError(f"{key} must be a schedule id, got {value!r}")
+        return self
+
+    @property
+    def source(self) -> tuple[str, str] | None:
+        """Return ``(kind, id)`` of the group's source of members, or None for a group listed in full."""
+        return next(((k, getattr(self, k)) for k in SOURCES if getattr(self, k) is not None), None)
 
     @field_validator("members")
     @classmethod
@@ -178,6 +245,18 @@ class RbacConfig(_Model):
     blast_radius: BlastRadius = BlastRadius()
     kill_switch: KillSwitch = KillSwitch()
     postmortems: PostmortemPolicy = PostmortemPolicy()
+    _resolved: dict[str, Resolved] = PrivateAttr(default_factory=dict)
+
+    @property
+    def resolved(self) -> Mapping[str, Resolved]:
+        """Return, per group id, what its source names now (`membership.with_sources` fills it)."""
+        return self._resolved
+
+    def with_resolved(self, resolved: Mapping[str, Resolved]) -> RbacConfig:
+        """Return a copy of this config whose groups' sources name ``resolved`` (the file's part unchanged)."""
+        copy = self.model_copy()
+        copy._resolved = dict(resolved)
+        return copy
 
     @field_validator("users")
     @classmethod
@@ -190,9 +269,11 @@ class RbacConfig(_Model):
     @field_validator("groups")
     @classmethod
     def _group_ids(cls, value: dict[str, Group]) -> dict[str, Group]:
-        bad = [g for g in value if not re.fullmatch(SLACK_GROUP_ID, g)]
+        bad = [g for g in value if not (re.fullmatch(SLACK_GROUP_ID, g) or re.fullmatch(GROUP_NAME, g))]
         if bad:
-            raise ValueError(f"groups are keyed by Slack user-group id (S...), got {', '.join(bad)}")
+            raise ValueError(
+                f"groups are keyed by Slack user-group id (S...) or a lower-case name, got {', '.join(bad)}"
+            )
         return value
 
     @field_validator("approvals_required")

@@ -23,6 +23,8 @@ METHODS: dict[str, Handler] = {
     "views.update": views.views_update,
     "views.publish": views.views_publish,
     "users.info": users.users_info,
+    "users.lookupByEmail": users.users_lookup_by_email,
+    "usergroups.list": users.usergroups_list,
     "usergroups.users.list": users.usergroups_users_list,
     "conversations.list": conversations.conversations_list,
     "conversations.info": conversations.conversations_info,

@@ -1,5 +1,8 @@
 """Who is calling and who is there: tokens, `auth.test`, `apps.connections.open`, `users.*`, `usergroups.*`.
 
+`set_usergroup_members` is what a workspace admin does on Slack's side; it returns the
+``subteam_members_changed`` event Slack then sends (the control API's ``act/usergroup`` delivers it).
+
 A bot token (`xoxb-`) may call every Web API method but `apps.connections.open`, which only an
 app-level token (`xapp-`, Socket Mode) may call; Slack's errors are `not_authed`, `invalid_auth`
 and `not_allowed_token_type`.
@@ -7,6 +10,7 @@ and `not_allowed_token_type`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.sandbox.config import WorkspaceConfig
@@ -64,3 +68,53 @@ def usergroups_users_list(ws: Workspace, args: Args, base_url: str) -> dict[str,
     if group is None:
         raise ApiError("no_such_subteam")
     return {"ok": True, "users": list(group.users)}
+
+
+def usergroups_list(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
+    """Return the workspace's user groups (with their members when ``include_users`` is true)."""
+    with_users = args.flag("include_users")
+    groups = []
+    for group in ws.usergroups.values():
+        item: dict[str, Any] = {"id": group.id, "team_id": ws.team_id, "handle": group.handle,
+                                "name": group.name, "user_count": len(group.users)}  # fmt: skip
+        if with_users:
+            item["users"] = list(group.users)
+        groups.append(item)
+    return {"ok": True, "usergroups": groups}
+
+
+def users_lookup_by_email(ws: Workspace, args: Args, base_url: str) -> dict[str, Any]:
+    """Return the user with this e-mail address (a user given none has ``<name>@example.com``)."""
+    email = args.text("email", error="users_not_found").lower()
+    for user in ws.users.values():
+        if (user.email or f"{user.name}@example.com").lower() == email:
+            return {"ok": True, "user": ws.user_json(user)}
+    raise ApiError("users_not_found")
+
+
+def set_usergroup_members(ws: Workspace, group_id: str, users: list[str]) -> dict[str, Any]:
+    """Replace a user group's members as an admin would; return Slack's ``subteam_members_changed`` event."""
+    with ws.lock:
+        group = ws.usergroups.get(group_id)
+        if group is None:
+            raise ApiError("no_such_subteam")
+        unknown = [u for u in users if u not in ws.users]
+        if unknown:
+            raise ApiError("invalid_users")
+        before, after = set(group.users), tuple(dict.fromkeys(users))
+        ws.usergroups[group_id] = replace(group, users=after)
+        ws.touch()
+        added, removed = sorted(set(after) - before), sorted(before - set(after))
+        now = int(ws.clock.now())
+    return {
+        "type": "subteam_members_changed",
+        "subteam_id": group_id,
+        "team_id": ws.team_id,
+        "date_previous_update": now - 1,
+        "date_update": now,
+        "added_users": added,
+        "added_users_count": str(len(added)),
+        "removed_users": removed,
+        "removed_users_count": str(len(removed)),
+        "event_ts": f"{now}.000000",
+    }
