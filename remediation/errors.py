@@ -91,9 +91,5 @@ class MembershipSourceError(RemediationError):
     """A source of group members (Slack user group, on-call schedule) cannot be read now; the last answer stays."""
 
 
-class MembershipSourceError(RemediationError):
-    """A source of group members (Slack user group, on-call schedule) cannot be read now; the last answer stays."""
-
-
 class ClusterError(RemediationError):
     """Ray, which spreads rollouts and evaluation episodes over workers, is not installed or not reachable."""

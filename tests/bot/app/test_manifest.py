@@ -37,8 +37,8 @@ def test_manifest_matches_the_app() -> None:
         "commands",
         "groups:history",
         "groups:read",
+        "groups:write",  # private incident channels
         "usergroups:read",  # RBAC groups from Slack user groups (docs/safety.md)
         "users:read",
         "users:read.email",  # on-call schedules name people by e-mail
-        "groups:write",  # private incident channels
     ]
