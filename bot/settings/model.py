@@ -22,7 +22,8 @@ ALERT_SERVICE_LABELS = ("deployment", "statefulset", "daemonset", "destination_w
                         "persistentvolumeclaim")  # fmt: skip
 # The bot scopes of deploy/slack/manifest.yaml; the OAuth install asks for these (`slack_scopes`).
 SLACK_SCOPES = ("app_mentions:read", "chat:write", "commands", "channels:history", "groups:history",
-                "channels:read", "groups:read", "channels:manage", "groups:write")  # fmt: skip
+                "channels:read", "groups:read", "channels:manage", "groups:write", "usergroups:read",
+                "users:read", "users:read.email")  # fmt: skip
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
