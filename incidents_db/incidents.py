@@ -15,12 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from incidents_db import fingerprints
 from incidents_db.changes import kept_for
 from incidents_db.errors import IncidentNotFoundError
 from incidents_db.locks import lock_incidents
 from incidents_db.models import ApprovalRequest, Execution, Incident, IncidentEvent
 from incidents_db.service import get_record
 from incidents_db.snapshots import latest
+from incidents_db.timeline import Appender
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 _NUMBERED = re.compile(r"INC-(\d+)")
@@ -85,27 +87,13 @@ def append(
     (what `remediate.incident/v1` requires) whatever clocks the senders have. ``affects=False`` (metric
     snapshots) leaves the incident's services and its last-update time alone: context is not activity.
     The incidents' write lock is taken first, so concurrent writers (replicas, the action runner) never
-    pick the same ``seq``.
+    pick the same ``seq``. Many events at once: `incidents_db.timeline.Appender`, the same code.
     """
-    lock_incidents(db_session=db_session)
-    last_seq, last_at = db_session.execute(
-        sa.select(sa.func.max(IncidentEvent.seq), sa.func.max(IncidentEvent.at)).where(
-            IncidentEvent.incident_id == incident_id
-        )
-    ).one()
-    seq = 0 if last_seq is None else int(last_seq) + 1
-    if last_at is not None:
-        at = max(at, last_at)
-    clean = {k: v for k, v in payload.items() if v is not None}
-    db_session.add(
-        IncidentEvent(incident_id=incident_id, seq=seq, at=at, type=type_, service=service, payload=clean)
+    appender = Appender(db_session)
+    seq = appender.append(
+        incident_id=incident_id, type_=type_, at=at, service=service, affects=affects, **payload
     )
-    incident = db_session.get(Incident, incident_id) if affects else None
-    if incident is not None:
-        incident.updated_at = at
-        if service and service not in (incident.services or []):
-            incident.services = sorted({*incident.services, service})
-    db_session.flush()
+    appender.flush()
     return seq
 
 
@@ -162,6 +150,7 @@ def resolve(*, db_session: Session, incident_id: str, actor: str, now: datetime,
     append(db_session=db_session, incident_id=incident.id, type_="resolved", at=now, actor=actor)
     incident.status = "resolved"
     incident.resolved_at = max(now, incident.opened_at)
+    fingerprints.forget(db_session=db_session, incident_id=incident.id)  # only open incidents hold alerts
     db_session.flush()
     return True
 
@@ -183,7 +172,11 @@ def recent_records(*, db_session: Session, exclude: str, limit: int = 200) -> li
 
 
 def alert_states(*, db_session: Session) -> dict[str, tuple[str, str]]:
-    """Return fingerprint -> (incident id, latest status) over the alerts of open incidents."""
+    """Return fingerprint -> (incident id, latest status) over the alerts of open incidents, by a full scan.
+
+    Intake reads the indexed `incidents_db.fingerprints` instead; this scan is what that table must
+    always equal (its tests) and the same-run reference of `benchmarks/bench_intake.py`.
+    """
     rows = db_session.execute(
         sa.select(IncidentEvent.incident_id, IncidentEvent.payload)
         .join(Incident, Incident.id == IncidentEvent.incident_id)

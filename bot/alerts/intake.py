@@ -5,13 +5,18 @@ delivery (an Alertmanager group), the incident the delivery's earlier alerts joi
 incident on the same service updated within the grouping window; else a new incident. A repeat of an
 alert's current status adds nothing, so a re-sent storm changes nothing; a resolved alert joins the
 timeline, and an alert-born incident resolves itself when all its alerts have resolved.
+
+A delivery costs the same however many incidents are open and however long they are: it reads only its
+own fingerprints, by key (`incidents_db.fingerprints`), and writes its events in a few statements
+(`incidents_db.timeline`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -20,9 +25,19 @@ from bot.notify import postmortem_cards
 from bot.notify.delivery import announce
 from bot.services import Services
 from incidents_db import incidents
+from incidents_db.fingerprints import states_of, statuses_of
 from incidents_db.locks import lock_incidents
+from incidents_db.timeline import Appender
 
 AHEAD = timedelta(minutes=5)  # an alert dated later than this after now is stamped now + AHEAD
+
+
+class ReadStates(Protocol):
+    """Reads fingerprint -> (incident id, status) for (at least) the given fingerprints."""
+
+    def __call__(self, *, db_session: Session, fingerprints: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Return the states an open incident holds."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,8 +68,14 @@ def _recent_for_service(services: Services, db_session: Session, service: str) -
     return incident.id
 
 
-def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
-    """Record the alerts of one delivery in incidents and commit; return what was done."""
+def ingest(
+    services: Services, alerts: list[AlertIn], *, _read_states: ReadStates = states_of
+) -> IntakeResult:
+    """Record the alerts of one delivery in incidents and commit; return what was done.
+
+    ``_read_states`` is for `benchmarks/bench_intake.py` only, which passes the old full scan as its
+    same-run reference; intake reads the delivery's fingerprints by key.
+    """
     touched: dict[str, None] = {}
     created: list[str] = []
     recorded = ignored = 0
@@ -62,9 +83,10 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
         # Deliveries run concurrently (threads, replicas): read-then-create must run alone, or two
         # deliveries for one service could both open an incident.
         lock_incidents(db_session=s)
-        states = incidents.alert_states(db_session=s)
+        states = _read_states(db_session=s, fingerprints=[a.fingerprint for a in alerts])
         by_group: dict[str, str] = {}
         now = services.clock()
+        timeline = Appender(s)  # the delivery's events in a few statements, written before _settle reads
         for alert in alerts:
             known = states.get(alert.fingerprint)
             if known is not None and known[1] == alert.status:
@@ -91,8 +113,7 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 )
                 incident_id = incident.id
                 created.append(incident_id)
-            incidents.append(
-                db_session=s,
+            timeline.append(
                 incident_id=incident_id,
                 type_="alert",
                 # a sender's clock far off (or hostile) must not move the timeline to another year
@@ -111,7 +132,8 @@ def ingest(services: Services, alerts: list[AlertIn]) -> IntakeResult:
                 by_group[alert.group] = incident_id
             recorded += 1
             touched[incident_id] = None
-        _settle(services, s, now, created, touched, states)
+        timeline.flush()
+        _settle(services, s, now, created, touched)
         s.commit()
     return IntakeResult(tuple(touched), tuple(created), recorded, ignored)
 
@@ -122,7 +144,6 @@ def _settle(
     now: datetime,
     created: list[str],
     touched: dict[str, None],
-    states: dict[str, tuple[str, str]],
 ) -> None:
     """Give new incidents the recent snapshots, resolve those whose alerts all resolved, announce each."""
     graph = services.topology.services if services.topology is not None else ()
@@ -135,7 +156,7 @@ def _settle(
             max_age_s=services.settings.snapshot_max_age_s,
         )
     for incident_id in touched:
-        mine = [st for (inc, st) in states.values() if inc == incident_id]
+        mine = statuses_of(db_session=s, incident_id=incident_id)
         incident = incidents.get(db_session=s, incident_id=incident_id)
         if incident.source == "alert" and mine and all(st == "resolved" for st in mine):
             incidents.resolve(
