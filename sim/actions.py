@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -104,13 +103,9 @@ class ActionTable:
         return self.ids.index(action_id) if action_id in self.ids else -1
 
 
-@lru_cache(maxsize=32)
-def touching(t: Topology) -> np.ndarray:
-    """Return the (N, E) bool matrix: edge e starts or ends at service n."""
-    out = np.zeros((t.n_services, t.n_edges), dtype=bool)
-    out[t.src, np.arange(t.n_edges)] = True
-    out[t.dst, np.arange(t.n_edges)] = True
-    return out
+def touching(t: Topology, n: np.ndarray) -> np.ndarray:
+    """Return (len(n), E) bool: edge e starts or ends at service n[i] (built per call, never (N, E))."""
+    return (t.src[None, :] == n[:, None]) | (t.dst[None, :] == n[:, None])
 
 
 class Effects:
@@ -121,7 +116,6 @@ class Effects:
     ) -> None:
         self.st, self.s, self.util, self.memory, self.elapsed_s = st, s, util, memory, elapsed_s
         self.changed = np.zeros(s.replicas.shape[0], dtype=bool)
-        self.touching = touching(st.topology)
 
     def clear(self, b: np.ndarray, n: np.ndarray, kind: str) -> np.ndarray:
         """Clear one fault kind at (b, n); return where it was active."""
@@ -141,14 +135,14 @@ class Effects:
 
     def healthy_at(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Return where the target has no fault of its own."""
-        return ~(self.s.sev[b, :, n] > 0).any(axis=1) & ~(self.s.partition[b] * self.touching[n]).any(axis=1)
+        return ~(self.s.sev[b, :, n] > 0).any(axis=1) & ~(
+            self.s.partition[b] * touching(self.st.topology, n)
+        ).any(axis=1)
 
     def harm_datastore(self, b: np.ndarray, n: np.ndarray, ttl_s: float) -> np.ndarray:
         """A healthy stateful target loses its primary (a cache comes back cold); return where it happened."""
         hit = self.st.topology.stateful[n] & self.healthy_at(b, n)
-        cold_cache = (
-            hit & (self.st.kind_id[n] == SERVICE_KINDS.index("cache")) & self.st.backends[n].any(axis=1)
-        )
+        cold_cache = hit & (self.st.kind_id[n] == SERVICE_KINDS.index("cache")) & self.st.has_backend[n]
         self.inject(b[cold_cache], n[cold_cache], "cache_stampede", ttl_s)
         outage = hit & ~cold_cache
         self.inject(b[outage], n[outage], "datastore_outage", ttl_s)
@@ -238,7 +232,7 @@ class Effects:
         """Reschedule the pods elsewhere: away from a noisy neighbour or a broken network path."""
         harm = self.harm_datastore(b, n, SIDE_EFFECT_TTL_S["drain"])
         fixed = self.clear(b, n, "noisy_neighbor")
-        cut = self.s.partition[b] * self.touching[n]  # (b, E)
+        cut = self.s.partition[b] * touching(self.st.topology, n)  # (b, E)
         healed = cut.any(axis=1)
         self.s.partition[b] -= cut
         self.changed[b[healed]] = True
@@ -247,7 +241,7 @@ class Effects:
     def flush_cache(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Empty the cache: ends corruption; a healthy cache goes cold and stampedes its database."""
         fixed = self.clear(b, n, "cache_corruption")
-        cold = ~fixed & self.healthy_at(b, n) & self.st.backends[n].any(axis=1)
+        cold = ~fixed & self.healthy_at(b, n) & self.st.has_backend[n]
         self.inject(b[cold], n[cold], "cache_stampede", SIDE_EFFECT_TTL_S["flush"])
         return np.where(fixed, SUCCEEDED, np.where(cold, HARMFUL, NO_EFFECT))
 

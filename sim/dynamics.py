@@ -68,7 +68,8 @@ class Statics:
     cap_per_replica: np.ndarray  # (N,) rps one ready replica serves
     base_lat: np.ndarray  # (N,) own latency at zero load, ms
     base_mem: np.ndarray  # (N,) memory share at rest
-    backends: np.ndarray  # (N, N) 1 where column is a database behind the row's cache
+    backend_pairs: np.ndarray  # (2, P) int64: (cache, database behind it), one column per pair
+    has_backend: np.ndarray  # (N,) bool: a cache with a database behind it
     up: np.ndarray | None  # (N, N) dense (M^T), M = sum_k W^k; None when sweeping
     up_seen: np.ndarray | None  # (N, N) dense (M W)^T
     static: np.ndarray  # (S, N) graph features
@@ -142,6 +143,15 @@ def _series(w: np.ndarray, depth: int) -> np.ndarray:
     return total
 
 
+def _spread_to_callees(t: Topology, x: np.ndarray, depth: int) -> np.ndarray:
+    """Return ``x @ sum_{k=0..depth} W^k`` for an (N,) row by sweeping the edge list (O(E) memory)."""
+    total, term = x.astype(float), x.astype(float)
+    for _ in range(depth):
+        term = np.bincount(t.dst, weights=term[t.src] * t.weights, minlength=t.n_services)
+        total += term
+    return total
+
+
 def _stable_jitter(name: str) -> float:
     """Return a number in [0, 1) fixed by the service name, so constants never depend on run order."""
     h = 2166136261
@@ -162,23 +172,28 @@ def statics(topology: Topology) -> Statics:
     if not entry.any():
         entry[:] = True
     entry_share = entry / entry.sum()
-    w = np.zeros((n, n))
-    w[t.src, t.dst] = t.weights
     depth = _depth(t)
-    series = _series(w, depth)
-    load = (entry * ENTRY_RPS) @ series  # row vector: callee gets w * caller load
+    # dense operators beat sparse sweeps (a gather and a reduce per hop) at every size up to 500
+    # services on one CPU core: numpy's per-call cost dominates the sweeps; see benchmarks/bench_sim.py.
+    # Above DENSE_MAX nothing (N, N) is built: the (N, N) power series alone took 30 s and 130 MB at
+    # 2,000 services (benchmarks/bench_scale.py)
+    dense = n <= DENSE_MAX
+    series: np.ndarray | None = None
+    w: np.ndarray | None = None
+    if dense:
+        w = np.zeros((n, n))
+        w[t.src, t.dst] = t.weights
+        series = _series(w, depth)
+        load = (entry * ENTRY_RPS) @ series  # row vector: callee gets w * caller load
+    else:
+        load = _spread_to_callees(t, entry * ENTRY_RPS, depth)
     load = np.maximum(load, 1.0)  # services nobody reaches still see health checks
     jitter = np.array([_stable_jitter(s) for s in t.services])
     util = np.array([BASE_UTIL[k] for k in t.kinds]) * (0.85 + 0.3 * jitter)
     replicas = t.replicas.astype(float)
     cap = load / (replicas * util)
-    backends = np.zeros((n, n))
-    for i, k in enumerate(t.kinds):
-        if k == "cache":
-            backends[i, cache_backends(t, i)] = 1.0
-    # dense operators beat sparse sweeps (a gather and a reduce per hop) at every size up to 500
-    # services on one CPU core: numpy's per-call cost dominates the sweeps; see benchmarks/bench_sim.py
-    dense = n <= DENSE_MAX
+    pairs = [(i, db) for i, k in enumerate(t.kinds) if k == "cache" for db in cache_backends(t, i).tolist()]
+    backend_pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
     st = Statics(
         topology=t,
         n=n,
@@ -192,9 +207,10 @@ def statics(topology: Topology) -> Statics:
         cap_per_replica=cap,
         base_lat=np.array([BASE_LAT_MS[k] for k in t.kinds]) * (0.7 + 0.6 * jitter),
         base_mem=0.35 + 0.25 * jitter,
-        backends=backends,
-        up=np.ascontiguousarray(series.T) if dense else None,
-        up_seen=np.ascontiguousarray((series @ w).T) if dense else None,
+        backend_pairs=backend_pairs,
+        has_backend=np.bincount(backend_pairs[0], minlength=n) > 0,
+        up=None if series is None else np.ascontiguousarray(series.T),
+        up_seen=None if series is None or w is None else np.ascontiguousarray((series @ w).T),
         static=static_features(t),
         healthy_p99=np.zeros(n),
         frontends=np.flatnonzero(entry),
@@ -269,7 +285,10 @@ class BatchState:
         """Recompute the derived arrays of the given environments from their active faults."""
         sev = self.sev[envs]
         eff = np.matmul(_EFFECTS_T, sev)  # (C, K) @ (b, K, N) -> (b, C, N)
-        eff[:, LOAD] += STAMPEDE_LOAD * (sev[:, FAULT_INDEX["cache_stampede"]] @ st.backends)
+        stampede = np.zeros((sev.shape[0], st.n))  # each stampeding cache's load lands on its databases
+        cold = sev[:, FAULT_INDEX["cache_stampede"]][:, st.backend_pairs[0]]  # (b, P)
+        np.add.at(stampede.T, st.backend_pairs[1], cold.T)
+        eff[:, LOAD] += STAMPEDE_LOAD * stampede
         t = st.topology
         part = self.partition[envs]
         if t.n_edges and part.any():

@@ -1,4 +1,4 @@
-"""A deterministic generator of realistic random microservice topologies (5 to 500 services).
+"""A deterministic generator of realistic random microservice topologies (5 to 2,000 services).
 
 Shape, from the edge inwards: a few frontends call a layered service mesh (each layer mostly calls
 the next one, sometimes one further down); the deepest services own datastores. Databases are often
@@ -15,7 +15,7 @@ from sim.errors import TopologyError
 from sim.topology import DEFAULT_REPLICAS, Topology, parse_topology
 
 MIN_SERVICES = 5
-MAX_SERVICES = 500
+MAX_SERVICES = 2000
 TEAMS = ("checkout", "catalog", "identity", "payments", "platform", "search", "growth", "data")
 
 

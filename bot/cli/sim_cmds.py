@@ -196,7 +196,7 @@ def print_topologies(rows: list[dict[str, Any]]) -> None:
             f"{r['database']}/{r['cache']}/{r['queue']}",
         )  # fmt: skip
     console.print(table)
-    console.print("Also: generated:SIZE[:SEED] (5..500 services) or any node-link JSON file.")
+    console.print("Also: generated:SIZE[:SEED] (5..2000 services) or any node-link JSON file.")
 
 
 def print_episode(episode: Episode, *, topology: str, policy: str, seed: int) -> None:

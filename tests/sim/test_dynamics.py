@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from sim.core import BatchCore
-from sim.dynamics import M_ERR, M_P99, M_UTIL
+from sim.dynamics import DENSE_MAX, ENTRY_RPS, M_ERR, M_P99, M_UTIL, _spread_to_callees, statics
 from sim.faults import FaultSpec, Scenario
+from sim.generator import generate_topology
 from sim.topology import Topology
 
 
@@ -125,3 +126,19 @@ def test_autoreset_starts_a_new_incident_on_the_next_step() -> None:
     assert (after.reward[done] == 0).all() and not (after.terminated | after.truncated)[done].any()
     assert (core.steps[done] == 0).all() and (core.elapsed_s[done] == 0).all()
     assert all(core.scenarios[b] is not before[b] for b in np.flatnonzero(done))
+
+
+def test_big_graphs_build_no_dense_operators_and_keep_the_dense_normal_load() -> None:
+    # above DENSE_MAX the normal load comes from sweeping the edge list; it equals the dense power series
+    small = generate_topology(300, seed=5)
+    st = statics(small)
+    entry = np.zeros(small.n_services)
+    entry[st.frontends] = ENTRY_RPS
+    swept = np.maximum(_spread_to_callees(small, entry, st.depth), 1.0)
+    np.testing.assert_allclose(swept, st.base_load, rtol=1e-12)
+    big = generate_topology(DENSE_MAX + 200, seed=1)
+    core = BatchCore(big, 2, seed=0)
+    core.reset()
+    assert core.st.up is None and core.st.up_seen is None
+    core.step(np.zeros(2, dtype=np.int64), autoreset=True)
+    assert np.isfinite(core.true).all() and (core.st.base_load >= 1.0).all()

@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("size", [5, 40, 200, 500])
+@pytest.mark.parametrize("size", [5, 40, 200, 500, 2000])
 def test_generator_makes_realistic_graphs_of_exact_size(size: int) -> None:
     topo = generate_topology(size, seed=3)
     g = topo.graph()
@@ -42,10 +42,10 @@ def test_generator_is_deterministic_by_seed() -> None:
 
 
 def test_generator_refuses_sizes_out_of_range() -> None:
-    with pytest.raises(TopologyError, match=r"5\.\.500"):
+    with pytest.raises(TopologyError, match=r"5\.\.2000"):
         generate_topology(4)
-    with pytest.raises(TopologyError, match=r"5\.\.500"):
-        resolve_topology("generated:501")
+    with pytest.raises(TopologyError, match=r"5\.\.2000"):
+        resolve_topology("generated:2001")
 
 
 def test_generated_topology_saved_to_a_file_loads_back(tmp_path: Path) -> None:
