@@ -256,3 +256,12 @@ def runs_of(*, db_session: Session, action: str, target: str | None, since: date
         ApprovalRequest.target.is_(None) if target is None else ApprovalRequest.target == target
     )
     return int(db_session.execute(query).scalar_one())
+
+
+def execution_data(*, db_session: Session, request_id: str) -> dict[str, Any]:
+    """Return what the executor reported with the request's outcome (``data``: spec drift, health), or {}."""
+    outcome = db_session.execute(
+        sa.select(Execution.outcome).where(Execution.request_id == request_id)
+    ).scalar_one_or_none()
+    data = (outcome or {}).get("data")
+    return dict(data) if isinstance(data, dict) else {}

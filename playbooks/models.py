@@ -144,6 +144,8 @@ class Action(BaseModel):
     settle_s: float | None = Field(default=None, ge=0, le=MAX_TIMEOUT_S)
     # may run on one replica first, verified, then on the rest ("canary first" on the approval)
     canary: bool = False
+    # after a canary that passed, the rest of the rollout waits for a second approval (docs/verification.md)
+    canary_second_approval: bool = False
     rate_limit: RateLimit | None = None
     blast: Blast | None = None
     params: dict[str, ParamSpec] = Field(default_factory=dict)
@@ -165,6 +167,8 @@ class Action(BaseModel):
             raise ValueError("a service-scoped action needs 'applies_to' (the service kinds it acts on)")
         if self.blast is not None and self.blast.count_param and self.blast.count_param not in self.params:
             raise ValueError(f"blast.count_param {self.blast.count_param!r} is not a parameter of the action")
+        if self.canary_second_approval and not self.canary:
+            raise ValueError("canary_second_approval needs canary: true")
         return self
 
     @property

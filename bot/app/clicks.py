@@ -10,6 +10,7 @@ refused and the card is refreshed. A suggestion whose request is final answers w
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +30,7 @@ from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions
 from remediation.errors import RemediationError
+from remediation.verification import canary
 
 REFUSED = "this button is not one remediate rendered for this card; the card is refreshed"
 
@@ -104,7 +106,7 @@ def click(
 ) -> Outcome:
     """Handle one card button for a user; raise the package errors for refusals."""
     verb, _, n = action_id.partition(":")
-    if verb not in ("approve", "approve_undo", "reject", "why"):
+    if verb not in ("approve", "approve_undo", "approve_canary", "reject", "why"):
         raise UsageError(f"unknown button {action_id!r}")
     with incident_named(), services.sessions() as s:
         shown = _suggestion(services, s, value, card or CardRef())
@@ -144,7 +146,9 @@ def _decide(services: Services, s: Session, *, user: str, verb: str, shown: sugg
             verifications.arm(db_session=s, request_id=request_id, action=current.action,
                               target=current.target, incident_id=current.incident_id)  # fmt: skip
             verb = "approve"
-        view = decide_request(services, s, user=user, verb=verb, request_id=request_id)
+        also = _canary_first(services, request_id, user) if verb == "approve_canary" else None
+        verb = "approve" if verb == "approve_canary" else verb
+        view = decide_request(services, s, user=user, verb=verb, request_id=request_id, also=also)
     except RemediationError:
         s.rollback()
         if request_id is not None:
@@ -158,6 +162,16 @@ def _decide(services: Services, s: Session, *, user: str, verb: str, shown: sugg
     text = after_request_change(services, s, view, user)
     s.commit()
     return Outcome(Reply(text), queued=True)
+
+
+def _canary_first(services: Services, request_id: str, user: str) -> Callable[[Session], None]:
+    """Return the step that arms "canary first" inside the approval's transaction, once it is allowed."""
+
+    def arm(db_session: Session) -> None:
+        canary.arm(db_session=db_session, guard=services.guard, request_id=request_id, by=user,
+                   share=services.settings.canary_share, topology=services.topology)  # fmt: skip
+
+    return arm
 
 
 def _decided(services: Services, s: Session, request: approvals.RequestView) -> Outcome:

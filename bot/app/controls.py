@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from slack_bolt import Ack, App
@@ -27,10 +28,23 @@ from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.audit.service import append, lock_chain
 from remediation.errors import RemediationError
-from remediation.executors.base import ExecRequest
+from remediation.executors.base import Canary, ExecRequest, supports_canary
+from remediation.executors.base import Outcome as ExecOutcome
 from remediation.executors.routing import advisory, runs
+from remediation.verification import canary
 
 CONTROL_BUTTONS = re.compile(r"\A(dryrun|cancel):\d+\Z")
+
+
+def _with_canary(services: Services, request: ExecRequest, outcome: ExecOutcome) -> ExecOutcome:
+    """Add what "Canary first" would do to a dry run, where the card offers it (docs/verification.md)."""
+    executor = services.executor
+    offered = canary.offered(services.guard, request.action.id, request.target, services.topology)
+    if executor is None or not offered or not supports_canary(executor, request.action.id):
+        return outcome
+    first = executor.execute(replace(request, canary=Canary(services.settings.canary_share)), dry_run=True)
+    detail = f"{outcome.detail}; with Canary first: {first.detail}"
+    return replace(outcome, detail=detail, commands=outcome.commands + first.commands)
 
 
 def dry_run(services: Services, *, user: str, value: str, card: CardRef) -> Outcome:
@@ -57,7 +71,7 @@ def dry_run(services: Services, *, user: str, value: str, card: CardRef) -> Outc
             params=dict(shown.params),
             incident_id=shown.incident_id,
         )
-        outcome = services.executor.execute(request, dry_run=True)
+        outcome = _with_canary(services, request, services.executor.execute(request, dry_run=True))
         lock_chain(db_session=s)
         append(
             db_session=s, actor=user, event="dry_run", decision="info",

@@ -35,7 +35,7 @@ from sim.errors import SimError
 log = logging.getLogger("remediate.bot")
 KNOWN_ERRORS: tuple[type[Exception], ...] = (BotError, RemediationError, StoreError, PlaybookError, SimError)
 BUTTONS = re.compile(
-    r"\A(approve|approve_undo|reject|why):\d+\Z"
+    r"\A(approve|approve_undo|approve_canary|reject|why):\d+\Z"
 )  # Bolt searches; \Z refuses a trailing newline
 COMMAND = "/remediate"
 # interactive payloads deduplicated by request fingerprint (replays of a signed request)

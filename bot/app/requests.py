@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 
 from bot.app.execution import run_approved
@@ -18,7 +20,13 @@ from remediation.verification import service as verification
 
 
 def decide_request(
-    services: Services, s: Session, *, user: str, verb: str, request_id: str
+    services: Services,
+    s: Session,
+    *,
+    user: str,
+    verb: str,
+    request_id: str,
+    also: Callable[[Session], None] | None = None,
 ) -> approvals.RequestView:
     """Approve (running it at quorum) or reject a request as ``user``; refusals raise and are audited.
 
@@ -28,7 +36,7 @@ def decide_request(
     """
     if verb == "approve":
         view = approvals.approve(
-            db_session=s, guard=services.guard, request_id=request_id, approver=user, executor=None
+            db_session=s, guard=services.guard, request_id=request_id, approver=user, executor=None, also=also
         )
         services.metrics.approvals.labels(decision="approve").inc()  # recorded: refusals raised above
         if view.state != st.APPROVED or not runs(services.executor, view.action):

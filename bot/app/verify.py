@@ -9,6 +9,8 @@
   with its evidence. A harmful verdict with "undo automatically" queues its inverse on the runner; an
   undo left approved by a replica that stopped is queued again (it still runs once: a request is
   claimed once).
+* A canary's verdict (docs/verification.md, "Canary first") queues its undo, or the rest of the
+  rollout when no second approval is needed; either left approved by a stopped replica is queued again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bot.notify.cards import target_label
 from bot.notify.delivery import announce, post_in_thread
 from bot.notify.mrkdwn import escape
 from bot.services import Services
+from incidents_db import canaries
 from incidents_db import verifications as store
 from remediation.approvals import states as st
 from remediation.verification import service as verification
@@ -37,7 +40,13 @@ def verdict_text(done: Verified) -> str:
         f"{ICON.get(j.verdict, '')} Verified {target_label(done.action, done.target)}: *{j.verdict}* ({escape(j.summary)})"
     ]
     lines += [f"• {escape(e)}" for e in j.evidence[:8]]
-    if done.undo_request_id:
+    step = done.canary
+    if step is not None:  # docs/verification.md, "Canary first"
+        lines[0] = f"🐤 Canary: {lines[0]}"
+        lines.append(f"{'✅' if step.passed else '🛑'} {escape(step.note)}.")
+        if step.waits_for_approval and step.rest_request_id:
+            lines.append(f"To roll out to the rest: `/remediate approve {step.rest_request_id}`.")
+    elif done.undo_request_id:
         lines.append("↩️ Undoing it automatically (chosen at approval).")
     elif j.verdict in ("ineffective", "partial"):
         lines.append("The card is re-ranked: the next fix is first; nothing runs without a new approval.")
@@ -89,10 +98,17 @@ def verify_due(services: Services) -> list[Verified]:
         _announce(services, result)
         if result.undo_request_id:
             _run_undo(services, result.undo_request_id)
+        step = result.canary
+        for follow in (
+            (step.undo_request_id, None if step.waits_for_approval else step.rest_request_id) if step else ()
+        ):
+            if follow:  # the canary's undo, or the rest approved with it
+                _run_undo(services, follow)
     # an undo a stopped replica approved but never ran (older than a lease: not in a live runner's queue)
     stale = services.clock() - timedelta(seconds=services.settings.execution_lease_s)
     with services.sessions() as s:
         left = store.undo_requests(db_session=s, state=st.APPROVED, before=stale)
+        left += canaries.followups(db_session=s, state=st.APPROVED, before=stale)  # rests and undos
     for request_id in left:
         _run_undo(services, request_id)
     return done

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bot.demo.alerts import AlertSink, SimAlert, SnapshotSink
+from sim.canary import canary_share, canary_step, undo_canary
 from sim.core import BatchCore, SimConfig
 from sim.dynamics import M_ERR
 from sim.faults import FaultSpec, Scenario, sample_scenario
@@ -101,6 +102,7 @@ class LiveWorld:
         self._incidents = 0
         self._sim_minutes = 0.0
         self._actions: list[tuple[str, str | None, str]] = []
+        self._canary_runs: dict[tuple[str, str | None], np.ndarray] = {}  # what each canary changed
         self._firing: dict[tuple[str, str], SimAlert] = {}  # what the sink has been told is firing
         self._absent: dict[tuple[str, str], int] = {}  # evaluations a firing alert has not held
         self._wait = index_of(self.core, Choice("wait", None))
@@ -142,8 +144,12 @@ class LiveWorld:
                 index = index_of(self.core, Choice(action_id, target))
             except KeyError:
                 return {"ok": False, "detail": f"the simulator has no action {action_id!r}"}
+            if params.get("canary_undo"):  # docs/verification.md: take a canary back
+                return self._canary(action_id, target, index, params)
             if not self.core.action_masks()[0, index]:
                 return {"ok": False, "detail": f"{action_id} does not apply to {target} now"}
+            if "canary_share" in params:  # a canary: on a share of the replicas only
+                return self._canary(action_id, target, index, params)
             result = self.core.step([index])
             self._version += 1
             outcome = self.core.outcome_name(int(result.outcome[0]))
@@ -160,6 +166,30 @@ class LiveWorld:
         if healthy:
             detail += "; the system is healthy again"
         return {"ok": outcome != "failed", "detail": detail, "outcome": outcome, "healthy": healthy}
+
+    def _canary(
+        self, action_id: str, target: str | None, index: int, params: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """Run a canary on a share of the target's replicas, or take one back (under the lock)."""
+        key = (action_id, target)
+        if params.get("canary_undo"):
+            delta = self._canary_runs.pop(key, None)
+            if delta is not None:
+                undo_canary(self.core, delta)
+                self._version += 1
+            self._actions.append((f"undo canary {action_id}", target, "undone"))
+            said = "took back" if delta is not None else "found nothing to take back of"
+            return {"ok": True, "detail": f"{said} the canary of {action_id} on {target}"}
+        replicas = int(self.core.state.replicas[0, self.topology.index[target or ""]])
+        count, part = canary_share(replicas, float(params["canary_share"]))
+        run = canary_step(self.core, index, part)
+        self._canary_runs[key] = run.delta
+        self._version += 1
+        outcome = self.core.outcome_name(int(run.result.outcome[0]))
+        self._sim_minutes += float(run.result.duration_s[0]) / 60.0
+        self._actions.append((f"canary {action_id}", target, outcome))
+        detail = f"canary: {action_id} on {count} of {replicas} replicas of {target} ({outcome})"
+        return {"ok": outcome != "failed", "detail": detail, "outcome": outcome, "replicas": count}
 
     # ---- what is going on ----
 

@@ -215,6 +215,10 @@ def _buttons(incident_id: str, view: SuggestionView) -> dict[str, Any]:
             "text": _plain("Approve, undo if harmful", 75),
         }
         elements.insert(1, undo)
+    if view.approvable and view.canary:  # docs/verification.md: a share of the replicas first, verified
+        canary = {**approve, "action_id": f"approve_canary:{view.n}", "text": _plain("Canary first", 75)}
+        canary.pop("style", None)
+        elements.insert(1, canary)
     return {"type": "actions", "block_id": f"suggestion-{view.n}", "elements": elements}
 
 

@@ -19,11 +19,13 @@ from incidents_db import incidents, verifications
 from remediation.approvals import service as approvals
 from remediation.approvals import states as st
 from remediation.approvals import suggestions
+from remediation.executors.base import supports_canary
 from remediation.guardrails.decide import Decision, decide
 from remediation.monitoring.live import incident_telemetry
 from remediation.policies import Policy, RankedAction
 from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
 from remediation.similar.memory import Similar
+from remediation.verification.canary import offered
 from remediation.verification.rerank import demote, failed_pairs, offer_undo
 from sim.observation import Observation
 
@@ -39,6 +41,7 @@ class SuggestionView:
     token: str = ""
     inverse: str | None = None  # the catalog's undo of the action: the card offers "undo if harmful"
     editable: bool = False  # the action has parameters: the card offers Edit before approving
+    canary: bool = False  # canary-able on a target with several replicas: the card offers "Canary first"
 
     @property
     def approvable(self) -> bool:
@@ -150,7 +153,10 @@ def rank(
         spec = services.catalog.actions.get(item.action)
         inverse = spec.rollback if spec is not None else None
         editable = spec is not None and bool(spec.params)
-        views.append(SuggestionView(n, item, decision, request, shown.token, inverse, editable))
+        canary = offered(services.guard, item.action, item.target, services.topology) and supports_canary(
+            services.executor, item.action
+        )
+        views.append(SuggestionView(n, item, decision, request, shown.token, inverse, editable, canary))
         if not decision.allowed:
             services.metrics.denied(shown.token, decision.code, n)
     services.metrics.suggestions.labels(policy=services.policy.version).inc(len(views))

@@ -25,7 +25,10 @@ def verdict_lines(
     for n, e in enumerate(notes[-limit:], start=1):
         verdict, summary = str(e.get("verdict")), escape(e.get("summary") or "")
         label = _label(e.get("action"), e.get("target"))
-        if verdict in ("ineffective", "partial"):
+        if e.get("canary"):  # docs/verification.md: what the canary's verdict led to
+            note = escape(e.get("canary_note") or "")
+            line = f"🐤 canary of {label}: {ICON.get(verdict, '')} {verdict} ({summary}); {note}"
+        elif verdict in ("ineffective", "partial"):
             what = "did not help" if verdict == "ineffective" else "helped only in part"
             line = f"{ICON[verdict]} {label} {what}: {summary}"
             if n == len(notes[-limit:]) and suggestions:

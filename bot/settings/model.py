@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     recurring_fix_window_s: float = Field(
         default=604800.0, gt=0, description="Window (seconds) in which recurring_fix_n runs are counted."
     )
+    canary_share: float = Field(
+        default=0.25, gt=0, le=0.5, description="Share of a workload's replicas a canary runs on first."
+    )
     execution_heartbeat_s: float | None = Field(
         default=None,
         gt=0,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from opentelemetry import trace
 from sqlalchemy.orm import Session, sessionmaker
 
+from incidents_db import canaries
 from incidents_db.models import ApprovalRequest, Execution
 from remediation.approvals import states as st
 from remediation.approvals._store import audit, check_open, deny_if, load, move, refuse
@@ -17,20 +18,24 @@ from remediation.approvals.context import Guard, build_context
 from remediation.approvals.lease import Heartbeat, Lease, replica_id
 from remediation.approvals.views import RequestView, to_view
 from remediation.errors import IllegalTransitionError
-from remediation.executors.base import ExecRequest, Executor, Outcome
+from remediation.executors.base import Canary, ExecRequest, Executor, Outcome, supports_canary
 from remediation.guardrails.decide import decide
 
 _TRACER = trace.get_tracer("remediate")  # a proxy: follows the provider the bot installs
 
 
-def _exec_request(guard: Guard, row: ApprovalRequest) -> ExecRequest:
-    return ExecRequest(row.id, guard.catalog.get(row.action), row.target, dict(row.params), row.incident_id)
+def _exec_request(db_session: Session, guard: Guard, row: ApprovalRequest) -> ExecRequest:
+    run = canaries.run_of(db_session=db_session, request_id=row.id)  # docs/verification.md, canary first
+    canary = None if run is None else Canary(run.share, run.undo, run.canary_request_id)
+    return ExecRequest(
+        row.id, guard.catalog.get(row.action), row.target, dict(row.params), row.incident_id, canary
+    )
 
 
 def preview(*, db_session: Session, guard: Guard, request_id: str, executor: Executor, actor: str) -> Outcome:
     """Dry-run a request (any state): show exactly what would run, change nothing, record that it was shown."""
     row = load(db_session, request_id)
-    outcome = executor.execute(_exec_request(guard, row), dry_run=True)
+    outcome = executor.execute(_exec_request(db_session, guard, row), dry_run=True)
     audit(
         db_session,
         row,
@@ -108,7 +113,11 @@ def execute(
         Heartbeat(renew, lease.every_s, name=request_id[:12]),
     ):
         try:
-            outcome = executor.execute(_exec_request(guard, row), dry_run=False)
+            request = _exec_request(db_session, guard, row)
+            if request.canary is not None and not supports_canary(executor, row.action):
+                outcome = Outcome("failed", f"the {executor.kind} executor cannot run a canary; nothing ran")
+            else:
+                outcome = executor.execute(request, dry_run=False)
         except Exception as exc:  # we cannot know how far it got
             outcome = Outcome("unknown", f"the {executor.kind} executor raised {type(exc).__name__}: {exc}")
         span.set_attribute("remediate.outcome", outcome.status)

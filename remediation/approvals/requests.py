@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -161,10 +161,15 @@ def approve(
     approver: str,
     comment: str = "",
     executor: Executor | None = None,
+    also: Callable[[Session], None] | None = None,
 ) -> RequestView:
-    """Record one approval; at quorum the request becomes ``approved`` and, with an executor, runs once."""
+    """Record one approval; at quorum the request becomes ``approved`` and, with an executor, runs once.
+
+    ``also`` writes what the approval chose (e.g. "canary first") in the approval's own transaction,
+    only once the approval is allowed: a refused approval commits its denial and nothing of ``also``.
+    """
     with _step("approval.approve", request_id, approver) as span:
-        view = _approve(db_session, guard, request_id, approver, comment)
+        view = _approve(db_session, guard, request_id, approver, comment, also)
         span.set_attribute("remediate.state", view.state)
     if executor is not None and view.state == st.APPROVED:
         return execute(
@@ -179,13 +184,22 @@ def _step(name: str, request_id: str, actor: str) -> AbstractContextManager[trac
     return _TRACER.start_as_current_span(name, attributes=attributes)
 
 
-def _approve(db_session: Session, guard: Guard, request_id: str, approver: str, comment: str) -> RequestView:
+def _approve(
+    db_session: Session,
+    guard: Guard,
+    request_id: str,
+    approver: str,
+    comment: str,
+    also: Callable[[Session], None] | None = None,
+) -> RequestView:
     row = load(db_session, request_id)
     now = guard.clock()
     check_open(db_session, row, actor=approver, event="approve", expected=frozenset({st.PENDING}), now=now)
     context = build_context(db_session=db_session, guard=guard, stage="approve", row=row)
     decision = decide(row.action, row.target, row.params, approver, context)
     deny_if(db_session, row, decision, actor=approver, event="approve")
+    if also is not None:
+        also(db_session)
     db_session.add(
         Approval(request_id=row.id, approver=approver, decision="approve", at=now, comment=comment)
     )

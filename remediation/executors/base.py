@@ -13,6 +13,19 @@ Status = Literal["succeeded", "failed", "unknown", "dry_run"]
 
 
 @dataclass(frozen=True)
+class Canary:
+    """A canary run: the action on ``share`` of the target's replicas only, or (``undo``) that run undone.
+
+    ``of`` is the canary's own request id (an undo names the run it takes back). Executors that cannot
+    run a canary refuse it (`supports_canary`); docs/verification.md, "Canary first".
+    """
+
+    share: float
+    undo: bool = False
+    of: str = ""
+
+
+@dataclass(frozen=True)
 class ExecRequest:
     """What to run: the approved request's id (the idempotency key), the action, its target, parameters and incident."""
 
@@ -21,6 +34,16 @@ class ExecRequest:
     target: str | None
     params: Mapping[str, Any] = field(default_factory=dict)
     incident_id: str | None = None
+    canary: Canary | None = None  # None: the whole workload, as always
+
+
+def supports_canary(executor: object, action_id: str) -> bool:
+    """Return whether the executor that runs ``action_id`` runs canaries (it sets ``supports_canary``)."""
+    chosen: object = executor
+    for _ in range(4):  # through wrappers (``inner``: a timeout) and routes (``pick``: per action)
+        pick = getattr(chosen, "pick", None)
+        chosen = pick(action_id) if callable(pick) else getattr(chosen, "inner", chosen)
+    return bool(getattr(chosen, "supports_canary", False))
 
 
 @dataclass(frozen=True)

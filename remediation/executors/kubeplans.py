@@ -126,11 +126,9 @@ def restart(cluster: Cluster, w: Workload, request_id: str, now: datetime | None
     return Change((cluster.patch(w, body, STRATEGIC),), data={"restartedAt": stamp})
 
 
-def undo_deployment(cluster: Cluster, w: Workload, request_id: str) -> Change:
-    """``kubectl rollout undo``: the previous ReplicaSet's template replaces the Deployment's (JSON patch)."""
+def previous_revision(cluster: Cluster, w: Workload) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """Return the Deployment's previous revision: (number, its ReplicaSet, its template without the hash label)."""
     meta, spec = w.body.get("metadata") or {}, w.body.get("spec") or {}
-    if spec.get("paused"):
-        raise ExecutorError(f"{w.ref} is paused; resume it (kubectl rollout resume) before a rollback")
     current = int(w.annotations.get(REVISION_ANNOTATION, "0"))
     listed = cluster.apps.list_namespaced_replica_set(
         w.namespace, label_selector=selector(spec.get("selector") or {}), _request_timeout=cluster.timeout
@@ -148,6 +146,15 @@ def undo_deployment(cluster: Cluster, w: Workload, request_id: str) -> Change:
     tmeta = dict(template.get("metadata") or {})
     tmeta["labels"] = {k: v for k, v in (tmeta.get("labels") or {}).items() if k != "pod-template-hash"}
     template["metadata"] = tmeta
+    return revision, previous, template
+
+
+def undo_deployment(cluster: Cluster, w: Workload, request_id: str) -> Change:
+    """``kubectl rollout undo``: the previous ReplicaSet's template replaces the Deployment's (JSON patch)."""
+    meta, spec = w.body.get("metadata") or {}, w.body.get("spec") or {}
+    if spec.get("paused"):
+        raise ExecutorError(f"{w.ref} is paused; resume it (kubectl rollout resume) before a rollback")
+    revision, previous, template = previous_revision(cluster, w)
     if template == spec.get("template"):
         return Change((), note=f"skipped rollback: the current template already matches revision {revision}")
     annotations = w.annotations
@@ -160,7 +167,7 @@ def undo_deployment(cluster: Cluster, w: Workload, request_id: str) -> Change:
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "add", "path": "/metadata/annotations", "value": annotations},
     ]
-    return Change((cluster.patch(w, body, JSON_PATCH),), data={"to_revision": revision})
+    return Change((cluster.patch(w, body, JSON_PATCH),), data={"to_revision": revision, "template": template})
 
 
 def undo_statefulset(cluster: Cluster, w: Workload, request_id: str) -> Change:

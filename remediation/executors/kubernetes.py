@@ -34,9 +34,10 @@ from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
 
 from playbooks.models import Action
 from remediation.errors import ExecutorError
-from remediation.executors import kubeplans
+from remediation.executors import kubecanary, kubeplans
 from remediation.executors.base import ExecRequest, Outcome, OutcomeMemo, Status, spec_of
 from remediation.executors.kubeauth import load_client
+from remediation.executors.kubedrift import health, spec_drift
 from remediation.executors.kubeplans import REQUEST_ANNOTATION, Change, Cluster, Workload
 from remediation.executors.kuberollout import rollout_state
 
@@ -58,6 +59,7 @@ class KubernetesExecutor:
     """Acts on the Deployment (or else StatefulSet) named like the target service."""
 
     kind = "kubernetes"
+    supports_canary = True  # a share of the pods first (remediation.executors.kubecanary)
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class KubernetesExecutor:
             shown = tuple(w.shown for w in change.writes)
             if dry_run:
                 detail = "; ".join(shown) or change.note or "nothing to send"
+                detail += f" ({change.note})" if request.canary is not None and shown and change.note else ""
                 return Outcome(
                     "dry_run", f"the API server accepted (dry run) {detail}", shown, data=change.data
                 )
@@ -120,9 +123,14 @@ class KubernetesExecutor:
             return Outcome("failed", str(exc))
         except (HTTPError, OSError) as exc:
             return _unreachable(exc)
-        status, detail = self._watch(workload, change)
+        status, detail, after = self._watch(workload, change)
         detail = f"{change.note}; {detail}" if change.note else detail
-        return self._memo.put(request.request_id, Outcome(status, detail, shown, data=change.data))
+        data = {k: v for k, v in change.data.items() if k != "template"}
+        if after is not None:  # docs/verification.md, "Spec drift": evidence for the verdict
+            drift = spec_drift("canary" if request.canary else operation, workload.body, after,
+                               template=change.data.get("template"))  # fmt: skip
+            data |= {"spec_drift": list(drift), "health": health(after), "workload": workload.ref}
+        return self._memo.put(request.request_id, Outcome(status, detail, shown, data=data))
 
     def _find(self, name: str, namespace: str) -> Workload:
         for kind in KINDS:
@@ -135,6 +143,8 @@ class KubernetesExecutor:
 
     def _plan(self, operation: str, request: ExecRequest, w: Workload) -> Change:
         spec = spec_of(request, self.kind)
+        if request.canary is not None:
+            return kubecanary.plan(self.cluster, operation, w, request.request_id, request.canary)
         if operation == "scale":
             delta = int(request.params.get("replicas", 1))
             delta = -delta if spec.get("direction") == "down" else delta
@@ -147,19 +157,19 @@ class KubernetesExecutor:
             return kubeplans.undo_statefulset(self.cluster, w, request.request_id)
         return kubeplans.undo_deployment(self.cluster, w, request.request_id)
 
-    def _watch(self, w: Workload, change: Change) -> tuple[Status, str]:
-        """Poll the workload until its rollout is done, failed or the timeout passes."""
+    def _watch(self, w: Workload, change: Change) -> tuple[Status, str, dict[str, Any] | None]:
+        """Poll the workload until its rollout is done, failed or the timeout passes; return its last JSON."""
         deadline = time.monotonic() + self.rollout_timeout_s
         while True:
             try:
                 body = self.cluster.read(w.kind, w.name, w.namespace).body
             except (ApiException, HTTPError, OSError) as exc:
-                return "unknown", f"the change was sent but reading {w.ref} back failed: {exc}"
+                return "unknown", f"the change was sent but reading {w.ref} back failed: {exc}", None
             state, reason = rollout_state(w.kind, body, change.wanted, change.at_least)
             if state != "progressing":
-                return state, reason
+                return state, reason, body
             if time.monotonic() >= deadline:
-                return "unknown", f"still rolling out after {self.rollout_timeout_s:g}s: {reason}"
+                return "unknown", f"still rolling out after {self.rollout_timeout_s:g}s: {reason}", body
             self._sleep(self.poll_s)
 
 

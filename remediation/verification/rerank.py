@@ -24,7 +24,10 @@ def failed_pairs(events: Iterable[Mapping[str, Any]]) -> frozenset[tuple[str, st
     return frozenset(
         (str(e.get("action")), e.get("target"))
         for e in events
-        if e.get("type") == "note" and e.get("verdict") in RETRY_VERDICTS and e.get("action")
+        if e.get("type") == "note"
+        and e.get("verdict") in RETRY_VERDICTS
+        and e.get("action")
+        and e.get("canary") != "passed"  # a canary healing only its share is partial by design
     )
 
 
@@ -48,7 +51,10 @@ def harmful_without_undo(events: Iterable[Mapping[str, Any]]) -> list[tuple[str,
     return [
         (str(e.get("action")), e.get("target"))
         for e in events
-        if e.get("type") == "note" and e.get("verdict") == "harmful" and not e.get("undo_request_id")
+        if e.get("type") == "note"
+        and e.get("verdict") == "harmful"
+        and not e.get("undo_request_id")
+        and not e.get("canary_undo_request_id")  # a failed canary is undone on its own
     ]
 
 

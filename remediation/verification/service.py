@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -18,9 +19,11 @@ from incidents_db import incidents
 from incidents_db import verifications as store
 from remediation.approvals._store import audit, load
 from remediation.approvals.context import Guard
+from remediation.verification.canary import Step, after_verdict
 from remediation.verification.judge import Judgement, Picture, Tuning, judge
 from remediation.verification.live import callers, exposed, neighbours, picture_from_record, with_snapshots
 from remediation.verification.undo import create_undo
+from remediation.verification.workload import with_workload
 from sim.topology import Topology
 
 # what mining learns from each verdict (the incident format's action outcomes)
@@ -42,6 +45,7 @@ class Verified:
     target: str | None
     judgement: Judgement
     undo_request_id: str | None
+    canary: Step | None = None  # what a canary's verdict led to (the rest, or the canary's undo)
 
 
 def settle_of(guard: Guard, action: str, target: str | None, overrides: Mapping[str, float]) -> float:
@@ -75,6 +79,14 @@ def schedule(
     )  # fmt: skip
 
 
+def _canary_fields(step: Step | None) -> dict[str, Any]:
+    """Return what a canary's verdict adds to its timeline note (nothing for a plain run)."""
+    if step is None:
+        return {}
+    return {"canary": "passed" if step.passed else "failed", "canary_note": step.note,
+            "rest_request_id": step.rest_request_id, "canary_undo_request_id": step.undo_request_id}  # fmt: skip
+
+
 def _waited(seconds: float) -> str:
     return f"after {seconds / 60:.0f} min" if seconds >= 90 else f"after {seconds:.0f} s"
 
@@ -92,10 +104,11 @@ def _judge(
     firing: set[tuple[str, str]] = set()
     for svc, name, status in store.alerts_since(db_session=db_session, since=since, services=watched):
         (firing.add if status == "firing" else firing.discard)((svc, name))
-    return judge(
+    result = judge(
         target=row.target, scope=scope, neighbours=near, before=before, after=after, new_alerts=firing,
         exposed=exposed(topology, before), waited=_waited((now - since).total_seconds()), tuning=tuning,
     )  # fmt: skip
+    return with_workload(result, store.execution_data(db_session=db_session, request_id=row.request_id))
 
 
 def verify_one(
@@ -127,18 +140,25 @@ def verify_one(
                         summary=result.summary, evidence=result.evidence, now=now):  # fmt: skip
         db_session.rollback()
         return None
-    undo_id = _record(db_session, guard, row, result, now)
+    step = after_verdict(db_session=db_session, guard=guard, request_id=request_id, verdict=result.verdict,
+                         summary=result.summary, now=now)  # fmt: skip
+    undo_id = _record(db_session, guard, row, result, now, step)
     db_session.commit()
-    return Verified(row.request_id, row.incident_id, row.action, row.target, result, undo_id)
+    return Verified(row.request_id, row.incident_id, row.action, row.target, result, undo_id, step)
 
 
 def _record(
-    db_session: Session, guard: Guard, row: store.Verification, result: Judgement, now: datetime
+    db_session: Session,
+    guard: Guard,
+    row: store.Verification,
+    result: Judgement,
+    now: datetime,
+    step: Step | None = None,
 ) -> str | None:
     """Write the verdict everywhere it is kept (not committed); return the undo request's id, if any."""
     request = load(db_session, row.request_id)
     undo_id = None
-    if result.verdict == "harmful" and row.auto_undo:
+    if step is None and result.verdict == "harmful" and row.auto_undo:  # a canary has its own undo
         undo_id = create_undo(
             db_session=db_session, guard=guard, request_id=row.request_id, why=result.summary
         )
@@ -148,12 +168,15 @@ def _record(
     text = f"verified {row.action}{where}: {result.verdict} ({result.summary})"
     if undo_id is not None:
         text += f"; undoing it automatically with {guard.catalog.get(row.action).rollback}"
+    if step is not None:
+        text = f"canary: {text}; {step.note}"
     evidence = list(result.evidence)
     if row.incident_id is not None:
         incidents.append(
             db_session=db_session, incident_id=row.incident_id, type_="note", at=now, actor="remediate",
             text=text[:2000], verdict=result.verdict, request_id=row.request_id, action=row.action,
             target=row.target, evidence=evidence[:20], summary=result.summary, undo_request_id=undo_id,
+            **_canary_fields(step),
         )  # fmt: skip
         store.mark_action_event(
             db_session=db_session, incident_id=row.incident_id, request_id=row.request_id,

@@ -8,6 +8,7 @@ import numpy as np
 
 from remediation.verification.judge import Judgement, Picture, Tuning, judge
 from remediation.verification.live import callers, exposed, neighbours
+from sim.canary import CanaryRun, canary_share, canary_step
 from sim.core import BatchCore
 from sim.observation import ALERTS, METRICS
 
@@ -34,6 +35,40 @@ def step_action(core: BatchCore, action: str, target: str | None, env: int = 0) 
     chosen = np.full(core.n_envs, core.st.n * core.n_actions + core.table.index("wait") - core.n_actions)
     chosen[env] = flat
     core.step(chosen)
+
+
+def _flat(core: BatchCore, action: str, target: str) -> int:
+    return core.topology.index[target] * core.n_actions + core.table.index(action)
+
+
+def _settle(core: BatchCore, settle_s: float, env: int) -> None:
+    wait_s = float(core.table.duration_s[core.table.index("wait")]) or 60.0
+    for _ in range(max(1, math.ceil(settle_s / wait_s))):
+        step_action(core, "wait", None, env)
+
+
+def canary_in_sim(
+    core: BatchCore,
+    action: str,
+    target: str,
+    *,
+    share: float,
+    settle_s: float,
+    env: int = 0,
+    tuning: Tuning | None = None,
+) -> tuple[Judgement, CanaryRun]:
+    """Run ``action`` on ``share`` of ``target``'s replicas (at least one), settle, judge it as a canary."""
+    before = picture_of(core, env)
+    _, part = canary_share(int(core.state.replicas[env, core.topology.index[target]]), share)
+    run = canary_step(core, _flat(core, action, target), part, env)
+    _settle(core, settle_s, env)
+    t = core.topology
+    verdict = judge(
+        target=target, scope=callers(t, target), neighbours=neighbours(t, target), before=before,
+        after=picture_of(core, env), exposed=exposed(t, before), waited=f"after {settle_s / 60:.0f} min",
+        tuning=tuning,
+    )  # fmt: skip
+    return verdict, run
 
 
 def verify_in_sim(

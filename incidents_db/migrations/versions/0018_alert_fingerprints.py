@@ -1,7 +1,7 @@
 """The alerts of open incidents by fingerprint (alert_fingerprints), filled from the open incidents.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from incidents_db.fingerprints import backfill
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

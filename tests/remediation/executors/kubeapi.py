@@ -1,7 +1,8 @@
 """A small Kubernetes API server for tests: HTTPS, bearer token, just enough of the API for kubectl.
 
 It serves discovery (/api, /apis, /version and the group versions), Deployments, StatefulSets,
-ReplicaSets, ControllerRevisions, the scale subresource and HorizontalPodAutoscalers; it applies merge,
+ReplicaSets, ControllerRevisions, Pods (get, list, patch, delete), the scale subresource and
+HorizontalPodAutoscalers; it applies merge,
 strategic-merge (as merge, plus ``$patch: replace``) and JSON patches, namespaces
 ``default`` and ``shop`` exist (kubectl asks after a 404), honours ``dryRun=All`` and
 ``resourceVersion`` conflicts, and records every request. A one-line "controller" sets each workload's
@@ -29,9 +30,10 @@ from tests.remediation.executors.kubediscovery import discovery
 
 TOKEN = "t0ken-for-tests"
 KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "replicasets": "ReplicaSet",
-         "controllerrevisions": "ControllerRevision", "horizontalpodautoscalers": "HorizontalPodAutoscaler"}  # fmt: skip
+         "controllerrevisions": "ControllerRevision", "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+         "pods": "Pod"}  # fmt: skip
 OBJECT = re.compile(
-    r"/apis/(?P<gv>apps/v1|autoscaling/v2)/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?P<sub>/scale)?"
+    r"/apis?/(?P<gv>apps/v1|autoscaling/v2|v1)/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?P<sub>/scale)?"
 )
 
 
@@ -163,6 +165,10 @@ class KubeApiServer:
         if m["sub"]:
             return self._scale(method, current, body, query)
         if method == "GET":
+            return 200, current
+        if method == "DELETE":  # no controller starts a replacement: a test sees which pods went
+            if query.get("dryRun") != ["All"]:
+                del self.objects[key]
             return 200, current
         if method != "PATCH":
             return _status(405, "MethodNotAllowed", f"{method} is not supported here")

@@ -67,3 +67,14 @@ def hpa(api: KubeApiServer, target: str = "frontend", *, low: int = 2, high: int
              "metadata": {"name": f"{target}-hpa", "namespace": NS},
              "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
                       "minReplicas": low, "maxReplicas": high}})  # fmt: skip
+
+
+def pods(api: KubeApiServer, name: str = "frontend", *, count: int = 2, image: str = "web:v3") -> list[str]:
+    """Store ``count`` running pods of the Deployment ``name`` (labels as its template's); return their names."""
+    names = [f"{name}-h3-{i}" for i in range(count)]
+    for pod in names:
+        api.put({"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": pod, "namespace": NS, "labels": {"app": name, "pod-template-hash": "h3"}},
+                 "spec": {"containers": [{"name": "web", "image": image}]},
+                 "status": {"phase": "Running"}})  # fmt: skip
+    return names

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from playbooks.catalog import builtin_catalog
-from remediation.executors.base import ExecRequest
+from remediation.executors.base import Canary, ExecRequest
 from remediation.executors.kubernetes import KubernetesExecutor
 from tests.remediation.executors import kubeobjects
 from tests.remediation.executors.kubeapi import KubeApiServer, Recorded
@@ -19,7 +19,7 @@ from tests.remediation.executors.test_kubectl_templates import TESTED, shell_exe
 
 RBAC = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "rbac.yaml"
 RESOURCE = re.compile(
-    r"/apis/(?P<group>[^/]+)/[^/]+/namespaces/[^/]+/(?P<plural>[^/]+)(?:/[^/]+(?P<sub>/[^/]+)?)?"
+    r"/(?:apis/(?P<group>[^/]+)/[^/]+|api/v1)/namespaces/[^/]+/(?P<plural>[^/]+)(?:/[^/]+(?P<sub>/[^/]+)?)?"
 )
 SCENARIOS = {
     "restart_service": {},
@@ -36,11 +36,10 @@ def needed(requests: list[Recorded]) -> set[tuple[str, str, str]]:
         m = RESOURCE.fullmatch(r.path)
         if m is None:
             continue  # discovery: open to every authenticated account
-        named = r.path.count("/") >= 7
-        verb = {"GET": "get" if named else "list", "PATCH": "patch", "PUT": "update", "POST": "create"}[
-            r.method
-        ]
-        out.add((m["group"], m["plural"] + (m["sub"] or ""), verb))
+        named = r.path.count("/") >= (7 if m["group"] else 6)
+        verb = {"GET": "get" if named else "list", "PATCH": "patch", "PUT": "update", "POST": "create",
+                "DELETE": "delete"}[r.method]  # fmt: skip
+        out.add((m["group"] or "", m["plural"] + (m["sub"] or ""), verb))
     return out
 
 
@@ -86,6 +85,24 @@ def exercise_everything(api: KubeApiServer, kubeconfig: Path, tmp_path: Path) ->
             request = ExecRequest(f"k8s-{target}-{action_id}", action, target, action.validate_params(raw))
             outcome = executor.execute(request, dry_run=False)
             assert outcome.status == "succeeded", (target, action_id, outcome.detail)
+    exercise_canaries(api, executor)
+
+
+def exercise_canaries(api: KubeApiServer, executor: KubernetesExecutor) -> None:
+    """Run a canary restart, a canary rollback (revisions differing in images only) and its undo."""
+    kubeobjects.deployment(api, "web", replicas=3)
+    for plural, name in (("deployments", "web"), ("replicasets", "web-h3")):
+        obj = api.get(plural, NS, name)
+        obj["spec"]["template"]["spec"]["containers"] = [{"name": "web", "image": "web:v3"}]
+        obj["spec"]["template"]["metadata"].pop("annotations", None)
+        api.put(obj)
+    kubeobjects.pods(api, "web", count=3)
+    for action_id, canary in (("restart_service", Canary(0.4)), ("rollback_deploy", Canary(0.4)),
+                              ("rollback_deploy", Canary(0.4, undo=True, of="k8s-canary-rollback_deploy"))):  # fmt: skip
+        action = builtin_catalog().get(action_id)
+        rid = f"k8s-canary-{action_id}" + ("-undo" if canary.undo else "")
+        outcome = executor.execute(ExecRequest(rid, action, "web", {}, None, canary), dry_run=False)
+        assert outcome.status == "succeeded", (action_id, canary, outcome.detail)
 
 
 def test_the_role_grants_exactly_what_is_used(
@@ -95,4 +112,5 @@ def test_the_role_grants_exactly_what_is_used(
     used = needed(kube_api.requests)
     assert ("autoscaling", "horizontalpodautoscalers", "patch") in used  # the HPA route ran
     assert ("apps", "controllerrevisions", "list") in used  # so did a StatefulSet rollback
+    assert {("", "pods", "delete"), ("", "pods", "patch")} <= used  # and the canaries
     assert granted() == used
