@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pagerduty
-
 from remediation.errors import MembershipSourceError
 from remediation.guardrails.models import RbacConfig
 
@@ -42,6 +40,8 @@ class ScheduleApi:
 
 def pagerduty_oncall(api: ScheduleApi, schedule_id: str, *, now: datetime) -> tuple[str, ...]:
     """Return the e-mail addresses of the people on call now in a PagerDuty schedule."""
+    import pagerduty  # imported when a schedule is read: it costs most CLI commands nothing
+
     client = pagerduty.RestApiV2Client(api.token, base_url=api.url.rstrip("/"))
     client.timeout = max(1, round(api.timeout_s))
     client.max_network_attempts = (

@@ -131,3 +131,39 @@ def test_bad_sources_are_refused(tmp_path, group: dict, message: str) -> None:  
     path.write_text(yaml.safe_dump({**CONFIG, "groups": {"g": group}, "teams": {}}), encoding="utf-8")
     with pytest.raises(GuardrailConfigError, match=message):
         load_rbac(path)
+
+
+def test_opsgenie_on_call_recipients_over_http() -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from remediation.guardrails.oncall import ScheduleApi, opsgenie_oncall
+
+    seen: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization", "")))
+            body = json.dumps({"data": {"onCallRecipients": ["alice@corp.example"]}}).encode()
+            self.send_response(200 if "/v2/schedules/" in self.path else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = ScheduleApi("genie-key", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        assert opsgenie_oncall(api, "storage_schedule", now=T0) == ("alice@corp.example",)
+        path, auth = seen[0]
+        assert path.startswith("/v2/schedules/storage_schedule/on-calls?flat=true")
+        assert path.endswith("&scheduleIdentifierType=name") and auth == "GenieKey genie-key"
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(MembershipSourceError, match="Opsgenie schedule storage_schedule"):
+        opsgenie_oncall(api, "storage_schedule", now=T0)  # nobody listens any more
