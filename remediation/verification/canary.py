@@ -99,6 +99,7 @@ def _follow_up(
     """Create a request of the canary's action (flushed); approved by the canary's approvers when ``approve``."""
     row = load(db_session, request_id)
     ctx = build_context(db_session=db_session, guard=guard, stage="request")
+    # Asked first because `propose` commits a refusal: mid-verdict that would commit half the verdict.
     if not decide(row.action, row.target, dict(row.params), row.requester, ctx).allowed:
         return None  # refused: said in the note; the card offers the action again
     view = propose(
