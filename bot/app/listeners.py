@@ -22,9 +22,10 @@ from bot import tracing
 from bot.app import edits, postmortems, surfaces
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
-from bot.app.tenancy import actor
+from bot.app.tenancy import actor, workspace_key
 from bot.errors import BotError
 from bot.notify.delivery import OutboxWorker
+from bot.notify.workspaces import acting_in
 from bot.services import Services
 from incidents_db import outbox
 from incidents_db.errors import StoreError
@@ -85,18 +86,22 @@ class Listeners:
 
         self.work.submit(tracing.bound(logged))  # the work stays in the request's trace
 
-    def guarded(self, reply: Reply, work: Callable[[], Outcome]) -> None:
-        """Run one service call and reply with its outcome, or with the error's text."""
-        try:
-            outcome = work()
-        except Exception as exc:
-            reply(error_text(exc), False)
-            return
-        if outcome.queued:
-            self.worker.wake()
-            for hook in self.changed:
-                hook()
-        reply(outcome.reply.text, outcome.reply.in_channel)
+    def guarded(self, reply: Reply, work: Callable[[], Outcome], body: dict[str, Any] | None = None) -> None:
+        """Run one service call and reply with its outcome, or with the error's text.
+
+        The replies queued meanwhile go out with the token of the workspace ``body`` came from (OAuth).
+        """
+        with acting_in(workspace_key(self.services, body or {})):
+            try:
+                outcome = work()
+            except Exception as exc:
+                reply(error_text(exc), False)
+                return
+            if outcome.queued:
+                self.worker.wake()
+                for hook in self.changed:
+                    hook()
+            reply(outcome.reply.text, outcome.reply.in_channel)
 
     # Replies go through the outbox (429 and 5xx handling, nothing lost); the worker is woken at once.
     def command(self, body: dict[str, Any]) -> None:
@@ -112,7 +117,7 @@ class Listeners:
             )
 
         user = actor(self.services, body, body["user_id"])  # T.../U... from another workspace (OAuth)
-        self.guarded(reply, lambda: run(self.services, user=user, text=body.get("text", "")))
+        self.guarded(reply, lambda: run(self.services, user=user, text=body.get("text", "")), body)
 
     def mention(self, body: dict[str, Any], event: dict[str, Any], recorded: bool) -> None:
         """Run a command said to the bot in a channel, once per event id (retries dropped)."""
@@ -128,7 +133,7 @@ class Listeners:
                 self.worker.ephemeral(channel=channel, user=user, text=text)
 
         who = actor(self.services, body, user)
-        self.guarded(reply, lambda: run(self.services, user=who, text=event.get("text", "")))
+        self.guarded(reply, lambda: run(self.services, user=who, text=event.get("text", "")), body)
 
     def button(self, body: dict[str, Any], handler: Callable[..., Outcome] = click) -> None:
         """Act on a card button (approve, reject, why; or ``handler``'s); the reply is ephemeral to the clicker."""
@@ -153,6 +158,7 @@ class Listeners:
         self.guarded(
             reply,
             lambda: handler(self.services, user=who, action_id=action["action_id"], value=value, card=card),
+            body,
         )
 
 

@@ -33,7 +33,7 @@ from bot.notify.channels import IncidentChannels
 from bot.notify.errors import Retry
 from bot.notify.minimal import minimal_card
 from bot.notify.slack_calls import CHANNEL_ID
-from bot.notify.workspaces import WorkspaceCalls
+from bot.notify.workspaces import WorkspaceCalls, tagged
 from bot.services import Services
 from incidents_db import incidents, outbox
 from incidents_db.service import event_to_dict
@@ -137,7 +137,7 @@ class OutboxWorker:
     def _queue(self, kind: str, payload: dict[str, Any]) -> int:
         with self.services.sessions() as session:
             message_id = outbox.enqueue(
-                db_session=session, kind=kind, payload=tracing.tagged(payload), now=self.services.clock()
+                db_session=session, kind=kind, payload=tagged(payload), now=self.services.clock()
             )
             session.commit()
         self.wake()

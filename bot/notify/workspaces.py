@@ -2,7 +2,8 @@
 
 In OAuth mode (docs/slack.md, Install anywhere) each workspace has its own bot token in the
 installation store. A row goes out with the token of the workspace it is for: the row's
-``workspace`` (a reply to a person) or its incident's (a card, a thread reply). Home rows use
+``workspace`` (a reply to a person, queued inside `acting_in`) or its incident's (a card, a thread
+reply). Home rows use
 ``SLACK_BOT_TOKEN``, or the installed bot of ``home_team_id`` when no token is set. Each workspace
 keeps its own `SlackCalls` (channel ids and the bot's identity differ per workspace); a token is
 looked up again after `RECHECK_S`, so a reinstall's new token is used without a restart.
@@ -11,11 +12,15 @@ looked up again after `RECHECK_S`, so a reinstall's new token is used without a 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
+from bot import tracing
 from bot.notify.errors import Retry
 from bot.notify.slack_calls import SlackCalls
 from bot.services import Services
@@ -23,6 +28,24 @@ from incidents_db import outbox
 from incidents_db.installations import workspace_of
 
 RECHECK_S = 60.0
+_ACTING_IN: ContextVar[str | None] = ContextVar("remediate_workspace", default=None)
+
+
+@contextmanager
+def acting_in(workspace: str | None) -> Iterator[None]:
+    """Queue the replies of the block for ``workspace`` (None: home): a listener answering a person."""
+    token = _ACTING_IN.set(workspace)
+    try:
+        yield
+    finally:
+        _ACTING_IN.reset(token)
+
+
+def tagged(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return an outbox payload with the trace's carrier and, away from home, the ``workspace`` it is for."""
+    workspace = _ACTING_IN.get()
+    out = tracing.tagged(payload)
+    return {**out, "workspace": workspace} if workspace is not None else out
 
 
 def bot_token(services: Services, workspace: str) -> str | None:

@@ -166,6 +166,11 @@ def test_install_stores_each_workspace_and_the_bot_acts_there_with_its_own_token
         row = s.execute(sa.text("SELECT id, slack_workspace FROM incidents")).one()
     assert row.slack_workspace == SECOND  # the incident belongs to the workspace it was declared in
 
+    # a mention in the second workspace is answered there (chat.postEphemeral with its token)
+    two.second.user_message(user=ERIN, channel="incidents", text="<@U0REMBOT02> whoami")
+    said = _ephemeral(two, SECOND, ERIN, "You are")
+    assert "sre-lead" in said  # the RBAC entry T0SECOND/U0ERIN0005, not a home one
+
 
 def test_callback_with_a_bad_or_missing_state_is_refused(two: Two) -> None:
     status, headers, _ = _get(two.url + "/slack/install")
