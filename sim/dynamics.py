@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import networkx as nx
 import numpy as np
+from numba import njit
 
 from playbooks.models import SERVICE_KINDS
 from sim.faults import (
@@ -107,21 +108,29 @@ class Statics:
     def _callees_sum(self, v: np.ndarray) -> np.ndarray:
         """Return (B, N) with sum over callees d of w[c, d] * v[:, d] for each caller c."""
         t = self.topology
-        out = np.zeros_like(v)
-        if t.n_edges:
-            contrib = v[:, t.dst] * t.weights
-            out[:, _has_out(t)] += np.add.reduceat(contrib, _starts(t), axis=1)
+        out = np.empty_like(v)
+        _callees_sum_kernel(np.ascontiguousarray(v), _indptr(t), t.dst, t.weights, out)
         return out
 
 
 @lru_cache(maxsize=64)
-def _has_out(t: Topology) -> np.ndarray:
-    return np.flatnonzero(np.bincount(t.src, minlength=t.n_services))
+def _indptr(t: Topology) -> np.ndarray:
+    """Return (N + 1,) offsets: the edges of caller c are ``indptr[c]:indptr[c + 1]`` (edges sorted by caller)."""
+    return np.concatenate([[0], np.cumsum(np.bincount(t.src, minlength=t.n_services))]).astype(np.int64)
 
 
-@lru_cache(maxsize=64)
-def _starts(t: Topology) -> np.ndarray:
-    return np.searchsorted(t.src, _has_out(t))
+@njit(cache=True)
+def _callees_sum_kernel(
+    v: np.ndarray, indptr: np.ndarray, dst: np.ndarray, weights: np.ndarray, out: np.ndarray
+) -> None:
+    # one pass over the edge list per environment, in edge order: a numpy gather and reduceat over
+    # (B, E) took 14 ms a hop at 2,000 services and B = 64 (benchmarks/bench_scale.py)
+    for b in range(v.shape[0]):
+        for c in range(v.shape[1]):
+            acc = 0.0
+            for e in range(indptr[c], indptr[c + 1]):
+                acc += v[b, dst[e]] * weights[e]
+            out[b, c] = acc
 
 
 def _depth(t: Topology) -> int:
