@@ -20,6 +20,7 @@ from bot.app.commands import Outcome, Reply
 from bot.app.declare import need_role
 from bot.app.errors import NotAllowedError, UsageError, incident_named
 from bot.app.requests import after_request_change
+from bot.app.tenancy import check_workspace
 from bot.notify.cards import target_label
 from bot.notify.delivery import OutboxWorker
 from bot.notify.mrkdwn import escape, mention
@@ -89,6 +90,7 @@ def cancel(services: Services, *, user: str, value: str, card: CardRef) -> Outco
     """Cancel a suggestion's open request: its requester or someone who may approve it (refusals audited)."""
     with incident_named(), services.sessions() as s:
         shown = _suggestion(services, s, value, card)
+        check_workspace(services, actor=user, verb="cancel", incident_id=shown.incident_id)  # audited
         if shown.request_id is None:
             raise UsageError("nothing to cancel: this suggestion has no request yet")
         current = approvals.get(db_session=s, request_id=shown.request_id)
