@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bot.cli.common import CliState, err_console
 from bot.errors import BotError
@@ -72,7 +73,10 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except USER_ERRORS as exc:
-        err_console.print(f"[bold red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
+        # escaped: a message's own brackets (remediate[ray], a path) are text, not Rich markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(redact_text(str(exc)))}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -80,7 +84,7 @@ def main() -> None:
     except OSError as exc:  # a file or socket the user named: say which and why, no trace
         where = f"{exc.filename}: " if exc.filename else ""
         err_console.print(
-            f"[bold red]error:[/] {where}{redact_text(str(exc.strerror or exc))}",
+            f"[bold red]error:[/] {escape(where)}{escape(redact_text(str(exc.strerror or exc)))}",
             highlight=False,
             soft_wrap=True,
         )
