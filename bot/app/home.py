@@ -22,6 +22,7 @@ from bot.app.requests import after_request_change, decide_request
 from bot.app.tenancy import check_workspace
 from bot.notify.cards import target_label
 from bot.notify.mrkdwn import bold, clip, clip_md, escape, mention, safe
+from bot.notify.workspaces import bot_token
 from bot.services import Services
 from incidents_db import incidents
 from incidents_db.roles import roles_of_record
@@ -29,6 +30,7 @@ from remediation.approvals.inbox import approvable_by
 from remediation.guardrails.models import ALL
 from remediation.guardrails.switches import engaged_switches
 from remediation.guardrails.windows import active_freezes
+from remediation.guardrails.workspaces import split
 from remediation.postmortem import service as postmortems
 
 log = logging.getLogger("remediate.home")
@@ -159,14 +161,28 @@ class HomeTabs:
         self._pending = False
 
     def publish(self, user: str, notice: str | None = None) -> None:
-        """Publish ``user``'s App Home now (this thread), with ``notice`` or their last one; remember them."""
+        """Publish ``user``'s App Home now (this thread), with ``notice`` or their last one; remember them.
+
+        ``user`` is an actor id: ``T.../U...`` (OAuth, another workspace) publishes with that
+        workspace's installed bot token, to the Slack user id.
+        """
         with self._lock:
             self.viewers.add(user)
             if notice is not None:
                 self.notices[user] = notice
             shown = self.notices.get(user, "")
+        workspace, slack_user = split(user)
         with self._publishing:
-            self.client.views_publish(user_id=user, view=home_view(self.services, user=user, notice=shown))
+            self._client(workspace).views_publish(
+                user_id=slack_user, view=home_view(self.services, user=user, notice=shown)
+            )
+
+    def _client(self, workspace: str | None) -> WebClient:
+        """Return the client for a workspace's App Home: the app's own at home, else its installed bot's."""
+        token = bot_token(self.services, workspace) if workspace is not None else None
+        if token is None:
+            return self.client
+        return WebClient(token=token, base_url=self.client.base_url, timeout=self.client.timeout)
 
     def refresh(self) -> None:
         """Republish every remembered viewer's App Home on the work pool; changes meanwhile join one run."""

@@ -124,10 +124,10 @@ def _mount_home(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[Ex
     services = host.services
 
     @bolt.event("app_home_opened")
-    def on_home(ack: Ack, event: dict[str, Any]) -> None:
+    def on_home(ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
         ack()
         if event.get("tab", "home") == "home":
-            host.after_ack(lambda: homes.publish(str(event["user"])))
+            host.after_ack(lambda: homes.publish(actor(services, body, str(event["user"]))))
 
     @bolt.action(re.compile(rf"\A({'|'.join(HOME_BUTTONS)})\Z"))
     def on_home_button(ack: Ack, body: dict[str, Any]) -> None:
@@ -140,7 +140,7 @@ def _mount_home(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[Ex
             except Exception as exc:
                 notice = error_text(exc)
             host.worker.wake()
-            homes.publish(user, notice)
+            homes.publish(actor(services, body, user), notice)
             homes.refresh()
 
         host.after_ack(work)

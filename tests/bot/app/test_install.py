@@ -25,6 +25,7 @@ from bot.app.tenancy import actor
 from bot.notify.workspaces import bot_token
 from bot.sandbox import AppDriver, SandboxOptions, SlackSandbox
 from bot.sandbox.config import ChannelSpec, UserSpec, WorkspaceConfig
+from bot.sandbox.surfaces import open_home
 from bot.server import Server, stop_server
 from bot.services import Services, build_services
 from bot.settings import load_settings
@@ -170,6 +171,11 @@ def test_install_stores_each_workspace_and_the_bot_acts_there_with_its_own_token
     two.second.user_message(user=ERIN, channel="incidents", text="<@U0REMBOT02> whoami")
     said = _ephemeral(two, SECOND, ERIN, "You are")
     assert "sre-lead" in said  # the RBAC entry T0SECOND/U0ERIN0005, not a home one
+
+    # their App Home is published in their workspace, with its token
+    assert open_home(two.second, user=ERIN).ok
+    wait_for(lambda: ERIN in second.homes)
+    assert ERIN not in two.sandbox.workspace.homes
 
 
 def test_callback_with_a_bad_or_missing_state_is_refused(two: Two) -> None:
