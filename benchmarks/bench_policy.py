@@ -11,7 +11,9 @@ re-runs itself there with ``--sb3-worker``. Writes docs/img/policy-training.png 
 docs/img/policy-eval-<topology>.png. ``--dense`` evaluates on issue 13's dense held-out graphs instead
 (``rollout.dense_topologies``: 40, 50, 60 services, 2.5 call edges per service), prints the targets
 table (success, TTM against runbook and operators, top-1, top-3, violations: met or missed) and the load
-average before and after, and skips the plots and MaskablePPO.
+average before and after, and skips the plots and MaskablePPO. ``--scaling`` measures rollout workers on
+Ray instead (``benchmarks/policy_scaling.py``): env steps per second and the wall time to a fixed
+evaluation score in the driver and with 1, 2 and 4 workers, side by side.
 """
 
 from __future__ import annotations
@@ -258,7 +260,12 @@ def print_rank_latency(result: Any) -> None:
 
 
 def main() -> None:
-    """Train, evaluate on held-out topologies, and print the tables."""
+    """Train, evaluate on held-out topologies, and print the tables (``--scaling``: rollout workers instead)."""
+    if "--scaling" in sys.argv[1:]:
+        from policy_scaling import main as scaling  # Ray: only for this table (benchmarks/ is on sys.path)
+
+        scaling(sys.argv[1:])
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--episodes", type=int, default=100)
