@@ -1,8 +1,8 @@
 """The bundled policy: a learned artifact shipped in the package, rebuilt bit for bit from its seed.
 
-Reproduce it (one CPU thread, deterministic kernels; about 10 minutes of one core)::
+Reproduce it (one CPU thread, deterministic kernels; a few minutes of one core)::
 
-    OMP_NUM_THREADS=1 python -m remediation.registry.bundle --seed 0 --iterations 150
+    OMP_NUM_THREADS=1 python -m remediation.registry.bundle --seed 0 --iterations 50
 
 The run trains on generated topologies only (no team's history), with ``iterations`` binding (never
 the wall clock), then writes ``policy.pt`` and ``artifact.json`` into ``remediation/policies/bundled/``
@@ -132,7 +132,7 @@ def main() -> None:
     """Build the bundle (``python -m remediation.registry.bundle``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iterations", type=int, default=150)
+    parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--episodes", type=int, default=40, help="evaluation episodes per topology")
     parser.add_argument("--out", type=Path, default=BUNDLED_DIR)
     opts = parser.parse_args()

@@ -192,10 +192,7 @@ def test_a_crash_loop_in_the_cluster_is_fixed_after_approval(tmp_path: Path) -> 
             REMEDIATE_EXECUTOR="webhook",
             REMEDIATE_WEBHOOK_URL=server.heal_url,
             REMEDIATE_WEBHOOK_SECRET=HOOK_SECRET,
-            # the runbook ranks deterministically; the bundled learned policy's ranking of this real-shaped
-            # crash loop is not pinned here (docs/policy.md: how it ranks real alerts is still being tuned)
-            REMEDIATE_POLICY="runbook",
-        )
+        )  # the default policy (auto: the bundled one) ranks the restart first: there is no deploy to roll back
         graph = _discover(tmp_path, env, prometheus)
         serve = ["serve", "--port", str(bot_port), "--topology", str(graph)]
         stack.enter_context(_process(serve, env, tmp_path / "serve.log"))
