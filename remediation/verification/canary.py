@@ -19,8 +19,10 @@ bot restart mid-canary finds either the armed canary (verdict still to come) or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ from remediation.approvals.requests import propose
 from remediation.approvals.views import to_view
 from remediation.errors import CanaryRefusedError
 from remediation.guardrails.decide import decide
+from remediation.verification.judge import Tuning
 from sim.topology import Topology
 
 PASSES = frozenset({"effective", "partial"})
@@ -48,6 +51,26 @@ class Step:
     undo_request_id: str | None
     waits_for_approval: bool
     note: str
+
+
+def canary_tuning(tuning: Tuning, fraction: float) -> Tuning:
+    """Return the thresholds for a canary on ``fraction`` of the replicas: the improvement expected scales.
+
+    A fix on a third of the replicas can take only about a third of the errors away, so "improved" asks
+    the worst badness to fall by ``fraction`` of what a full run must take away (half, by default).
+    """
+    fraction = min(max(fraction, 0.0), 1.0)
+    return replace(tuning, improved_share=1.0 - fraction * (1.0 - tuning.improved_share))
+
+
+def fraction_of(share: float, replicas: int, data: Mapping[str, Any]) -> float:
+    """Return the share of replicas a canary reached: as the executor says, else from the graph's count."""
+    pods, total = data.get("canary_pods"), data.get("pods")
+    if isinstance(pods, list) and isinstance(total, int) and total > 0:
+        return len(pods) / total
+    if replicas > 0:
+        return min(replicas, max(1, int(share * replicas))) / replicas
+    return share
 
 
 def replicas_of(topology: Topology | None, target: str | None) -> int:

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from incidents_db import incidents
+from incidents_db import canaries, incidents
 from incidents_db import verifications as store
 from remediation.approvals._store import audit, load
 from remediation.approvals.context import Guard
-from remediation.verification.canary import Step, after_verdict
+from remediation.verification.canary import Step, after_verdict, canary_tuning, fraction_of, replicas_of
 from remediation.verification.judge import Judgement, Picture, Tuning, judge
 from remediation.verification.live import callers, exposed, neighbours, picture_from_record, with_snapshots
 from remediation.verification.undo import create_undo
@@ -91,6 +91,17 @@ def _waited(seconds: float) -> str:
     return f"after {seconds / 60:.0f} min" if seconds >= 90 else f"after {seconds:.0f} s"
 
 
+def _tuning_of(
+    db_session: Session, row: store.Verification, topology: Topology | None, tuning: Tuning
+) -> Tuning:
+    """Return the thresholds for this run: a canary expects only its share of the improvement."""
+    armed = canaries.get(db_session=db_session, request_id=row.request_id)
+    if armed is None:
+        return tuning
+    data = store.execution_data(db_session=db_session, request_id=row.request_id)
+    return canary_tuning(tuning, fraction_of(armed.share, replicas_of(topology, row.target), data))
+
+
 def _judge(
     db_session: Session, row: store.Verification, topology: Topology | None, now: datetime, tuning: Tuning
 ) -> Judgement:
@@ -126,7 +137,7 @@ def verify_one(
     row = store.get(db_session=db_session, request_id=request_id)
     if row is None or row.state != "pending":
         return None
-    result = _judge(db_session, row, topology, now, tuning or Tuning())
+    result = _judge(db_session, row, topology, now, _tuning_of(db_session, row, topology, tuning or Tuning()))
     if result.lagging and row.rechecks < max_rechecks:  # an alert slower than the settle time: look again
         settle = (now - (row.executed_at or now)).total_seconds()
         store.postpone(

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from remediation.verification.canary import canary_tuning
 from remediation.verification.judge import Judgement, Picture, Tuning, judge
 from remediation.verification.live import callers, exposed, neighbours
 from sim.canary import CanaryRun, canary_share, canary_step
@@ -61,6 +62,7 @@ def canary_in_sim(
     before = picture_of(core, env)
     _, part = canary_share(int(core.state.replicas[env, core.topology.index[target]]), share)
     run = canary_step(core, _flat(core, action, target), part, env)
+    tuning = canary_tuning(tuning or Tuning(), part)  # a canary takes only its share of the errors away
     _settle(core, settle_s, env)
     t = core.topology
     verdict = judge(

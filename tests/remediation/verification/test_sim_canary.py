@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from bot.demo.world import LiveWorld
+from remediation.verification.canary import canary_tuning, fraction_of
+from remediation.verification.judge import Tuning
 from remediation.verification.simview import canary_in_sim, step_action, verify_in_sim
 from sim.canary import canary_share, undo_canary
 from sim.core import BatchCore
@@ -33,6 +35,13 @@ def test_the_share_is_at_least_one_replica() -> None:
     assert canary_share(2, 0.25) == (1, 0.5)
     assert canary_share(8, 0.25) == (2, 0.25)
     assert canary_share(1, 0.25) == (1, 1.0)
+
+
+def test_a_canary_expects_only_its_share_of_the_improvement() -> None:
+    assert canary_tuning(Tuning(), 1.0).improved_share == 0.5  # a full run: errors at most halved
+    assert abs(canary_tuning(Tuning(), 1 / 3).improved_share - 5 / 6) < 1e-9  # a third: a sixth less
+    assert fraction_of(0.25, 3, {"canary_pods": ["a"], "pods": 4}) == 0.25  # as the executor says
+    assert fraction_of(0.25, 3, {}) == 1 / 3  # else at least one replica of the graph's count
 
 
 def test_a_canary_of_the_right_fix_heals_its_share_then_the_rest_heals_all() -> None:
