@@ -178,8 +178,18 @@ def hold_store(settings: Settings) -> IO[bytes] | None:
 
 
 def check_tokens(settings: Settings, *, socket_mode: bool) -> None:
-    """Refuse to start without the Slack tokens the chosen transport needs."""
-    if settings.slack_bot_token is None:
+    """Refuse to start without the Slack tokens the chosen transport needs.
+
+    In OAuth mode each workspace's token comes from its installation; home incidents (alert-born) then
+    need SLACK_BOT_TOKEN or the home workspace, whose installed bot posts them (docs/slack.md).
+    """
+    if settings.oauth:
+        if settings.slack_bot_token is None and settings.home_team_id is None:
+            refuse(
+                "OAuth mode needs SLACK_BOT_TOKEN or REMEDIATE_HOME_TEAM_ID: the workspace alert-born "
+                "incidents are posted to"
+            )
+    elif settings.slack_bot_token is None:
         refuse("SLACK_BOT_TOKEN is not set; the app cannot post to Slack without it")
     if socket_mode and settings.slack_app_token is None:
         refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
