@@ -103,12 +103,19 @@ def check_token(settings: Settings, answer: Answer | None) -> Check:
     return Check("slack token", OK, detail)
 
 
-def needed_scopes(private: bool | None) -> tuple[str, ...]:
+def needed_scopes(private: bool | None, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Return the bot scopes the configured set-up uses (the incident channel's kind decides two)."""
-    return (*BASE_SCOPES, *(PRIVATE_SCOPES if private else PUBLIC_SCOPES))
+    return (*BASE_SCOPES, *(PRIVATE_SCOPES if private else PUBLIC_SCOPES), *extra)
 
 
-def check_scopes(answer: Answer | None, private: bool | None) -> Check:
+def channel_scopes(settings: Settings) -> tuple[str, ...]:
+    """Return what incident channels need when on: channels:manage, or groups:write for private ones."""
+    if not settings.incident_channels:
+        return ()
+    return ("groups:write",) if settings.incident_channel_private else ("channels:manage",)
+
+
+def check_scopes(answer: Answer | None, private: bool | None, extra: tuple[str, ...] = ()) -> Check:
     """Every scope the set-up needs is granted to the token."""
     if answer is None or not answer.body.get("ok"):
         return Check("slack scopes", SKIP, "needs a working token")
@@ -119,7 +126,7 @@ def check_scopes(answer: Answer | None, private: bool | None) -> Check:
             "Slack listed no scopes (no X-OAuth-Scopes header)",
             "compare OAuth & Permissions with deploy/slack/manifest.yaml",
         )
-    missing = [s for s in needed_scopes(private) if s not in answer.scopes]
+    missing = [s for s in needed_scopes(private, extra) if s not in answer.scopes]
     if missing:
         return Check(
             "slack scopes",
@@ -128,7 +135,7 @@ def check_scopes(answer: Answer | None, private: bool | None) -> Check:
             f"add {', '.join(missing)} under OAuth & Permissions → Bot Token Scopes (deploy/slack/manifest.yaml "
             "lists them), then reinstall the app",
         )
-    return Check("slack scopes", OK, ", ".join(needed_scopes(private)))
+    return Check("slack scopes", OK, ", ".join(needed_scopes(private, extra)))
 
 
 def find_channel(settings: Settings, name: str) -> tuple[dict[str, Any] | None, str]:
@@ -199,4 +206,5 @@ def slack_checks(settings: Settings) -> tuple[list[Check], str | None]:
     channel, private = check_channel(settings, working)
     clock = check_clock(answer if answer and answer.reached else None)
     bot_user = str(working.body.get("user_id") or "") if working is not None else ""
-    return [token, check_scopes(working, private), channel, clock], bot_user or None
+    scopes = check_scopes(working, private, channel_scopes(settings))
+    return [token, scopes, channel, clock], bot_user or None

@@ -110,6 +110,15 @@ def test_a_missing_scope_is_named_with_where_to_add_it(good_env: dict[str, str])
     )
 
 
+def test_incident_channels_need_channels_manage(good_env: dict[str, str]) -> None:
+    scopes = tuple(s for s in BOT_SCOPES if s != "channels:manage")
+    with SlackSandbox(SandboxOptions(workspace=WorkspaceConfig(bot_scopes=scopes))) as narrow:
+        code, _ = doctor(narrow, good_env)
+        assert code == 0  # off by default: not needed
+        code, checks = doctor(narrow, good_env, REMEDIATE_INCIDENT_CHANNELS="on")
+    assert code == 1 and checks["slack scopes"]["detail"] == "missing channels:manage"
+
+
 def test_the_bot_outside_the_incident_channel_is_told_to_invite_it(
     sandbox: SlackSandbox, good_env: dict[str, str]
 ) -> None:
