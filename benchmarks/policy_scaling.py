@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-iterations", type=int, default=12)
     parser.add_argument("--address", default=None, help="a Ray cluster to use instead of a local one")
     parser.add_argument("--part", choices=("both", "steps", "score"), default="both")
+    parser.add_argument(
+        "--workers", default=",".join(map(str, WORKERS)), help="worker counts, 0 = the driver"
+    )
     opts = parser.parse_args(argv)
     torch.set_num_threads(2)
     preset = {**QUICK, "escalate_after": 4}
@@ -115,28 +118,29 @@ def main(argv: list[str] | None = None) -> None:
         args = TrainArgs(seed=opts.seed, iterations=opts.max_iterations, minutes=600, run_root=runs, envs=48, **{
             k: v for k, v in preset.items() if k != "envs"})  # fmt: skip
         with ray_cluster(opts.address):
+            counts = [int(w) for w in opts.workers.split(",")]
             if opts.part != "score":
-                _steps_table(args, opts.rounds)
+                _steps_table(args, opts.rounds, counts)
             if opts.part != "steps":
-                _score_table(args, opts.target, opts.max_iterations)
+                _score_table(args, opts.target, opts.max_iterations, counts)
 
 
-def _steps_table(args: TrainArgs, rounds: int) -> None:
+def _steps_table(args: TrainArgs, rounds: int, counts: list[int]) -> None:
     """Print env steps per second per worker count."""
     print(f"env steps per second ({args.topologies_per_iteration} topologies x {args.envs} incidents a round, "
           f"{rounds} rounds after a warm-up; load = 1-minute load average / CPUs)")  # fmt: skip
     print(f"{'workers':>8} {'steps/s':>9} {'round s':>8} {'load':>8}")
-    for w in WORKERS:
+    for w in counts:
         row = steps_per_second(w, args, rounds)
         print(f"{_name(w):>8} {row['steps_per_s']:9.0f} {row['round_s']:8.2f} {row['load']:>8}", flush=True)
 
 
-def _score_table(args: TrainArgs, target: float, max_iterations: int) -> None:
+def _score_table(args: TrainArgs, target: float, max_iterations: int, counts: list[int]) -> None:
     """Print the wall time to the target score per worker count."""
     print(f"\nwall time to {target:.0%} automated success on a held-out 20-service topology (40 incidents, "
           f"checked after every iteration, at most {max_iterations} iterations)")  # fmt: skip
     print(f"{'workers':>8} {'wall s':>8} {'iters':>6} {'reached':>8} {'score':>6} {'load':>8}")
-    for w in WORKERS:
+    for w in counts:
         row = time_to_score(w, args, target)
         print(f"{_name(w):>8} {row['wall_s']:8.1f} {row['iterations']:6d} {row['reached']!s:>8} "
               f"{row['score']:6.2f} {row['load']:>8}", flush=True)  # fmt: skip
