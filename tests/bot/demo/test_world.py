@@ -103,8 +103,9 @@ def test_apply_refuses_what_the_world_cannot_do() -> None:
     assert "no action" in str(world.apply("reboot_universe", "cartservice", {})["detail"])
     refused = world.apply("failover_datastore", "frontend", {})  # not a datastore
     assert refused["ok"] is False and "does not apply" in str(refused["detail"])
-    no_help = world.apply("rollback_deploy", "cartservice", {})  # nothing was deployed
-    assert no_help["ok"] is True and no_help["outcome"] == "no_effect"
+    # nothing was deployed: the simulator's preconditions mask a rollback with no change to undo
+    no_change = world.apply("rollback_deploy", "cartservice", {})
+    assert no_change["ok"] is False and "does not apply" in str(no_change["detail"])
 
 
 def test_undelivered_alerts_are_sent_again() -> None:
