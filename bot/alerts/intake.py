@@ -73,8 +73,9 @@ def ingest(
 ) -> IntakeResult:
     """Record the alerts of one delivery in incidents and commit; return what was done.
 
-    ``_read_states`` is for `benchmarks/bench_intake.py` only, which passes the old full scan as its
-    same-run reference; intake reads the delivery's fingerprints by key.
+    ``_read_states`` is for the reference runs only (`benchmarks/bench_intake.py`,
+    `tests/bot/alerts/test_intake_index.py`), which pass the old full scan; intake reads the delivery's
+    fingerprints by key.
     """
     touched: dict[str, None] = {}
     created: list[str] = []
