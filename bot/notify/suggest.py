@@ -23,6 +23,7 @@ from remediation.executors.base import supports_canary
 from remediation.guardrails.decide import Decision, decide
 from remediation.monitoring.live import incident_telemetry
 from remediation.policies import Policy, RankedAction
+from remediation.policies.base import rank_avoiding
 from remediation.policies.observe import SignalOf, alert_labels, observation_from_record
 from remediation.similar.memory import Similar
 from remediation.verification.canary import offered
@@ -83,8 +84,7 @@ def _safe_ranked(
     policy: Policy, observation: Observation, k: int, unknown: tuple[str, ...]
 ) -> list[RankedAction]:
     """Return the top-k ranked actions that act on no service of ``unknown``."""
-    pool = policy.rank(observation, max(k, SAFE_POOL))
-    return [r for r in pool if not r.target or r.target not in unknown][:k]
+    return rank_avoiding(policy, observation, k, frozenset(unknown), max(k, SAFE_POOL))
 
 
 def _traced(span: Span, ranked: list[RankedAction], began: float) -> None:

@@ -9,7 +9,7 @@ the simulated incidents the policy trained on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -175,6 +175,16 @@ class LearnedPolicy:
 
     def rank(self, observation: Observation, k: int) -> list[RankedAction]:
         """Return the top ``k`` allowed actions, best first (one forward pass, plus one backward for reasons)."""
+        return self.rank_avoiding(observation, k, frozenset(), k)
+
+    def rank_avoiding(
+        self, observation: Observation, k: int, targets: Collection[str], pool: int
+    ) -> list[RankedAction]:
+        """Return ``[r for r in rank(observation, pool) if r.target not in targets][:k]``, reasons for those only.
+
+        Each item's reason is one row of the batched backward, so explaining the 64 of a pool to show 3
+        cost ten times the ranking (bot/notify/suggest.py ranks around services the graph lacks).
+        """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         batch = self.encode(observation)
@@ -191,7 +201,13 @@ class LearnedPolicy:
         probs = torch.softmax(logits / self.temperature, dim=0)
         ttm = torch.expm1(heads.ttm[0].detach().clamp(0, 12))
         allowed = int(batch.mask[0].sum())
-        top = torch.topk(probs, min(k, allowed)).indices
+        top = torch.topk(probs, min(max(k, pool), allowed)).indices
+        if targets:
+            keep = [i for i in top.tolist() if self._decode(i, observation.services)[1] not in targets]
+            top = torch.tensor(keep[:k], dtype=torch.long)
+        top = top[:k]
+        if top.numel() == 0:
+            return []
         reasons = [""] * top.numel()
         if self.explain:
             reasons = self._signals(x, ex, heads.logits[0], top, observation)

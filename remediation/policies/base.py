@@ -6,7 +6,7 @@ all satisfy it, so evaluation and the bot compare them on equal terms.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,3 +48,17 @@ class Policy(Protocol):
     def rank(self, observation: Observation, k: int) -> list[RankedAction]:
         """Return at most ``k`` actions, best first."""
         ...
+
+
+def rank_avoiding(
+    policy: Policy, observation: Observation, k: int, targets: Collection[str], pool: int
+) -> list[RankedAction]:
+    """Return the policy's top ``k`` among its best ``pool`` that act on no service of ``targets``.
+
+    A policy with its own ``rank_avoiding`` (the learned one: it explains only what it returns) is
+    asked directly; any other ranks ``pool`` and is filtered here. Both give the same list.
+    """
+    own = getattr(policy, "rank_avoiding", None)
+    if callable(own):
+        return list(own(observation, k, targets, pool))
+    return [r for r in policy.rank(observation, pool) if not r.target or r.target not in targets][:k]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from incidents_db.db import make_sessionmaker, session_scope
 from incidents_db.models import PolicyVersion
 from incidents_db.rankings import PolicyCanary
 from remediation.errors import ArtifactError, RemediationError
-from remediation.policies.base import Policy, RankedAction
+from remediation.policies.base import Policy, RankedAction, rank_avoiding
 from sim.observation import Observation
 
 log = logging.getLogger("remediate.policy")
@@ -133,6 +133,12 @@ class LivePolicy:
     def rank(self, observation: Observation, k: int) -> list[RankedAction]:
         """Rank with the serving policy."""
         return self.current.policy.rank(observation, k)
+
+    def rank_avoiding(
+        self, observation: Observation, k: int, targets: Collection[str], pool: int
+    ) -> list[RankedAction]:
+        """Rank with the serving policy, on no service of ``targets`` (``policies.base.rank_avoiding``)."""
+        return rank_avoiding(self.current.policy, observation, k, targets, pool)
 
     def for_incident(self, incident_id: str) -> Slot:
         """Return the slot that ranks this incident's card: the canary on its share, else production."""

@@ -12,6 +12,7 @@ import pytest
 from playbooks.vocabulary import load_vocabulary
 from remediation.errors import ArtifactError
 from remediation.learning.encoding import observation_from_core
+from remediation.policies.base import rank_avoiding
 from remediation.policies.observe import observation_from_record
 from remediation.registry.artifact import sha256_of
 from remediation.registry.bundle import BUNDLED_DIR, bundle_record, load_bundled, serving_loader
@@ -57,6 +58,19 @@ def test_it_loads_and_ranks_on_a_graph_it_never_saw() -> None:
     ranked = policy.rank(observation_from_core(core, 0), 3)
     assert len(ranked) == 3 and all(0.0 <= r.confidence <= 1.0 and r.reason for r in ranked)
     assert artifact.memory.signatures is not None and len(artifact.memory.fixes) > 0
+
+
+def test_ranking_around_services_is_the_filtered_pool_with_the_same_reasons() -> None:
+    # the learned policy explains only what it returns; the list must equal filtering its full pool
+    policy = serving_loader(BUNDLED_DIR, None, "bundled")
+    core = BatchCore(generate_topology(40, seed=777_002), 1, seed=5)
+    core.reset()
+    observation = observation_from_core(core, 0)
+    pool = policy.rank(observation, 64)
+    avoid = frozenset(r.target for r in pool[:2] if r.target)
+    want = [r for r in pool if not r.target or r.target not in avoid][:3]
+    assert avoid and len(want) == 3 and all(r.reason for r in want)
+    assert rank_avoiding(policy, observation, 3, avoid, 64) == want
 
 
 def test_a_changed_copy_is_refused(tmp_path: Path) -> None:
