@@ -5,6 +5,7 @@ from __future__ import annotations
 from playbooks.catalog import Catalog, builtin_catalog
 from playbooks.runbooks import RunbookSet, Signals, builtin_runbooks, match_runbooks
 from remediation.policies.base import RankedAction
+from sim.actions import undo_mask
 from sim.observation import ALERTS, FEATURES, METRICS, Observation
 
 KINDS: tuple[str, ...] = ("frontend", "service", "database", "cache", "queue")
@@ -76,6 +77,15 @@ class RunbookPolicy:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         candidates = match_runbooks(self.runbooks, self.catalog, signals_from_observation(observation))
+        # a rollback or config revert needs a recent change on its target, as for every policy
+        undo = undo_mask(observation.nodes, self.catalog.service_actions)
+        index = {s: i for i, s in enumerate(observation.services)}
+        actions = {a: i for i, a in enumerate(self.catalog.service_actions)}
+        candidates = [
+            c
+            for c in candidates
+            if c.target not in index or c.action not in actions or undo[index[c.target], actions[c.action]]
+        ]
         ranked = []
         for cand in candidates[:k]:
             spec = self.catalog.get(cand.action)
