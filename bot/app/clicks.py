@@ -142,12 +142,13 @@ def _decide(services: Services, s: Session, *, user: str, verb: str, shown: sugg
         current = approvals.get(db_session=s, request_id=request_id)
         if current.state != st.PENDING:
             return _decided(services, s, current)
-        if verb == "approve_undo":  # "undo automatically if harmful" (docs/verification.md)
-            verifications.arm(db_session=s, request_id=request_id, action=current.action,
-                              target=current.target, incident_id=current.incident_id)  # fmt: skip
-            verb = "approve"
-        also = _canary_first(services, request_id, user) if verb == "approve_canary" else None
-        verb = "approve" if verb == "approve_canary" else verb
+        # both choices are armed inside the approval's transaction, once the guardrails allowed it: a
+        # refused click commits its audited denial and nothing else
+        also = {
+            "approve_undo": _undo_if_harmful(current),
+            "approve_canary": _canary_first(services, request_id, user),
+        }.get(verb)
+        verb = "approve" if verb in ("approve_undo", "approve_canary") else verb
         view = decide_request(services, s, user=user, verb=verb, request_id=request_id, also=also)
     except RemediationError:
         s.rollback()
@@ -162,6 +163,16 @@ def _decide(services: Services, s: Session, *, user: str, verb: str, shown: sugg
     text = after_request_change(services, s, view, user)
     s.commit()
     return Outcome(Reply(text), queued=True)
+
+
+def _undo_if_harmful(request: approvals.RequestView) -> Callable[[Session], None]:
+    """Return the step that arms "undo automatically if harmful" (docs/verification.md) once allowed."""
+
+    def arm(db_session: Session) -> None:
+        verifications.arm(db_session=db_session, request_id=request.id, action=request.action,
+                          target=request.target, incident_id=request.incident_id)  # fmt: skip
+
+    return arm
 
 
 def _canary_first(services: Services, request_id: str, user: str) -> Callable[[Session], None]:

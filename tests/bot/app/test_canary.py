@@ -218,3 +218,24 @@ def _value(card: dict[str, Any], action_id: str) -> str:
             if element["action_id"] == action_id:
                 return str(element["value"])
     raise AssertionError(action_id)
+
+
+def test_a_refused_undo_if_harmful_click_arms_nothing(harness: Harness) -> None:
+    """Like "canary first", "undo automatically if harmful" is written only with an allowed approval."""
+    h = harness
+    h.post_alert("generic", generic("HighErrorRate", "productcatalogservice", value=0.3))
+    card = h.wait_card("INC-1", lambda b: "approve:" in b)
+    plain = _button_n(card, "approve", "on productcatalogservice")
+    undo = f"approve_undo:{plain.split(':')[1]}"
+    # on call for the shop team, which does not own productcatalogservice (sent as the button's click)
+    click_copy(h, ALICE, card, undo, value=_value(card, plain))
+    h.wait_ephemeral(ALICE, "may not approve")
+    with h.services.sessions() as s:
+        armed = s.execute(sa.select(verifications.Verification.auto_undo)).scalars().all()
+        states = s.execute(sa.select(ApprovalRequest.state)).scalars().all()
+    assert True not in armed and "approved" not in states and h.world.applied == []
+    click_copy(h, CAROL, card, undo, value=_value(card, plain))  # the lead's allowed click arms it
+    wait_for(lambda: h.world.applied)
+    with h.services.sessions() as s:
+        armed = s.execute(sa.select(verifications.Verification.auto_undo)).scalars().all()
+    assert armed == [True]
