@@ -78,7 +78,7 @@ def _refuse(services: Services, s: Session, incident_id: str | None, message: st
     return UsageError(message)
 
 
-def _suggestion(services: Services, s: Session, value: str, card: CardRef) -> suggestions.Shown:
+def shown_suggestion(services: Services, s: Session, value: str, card: CardRef) -> suggestions.Shown:
     """Return the stored suggestion a click names, refusing forged, stale-format or foreign buttons."""
     token = parse_value(value)
     shown = suggestions.find(db_session=s, token=token) if token else None
@@ -109,7 +109,7 @@ def click(
     if verb not in ("approve", "approve_undo", "approve_canary", "reject", "why"):
         raise UsageError(f"unknown button {action_id!r}")
     with incident_named(), services.sessions() as s:
-        shown = _suggestion(services, s, value, card or CardRef())
+        shown = shown_suggestion(services, s, value, card or CardRef())
         # the click continues its incident's trace (from the alert), linked to the click's own request
         origin = outbox.origin_trace(db_session=s, incident_id=shown.incident_id)
         with tracing.restored(f"card.{verb}", origin, incident_id=shown.incident_id, user=user):

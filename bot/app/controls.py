@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from slack_bolt import Ack, App
 
-from bot.app.clicks import CardRef, _suggestion
+from bot.app.clicks import CardRef, shown_suggestion
 from bot.app.commands import Outcome, Reply
 from bot.app.declare import need_role
 from bot.app.errors import NotAllowedError, UsageError, incident_named
@@ -51,7 +51,7 @@ def _with_canary(services: Services, request: ExecRequest, outcome: ExecOutcome)
 def dry_run(services: Services, *, user: str, value: str, card: CardRef) -> Outcome:
     """Show what the executor would do for a suggestion: its dry run, audited; nothing runs."""
     with incident_named(), services.sessions() as s:
-        shown = _suggestion(services, s, value, card)
+        shown = shown_suggestion(services, s, value, card)
         try:
             need_role(services, user, "dry-run actions")
         except NotAllowedError as exc:  # refused like any guarded step: audited
@@ -89,7 +89,7 @@ def dry_run(services: Services, *, user: str, value: str, card: CardRef) -> Outc
 def cancel(services: Services, *, user: str, value: str, card: CardRef) -> Outcome:
     """Cancel a suggestion's open request: its requester or someone who may approve it (refusals audited)."""
     with incident_named(), services.sessions() as s:
-        shown = _suggestion(services, s, value, card)
+        shown = shown_suggestion(services, s, value, card)
         check_workspace(services, actor=user, verb="cancel", incident_id=shown.incident_id)  # audited
         if shown.request_id is None:
             raise UsageError("nothing to cancel: this suggestion has no request yet")
