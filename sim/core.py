@@ -19,10 +19,11 @@ from typing import NamedTuple
 import numpy as np
 
 from playbooks.catalog import Catalog, builtin_catalog
-from sim.actions import FAILED, OUTCOMES, UNDO_SLOTS, ActionTable, Effects, undoable
-from sim.dynamics import M_MEM, M_P99, M_UTIL, RETRY_GAIN, BatchState, Statics, evaluate, statics
+from sim.actions import FAILED, OUTCOMES, UNDO_SLOTS, ActionTable, undoable
+from sim.dynamics import M_P99, M_UTIL, RETRY_GAIN, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
+from sim.handlers import apply_actions, handler_codes
 from sim.kernels import (
     advance,
     encode_globals_into,
@@ -137,7 +138,6 @@ class BatchCore:
         dynamic = ("scale_in", "enable_rate_limiting", "disable_rate_limiting")
         self._dynamic = np.array([aid in dynamic for aid in self.table.ids])
         self._dyn_cols = np.array([self._col.get(aid, -1) for aid in dynamic], dtype=np.int64)
-        self._env0 = np.zeros(1, dtype=np.int64)
         self._svc, self._act = np.empty(n_envs, dtype=np.int64), np.empty(n_envs, dtype=np.int64)
         self._valid, self._live = np.empty(n_envs, dtype=bool), np.empty(n_envs, dtype=bool)
         # metric noise: a fixed table drawn once, a window of it per evaluation chosen by a generator
@@ -148,9 +148,21 @@ class BatchCore:
         self._noise = 1.0 + self.config.noise * np.maximum(table, -1.0 / self.config.noise)  # factors >= 0
         self._lcg = 0
         self.reseed(self.rng)
-        # views of arrays updated in place, so one Effects serves every step
-        self._effects = Effects(
-            self.st, self.state, self.true[:, M_UTIL], self.true[:, M_MEM], self.elapsed_s
+        self._codes = handler_codes(self.table.ids)
+        self._changed = np.zeros(n_envs, dtype=bool)
+        s = self.state  # arrays updated in place, so the same tuples serve every step
+        self._sv = (
+            s.sev, s.ttl, s.partition, s.leak, s.replicas, s.rate_limited, s.has_prev_version,
+            s.has_prev_config, s.version, s.config_version, s.ages, s.recent,
+        )  # fmt: skip
+        st = self.st  # sim.handlers reads these as one tuple
+        self._topo = (
+            st.base_replicas,
+            topology.stateful,
+            st.kind_id,
+            st.has_backend,
+            topology.src,
+            topology.dst,
         )
 
     def reseed(self, rng: np.random.Generator) -> None:
@@ -318,27 +330,13 @@ class BatchCore:
             self._dirty[b] = True
 
     def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray, live: np.ndarray) -> np.ndarray:
-        """Run the live actions, grouped by action id; return an outcome code per environment."""
-        outcome = np.where(valid, 0, FAILED)
-        effects = self._effects
-        effects.changed[:] = False
-        single = self.n_envs == 1  # then the one environment is live: no grouping, no index search
-        kinds = [int(act[0])] if single else np.unique(act[live]).tolist()
-        for a in kinds:
-            handler = effects.handler(self.table.ids[a])
-            if handler is None:
-                continue
-            rows = self._env0 if single else np.flatnonzero(live & (act == a))
-            outcome[rows] = handler(rows, np.maximum(svc[rows], 0))
-        if single:
-            if svc[0] >= 0:
-                self.state.ages[0, 2, svc[0]] = 0.0
-                self.state.recent[0, 2, svc[0]] = 1.0
-        else:
-            targeted = np.flatnonzero(live & (svc >= 0))
-            self.state.ages[targeted, 2, svc[targeted]] = 0.0
-            self.state.recent[targeted, 2, svc[targeted]] = 1.0
-        self._dirty |= effects.changed
+        """Run the live actions (``sim.handlers``, one compiled pass); return an outcome code per environment."""
+        outcome = np.empty(self.n_envs, dtype=np.int64)
+        apply_actions(
+            self._codes, svc, act, valid, live, self._sv, self._topo, self.true, self.elapsed_s,
+            self._changed, outcome,
+        )  # fmt: skip
+        self._dirty |= self._changed
         return outcome
 
     def _refresh_dirty(self) -> None:
