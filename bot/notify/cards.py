@@ -268,6 +268,9 @@ def render_card(
         )})  # fmt: skip
     if ranking.telemetry_lost and not resolved:  # F7 (docs/observability.md)
         blocks.append({"type": "context", "elements": [_md("📉 *Telemetry lost:* " + escape(", ".join(ranking.telemetry_lost)), MAX_CONTEXT)]})  # fmt: skip
+    if ranking.access and not resolved:  # never widened on failure: docs/safety.md
+        line = "👥 *Approvers:* " + escape("; ".join(ranking.access))
+        blocks.append({"type": "context", "elements": [_md(line, MAX_CONTEXT)]})
     if not resolved:  # whichever policy ranks (docs/policy.md, similar incidents)
         blocks.append({"type": "context", "elements": [_md(similar_line(ranking), MAX_CONTEXT)]})
     if advisory and not resolved:  # up front, before anyone clicks Approve (docs/executors.md)

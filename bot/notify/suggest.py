@@ -21,6 +21,7 @@ from remediation.approvals import states as st
 from remediation.approvals import suggestions
 from remediation.executors.base import supports_canary
 from remediation.guardrails.decide import Decision, decide
+from remediation.guardrails.rbac import source_notes
 from remediation.monitoring.live import incident_telemetry
 from remediation.policies import Policy, RankedAction
 from remediation.policies.base import rank_avoiding
@@ -65,6 +66,7 @@ class Ranking:
     similar: tuple[Similar, ...] = ()  # the most similar past incidents and what fixed them
     recurring: tuple[tuple[str, str | None, int], ...] = ()  # (action, target, runs in the window)
     ranked_by: str = ""  # the policy that ranked this card (the canary, labelled, on its share)
+    access: tuple[str, ...] = ()  # RBAC group sources failing now (docs/safety.md): who may approve is stale
 
 
 # Without a graph node the ranking knows nothing of a service's kind, callers or state, so a card offers
@@ -177,6 +179,7 @@ def rank(
         similar,
         again,
         ranked_by=ranker.label,
+        access=source_notes(services.rbac),
     )
 
 

@@ -149,3 +149,20 @@ def may_publish_postmortems(config: RbacConfig, user: str) -> bool:
     roles = roles_of(config, user)
     wanted = config.postmortems.publish_roles
     return bool(roles) and (not wanted or bool(roles.intersection(wanted)))
+
+
+def source_notes(config: RbacConfig) -> tuple[str, ...]:
+    """Return one sentence per group source that fails now: its last members kept, or expired (for cards)."""
+    notes: dict[str, str] = {}
+    for resolved in config.resolved.values():
+        if resolved.stale:
+            notes[resolved.label] = (
+                f"{resolved.label} unreachable since {_at(resolved.failing_since)}: its last known members "
+                f"(as of {_at(resolved.as_of)}) may still act, for a bounded time"
+            )
+        elif resolved.expired:
+            notes[resolved.label] = (
+                f"{resolved.label} unreachable since {_at(resolved.failing_since)}: its membership expired, "
+                "so its members may not act through it"
+            )
+    return tuple(notes[k] for k in sorted(notes))

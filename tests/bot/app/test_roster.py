@@ -159,6 +159,7 @@ def test_a_failing_user_group_keeps_its_last_members_then_expires_them(h: Harnes
     assert roles_of(h.services.rbac, ALICE) == {"oncall"}  # the last known members stay, for a while
     assert any(o.stale for o in role_origins(h.services.rbac, ALICE))
     card = incident(h, "checkoutservice", 1)
+    assert "Slack user group S0ONCALL01 unreachable since" in json.dumps(card)  # the card says so
     h.click(ALICE, card, "approve:1")
     text = h.wait_ephemeral(ALICE, "Approved restart_service on checkoutservice; running")
     assert "stale membership of Slack user group S0ONCALL01" in text
@@ -166,6 +167,7 @@ def test_a_failing_user_group_keeps_its_last_members_then_expires_them(h: Harnes
     h.app.roster.poll()
     assert roles_of(h.services.rbac, BOB) == set()
     other = incident(h, "cartservice", 2)
+    assert "its membership expired" in json.dumps(other)
     h.click(BOB, other, "approve:1")
     refusal = h.wait_ephemeral(BOB, "no role")
     assert "membership of Slack user group S0ONCALL01 expired" in refusal
