@@ -22,7 +22,7 @@ from playbooks.catalog import Catalog, builtin_catalog
 from sim.actions import FAILED, OUTCOMES, UNDO_SLOTS, ActionTable, undoable
 from sim.dynamics import M_P99, M_UTIL, RETRY_GAIN, BatchState, Statics, evaluate, statics
 from sim.errors import ActionError
-from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, sample_scenario
+from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, Scenarios, draw_scenarios, drawn_of
 from sim.handlers import apply_actions, handler_codes
 from sim.kernels import (
     advance,
@@ -43,6 +43,7 @@ from sim.observation import (
     encode_features,
     recency,
 )
+from sim.sampling import start_scenarios
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
@@ -50,6 +51,7 @@ NOISE_TABLE_SEED = 20260302
 # metric alerts: (row of the transformed metric block, threshold, evaluations it must hold)
 _ALERT_THRESHOLDS = np.array([0.05, 2.5, 0.9, 0.88, 0.95, 0.5])[None, :, None]
 DISK, CERT = FAULT_INDEX["disk_full"], FAULT_INDEX["certificate_expiry"]
+_START_KINDS = (FAULT_INDEX["network_partition"], FAULT_INDEX["scale_to_zero"], FAULT_INDEX["memory_leak"])
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class BatchCore:
         self._decay = np.ascontiguousarray(RECENCY_DECAY.reshape(-1))
         self._template = vars(BatchState(self.st, 1))  # one healthy environment, copied in on reset
         self._needs_reset = np.zeros(n_envs, dtype=bool)
-        self.scenarios: list[Scenario | None] = [None] * n_envs
+        self.scenarios = Scenarios(topology, n_envs)
         self.true = np.zeros((n_envs, 6, n))  # true metrics, METRICS order (sim.dynamics.M_*)
         self.observed = np.zeros((n_envs, 6, n))  # noisy metrics as the team sees them
         self.features = np.zeros((n_envs, N_FEATURES, n), dtype=np.float32)  # (B, F, N)
@@ -154,6 +156,10 @@ class BatchCore:
         self._sv = (
             s.sev, s.ttl, s.partition, s.leak, s.replicas, s.rate_limited, s.has_prev_version,
             s.has_prev_config, s.version, s.config_version, s.ages, s.recent,
+        )  # fmt: skip
+        self._start_sv = (
+            s.sev, s.ttl, s.partition, s.replicas, s.leak, s.load_scale, s.ages, s.has_prev_version, s.version,
+            s.has_prev_config, s.config_version, s.herring, s.present, s.exporter,
         )  # fmt: skip
         st = self.st  # sim.handlers reads these as one tuple
         self._topo = (
@@ -192,43 +198,22 @@ class BatchCore:
         faults: Sequence[FaultSpec] | None = None,
     ) -> None:
         """Set the state of some environments to the start of a new incident (no evaluation yet)."""
+        t = self.topology
         if scenarios is None:
-            scenarios = [sample_scenario(self.topology, self.rng, faults=faults) for _ in idx]
-        s, st, t = self.state, self.st, self.topology
+            drawn = draw_scenarios(t, self.rng, idx.size, faults=faults)
+        elif len(scenarios) == idx.size:
+            drawn = drawn_of(t, scenarios)
+        else:
+            raise ValueError(f"{len(scenarios)} scenarios for {idx.size} environments")
+        s = self.state
         for name, value in self._template.items():
             getattr(s, name)[idx] = value  # broadcasts the healthy row
         self.steps[idx] = 0
         self.elapsed_s[idx] = 0.0
         self.impact_total[idx] = 0.0
         self.cost_total[idx] = 0.0
-        for b, sc in zip(idx.tolist(), scenarios, strict=True):
-            self.scenarios[b] = sc
-            s.load_scale[b] = sc.load_scale
-            for f in sc.faults:
-                k, n = FAULT_INDEX[f.kind], t.index[f.target]
-                if f.kind == "network_partition" and f.peer is not None:
-                    edge = np.flatnonzero((t.src == t.index[f.peer]) & (t.dst == n))
-                    s.partition[b, edge] = f.severity
-                    continue
-                s.sev[b, k, n] = f.severity
-                if f.ttl_s is not None:
-                    s.ttl[b, k, n] = f.ttl_s  # deadlines are elapsed seconds; a new incident starts at 0
-                if f.kind == "scale_to_zero":
-                    s.replicas[b, n] = 0.0
-                if f.kind == "memory_leak":
-                    s.leak[b, n] = max(0.86 - st.base_mem[n], 0.0)
-            for ch in sc.changes:
-                n = t.index[ch.service]
-                if ch.type == "deploy":
-                    s.ages[b, 0, n], s.has_prev_version[b, n], s.version[b, n] = ch.age_s, True, 2
-                else:
-                    s.ages[b, 1, n], s.has_prev_config[b, n], s.config_version[b, n] = ch.age_s, True, 2
-            for name in sc.herrings:
-                s.herring[b, t.index[name]] = 1.0
-            for name in sc.no_telemetry:
-                s.present[b, t.index[name]] = False
-            for name in sc.no_exporter:
-                s.exporter[b, t.index[name]] = False
+        start_scenarios(idx, drawn.arrays(), self._start_sv, t.src, t.dst, self.st.base_mem, _START_KINDS)
+        self.scenarios.set(idx.tolist(), drawn, scenarios)
         s.recent[idx] = recency(s.ages[idx])
         self._dirty[idx] = True
         s.held[idx] = True  # the incident opens with the alerts whose condition holds: it held before

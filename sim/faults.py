@@ -6,14 +6,17 @@ uses and the tests check), and an effect vector on the per-service channels the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from sim.errors import ScenarioError
+from sim.sampling import CHANGE_TYPES, DEPLOY, Drawn, draw_fault
+from sim.sampling import draw_scenarios as _draw
 from sim.topology import Topology
 
 # Effect channels, per unit of fault severity (see docs/simulator.md):
@@ -222,21 +225,64 @@ def _names(topology: Topology) -> np.ndarray:
     return np.array(topology.services, dtype=object)
 
 
+@lru_cache(maxsize=64)
+def draw_tables(topology: Topology) -> tuple[Any, ...]:
+    """Return the lookup arrays of the compiled draw (``sim.sampling``), cached per topology."""
+    n = topology.n_services
+    pools = [candidates(topology, k) for k in FAULT_KINDS]
+    cand = np.zeros((len(FAULT_KINDS), max(n, 1)), dtype=np.int64)
+    for k, pool in enumerate(pools):
+        cand[k, : len(pool)] = pool
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(topology.dst, minlength=n))]).astype(np.int64)
+    return (
+        np.array([k for k, pool in enumerate(pools) if pool], dtype=np.int64),
+        cand,
+        np.array([len(p) for p in pools], dtype=np.int64),
+        ptr,  # the callers of service i, in edge order (Topology.callers): src[order][ptr[i]:ptr[i + 1]]
+        np.ascontiguousarray(topology.src[np.argsort(topology.dst, kind="stable")], dtype=np.int64),
+        _frontends(topology),
+        np.array([CHANGE_TYPES[k.change_event] for k in FAULT_KINDS], dtype=np.int64),
+        np.array([k.change_p for k in FAULT_KINDS]),
+        np.array([k.needs_peer for k in FAULT_KINDS], dtype=bool),
+        FAULT_INDEX["traffic_surge"],
+    )
+
+
 def sample_fault(topology: Topology, rng: np.random.Generator, kind: str | None = None) -> FaultSpec:
     """Draw one fault (of ``kind`` or of any kind that fits this topology) on a random service."""
-    kinds = [fault_kind(kind)] if kind else _possible(topology)
-    chosen = kinds[int(rng.integers(len(kinds)))]
-    pool = candidates(topology, chosen)
-    if not pool:
-        raise ScenarioError(f"topology {topology.name!r} has no service fault {chosen.id} can strike")
-    target = topology.services[pool[int(rng.integers(len(pool)))]]
-    severity = float(rng.uniform(0.7, 1.3))
-    ttl = float(rng.uniform(600, 1800)) if chosen.id == "traffic_surge" and rng.random() < 0.3 else None
-    peer = None
-    if chosen.needs_peer:
-        callers = topology.callers(topology.position(target))
-        peer = topology.services[int(callers[int(rng.integers(len(callers)))])]
-    return FaultSpec(chosen.id, target, peer, severity, ttl)
+    t = draw_tables(topology)
+    kinds = np.array([FAULT_INDEX[fault_kind(kind).id]]) if kind else t[0]
+    if kind and not t[2][kinds[0]]:
+        raise ScenarioError(f"topology {topology.name!r} has no service fault {kind} can strike")
+    k, target, peer, severity, ttl = draw_fault(rng, kinds, t[1], t[2], t[3], t[4], t[8], t[9])
+    names = topology.services
+    return FaultSpec(
+        FAULT_IDS[k], names[target], None if peer < 0 else names[peer], severity, None if ttl != ttl else ttl
+    )
+
+
+def draw_scenarios(
+    topology: Topology,
+    rng: np.random.Generator,
+    count: int,
+    *,
+    faults: Sequence[FaultSpec | Mapping[str, Any]] | None = None,
+    max_faults: int = 2,
+    herring_p: float = 0.4,
+    missing_telemetry_p: float = 0.05,
+) -> Drawn:
+    """Draw ``count`` incidents as arrays (``sample_scenario`` for each, in turn, from the same ``rng``)."""
+    specs = None if faults is None else parse_faults(topology, faults)
+    t = draw_tables(topology)
+    if specs is None and not t[0].size:
+        raise ScenarioError(f"topology {topology.name!r} has no service any fault can strike")
+    out = Drawn(count, topology.n_services, max_faults if specs is None else len(specs))
+    if specs is not None:
+        given = drawn_of(topology, [Scenario(faults=specs)])
+        for name in ("kind", "target", "peer", "severity", "ttl", "n_faults"):
+            getattr(out, name)[:] = getattr(given, name)[0]
+    _draw(rng, t, specs is not None, max_faults, herring_p, missing_telemetry_p, out.arrays())
+    return out
 
 
 def sample_scenario(
@@ -249,45 +295,88 @@ def sample_scenario(
     missing_telemetry_p: float = 0.05,
 ) -> Scenario:
     """Draw an incident: 1..max_faults faults unless given, red herrings, change events, blind spots."""
-    if faults is not None:
-        specs = parse_faults(topology, faults)
-    else:
-        n = 1 + int(rng.integers(max_faults)) if max_faults > 1 else 1
-        drawn: dict[tuple[str, str], FaultSpec] = {}
-        for _ in range(n):
-            spec = sample_fault(topology, rng)
-            drawn.setdefault((spec.kind, spec.target), spec)
-        specs = tuple(drawn.values())
-    changes: list[ChangeEvent] = []
-    for spec in specs:
-        kind = fault_kind(spec.kind)
-        # a draw only for kinds that may come without their change, so other scenarios stay as they were
-        if kind.change_event and (kind.change_p >= 1.0 or rng.random() < kind.change_p):
-            changes.append(ChangeEvent(kind.change_event, spec.target, float(rng.uniform(120, 1500))))
-    herrings: list[str] = []
-    causes = np.zeros(topology.n_services, dtype=bool)
-    causes[[topology.index[f.target] for f in specs]] = True
-    if rng.random() < herring_p and not causes.all():
-        # a harmless recent change somewhere else, and a service with a passing symptom
-        others = np.flatnonzero(~causes)
-        changes.append(
-            ChangeEvent(
-                "deploy" if rng.random() < 0.6 else "config_change",
-                topology.services[int(others[rng.integers(others.size)])],
-                float(rng.uniform(300, 3000)),
+    specs = None if faults is None else parse_faults(topology, faults)
+    drawn = draw_scenarios(
+        topology, rng, 1, faults=specs, max_faults=max_faults, herring_p=herring_p,
+        missing_telemetry_p=missing_telemetry_p,
+    )  # fmt: skip
+    scenario = scenario_of(topology, drawn, 0)
+    return scenario if specs is None else replace(scenario, faults=specs)
+
+
+def scenario_of(topology: Topology, drawn: Drawn, j: int) -> Scenario:
+    """Return row ``j`` of drawn scenarios as a ``Scenario``."""
+    names = topology.services
+    faults = []
+    for f in range(int(drawn.n_faults[j])):
+        peer, ttl = int(drawn.peer[j, f]), float(drawn.ttl[j, f])
+        faults.append(
+            FaultSpec(
+                FAULT_IDS[drawn.kind[j, f]], names[drawn.target[j, f]], None if peer < 0 else names[peer],
+                float(drawn.severity[j, f]), None if math.isnan(ttl) else ttl,
             )
+        )  # fmt: skip
+    changes = tuple(
+        ChangeEvent(
+            "deploy" if drawn.change[j, c] == DEPLOY else "config_change",
+            names[drawn.change_at[j, c]],
+            float(drawn.change_age[j, c]),
         )
-        backends = np.flatnonzero(~causes & ~_frontends(topology))
-        if backends.size:
-            herrings.append(topology.services[int(backends[rng.integers(backends.size)])])
-    names = _names(topology)
-    missing = tuple(names[rng.random(topology.n_services) < missing_telemetry_p].tolist())
-    no_exporter = tuple(names[rng.random(topology.n_services) < 0.3].tolist())
-    return Scenario(
-        faults=specs,
-        changes=tuple(sorted(changes, key=lambda c: -c.age_s)),
-        herrings=tuple(herrings),
-        no_telemetry=missing,
-        no_exporter=no_exporter,
-        load_scale=float(rng.uniform(0.8, 1.2)),
+        for c in range(int(drawn.n_changes[j]))
     )
+    pick = _names(topology)
+    return Scenario(
+        faults=tuple(faults),
+        changes=changes,
+        herrings=tuple(pick[drawn.herring[j]].tolist()),
+        no_telemetry=tuple(pick[drawn.missing[j]].tolist()),
+        no_exporter=tuple(pick[drawn.no_exporter[j]].tolist()),
+        load_scale=float(drawn.load_scale[j]),
+    )
+
+
+def drawn_of(topology: Topology, scenarios: Sequence[Scenario]) -> Drawn:
+    """Return given scenarios as arrays (the inverse of ``scenario_of``)."""
+    f = max((max(len(s.faults), len(s.changes) - 1) for s in scenarios), default=1)
+    out = Drawn(len(scenarios), topology.n_services, f)
+    idx = topology.index
+    for b, sc in enumerate(scenarios):
+        for j, spec in enumerate(sc.faults):
+            out.kind[b, j], out.target[b, j] = FAULT_INDEX[spec.kind], idx[spec.target]
+            out.peer[b, j] = -1 if spec.peer is None else idx[spec.peer]
+            out.severity[b, j] = spec.severity
+            out.ttl[b, j] = np.nan if spec.ttl_s is None else spec.ttl_s
+        out.n_faults[b] = len(sc.faults)
+        for j, ch in enumerate(sc.changes):
+            out.change[b, j] = CHANGE_TYPES[ch.type]
+            out.change_at[b, j], out.change_age[b, j] = idx[ch.service], ch.age_s
+        out.n_changes[b] = len(sc.changes)
+        for column, listed in ((out.herring, sc.herrings), (out.missing, sc.no_telemetry)):
+            column[b, [idx[s] for s in listed]] = True
+        out.no_exporter[b, [idx[s] for s in sc.no_exporter]] = True
+        out.load_scale[b] = sc.load_scale
+    return out
+
+
+class Scenarios(Sequence[Scenario | None]):
+    """The scenario of each of B environments, built from the drawn arrays when first read."""
+
+    def __init__(self, topology: Topology, n_envs: int) -> None:
+        self.topology = topology
+        self._made: list[Scenario | None] = [None] * n_envs
+        self._rows: list[tuple[Drawn, int] | None] = [None] * n_envs
+
+    def set(self, envs: Sequence[int], drawn: Drawn, given: Sequence[Scenario] | None) -> None:
+        """Environment ``envs[j]`` now runs scenario ``j`` of ``drawn`` (``given[j]`` when given)."""
+        for j, b in enumerate(envs):
+            self._made[b] = None if given is None else given[j]
+            self._rows[b] = (drawn, j)
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    def __getitem__(self, b: int) -> Scenario | None:  # type: ignore[override]
+        made, row = self._made[b], self._rows[b]
+        if made is None and row is not None:
+            made = self._made[b] = scenario_of(self.topology, *row)
+        return made
