@@ -150,8 +150,13 @@ class BatchCore:
         self._noise = 1.0 + self.config.noise * np.maximum(table, -1.0 / self.config.noise)  # factors >= 0
         self._lcg = 0
         self.reseed(self.rng)
+        self._kernel_args()
+
+    def _kernel_args(self) -> None:
+        """Tuples of the state arrays the compiled handlers and resets take (updated in place: built once)."""
+        topology = self.topology
         self._codes = handler_codes(self.table.ids)
-        self._changed = np.zeros(n_envs, dtype=bool)
+        self._changed = np.zeros(self.n_envs, dtype=bool)
         s = self.state  # arrays updated in place, so the same tuples serve every step
         self._sv = (
             s.sev, s.ttl, s.partition, s.leak, s.replicas, s.rate_limited, s.has_prev_version,
@@ -161,7 +166,7 @@ class BatchCore:
             s.sev, s.ttl, s.partition, s.replicas, s.leak, s.load_scale, s.ages, s.has_prev_version, s.version,
             s.has_prev_config, s.config_version, s.herring, s.present, s.exporter,
         )  # fmt: skip
-        st = self.st  # sim.handlers reads these as one tuple
+        st = self.st
         self._topo = (
             st.base_replicas,
             topology.stateful,
