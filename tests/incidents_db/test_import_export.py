@@ -203,3 +203,26 @@ def test_worker_processes_import_exactly_what_one_process_does(engine: sa.Engine
     exporter.export_lines(engine=alone, out=theirs)
     alone.dispose()
     assert ours.getvalue() == theirs.getvalue()
+
+
+def test_bulk_load_leaves_the_foreign_key_enforced(engine: sa.Engine) -> None:
+    # On PostgreSQL a batch may skip the foreign key's row checks (SET LOCAL, its own transaction only):
+    # afterwards every pooled connection still refuses an event of an incident that does not exist.
+    report = run_import(
+        engine, "\n".join(line(incident(f"INC-FK-{n}")) for n in range(5)) + "\n", batch_size=2
+    )
+    assert report.imported == 5 and events_of(engine, "INC-FK-4") > 0
+    connections = [engine.connect() for _ in range(3)]
+    try:
+        for conn in connections:
+            with pytest.raises(sa.exc.IntegrityError), conn.begin():
+                if engine.dialect.name == "postgresql":
+                    assert conn.execute(sa.text("SHOW session_replication_role")).scalar_one() == "origin"
+                conn.execute(
+                    sa.insert(IncidentEvent).values(
+                        incident_id="INC-NOT-THERE", seq=0, at=sa.func.now(), type="note", payload={}
+                    )
+                )
+    finally:
+        for conn in connections:
+            conn.close()
