@@ -24,18 +24,9 @@ import numpy as np
 from numba import njit
 
 from playbooks.models import SERVICE_KINDS
+from sim.derived import derive
 from sim.faults import (
-    AVLOSS,
-    CAPLOSS,
-    CPU,
-    ERR,
     FAULT_IDS,
-    FAULT_INDEX,
-    LAT,
-    LEAK,
-    LOAD,
-    SEEN,
-    STAMPEDE_LOAD,
     cache_backends,
     effect_matrix,
 )
@@ -294,35 +285,18 @@ class BatchState:
         """Recompute the derived arrays of the given environments from their active faults."""
         sev = self.sev[envs]
         eff = np.matmul(_EFFECTS_T, sev)  # (C, K) @ (b, K, N) -> (b, C, N)
-        stampede = np.zeros((sev.shape[0], st.n))  # each stampeding cache's load lands on its databases
-        cold = sev[:, FAULT_INDEX["cache_stampede"]][:, st.backend_pairs[0]]  # (b, P)
-        np.add.at(stampede.T, st.backend_pairs[1], cold.T)
-        eff[:, LOAD] += STAMPEDE_LOAD * stampede
+        seen = np.empty((sev.shape[0], st.n))
         t = st.topology
-        part = self.partition[envs]
-        if t.n_edges and part.any():
-            for row in np.flatnonzero(part.any(axis=1)).tolist():
-                cut = np.bincount(t.src, weights=part[row] * t.weights, minlength=st.n)
-                eff[row, ERR] += cut
-                eff[row, LAT] += TIMEOUT_MS * cut
-        self.ok_f[envs] = 1.0 - np.minimum(eff[:, ERR], 1.0)
-        self.up_f[envs] = 1.0 - np.minimum(eff[:, AVLOSS], 1.0)
-        self.cap_f[envs] = st.cap_per_replica * (1.0 - np.minimum(eff[:, CAPLOSS], 0.95))
-        self.load_f[envs] = st.base_load * self.load_scale[envs] * (1.0 + eff[:, LOAD])
-        self.lat_f[envs] = st.base_lat + eff[:, LAT]
-        self.cpu_f[envs] = 0.08 + eff[:, CPU]
-        seen = np.minimum(eff[:, SEEN], 1.0)
-        self.seen[envs] = seen
+        derive(
+            envs, eff, sev, self.partition[envs], (st.backend_pairs, t.src, t.weights, st.cap_per_replica,
+            st.base_load, st.base_lat), TIMEOUT_MS, (self.ok_f, self.up_f, self.cap_f, self.load_f, self.lat_f,
+            self.cpu_f, self.seen, self.leak_rate, self.fault_alerts, self.cause, self.load_scale, self.exporter),
+            seen,
+        )  # fmt: skip
         seen_log = np.log(np.maximum(1.0 - seen, 1e-3))
         self.seen_log[envs] = seen_log
         if st.up_seen is not None:
             self.seen_up[envs] = seen_log @ st.up_seen  # changes only with the faults: not every step
-        self.leak_rate[envs] = eff[:, LEAK]
-        self.fault_alerts[envs, 0] = (sev[:, FAULT_INDEX["disk_full"]] > 0) & self.exporter[envs]
-        self.fault_alerts[envs, 1] = (sev[:, FAULT_INDEX["certificate_expiry"]] > 0) & self.exporter[envs]
-        causes = sev.copy()
-        causes[:, FAULT_INDEX["traffic_surge"]] = 0.0
-        self.cause[envs] = (causes > 0).reshape(sev.shape[0], -1).any(axis=1) | (part > 0).any(axis=1)
 
 
 def evaluate(
