@@ -124,6 +124,20 @@ def events_query(dialect: str, ids: list[str]) -> sa.Select[Any]:
     )
 
 
+# On PostgreSQL a page's events are read by walking the (incident_id, seq) unique index: it returns them
+# already in the query's order, so there is no sort. Left to itself the planner, costing index reads as
+# random disk reads, picks a bitmap scan and a sort that spills to disk, or a parallel scan of the whole
+# table for every page (which grows with the store): about 3x the server CPU, measured at 20k incidents.
+# SET LOCAL: only for this read's transaction (the header cursor's plan is made before it).
+_PG_EVENT_SCAN = ("SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off")
+
+
+def event_rows(conn: sa.Connection, ids: list[str]) -> list[tuple[Any, ...]]:
+    """Return the mined events of incidents `ids` as plain tuples, in timeline order per incident."""
+    dialect = conn.dialect.name
+    return driver_rows(conn, events_query(dialect, ids), _PG_EVENT_SCAN if dialect == "postgresql" else ())
+
+
 def header_pages(conn: sa.Connection, since: Watermark | None, page_size: int) -> Iterator[list[Header]]:
     """Yield the headers of the incidents to mine, a page at a time, in (updated_at, id) order."""
     query = headers_query(conn.dialect.name, since)
@@ -138,11 +152,13 @@ def pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterato
     """Yield (incident headers, their mined events) one page at a time, in (updated_at, id) order."""
     with engine.connect() as conn:
         for headers in header_pages(conn, since, page_size):
-            yield headers, driver_rows(conn, events_query(conn.dialect.name, [h.id for h in headers]))
+            yield headers, event_rows(conn, [h.id for h in headers])
 
 
-def driver_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
-    """Run `query` on the driver's own cursor and return its plain tuples.
+def driver_rows(
+    conn: sa.Connection, query: sa.Select[Any], setup: Sequence[str] = ()
+) -> list[tuple[Any, ...]]:
+    """Run `query` (after the `setup` statements) on the driver's own cursor and return its plain tuples.
 
     The selected columns need no result processing (text and floats), so skipping SQLAlchemy's `Row`
     construction saves about a third of the read's CPU for ~15 rows per incident.
@@ -153,6 +169,8 @@ def driver_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, .
         params = tuple(params[name] for name in compiled.positiontup or ())
     cursor = conn.connection.cursor()
     try:
+        for statement in setup:
+            cursor.execute(statement)
         cursor.execute(str(compiled), params)
         return list(cursor.fetchall())
     finally:

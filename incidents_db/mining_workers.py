@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from incidents_db.dataset import PageBuilder, PageColumns
 from incidents_db.errors import MiningError
-from incidents_db.mining_reads import Header, Watermark, driver_rows, events_query, header_pages
+from incidents_db.mining_reads import Header, Watermark, event_rows, header_pages
 from incidents_db.perf import in_workers
 from incidents_db.trajectories import EventRow, RewardConfig, Trajectory, build_trajectory
 from playbooks.catalog import Catalog
@@ -58,7 +58,7 @@ def _mine_page(headers: list[Header]) -> PageColumns:
     """Read one page's events, build its trajectories and their dataset columns (in a worker process)."""
     engine: sa.Engine = _WORKER["engine"]
     with engine.connect() as conn:
-        rows = driver_rows(conn, events_query(conn.dialect.name, [h.id for h in headers]))
+        rows = event_rows(conn, [h.id for h in headers])
     return _columns(build_page(headers, rows, _WORKER["catalog"], _WORKER["reward"]), _WORKER["page"])
 
 
@@ -107,7 +107,7 @@ def pages_in_workers(
                 yield headers
 
         def mine_here(headers: list[Header]) -> PageColumns:
-            rows = driver_rows(conn, events_query(conn.dialect.name, [h.id for h in headers]))
+            rows = event_rows(conn, [h.id for h in headers])
             return _columns(build_page(headers, rows, catalog, reward), here)
 
         broken = MiningError("a mining worker process died (out of memory?); run again with --workers 0")
