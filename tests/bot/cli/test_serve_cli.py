@@ -79,7 +79,7 @@ def test_serve_ranks_with_the_promoted_learned_policy(tmp_path: Path, sqlite_url
     with SlackSandbox(SandboxOptions()) as sandbox:
         env = _env(sandbox, sqlite_url, tmp_path)
         trained = subprocess.run(
-            [sys.executable, "-m", "bot.cli.main", "train", "--quick", "--iterations", "1", "--json"],
+            [sys.executable, "-m", "bot.cli.main", "train", "--quick", "--iterations", "1", "--minutes", "60", "--json"],
             env=env, capture_output=True, text=True, timeout=300, check=True,
         )  # fmt: skip
         version = json.loads(trained.stdout)["version"]

@@ -43,7 +43,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir with two quick policies trained through the CLI."""
     path = tmp_path_factory.mktemp("cli")
     for seed in ("1", "2"):
-        ok_json(path, "train", "--quick", "--iterations", "2", "--seed", seed)
+        ok_json(
+            path, "train", "--quick", "--iterations", "2", "--minutes", "60", "--seed", seed
+        )  # iterations bind
     return path
 
 
