@@ -15,7 +15,7 @@ the commit. Indexes and unique constraints are still maintained and checked. Thi
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from queue import Full, Queue
 from typing import Any
 
@@ -88,11 +88,15 @@ class Writer:
         present = existing_ids(connection=conn, ids=[item.id for item in batch])
         incidents: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
+        copied: list[bytes] = []  # events that come as COPY lines already (PostgreSQL)
         for item in batch:
             if item.id in present:
                 continue
             incidents.append(item.incident)
-            events.extend(item.events)
+            if isinstance(item.events, bytes):
+                copied.append(item.events)
+            else:
+                events.extend(item.events)
         if incidents:
             raw = conn.connection.driver_connection
             if raw is None:  # pragma: no cover - a pooled connection always has its driver connection
@@ -103,7 +107,7 @@ class Writer:
                     if self._may_skip_fk_checks(cursor):
                         cursor.execute("SET LOCAL session_replication_role = replica")
                     _copy(cursor, "incidents", _INCIDENT_COLUMNS, incidents)
-                    _copy(cursor, "incident_events", _EVENT_COLUMNS, events)
+                    _copy(cursor, "incident_events", _EVENT_COLUMNS, events, copied)
                 else:
                     cursor.executemany(_insert_sql("incidents", _INCIDENT_COLUMNS), incidents)
                     cursor.executemany(_insert_sql("incident_events", _EVENT_COLUMNS), events)
@@ -127,10 +131,19 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
 
 
-def _copy(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+def _copy(
+    cursor: Any,
+    table: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    lines: Sequence[bytes] = (),
+) -> None:
+    """COPY `rows` and `lines` (rows already in COPY's text format) into `table`, in one statement."""
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+        if lines:
+            copy.write(b"".join(lines))
 
 
 class BackgroundWriter:

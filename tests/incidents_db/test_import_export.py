@@ -226,3 +226,22 @@ def test_bulk_load_leaves_the_foreign_key_enforced(engine: sa.Engine) -> None:
     finally:
         for conn in connections:
             conn.close()
+
+
+def test_text_with_copy_escapes_round_trips(engine: sa.Engine) -> None:
+    # On PostgreSQL the events go to COPY as text-format lines built by the parser: a backslash, tab,
+    # newline or carriage return in any text field must come back exactly as it went in.
+    tricky = "a\\b\tc\nd\re \\N \\t"
+    record = incident(r"INC-\N-1", title=tricky, services=[tricky])
+    for event in record["events"]:
+        if "service" in event:
+            event["service"] = tricky
+    record["events"].append({"at": "2026-03-02T10:41:00Z", "type": "note", "actor": tricky, "text": tricky})
+    report = run_import(engine, line(record) + "\n")
+    assert report.imported == 1 and not report.refused
+    factory = db.make_sessionmaker(engine)
+    with factory() as session:
+        stored = service.get_record(db_session=session, incident_id=r"INC-\N-1")
+    assert stored["title"] == tricky and stored["services"] == [tricky]
+    assert [e.get("service") for e in stored["events"]] == [e.get("service") for e in record["events"]]
+    assert stored["events"][-1]["text"] == tricky and stored["events"][-1]["actor"] == tricky
