@@ -43,7 +43,7 @@ from sim.observation import (
     encode_features,
     recency,
 )
-from sim.sampling import start_scenarios
+from sim.sampling import reset_rows, start_scenarios
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
@@ -166,6 +166,14 @@ class BatchCore:
             s.sev, s.ttl, s.partition, s.replicas, s.leak, s.load_scale, s.ages, s.has_prev_version, s.version,
             s.has_prev_config, s.config_version, s.herring, s.present, s.exporter,
         )  # fmt: skip
+        groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        for name, value in self._template.items():
+            arrays, rows = groups.setdefault(value.dtype.str, ([], []))
+            view = getattr(s, name).reshape(self.n_envs, -1)
+            assert np.shares_memory(view, getattr(s, name))  # a view: BatchState arrays are contiguous
+            arrays.append(view)
+            rows.append(np.ascontiguousarray(value.reshape(-1)))
+        self._healthy = [(tuple(arrays), tuple(rows)) for arrays, rows in groups.values()]
         st = self.st
         self._topo = (
             st.base_replicas,
@@ -211,8 +219,8 @@ class BatchCore:
         else:
             raise ValueError(f"{len(scenarios)} scenarios for {idx.size} environments")
         s = self.state
-        for name, value in self._template.items():
-            getattr(s, name)[idx] = value  # broadcasts the healthy row
+        for arrays, rows in self._healthy:  # the healthy row into each environment, one call per dtype
+            reset_rows(idx, arrays, rows)
         self.steps[idx] = 0
         self.elapsed_s[idx] = 0.0
         self.impact_total[idx] = 0.0

@@ -216,3 +216,12 @@ def start_scenarios(
                 present[b, n] = False
             if no_exporter[j, n]:
                 exporter[b, n] = False
+
+
+@njit(cache=True)
+def reset_rows(rows: np.ndarray, arrays: tuple, rows_from: tuple) -> None:
+    """Copy ``rows_from[a]`` (M,) into row ``rows[j]`` of each (B, M) ``arrays[a]`` (one dtype per call)."""
+    for a in range(len(arrays)):
+        arr, row = arrays[a], rows_from[a]
+        for j in range(rows.size):
+            arr[rows[j], :] = row
