@@ -23,7 +23,11 @@ def test_manifest_matches_the_app() -> None:
         settings["interactivity"]["request_url"],
     }
     assert len(urls) == 1 and urls.pop().endswith("/slack/events")
-    assert settings["event_subscriptions"]["bot_events"] == ["app_mention", "app_home_opened", "subteam_members_changed"]
+    assert settings["event_subscriptions"]["bot_events"] == [
+        "app_mention",
+        "app_home_opened",
+        "subteam_members_changed",
+    ]
     assert doc["features"]["app_home"]["home_tab_enabled"] is True
     shortcuts = {s["callback_id"]: s["type"] for s in doc["features"]["shortcuts"]}
     assert shortcuts == {modals.DECLARE: "global", modals.FROM_MESSAGE: "message"}
