@@ -194,14 +194,14 @@ def _fill_here(
     """Add every trajectory mined in this process; return the incidents mined and the last position."""
     incidents = 0
     last: Watermark | None = None
-    for trajectory, position in iter_trajectories(
-        engine=engine, since=since, catalog=catalog, reward=reward, page_size=page_size
-    ):
-        incidents += 1
-        last = position
-        if trajectory.steps:
-            builder.add(trajectory)
-        if incidents % page_size == 0:
+    # Page by page (one watermark a page, not one per incident as iter_trajectories yields them).
+    for headers, rows in prefetched(pages(engine, since, page_size)):
+        for trajectory in build_page(headers, rows, catalog, reward):
+            if trajectory.steps:
+                builder.add(trajectory)
+        incidents += len(headers)
+        last = Watermark(headers[-1].updated_at, headers[-1].id)
+        if len(headers) == page_size:
             builder.flush()
             if on_progress is not None:
                 on_progress(incidents)
