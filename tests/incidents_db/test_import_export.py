@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -245,3 +246,37 @@ def test_text_with_copy_escapes_round_trips(engine: sa.Engine) -> None:
     assert stored["title"] == tricky and stored["services"] == [tricky]
     assert [e.get("service") for e in stored["events"]] == [e.get("service") for e in record["events"]]
     assert stored["events"][-1]["text"] == tricky and stored["events"][-1]["actor"] == tricky
+
+
+@pytest.mark.postgres
+def test_a_role_that_may_not_skip_the_key_checks_imports_the_same(postgres_url: str) -> None:
+    # A role without the right to set session_replication_role keeps the foreign key's row checks.
+    db.open_store(postgres_url).dispose()
+    role = f"remediate_t_{uuid.uuid4().hex[:12]}"
+    owner = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(sa.text(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"'))
+        conn.execute(sa.text(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+    engine = db.make_engine(
+        sa.engine.make_url(postgres_url)
+        .set(username=role, password=None)
+        .render_as_string(hide_password=False)
+    )
+    try:
+        with engine.connect() as conn:
+            allowed = conn.execute(
+                sa.text("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+            )
+            assert allowed.scalar_one() is False
+        report = run_import(
+            engine, "\n".join(line(incident(f"INC-R-{n}")) for n in range(3)) + "\n", batch_size=2
+        )
+        assert report.imported == 3 and not report.refused
+        assert ids_in_store(engine) == {"INC-R-0", "INC-R-1", "INC-R-2"} and events_of(engine, "INC-R-2") > 0
+    finally:
+        engine.dispose()
+        with owner.connect() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        owner.dispose()
