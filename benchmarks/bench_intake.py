@@ -32,19 +32,18 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from bench_store import Databases  # benchmarks/ is on sys.path
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = os.environ.get("REMEDIATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TOKEN = "bench-intake-token"
 ALERTS_PER_INCIDENT = 50
 FLAPPING = range(40, 50)  # the alerts a measured delivery changes; the other 40 keep their incident open
@@ -197,33 +196,6 @@ def check_open(store: Store, n: int) -> None:
     assert (open_, held) == (n, n * ALERTS_PER_INCIDENT), (open_, held)
 
 
-class Databases:
-    """Fresh stores: SQLite files in the work directory, PostgreSQL databases dropped at the end."""
-
-    def __init__(self, workdir: Path, postgres: bool) -> None:
-        self.workdir = workdir
-        self.created: list[str] = []
-        self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT") if postgres else None
-
-    def fresh(self, backend: str) -> str:
-        if backend == "sqlite":
-            return f"sqlite:///{self.workdir / f'intake-{uuid.uuid4().hex[:8]}.sqlite'}"
-        assert self.admin is not None
-        name = f"remediate_bench_intake_{uuid.uuid4().hex[:10]}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
-        return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-
-    def drop_all(self) -> None:
-        if self.admin is None:
-            return
-        with self.admin.connect() as conn:
-            for name in self.created:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
-
-
 def run_size(dbs: Databases, backend: str, n: int, args: argparse.Namespace) -> list[tuple[str, ...]]:
     """Fill a fresh store with ``n`` open incidents and measure the three paths on it."""
     from bot.server import stop_server
@@ -317,7 +289,7 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     backends = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
     workdir = Path(tempfile.mkdtemp(prefix="remediate-bench-intake-"))
-    dbs = Databases(workdir, postgres=not args.skip_postgres)
+    dbs = Databases(workdir, postgres=not args.skip_postgres, prefix="intake")
     rows: list[tuple[str, ...]] = []
     try:
         for backend in backends:

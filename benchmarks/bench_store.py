@@ -215,17 +215,20 @@ def run_child(op: str, url: str, arg: str) -> dict[str, float]:
 
 
 class Databases:
-    def __init__(self, workdir: Path, postgres: bool) -> None:
+    """Fresh stores: SQLite files in the work directory, PostgreSQL databases dropped at the end."""
+
+    def __init__(self, workdir: Path, postgres: bool, prefix: str = "bench") -> None:
         self.workdir = workdir
+        self.prefix = prefix
         self.postgres = postgres
         self.created: list[str] = []
         self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT") if postgres else None
 
     def fresh(self, backend: str) -> str:
         if backend == "sqlite":
-            return f"sqlite:///{self.workdir / f'bench-{uuid.uuid4().hex[:8]}.sqlite'}"
+            return f"sqlite:///{self.workdir / f'{self.prefix}-{uuid.uuid4().hex[:8]}.sqlite'}"
         assert self.admin is not None
-        name = f"remediate_bench_{uuid.uuid4().hex[:10]}"
+        name = f"remediate_{self.prefix}_{uuid.uuid4().hex[:10]}"
         with self.admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         self.created.append(name)
