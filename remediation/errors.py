@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class RemediationError(Exception):
     """Root of every error deciding and acting safely raises on purpose; its message is meant for a person."""
@@ -93,3 +95,22 @@ class MembershipSourceError(RemediationError):
 
 class ClusterError(RemediationError):
     """Ray, which spreads rollouts and evaluation episodes over workers, is not installed or not reachable."""
+
+
+class JsonGetError(RemediationError):
+    """A GET for a JSON answer failed: an HTTP error status, no connection, or an answer that is not JSON."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: Literal["http", "network", "not_json"],
+        status: int | None = None,
+        reason: str = "",
+        error: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind  # an HTTP error status, no answer at all, or an answer that is not JSON
+        self.status = status  # of an error answer (kind "http")
+        self.reason = reason  # the HTTP reason phrase, or why the connection failed
+        self.error = error  # the ``error`` field of a JSON error answer (Prometheus' form), if any

@@ -15,11 +15,8 @@ kube-state-metrics tells each node's Kubernetes kind, replicas, container images
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +24,8 @@ from typing import Any
 
 from bot.feeds.errors import DiscoveryError
 from bot.feeds.workloads import Workload, is_gateway, node_attributes, owner_of
+from remediation.errors import JsonGetError
+from remediation.httpget import get_json
 
 WINDOW = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 Key = tuple[str, str]  # (namespace, workload name); namespace "" when the source does not say
@@ -94,13 +93,12 @@ class PrometheusClient:
         params = urllib.parse.urlencode({"query": expr, "time": f"{self.at.timestamp():.3f}"})
         where = f"Prometheus at {self.base}"
         try:
-            with urllib.request.urlopen(f"{self.base}/api/v1/query?{params}", timeout=self.timeout) as resp:
-                body = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise DiscoveryError(f"{where} refused a query: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise DiscoveryError(f"cannot reach {where}: {getattr(exc, 'reason', exc)}") from None
-        except ValueError:
+            body = get_json(f"{self.base}/api/v1/query?{params}", timeout=self.timeout)
+        except JsonGetError as exc:
+            if exc.kind == "http":
+                raise DiscoveryError(f"{where} refused a query: {exc}") from None  # HTTP <code> <reason>
+            if exc.kind == "network":
+                raise DiscoveryError(f"cannot reach {where}: {exc.reason}") from None
             raise DiscoveryError(f"{where} answered something that is not JSON") from None
         if not isinstance(body, dict) or body.get("status") != "success":
             reason = body.get("error", "unknown error") if isinstance(body, dict) else "unexpected answer"

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.alerts.snapshots import MAX_SNAPSHOTS
 from bot.feeds.errors import FeedError
 from playbooks.yamlfiles import load_yaml_model
+from remediation.errors import JsonGetError
+from remediation.httpget import error_field, get_json
 from sim.observation import EDGE_METRIC
 
 FORMAT = "remediate.snapshot-queries/v1"
@@ -79,10 +81,7 @@ def load_queries(path: Path) -> QueryFile:
 
 def _http_reason(exc: urllib.error.HTTPError) -> str:
     """Return the ``error`` of a JSON error body (Prometheus' and the bot's form), else the HTTP reason."""
-    try:
-        return str(json.loads(exc.read()).get("error", exc.reason))
-    except (ValueError, AttributeError):
-        return str(exc.reason)
+    return error_field(exc) or str(exc.reason)
 
 
 @dataclass
@@ -124,16 +123,14 @@ class PrometheusFeed:
     def _instant(self, expr: str, at: datetime) -> list[dict[str, Any]]:
         """Return the result vector of one instant query; raise FeedError with Prometheus' reason."""
         params = urllib.parse.urlencode({"query": expr, "time": f"{at.timestamp():.3f}"})
-        url = f"{self.prometheus}/api/v1/query?{params}"
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
-                body = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise FeedError(f"HTTP {exc.code}: {_http_reason(exc)}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise FeedError(f"cannot reach {self.prometheus}: {getattr(exc, 'reason', exc)}") from None
-        except ValueError:
-            raise FeedError("the answer is not JSON") from None
+            body = get_json(f"{self.prometheus}/api/v1/query?{params}", timeout=self.timeout)
+        except JsonGetError as exc:
+            if exc.kind == "http":
+                raise FeedError(f"HTTP {exc.status}: {exc.error or exc.reason}") from None
+            if exc.kind == "network":
+                raise FeedError(f"cannot reach {self.prometheus}: {exc.reason}") from None
+            raise FeedError(str(exc)) from None  # the answer is not JSON
         if not isinstance(body, dict) or body.get("status") != "success":
             reason = body.get("error", "unknown error") if isinstance(body, dict) else "unexpected answer"
             raise FeedError(str(reason))

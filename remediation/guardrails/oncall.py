@@ -12,16 +12,14 @@ failure becomes `MembershipSourceError` here, at the seam.
 
 from __future__ import annotations
 
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from remediation.errors import MembershipSourceError
+from remediation.errors import JsonGetError, MembershipSourceError
 from remediation.guardrails.models import RbacConfig
+from remediation.httpget import get_json
 
 PAGERDUTY_API_URL = "https://api.pagerduty.com"
 OPSGENIE_API_URL = "https://api.opsgenie.com"
@@ -68,16 +66,11 @@ def opsgenie_oncall(api: ScheduleApi, schedule: str, *, now: datetime) -> tuple[
     url = f"{api.url.rstrip('/')}/v2/schedules/{urllib.parse.quote(schedule)}/on-calls?{query}"
     if not _is_id(schedule):
         url += "&scheduleIdentifierType=name"
-    request = urllib.request.Request(url, headers={"Authorization": f"GenieKey {api.token}"})
     try:
-        with urllib.request.urlopen(request, timeout=api.timeout_s) as resp:
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise MembershipSourceError(f"Opsgenie schedule {schedule}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise MembershipSourceError(f"Opsgenie schedule {schedule}: {exc}") from None
-    except ValueError:
-        raise MembershipSourceError(f"Opsgenie schedule {schedule}: the answer is not JSON") from None
+        body = get_json(url, timeout=api.timeout_s, headers={"Authorization": f"GenieKey {api.token}"})
+    except JsonGetError as exc:
+        detail = f"HTTP {exc.status}" if exc.kind == "http" else str(exc)
+        raise MembershipSourceError(f"Opsgenie schedule {schedule}: {detail}") from None
     data = body.get("data") if isinstance(body, dict) else None
     recipients = data.get("onCallRecipients") if isinstance(data, dict) else None
     if not isinstance(recipients, list):
