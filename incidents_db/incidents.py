@@ -8,11 +8,12 @@ at a time, so these functions add that, on the same tables. Writers take the inc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from incidents_db import fingerprints
@@ -29,7 +30,22 @@ _NUMBERED = re.compile(r"INC-(\d+)")
 
 
 def next_incident_id(*, db_session: Session) -> str:
-    """Return ``INC-<n>`` one above the highest numbered incident id in the store."""
+    """Return ``INC-<n>`` one above the highest numbered incident id in the store.
+
+    ``Incident.number`` is n of every ``INC-<n>`` id (computed by the database, so imported ids count;
+    other ids have none), so this is one step down its index however many incidents there are. Call it
+    under the incidents' write lock (`create` does), or two writers could pick the same id.
+    """
+    highest = db_session.execute(sa.select(sa.func.max(Incident.number))).scalar()
+    return f"INC-{(highest or 0) + 1}"
+
+
+def next_incident_id_scan(*, db_session: Session) -> str:
+    """Return the next id as before migration 0019, reading every ``INC-`` id (a reference).
+
+    What `next_incident_id`'s tests and `benchmarks/bench_intake.py` compare with; it also counts ids of
+    more than 18 digits, which have no number.
+    """
     ids = db_session.execute(sa.select(Incident.id).where(Incident.id.like("INC-%"))).scalars()
     highest = max((int(m.group(1)) for i in ids if (m := _NUMBERED.fullmatch(i))), default=0)
     return f"INC-{highest + 1}"
@@ -44,17 +60,19 @@ def create(
     source: str,
     now: datetime,
     topology: str | None = None,
+    _next_id: Callable[..., str] = next_incident_id,
 ) -> Incident:
     """Add an open incident (flushed, not committed); its timeline starts with the kept recent changes.
 
     Deploys and config changes still within their recency window (`incidents_db.changes`) of its
     services, or of any node of its ``topology``, come first, dated when they happened, as in history.
+    ``_next_id`` is for the reference runs only (`next_incident_id_scan`).
     """
     lock_incidents(db_session=db_session)  # the id is one above the highest: allocate it alone
     if severity not in SEVERITIES:
         severity = "sev3"
     incident = Incident(
-        id=next_incident_id(db_session=db_session),
+        id=_next_id(db_session=db_session),
         title=title[:500] or "untitled incident",
         severity=severity,
         status="open",
@@ -130,13 +148,51 @@ def open_incidents(*, db_session: Session, limit: int = 20) -> list[Incident]:
     return list(db_session.execute(query).scalars())
 
 
-def open_for_service(*, db_session: Session, service: str) -> Incident | None:
-    """Return the most recently updated open incident affecting the service, if any."""
+def open_for_service(*, db_session: Session, service: str, since: datetime | None = None) -> Incident | None:
+    """Return the most recently updated open incident affecting the service (updated at ``since`` or later).
+
+    Ties on the last update go to the latest opened, then to the first created (lowest number), then to
+    the id. One query: it walks the open incidents (of the window) latest first along
+    `ix_incidents_status_updated_at` and stops at the first that lists the service (a JSON test in SQL),
+    so the resolved incidents of the store are never read.
+    """
+    query = (
+        sa.select(Incident)
+        .where(Incident.status == "open", _lists(db_session, service))
+        .order_by(
+            Incident.updated_at.desc(),
+            Incident.opened_at.desc(),
+            Incident.number.asc().nulls_last(),
+            Incident.id.asc(),
+        )
+        .limit(1)
+    )
+    if since is not None:
+        query = query.where(Incident.updated_at >= since)
+    return db_session.execute(query).scalars().first()
+
+
+def _lists(db_session: Session, service: str) -> sa.ColumnElement[bool]:
+    """SQL: the incident's ``services`` (a JSON list) holds ``service``."""
+    if db_session.get_bind().dialect.name == "postgresql":
+        return sa.cast(Incident.services, postgresql.JSONB).contains([service])
+    each = sa.func.json_each(Incident.services).table_valued("value")
+    return sa.exists().where(each.c.value == service)
+
+
+def open_for_service_scan(
+    *, db_session: Session, service: str, since: datetime | None = None
+) -> Incident | None:
+    """Return the open incident of the service as before migration 0019 (a reference).
+
+    It read the 200 latest opened open incidents and sorted them here; what `open_for_service`'s tests
+    and `benchmarks/bench_intake.py` compare with.
+    """
     for incident in sorted(
         open_incidents(db_session=db_session, limit=200), key=lambda i: i.updated_at, reverse=True
     ):
         if service in (incident.services or []):
-            return incident
+            return None if since is not None and incident.updated_at < since else incident
     return None
 
 

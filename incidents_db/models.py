@@ -51,6 +51,14 @@ NAMING_CONVENTION = {
 }
 
 
+# The number of an incident id ``INC-<n>`` (n: 1 to 18 ASCII digits, so it fits a BIGINT), else NULL;
+# the same SQL on SQLite and PostgreSQL. `incidents.next_incident_id` is one above the highest.
+INCIDENT_NUMBER_SQL = (
+    "CASE WHEN substr(id, 1, 4) = 'INC-' AND length(id) BETWEEN 5 AND 22"
+    " AND ltrim(substr(id, 5), '0123456789') = '' THEN CAST(substr(id, 5) AS BIGINT) END"
+)
+
+
 class Base(DeclarativeBase):
     """Declarative base of every store table."""
 
@@ -79,6 +87,8 @@ class Incident(Base):
     __tablename__ = "incidents"
     __table_args__ = (
         sa.Index("ix_incidents_resolved_at", "resolved_at"),
+        sa.Index("ix_incidents_number", "number"),  # the next id: max(number), one index step (0019)
+        sa.Index("ix_incidents_status_updated_at", "status", "updated_at"),  # open ones, latest first (0019)
         sa.CheckConstraint("severity IN ('sev1','sev2','sev3','sev4')", name="ck_incidents_severity"),
         sa.CheckConstraint("status IN ('open','resolved')", name="ck_incidents_status"),
     )
@@ -98,6 +108,11 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # n of an id ``INC-<n>`` (up to 18 digits), else None; computed by the database, so every writer
+    # (create, import by COPY or executemany, hand-written rows) fills it (migration 0019)
+    number: Mapped[int | None] = mapped_column(
+        sa.BigInteger, sa.Computed(INCIDENT_NUMBER_SQL, persisted=True), nullable=True
+    )
 
 
 class IncidentEvent(Base):

@@ -8,12 +8,14 @@ timeline, and an alert-born incident resolves itself when all its alerts have re
 
 A delivery costs the same however many incidents are open and however long they are: it reads only its
 own fingerprints, by key (`incidents_db.fingerprints`), and writes its events in a few statements
-(`incidents_db.timeline`).
+(`incidents_db.timeline`). An alert with no incident yet costs the same however many the store holds:
+the open incident of its service is one query over the open incidents of the window (by index), and a
+new incident's id one index step (`incidents.open_for_service`, `incidents.next_incident_id`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -27,6 +29,7 @@ from bot.services import Services
 from incidents_db import incidents
 from incidents_db.fingerprints import states_of, statuses_of
 from incidents_db.locks import lock_incidents
+from incidents_db.models import Incident
 from incidents_db.timeline import Appender
 
 AHEAD = timedelta(minutes=5)  # an alert dated later than this after now is stamped now + AHEAD
@@ -37,6 +40,16 @@ class ReadStates(Protocol):
 
     def __call__(self, *, db_session: Session, fingerprints: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Return the states an open incident holds."""
+        ...
+
+
+class OpenForService(Protocol):
+    """Returns the open incident of a service updated at ``since`` or later (the latest), or None."""
+
+    def __call__(
+        self, *, db_session: Session, service: str, since: datetime | None = None
+    ) -> Incident | None:
+        """Return the incident an alert of the service joins, if any."""
         ...
 
 
@@ -59,23 +72,19 @@ class IntakeResult:
         }
 
 
-def _recent_for_service(services: Services, db_session: Session, service: str) -> str | None:
-    incident = incidents.open_for_service(db_session=db_session, service=service)
-    if incident is None:
-        return None
-    if services.clock() - incident.updated_at > timedelta(seconds=services.settings.group_window_s):
-        return None
-    return incident.id
-
-
 def ingest(
-    services: Services, alerts: list[AlertIn], *, _read_states: ReadStates = states_of
+    services: Services,
+    alerts: list[AlertIn],
+    *,
+    _read_states: ReadStates = states_of,
+    _open_for_service: OpenForService = incidents.open_for_service,
+    _next_id: Callable[..., str] = incidents.next_incident_id,
 ) -> IntakeResult:
     """Record the alerts of one delivery in incidents and commit; return what was done.
 
-    ``_read_states`` is for the reference runs only (`benchmarks/bench_intake.py`,
-    `tests/bot/alerts/test_intake_index.py`), which pass the old full scan; intake reads the delivery's
-    fingerprints by key.
+    The ``_`` arguments are for the reference runs only (`benchmarks/bench_intake.py`,
+    `tests/bot/alerts/test_intake_index.py`), which pass the old full scans; intake reads the delivery's
+    fingerprints by key, an alert's open incident by its service and the next id by index.
     """
     touched: dict[str, None] = {}
     created: list[str] = []
@@ -97,7 +106,11 @@ def ingest(
             if incident_id is None and alert.group is not None:
                 incident_id = by_group.get(alert.group)
             if incident_id is None:
-                incident_id = _recent_for_service(services, s, alert.service)
+                window = timedelta(seconds=services.settings.group_window_s)
+                recent = _open_for_service(
+                    db_session=s, service=alert.service, since=services.clock() - window
+                )
+                incident_id = recent.id if recent is not None else None
             if incident_id is None:
                 if alert.status == "resolved":
                     ignored += 1  # nothing open to resolve
@@ -111,6 +124,7 @@ def ingest(
                     source="alert",
                     now=now,
                     topology=services.topology.name if services.topology else None,
+                    _next_id=_next_id,
                 )
                 incident_id = incident.id
                 created.append(incident_id)

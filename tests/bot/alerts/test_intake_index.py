@@ -2,9 +2,10 @@
 
 A seeded stream of deliveries (repeats, flaps, groups, new services, quiet gaps past the grouping window,
 incidents resolving themselves) goes through `ingest` twice, on two stores: once reading the
-delivery's fingerprints by key (what the webhook does) and once with the full scan
-(`incidents.alert_states`) in its place. Every delivery's answer and every timeline must match, and the
-key table must equal the scan after every delivery, on SQLite and on PostgreSQL.
+delivery's fingerprints by key (what the webhook does) and once with the old full scans in its place
+(`incidents.alert_states`, and for an alert with no incident yet `incidents.open_for_service_scan` and
+`incidents.next_incident_id_scan`). Every delivery's answer and every timeline must match, and the key
+table must equal the scan after every delivery, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -109,7 +110,13 @@ def _run_both(indexed: Services, reference: Services, clocks: tuple[Clock, Clock
         for clock in clocks:
             clock.now += timedelta(minutes=wait)
         got = ingest(indexed, alerts)
-        assert got == ingest(reference, alerts, _read_states=scan)
+        assert got == ingest(
+            reference,
+            alerts,
+            _read_states=scan,
+            _open_for_service=incidents.open_for_service_scan,
+            _next_id=incidents.next_incident_id_scan,
+        )
         created += len(got.created)
         with indexed.sessions() as s:
             every = [f"fp-{k}" for k in range(14)]
