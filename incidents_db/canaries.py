@@ -4,8 +4,10 @@ One row per canary. The approver's "canary first" arms it (``state`` ``armed``) 
 the approval; the executor then runs the request on ``share`` of the target's replicas only. The
 canary's verdict moves it, in the verdict's own transaction, to ``passed`` (``rest_request_id``: the
 rest of the rollout, approved at once or waiting for a second approval) or ``failed``
-(``undo_request_id``: the canary's undo, on the canary replicas only). A bot restart at any point finds
-the row as the last committed transaction left it (docs/verification.md, "Canary first").
+(``undo_request_id``: the canary's undo, on the canary replicas only). A canary whose run ends
+``unknown`` gets no verdict: it is disarmed (``unknown``) in that transaction, so neither the rest nor
+an undo follows without a person. A bot restart at any point finds the row as the last committed
+transaction left it (docs/verification.md, "Canary first").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from incidents_db.models import ApprovalRequest, Base
 
-STATES: tuple[str, ...] = ("armed", "passed", "failed")
+STATES: tuple[str, ...] = ("armed", "passed", "failed", "unknown")
 
 
 class Canary(Base):
@@ -115,6 +117,17 @@ def settle(
             rest_request_id=rest_request_id,
             undo_request_id=undo_request_id,
         )
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+def disarm(*, db_session: Session, request_id: str, now: datetime) -> bool:
+    """Move an armed canary whose run ended ``unknown`` to ``unknown`` (not committed); False if not armed."""
+    result = db_session.execute(
+        sa.update(Canary)
+        .where(Canary.request_id == request_id, Canary.state == "armed")
+        .values(state="unknown", decided_at=now)
         .execution_options(synchronize_session=False)
     )
     return getattr(result, "rowcount", 0) == 1

@@ -20,12 +20,18 @@ def verdict_lines(
     record: Mapping[str, Any], suggestions: Sequence[SuggestionView], limit: int = 4
 ) -> list[str]:
     """Return one line per verdict on the timeline (newest last); the newest failed one names the next fix."""
-    notes = [e for e in record.get("events", []) if e.get("type") == "note" and e.get("verdict")]
+    notes = [
+        e
+        for e in record.get("events", [])
+        if e.get("type") == "note" and (e.get("verdict") or e.get("canary") == "unknown")
+    ]
     lines = []
     for n, e in enumerate(notes[-limit:], start=1):
         verdict, summary = str(e.get("verdict")), escape(e.get("summary") or "")
         label = _label(e.get("action"), e.get("target"))
-        if e.get("canary"):  # docs/verification.md: what the canary's verdict led to
+        if e.get("canary") == "unknown":  # its run ended unknown: no verdict, a person decides
+            line = f"🐤 canary of {label}: ❔ its run ended unknown; {escape(e.get('canary_note') or '')}"
+        elif e.get("canary"):  # docs/verification.md: what the canary's verdict led to
             note = escape(e.get("canary_note") or "")
             line = f"🐤 canary of {label}: {ICON.get(verdict, '')} {verdict} ({summary}); {note}"
         elif verdict in ("ineffective", "partial"):

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from opentelemetry import trace
 from sqlalchemy.orm import Session
 
+from incidents_db import canaries, incidents
 from incidents_db.models import ApprovalRequest
 from remediation.approvals import states as st
 from remediation.audit.service import append, lock_chain
@@ -138,3 +139,26 @@ def deny_if(
     """Refuse (audited) when the guardrail decision does not allow the step."""
     if not decision.allowed:
         raise refuse(db_session, row, GuardrailDeniedError(decision.reason), actor=actor, event=event, **kw)
+
+
+def disarm_canary(db_session: Session, row: ApprovalRequest, now: datetime) -> None:
+    """Disarm the canary of a request whose run ended ``unknown`` (flushed): no rest, no undo, a person decides.
+
+    Nothing is judged after an unknown run, so an armed canary would wait for a verdict that never
+    comes. Audited (``canary``) and noted on the incident's timeline, so the card says what to do.
+    """
+    if not canaries.disarm(db_session=db_session, request_id=row.id, now=now):
+        return
+    where = f" on {row.target}" if row.target else ""
+    todo = (
+        f"the rest is not run and nothing is undone; check {row.target or 'the target'} by hand, then "
+        f"approve {row.action} again (with or without Canary first) or undo the canary"
+    )
+    audit(db_session, row, actor="remediate", event="canary", decision="info",
+          reason=f"unknown: the canary's run ended unknown; {todo}"[:2000])  # fmt: skip
+    if row.incident_id is not None:
+        incidents.append(
+            db_session=db_session, incident_id=row.incident_id, type_="note", at=now, actor="remediate",
+            text=f"canary of {row.action}{where}: its run ended unknown; {todo}"[:2000], canary="unknown",
+            canary_note=todo, request_id=row.id, action=row.action, target=row.target,
+        )  # fmt: skip

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from incidents_db import canaries
 from incidents_db.models import ApprovalRequest, Execution
 from remediation.approvals import states as st
-from remediation.approvals._store import audit, check_open, deny_if, load, move, refuse
+from remediation.approvals._store import audit, check_open, deny_if, disarm_canary, load, move, refuse
 from remediation.approvals.context import Guard, build_context
 from remediation.approvals.lease import Heartbeat, Lease, replica_id
 from remediation.approvals.views import RequestView, to_view
@@ -176,6 +176,8 @@ def record_outcome(*, db_session: Session, guard: Guard, request_id: str, outcom
     db_session.execute(sa.update(Execution).where(Execution.request_id == row.id).values(**values))
     if not late or final != st.UNKNOWN:
         move(db_session, row, final, now)
+    if not late and final == st.UNKNOWN:  # no verdict will come: a canary must not wait for one
+        disarm_canary(db_session, row, now)
     if late:
         audit(
             db_session,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from incidents_db.models import ApprovalRequest, Execution
 from remediation.approvals import states as st
-from remediation.approvals._store import audit, move
+from remediation.approvals._store import audit, disarm_canary, move
 from remediation.approvals.context import Guard
 from remediation.audit.service import lock_chain
 
@@ -47,6 +47,7 @@ def recover_interrupted(*, db_session: Session, guard: Guard) -> list[str]:
         if getattr(taken, "rowcount", 0) == 0 and has_execution:
             continue  # its owner renewed the lease since we looked: still alive
         move(db_session, row, st.UNKNOWN, now)
+        disarm_canary(db_session, row, now)
         done.append(row.id)
         audit(
             db_session,

@@ -1,0 +1,21 @@
+"""The card's verification lines: a canary whose run ended unknown says so and what a person does next."""
+
+from __future__ import annotations
+
+from bot.notify.verdicts import verdict_lines
+
+
+def test_an_unknown_canary_is_shown_as_needing_a_person() -> None:
+    todo = (
+        "the rest is not run and nothing is undone; check carts by hand, then approve restart_service again"
+    )
+    record = {
+        "events": [
+            {"type": "action", "action": "restart_service", "target": "carts", "outcome": "unknown"},
+            {"type": "note", "canary": "unknown", "canary_note": todo, "action": "restart_service",
+             "target": "carts", "text": "canary of restart_service on carts: its run ended unknown"},
+        ]
+    }  # fmt: skip
+    assert verdict_lines(record, []) == [
+        f"🐤 canary of restart_service on carts: ❔ its run ended unknown; {todo}"
+    ]
