@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +31,9 @@ from bot import tracing
 from bot.notify.errors import Retry
 from bot.notify.mrkdwn import clip, escape
 from bot.notify.slack_calls import SlackCalls
+from bot.notify.times import duration, parse_time
 from bot.services import Services
-from incidents_db import channels, incidents, outbox
+from incidents_db import channels, incidents, outbox, summaries
 from playbooks.models import Risk
 from remediation.audit.service import append, lock_chain
 from remediation.guardrails.rbac import eligible_approvers
@@ -43,6 +44,8 @@ _OUTSIDE = re.compile(r"[^a-z0-9_-]+")
 MAX_SUFFIX = 20  # name_taken this often: give up (the card goes to the main channel)
 RISKS = tuple(Risk)
 GONE = frozenset({"already_archived", "channel_not_found"})  # archive: nothing left to do
+# the outbox worker's look-up of what an uncertain attempt of a row posted (channel, thread_ts by name)
+Find = Callable[..., dict[str, Any] | None]
 
 
 def _clean(text: str) -> str:
@@ -203,12 +206,51 @@ class IncidentChannels:
                         ", ".join(f"{e.get('user')} ({e.get('error')})" for e in refused))  # fmt: skip
         channels.add_invited(db_session=session, incident_id=incident_id, users=missing)
 
-    def summarise(self, session: Session, incident_id: str, channel_id: str, now: datetime) -> None:
-        """Queue the main channel's one-line summary of a card posted in the incident's channel (not committed)."""
+    def summarise(self, session: Session, incident_id: str, now: datetime) -> None:
+        """Queue the main channel's summary line of an incident in its own channel (not committed).
+
+        Rendered when sent: the first row posts the line, a later one (the incident resolved) updates it.
+        """
+        payload = tracing.tagged({"channel": self.main})
+        outbox.enqueue(db_session=session, kind=summaries.KIND, incident_id=incident_id, payload=payload,
+                       coalesce_key=summaries.coalesce_key(incident_id), now=now)  # fmt: skip
+
+    def summary_text(self, session: Session, incident_id: str) -> str:
+        """Return the summary line as it stands: open (🔴) or resolved (✅, and after how long)."""
         incident = incidents.get(db_session=session, incident_id=incident_id)
-        text = clip(f"🔴 {escape(incident_id)} [{escape(incident.severity)}] {escape(incident.title)}", 2500)
-        payload = {"channel": self.main, "text": f"{text} · the card and its thread: <#{channel_id}>"}
-        outbox.enqueue(db_session=session, kind="message", payload=tracing.tagged(payload), now=now)
+        head = f"{escape(incident_id)} [{escape(incident.severity)}] {escape(incident.title)}"
+        opened, resolved = parse_time(incident.opened_at), parse_time(incident.resolved_at)
+        if incident.status == "resolved" and opened is not None and resolved is not None:
+            head = f"✅ {head} · resolved after {duration((resolved - opened).total_seconds())}"
+        else:
+            head = f"🔴 {head}"
+        own = self.existing(session, incident_id)
+        return clip(head, 2500) + (f" · the card and its thread: <#{own}>" if own else "")
+
+    def summary(
+        self,
+        session: Session,
+        slack: SlackCalls,
+        message: outbox.Message,
+        find: Find,
+        metadata: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Deliver a ``summary`` row: post the line in the main channel, or update the one posted before.
+
+        ``find`` returns the line an uncertain attempt of this row did post (looked up by ``metadata``).
+        """
+        incident_id = message.incident_id or ""
+        text = self.summary_text(session, incident_id)
+        posted = summaries.posted(db_session=session, incident_id=incident_id)
+        if posted is not None:
+            slack.call(message.attempts, "chat.update", channel=posted[0], ts=posted[1], text=text)
+            return {"channel": posted[0], "ts": posted[1], "updated": True}
+        main = str(message.payload.get("channel") or self.main)
+        found = find(message, channel=main, thread_ts=None)
+        if found is not None:
+            return {"channel": main, "ts": found["ts"], "adopted": True}
+        sent = slack.call(message.attempts, "chat.postMessage", channel=main, text=text, metadata=metadata)
+        return {"channel": sent["channel"], "ts": sent["ts"]}
 
     def archive(self, session: Session, slack: SlackCalls, message: outbox.Message) -> dict[str, Any]:
         """Deliver an ``archive`` row: archive the incident's channel (archived or gone already counts)."""

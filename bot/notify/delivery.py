@@ -35,7 +35,7 @@ from bot.notify.minimal import minimal_card
 from bot.notify.slack_calls import CHANNEL_ID
 from bot.notify.workspaces import WorkspaceCalls, tagged
 from bot.services import Services
-from incidents_db import incidents, outbox
+from incidents_db import incidents, outbox, summaries
 from incidents_db.service import event_to_dict
 
 log = logging.getLogger("remediate.slack")
@@ -330,6 +330,9 @@ class OutboxWorker:
             return self._say(message)
         if message.kind == "archive":
             return self.channels.archive(session, self.slack, message)
+        if message.kind == summaries.KIND:  # the main channel's line on an incident with its own channel
+            return self.channels.summary(session, self.slack, message, self._find_message,
+                                         _metadata(MESSAGE_EVENT, message))  # fmt: skip
         incident_id = message.incident_id or ""
         if message.kind == "card":
             return self._card(session, message, incident_id)
@@ -392,7 +395,7 @@ class OutboxWorker:
                 db_session=session, incident_id=incident_id, channel=sent["channel"], ts=sent["ts"], now=now
             )
             if where != self.channels.main:  # the main channel gets a line pointing at the incident's channel
-                self.channels.summarise(session, incident_id, sent["channel"], now)
+                self.channels.summarise(session, incident_id, now)
             return {"channel": sent["channel"], "ts": sent["ts"], **({"minimal": refused} if refused else {})}
         channel, ts = card.channel, card.ts
         _, refused = self._card_call(session, message, "chat.update", text, blocks, channel=channel, ts=ts)

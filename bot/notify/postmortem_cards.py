@@ -1,8 +1,9 @@
 """What the bot says about postmortems: the summary card in the incident's thread, the list, the edit modal.
 
-`draft_on_resolve` is the one hook both resolution paths call (a person's ``resolve``, the alerts all
+`resolved` is the one hook both resolution paths call (a person's ``resolve``, the alerts all
 resolving): it drafts the postmortem (`remediation.postmortem.service`) and queues its summary card for
-the incident's thread in the same transaction. Every stored string is escaped before it reaches mrkdwn.
+the incident's thread in the same transaction, and the update of the main channel's summary line of an
+incident that has its own channel. Every stored string is escaped before it reaches mrkdwn.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import networkx as nx
 from sqlalchemy.orm import Session
 
+from bot.notify.channels import IncidentChannels
 from bot.notify.mrkdwn import clip, escape, mention, safe
 from bot.services import Services
 from incidents_db import outbox
@@ -38,7 +40,13 @@ def bots_of(services: Services) -> frozenset[str]:
 
 
 def resolved(services: Services, *, db_session: Session, incident_id: str, now: datetime) -> None:
-    """Draft the postmortem of an incident just resolved and queue its summary card (not committed)."""
+    """Draft the postmortem of an incident just resolved and queue its summary card (not committed).
+
+    An incident with its own channel also gets its summary line in the main channel updated.
+    """
+    own_channel = IncidentChannels(services)
+    if own_channel.existing(db_session, incident_id):
+        own_channel.summarise(db_session, incident_id, now)
     draft_on_resolve(
         db_session=db_session,
         incident_id=incident_id,

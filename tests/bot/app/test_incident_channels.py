@@ -134,3 +134,21 @@ def test_off_by_default(harness: Harness) -> None:
     harness.post_alert("generic", generic("HighErrorRate", "paymentservice"))
     harness.card_for("INC-1")
     assert _calls(harness, "conversations.create") == []
+
+
+def test_resolving_updates_the_main_channels_summary_in_place(on: Harness) -> None:
+    on.post_alert("generic", generic("HighErrorRate", "paymentservice"))
+    cid = _channel(on, "inc-1-")["id"]
+
+    def summary() -> dict[str, Any] | None:
+        return next((m for m in _top(on, "C0INCIDENT") if f"<#{cid}>" in m["text"]), None)
+
+    first = wait_for(summary)
+    assert first["text"].startswith("🔴 INC-1 ") and f"<#{cid}>" in first["text"]
+    on.command(CAROL, "resolve INC-1")
+    updated = wait_for(lambda: (m := summary()) is not None and "resolved after" in m["text"] and m)
+    assert updated["ts"] == first["ts"] and updated["text"].startswith("✅ INC-1 ")
+    assert f"<#{cid}>" in updated["text"]
+    summaries = [m for m in _top(on, "C0INCIDENT") if f"<#{cid}>" in m["text"]]
+    assert len(summaries) == 1  # updated, not posted again
+    assert [c for c in _calls(on, "chat.update") if c["ok"] and c.get("args", {}).get("ts") == first["ts"]]
