@@ -18,6 +18,13 @@ of a delivery is written to a timeline. Three paths, one after another on the sa
 
 Targets (issue 18): keyed alerts/s flat within 20 % from 10 to 1,000 open incidents, and >= 500
 alerts/s end to end.
+
+A second case (``--cases new``; `intake_opening.py`): every delivery opens a new incident, with 10, 1,000
+and 10,000 incidents already stored (3 open): the indexed lookups of migration 0019 against the old
+scans, alternating in one run. Target: flat within 20 % from the smallest to the largest store.
+
+    .venv/bin/python benchmarks/bench_intake.py --cases new [--new-sizes 10,1000,10000]
+        [--new-deliveries 200]
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import intake_opening  # benchmarks/ is on sys.path
 import sqlalchemy as sa
-from bench_store import Databases  # benchmarks/ is on sys.path
+from bench_store import Databases
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,6 +231,22 @@ def run_size(dbs: Databases, backend: str, n: int, args: argparse.Namespace) -> 
         store.engine.dispose()
 
 
+def run_new_sizes(
+    dbs: Databases, backend: str, sizes: list[int], args: argparse.Namespace
+) -> list[tuple[str, ...]]:
+    """Fresh stores of each size; each measured delivery opens a new incident (`intake_opening`)."""
+    from bot.server import stop_server
+
+    stores = [open_bench_store(dbs.fresh(backend), dbs.workdir) for _ in sizes]
+    try:
+        cases = [(n, store.services, store.engine) for n, store in zip(sizes, stores, strict=True)]
+        return intake_opening.run_sizes(cases, backend, args.new_deliveries)
+    finally:
+        for store in stores:
+            stop_server(store.server, loop=store.thread)
+            store.engine.dispose()
+
+
 def verdict(rows: list[tuple[str, ...]], sizes: list[int]) -> list[str]:
     """The target lines: flatness of the keyed paths from the smallest to the largest size, and 500/s.
 
@@ -263,11 +287,6 @@ def print_report(rows: list[tuple[str, ...]], sizes: list[int]) -> None:
     )
     for line in verdict(rows, sizes):
         print("target: " + line)
-    load = os.getloadavg()
-    print(
-        f"Load average after the run (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
-        f" on {os.cpu_count()} CPUs."
-    )
 
 
 def parse_args() -> argparse.Namespace:
@@ -280,6 +299,11 @@ def parse_args() -> argparse.Namespace:
         "--reference-deliveries", type=int, default=31, help="measured deliveries of the scan"
     )
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--cases", default="open,new", help="open: alerts of open incidents; new: new incidents"
+    )
+    parser.add_argument("--new-sizes", default="10,1000,10000", help="stored incidents of the new case")
+    parser.add_argument("--new-deliveries", type=int, default=200, help="measured deliveries per path (new)")
     args, _ = parser.parse_known_args()  # run_all.py hands every benchmark the same arguments
     return args
 
@@ -287,18 +311,31 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    new_sizes = sorted(int(s) for s in args.new_sizes.split(","))
+    cases = set(args.cases.split(","))
     backends = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
     workdir = Path(tempfile.mkdtemp(prefix="remediate-bench-intake-"))
     dbs = Databases(workdir, postgres=not args.skip_postgres, prefix="intake")
     rows: list[tuple[str, ...]] = []
+    new_rows: list[tuple[str, ...]] = []
     try:
         for backend in backends:
-            for n in sizes:
+            for n in sizes if "open" in cases else ():
                 rows.extend(run_size(dbs, backend, n, args))
+            if "new" in cases:
+                new_rows.extend(run_new_sizes(dbs, backend, new_sizes, args))
     finally:
         dbs.drop_all()
         shutil.rmtree(workdir, ignore_errors=True)
-    print_report(rows, sizes)
+    if rows:
+        print_report(rows, sizes)
+    if new_rows:
+        intake_opening.print_report(new_rows, new_sizes)
+    load = os.getloadavg()
+    print(
+        f"Load average after the run (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
+        f" on {os.cpu_count()} CPUs."
+    )
     return 0
 
 

@@ -19,20 +19,22 @@ from typing import NamedTuple
 import numpy as np
 
 from playbooks.catalog import Catalog, builtin_catalog
-from sim.actions import FAILED, OUTCOMES, UNDO_SLOTS, ActionTable, undoable
-from sim.dynamics import M_P99, M_UTIL, RETRY_GAIN, BatchState, Statics, evaluate, statics
+from sim.actions import OUTCOMES, UNDO_SLOTS, ActionTable, undoable
+from sim.dynamics import (
+    M_P99,
+    M_UTIL,
+    RETRY_GAIN,
+    TIMEOUT_MS,
+    BatchState,
+    Statics,
+    evaluate,
+    propagated,
+    statics,
+)
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, Scenarios, draw_scenarios, drawn_of
-from sim.handlers import apply_actions, handler_codes
-from sim.kernels import (
-    advance,
-    encode_globals_into,
-    observe,
-    observe_alerts,
-    observe_links,
-    prepare_actions,
-    settle,
-)
+from sim.handlers import Acted, handler_codes
+from sim.kernels import encode_globals_into, observe_alerts, observe_links, own_behaviour
 from sim.observation import (
     ALERTS,
     GLOBALS,
@@ -43,7 +45,8 @@ from sim.observation import (
     encode_features,
     recency,
 )
-from sim.sampling import reset_rows, start_scenarios
+from sim.sampling import Drawn, reset_rows, start_scenarios
+from sim.stepping import begin_step, bind, noise_start, observe_all, settle_step
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
@@ -148,19 +151,56 @@ class BatchCore:
         table = np.random.default_rng(NOISE_TABLE_SEED).standard_normal(max(1 << 16, 4 * size))
         self._inv_base_load = np.where(self.st.base_load > 0, 1.0 / np.maximum(self.st.base_load, 1e-12), 0.0)
         self._noise = 1.0 + self.config.noise * np.maximum(table, -1.0 / self.config.noise)  # factors >= 0
-        self._lcg = 0
+        self._lcg = np.zeros(1, dtype=np.uint64)  # the state of the LCG that picks noise windows
         self.reseed(self.rng)
         self._kernel_args()
 
     def _kernel_args(self) -> None:
-        """Tuples of the state arrays the compiled handlers and resets take (updated in place: built once)."""
-        topology = self.topology
-        self._codes = handler_codes(self.table.ids)
-        self._changed = np.zeros(self.n_envs, dtype=bool)
-        s = self.state  # arrays updated in place, so the same tuples serve every step
-        self._sv = (
-            s.sev, s.ttl, s.partition, s.leak, s.replicas, s.rate_limited, s.has_prev_version,
-            s.has_prev_config, s.version, s.config_version, s.ages, s.recent,
+        """Tuples of the arrays the compiled step and resets take (all updated in place: built once)."""
+        t, st, s, cfg, b = self.topology, self.st, self.state, self.config, self.n_envs
+        self._changed = np.zeros(b, dtype=bool)
+        acted = Acted(
+            s.sev, s.ttl, s.partition, s.leak, s.replicas, s.rate_limited, s.has_prev_version, s.has_prev_config,
+            s.version, s.config_version, s.ages, s.recent, self.true, self.elapsed_s, self._changed,
+            st.base_replicas, t.stateful, st.kind_id, st.has_backend, t.src, t.dst,
+        )  # fmt: skip
+        self._acted = tuple(acted)  # a plain tuple: numba unboxes it faster; the kernels rebuild Acted
+        self._choose = (
+            st.n, self.n_actions, self._wait, self._static_flat, self._dynamic, self._dyn_cols,
+            self.table.duration_s, handler_codes(self.table.ids),
+        )  # fmt: skip
+        self._clock = (
+            self._decay,
+            cfg.herring_ttl_s,
+            s.leak_rate,
+            s.herring,
+            self.next_expiry,
+            self.impact_rate,
+        )
+        self._scratch = (self._svc, self._act, self._valid, self._live, self._due, self._dirty)
+        self._obs_state = (
+            s.seen, s.fail_prev, s.present, s.held, s.fault_alerts, s.recent, s.partition, s.replicas, s.load_f,
+            self.elapsed_s, self._lcg,
+        )  # fmt: skip
+        self._obs_consts = (
+            st.frontends, st.breach_scale, st.frontend_share, self._alert_thresholds, self._fe_kind, t.src, t.dst,
+            st.base_replicas, self._inv_base_load, RETRY_GAIN, WORKLOAD_ROW, self._noise,
+        )  # fmt: skip
+        self._obs_out = (
+            self.true,
+            self.impact_rate,
+            self.slo_ok,
+            self.features,
+            self.edge_features,
+            self.traffic_ratio,
+        )
+        self._costs = (
+            self.table.cost_usd, self.table.risk_penalty, st.total_replicas, cfg.replica_cost_usd_per_min / 60.0,
+            cfg.cost_weight, cfg.invalid_penalty, cfg.max_steps, SURGE,
+        )  # fmt: skip
+        self._episode = (
+            s.replicas, s.sev, self.true, s.cause, self.slo_ok, self.steps, self.impact_total, self.cost_total,
+            self._needs_reset,
         )  # fmt: skip
         self._start_sv = (
             s.sev, s.ttl, s.partition, s.replicas, s.leak, s.load_scale, s.ages, s.has_prev_version, s.version,
@@ -173,21 +213,39 @@ class BatchCore:
             assert np.shares_memory(view, getattr(s, name))  # a view: BatchState arrays are contiguous
             arrays.append(view)
             rows.append(np.ascontiguousarray(value.reshape(-1)))
-        self._healthy = [(tuple(arrays), tuple(rows)) for arrays, rows in groups.values()]
-        st = self.st
-        self._topo = (
-            st.base_replicas,
-            topology.stateful,
-            st.kind_id,
-            st.has_backend,
-            topology.src,
-            topology.dst,
+        idx = np.zeros(1, dtype=np.int64)
+        self._healthy = [
+            (bind(reset_rows, idx, tuple(a), tuple(r)), tuple(a), tuple(r)) for a, r in groups.values()
+        ]
+        drawn = Drawn(1, self.st.n, 1).arrays()
+        self._start_scenarios = bind(
+            start_scenarios, idx, drawn, self._start_sv, t.src, t.dst, self.st.base_mem, _START_KINDS
         )
+        self._bind_kernels()
+
+    def _bind_kernels(self) -> None:
+        """The step's kernels bound to the types of their arguments (``sim.stepping.bind``), once per core."""
+        b, n, st, s = self.n_envs, self.st.n, self.st, self.state
+        vec, ints, flags = np.empty(b), np.empty(b, dtype=np.int64), np.empty(b, dtype=bool)
+        self._begin = bind(
+            begin_step, ints, self._choose, self._clock, self._acted, self._scratch, vec, vec, ints
+        )
+        self._own = bind(
+            own_behaviour, st.base_mem, st.base_lat, s.replicas, s.up_f, s.cap_f, s.load_f, s.fail_prev,
+            s.rate_limited, s.ok_f, s.lat_f, s.cpu_f, s.leak, s.herring, RETRY_GAIN, TIMEOUT_MS, self.true,
+            np.empty((2, b, n)),
+        )  # fmt: skip
+        self._observe_all = bind(
+            observe_all, np.empty((2, b, n)), self._obs_state, self._obs_consts, self._obs_out, self.observed,
+            self.alerts, self.globals,
+        )  # fmt: skip
+        result = (vec, vec, vec, flags, flags, ints)
+        self._settle = bind(settle_step, self._costs, self._episode, True, ints, flags, vec, result)
 
     def reseed(self, rng: np.random.Generator) -> None:
         """Draw all later randomness (scenarios, metric noise) from ``rng``."""
         self.rng = rng
-        self._lcg = int(rng.integers(0, 2**63))
+        self._lcg[0] = int(rng.integers(0, 2**63))
 
     # ---- episodes ----
 
@@ -219,13 +277,20 @@ class BatchCore:
         else:
             raise ValueError(f"{len(scenarios)} scenarios for {idx.size} environments")
         s = self.state
-        for arrays, rows in self._healthy:  # the healthy row into each environment, one call per dtype
-            reset_rows(idx, arrays, rows)
+        idx = np.array(idx, dtype=np.int64)  # a copy: contiguous and writeable (bound kernels)
+        for (
+            copy_rows,
+            arrays,
+            rows,
+        ) in self._healthy:  # the healthy row into each environment, one call per dtype
+            copy_rows(idx, arrays, rows)
         self.steps[idx] = 0
         self.elapsed_s[idx] = 0.0
         self.impact_total[idx] = 0.0
         self.cost_total[idx] = 0.0
-        start_scenarios(idx, drawn.arrays(), self._start_sv, t.src, t.dst, self.st.base_mem, _START_KINDS)
+        self._start_scenarios(
+            idx, drawn.arrays(), self._start_sv, t.src, t.dst, self.st.base_mem, _START_KINDS
+        )
         self.scenarios.set(idx.tolist(), drawn, scenarios)
         s.recent[idx] = recency(s.ages[idx])
         self._dirty[idx] = True
@@ -267,75 +332,25 @@ class BatchCore:
         instead (Gymnasium's next-step autoreset): its action is ignored, its reward is 0 and the
         observation is the new incident's first.
         """
-        acts = np.asarray(actions, dtype=np.int64).reshape(self.n_envs)
         b = self.n_envs
-        svc, act, valid, live = self._svc, self._act, self._valid, self._live  # scratch, overwritten
-        dt, impact = np.empty(b), np.empty(b)
-        n_live = prepare_actions(
-            acts, self.st.n, self.n_actions, self._wait, self._static_flat, self._dynamic, self._dyn_cols,
-            self.state.replicas, self.state.rate_limited, self.table.duration_s, self.impact_rate,
-            svc, act, valid, live, dt, impact,
-        )  # fmt: skip
-        if n_live < 0:
+        acts = np.array(actions, dtype=np.int64).reshape(
+            b
+        )  # a copy: contiguous and writeable (bound kernels)
+        dt, impact, outcome = np.empty(b), np.empty(b), np.empty(b, dtype=np.int64)
+        if self._begin(acts, self._choose, self._clock, self._acted, self._scratch, dt, impact, outcome) < 0:
             raise ActionError(
                 f"action indices must be in 0..{self.action_space_size - 1}, got {acts.tolist()}"
             )
-        self._advance(dt)
-        outcome = self._apply(svc, act, valid, live) if n_live else np.where(valid, 0, FAILED)
-        fresh = self._needs_reset if autoreset else None
-        restarting = fresh is not None and bool(np.count_nonzero(fresh))
-        if restarting:
-            assert fresh is not None
+        fresh = self._needs_reset
+        if autoreset and np.count_nonzero(fresh):
             self._start(np.flatnonzero(fresh))
         self._refresh_dirty()
         self._observe(slice(None))
         reward, cost = np.empty(b), np.empty(b)
         terminated, truncated = np.empty(b, bool), np.empty(b, bool)
-        cfg, s = self.config, self.state
-        settle(
-            act, valid, dt, impact, self.table.cost_usd, self.table.risk_penalty, s.replicas,
-            self.st.total_replicas, cfg.replica_cost_usd_per_min / 60.0, cfg.cost_weight, cfg.invalid_penalty,
-            cfg.max_steps, s.cause, s.sev[:, SURGE], self.true[:, M_UTIL], self.slo_ok, self.steps,
-            self.impact_total, self.cost_total, reward, cost, terminated, truncated,
-        )  # fmt: skip
-        if restarting:
-            assert fresh is not None
-            for arr in (reward, impact, cost):
-                arr[fresh] = 0.0
-            outcome[fresh] = 0
-            terminated &= ~fresh
-            truncated &= ~fresh
-            self.steps[fresh] = 0
-            self.impact_total[fresh] = 0.0
-            self.cost_total[fresh] = 0.0
-        self._needs_reset = terminated | truncated
+        result = (reward, impact, cost, terminated, truncated, outcome)
+        self._settle(self._costs, self._episode, autoreset, self._act, self._valid, dt, result)
         return StepResult(reward, terminated, truncated, outcome, impact, cost, dt)
-
-    def _advance(self, dt: np.ndarray) -> None:
-        """Let time pass with the current behaviour: leaks grow, passing symptoms and transient faults fade."""
-        s = self.state
-        due = self._due
-        if advance(
-            dt, self._decay, self.config.herring_ttl_s, s.leak, s.leak_rate, s.herring, s.ages, s.recent,
-            self.elapsed_s, self.next_expiry, due,
-        ):  # fmt: skip
-            b = np.flatnonzero(due)
-            ttl, sev = s.ttl[b], s.sev[b]
-            expired = ttl <= self.elapsed_s[b, None, None]
-            sev[expired] = 0.0
-            ttl[expired] = np.inf
-            s.ttl[b], s.sev[b] = ttl, sev
-            self._dirty[b] = True
-
-    def _apply(self, svc: np.ndarray, act: np.ndarray, valid: np.ndarray, live: np.ndarray) -> np.ndarray:
-        """Run the live actions (``sim.handlers``, one compiled pass); return an outcome code per environment."""
-        outcome = np.empty(self.n_envs, dtype=np.int64)
-        apply_actions(
-            self._codes, svc, act, valid, live, self._sv, self._topo, self.true, self.elapsed_s,
-            self._changed, outcome,
-        )  # fmt: skip
-        self._dirty |= self._changed
-        return outcome
 
     def _refresh_dirty(self) -> None:
         """Rebuild the derived arrays of environments whose faults changed this step (one batched call)."""
@@ -347,33 +362,28 @@ class BatchCore:
 
     def _noise_window(self, shape: tuple[int, int, int]) -> np.ndarray:
         size = shape[0] * shape[1] * shape[2]
-        # a 64-bit LCG picks the window: far cheaper than a Generator call, and seeded through the pool
-        self._lcg = (self._lcg * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
-        start = (self._lcg >> 24) % (self._noise.size - size)
+        start = noise_start(self._lcg, self._noise.size, size)  # the same LCG as the compiled step
         return self._noise[start : start + size].reshape(shape)
 
     def _observe(self, envs: np.ndarray | slice) -> None:
         """Evaluate some environments and rebuild what their teams see: noisy metrics, alerts, features."""
         st = self.st
-        whole = isinstance(envs, slice)
-        part = self.state if whole else self.state.take(envs)  # copies for an index array: written back below
+        if isinstance(envs, slice):  # every environment: the compiled step's observation
+            # fresh arrays each step: callers may keep the previous step's (torch.from_numpy shares memory)
+            self.observed = np.empty((self.n_envs, 6, st.n))
+            self.alerts = np.empty((self.n_envs, len(ALERTS), st.n), dtype=bool)
+            self.globals = np.empty((self.n_envs, len(GLOBALS)), dtype=np.float32)
+            prop = propagated(st, self.state, self.true, self._own)
+            out = (self._obs_state, self._obs_consts, self._obs_out, self.observed, self.alerts, self.globals)
+            self._observe_all(prop, *out)
+            return
+        part = self.state.take(envs)  # copies: written back below
         batch = part.replicas.shape[0]
-        true = self.true if whole else np.empty((batch, 6, st.n))
+        true = np.empty((batch, 6, st.n))
         impact, _, slo_ok = evaluate(st, part, true, fail=part.fail_prev)
-        # fresh arrays each step: callers may keep the previous step's (torch.from_numpy shares memory)
         vals = np.empty((batch, 6, st.n))
         alerts = np.empty((batch, len(ALERTS), st.n), dtype=bool)
         globs = np.empty((batch, len(GLOBALS)), dtype=np.float32)
-        if whole:
-            # the same encoder as sim.observation.encode_features (static rows of self.features stay)
-            observe(
-                true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
-                part.fault_alerts, part.recent, self.elapsed_s, self._fe_kind, vals, alerts, self.features, globs,
-            )  # fmt: skip
-            self.globals, self.alerts, self.observed = globs, alerts, vals
-            self.impact_rate, self.slo_ok = impact, slo_ok
-            self._observe_links(part, self.edge_features, self.traffic_ratio, self.features)
-            return
         observe_alerts(
             true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
             part.fault_alerts, vals, alerts,

@@ -16,6 +16,7 @@ Model (all arrays (B, N): B environments, N services; see docs/simulator.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -318,8 +319,25 @@ def evaluate(
     impact and SLO.
     """
     batch = out.shape[0]
-    x = np.empty((2, batch, st.n))
-    own_behaviour(
+    prop = propagated(st, s, out)
+    fail = np.empty((batch, st.n)) if fail is None else fail
+    impact = np.empty(batch)
+    slo_ok = np.empty(batch, dtype=bool)
+    spread_metrics(prop, s.seen, st.frontends, st.breach_scale, st.frontend_share, out, fail, impact, slo_ok)
+    return impact, fail, slo_ok
+
+
+def propagated(
+    st: Statics, s: BatchState, out: np.ndarray, own: Callable[..., None] = own_behaviour
+) -> np.ndarray:
+    """The first half of ``evaluate``: each service on its own into ``out``, then spread to callers.
+
+    Returns (2, B, N): the success share and the latency each service shows after propagation, which
+    ``sim.kernels.spread_metrics`` turns into error rates, p99, impact and SLO. ``own``:
+    ``sim.kernels.own_behaviour``, or the same bound to the caller's argument types (``sim.stepping.bind``).
+    """
+    x = np.empty((2, out.shape[0], st.n))
+    own(
         st.base_mem, st.base_lat, s.replicas, s.up_f, s.cap_f, s.load_f, s.fail_prev, s.rate_limited,
         s.ok_f, s.lat_f, s.cpu_f, s.leak, s.herring, RETRY_GAIN, TIMEOUT_MS, out, x,
     )  # fmt: skip
@@ -327,8 +345,4 @@ def evaluate(
     prop = st.propagate_pair(x, s.seen_log)
     np.add(prop[0], s.seen_up, out=prop[0])
     np.exp(prop[0], out=prop[0])
-    fail = np.empty((batch, st.n)) if fail is None else fail
-    impact = np.empty(batch)
-    slo_ok = np.empty(batch, dtype=bool)
-    spread_metrics(prop, s.seen, st.frontends, st.breach_scale, st.frontend_share, out, fail, impact, slo_ok)
-    return impact, fail, slo_ok
+    return prop

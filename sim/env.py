@@ -107,8 +107,11 @@ class IncidentEnv(gym.Env[ObsType, np.int64]):
             nodes[: self.topology.n_services] = self.core.features[0].T
         else:
             nodes = np.ascontiguousarray(self.core.features[0].T)
-        edge_features = np.zeros((self.max_edges, len(EDGE_FEATURES)), dtype=np.float32)
-        edge_features[: self.topology.n_edges] = self.core.edge_features[0]
+        if self.topology.n_edges == self.max_edges:
+            edge_features = self.core.edge_features[0].copy()
+        else:
+            edge_features = np.zeros((self.max_edges, len(EDGE_FEATURES)), dtype=np.float32)
+            edge_features[: self.topology.n_edges] = self.core.edge_features[0]
         return {
             "nodes": nodes,
             "node_mask": self._node_mask.copy(),
@@ -141,13 +144,15 @@ class IncidentEnv(gym.Env[ObsType, np.int64]):
                 self.topology = topology
                 self._graph_arrays()
         self.core.reseed(self.np_random)
-        scenario = options.get("scenario")
-        if not isinstance(scenario, Scenario):
-            faults = options.get("faults")
-            if faults is not None and (isinstance(faults, Mapping) or not isinstance(faults, list | tuple)):
+        scenario, faults = options.get("scenario"), options.get("faults")
+        if isinstance(scenario, Scenario):
+            self.core.reset(scenarios=[scenario])
+        elif faults is None:  # drawn by the core from the same generator: what sample_scenario draws
+            self.core.reset()
+        else:
+            if isinstance(faults, Mapping) or not isinstance(faults, list | tuple):
                 faults = [faults]
-            scenario = sample_scenario(self.topology, self.np_random, faults=faults)
-        self.core.reset(scenarios=[scenario])
+            self.core.reset(scenarios=[sample_scenario(self.topology, self.np_random, faults=faults)])
         self._last_outcome = "none"
         return self._obs(), self._info()
 
