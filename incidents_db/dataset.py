@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from incidents_db.schema import OUTCOMES, SEVERITIES
-from incidents_db.trajectories import UNMAPPED, Trajectory
+from incidents_db.trajectories import UNMAPPED, Step, Trajectory
 from playbooks.catalog import Catalog
 
 DATASET_FORMAT = "remediate.trajectories/v1"
@@ -213,31 +214,64 @@ class PageBuilder:
         self.cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         self.ids: list[str] = []
         self.trajectories = self.steps = self.alerts = self.metrics = self.unmapped = 0
-        # Metric name tuple -> their vocabulary indices: snapshots repeat the same few names.
-        self.metric_name_indices: dict[tuple[str, ...], list[int]] = {}
+        # Caches of vocabulary indices: a step's firing alerts (the same sorted tuple for every step
+        # until an alert changes, and few distinct ones in a page), and a metrics snapshot's
+        # (service, metric names), which repeat the same few. Filled on first sight in the order the
+        # vocabularies would see the strings one by one, so the indices are the same.
+        self.alert_indices: dict[tuple[tuple[str, str], ...], tuple[list[int], list[int]]] = {}
+        self.metric_indices: dict[tuple[str, tuple[str, ...]], tuple[list[int], list[int]]] = {}
 
     def add(self, trajectory: Trajectory) -> None:
         """Append one trajectory (its steps, alerts and metrics) to the page's columns."""
+        self.add_all([trajectory])
+
+    def add_all(self, trajectories: Iterable[Trajectory]) -> None:
+        """Append trajectories in order (one loop, its column and vocabulary lookups done once)."""
+        c, v = self.cols, self.vocab
+        services, faults, action_names = v["services"], v["faults"], v["action_names"]
+        service_index, action_name_index = services.index.get, action_names.index.get
+        action_index = self.action_index.get
+        ids = self.ids
+        severity, opened, resolved = c["traj_severity"], c["traj_opened_at"], c["traj_resolved_at"]
+        root_service, root_fault, returns = c["traj_root_service"], c["traj_root_fault"], c["traj_return"]
+        step_offsets, step_traj, step_time = c["traj_step_offsets"], c["step_traj"], c["step_time"]
+        step_dt, step_action, step_action_name = c["step_dt"], c["step_action"], c["step_action_name"]
+        step_target, step_outcome = c["step_target"], c["step_outcome"]
+        step_impact, step_reward, step_done = c["step_impact_minutes"], c["step_reward"], c["step_done"]
+        for trajectory in trajectories:
+            steps = trajectory.steps
+            ids.append(trajectory.incident_id)
+            severity.append(SEVERITIES.index(trajectory.severity) + 1)
+            opened.append(trajectory.opened_at)
+            resolved.append(trajectory.resolved_at)
+            root_service.append(services(trajectory.root_service))
+            root_fault.append(faults(trajectory.root_fault))
+            # The services vocabulary sees every step's target before any step's alerts and metrics.
+            for step in steps:
+                step_time.append(step.at)
+                step_dt.append(step.dt)
+                step_action.append(action_index(step.action, -1))
+                name = action_name_index(step.action_name)
+                step_action_name.append(action_names(step.action_name) if name is None else name)
+                target = service_index(step.target)  # type: ignore[arg-type]  # None: not in the index
+                step_target.append(services(step.target) if target is None else target)
+                step_outcome.append(_OUTCOME_INDEX.get(step.outcome, 3))
+                step_impact.append(step.impact_minutes)
+                step_reward.append(step.reward)
+                step_done.append(step.done)
+                if step.action == UNMAPPED:
+                    self.unmapped += 1
+            step_traj.extend([self.trajectories] * len(steps))
+            self._add_observations(steps)
+            self.steps += len(steps)
+            self.trajectories += 1
+            returns.append(sum(step.reward for step in steps))
+            step_offsets.append(self.steps)
+
+    def _add_observations(self, steps: tuple[Step, ...]) -> None:
+        """Append the steps' firing alerts and metrics (vocabulary indices, values, offsets)."""
         c, v = self.cols, self.vocab
         services, alert_names, metric_names = v["services"], v["alert_names"], v["metric_names"]
-        self.ids.append(trajectory.incident_id)
-        c["traj_severity"].append(SEVERITIES.index(trajectory.severity) + 1)
-        c["traj_opened_at"].append(trajectory.opened_at)
-        c["traj_resolved_at"].append(trajectory.resolved_at)
-        c["traj_root_service"].append(services(trajectory.root_service))
-        c["traj_root_fault"].append(v["faults"](trajectory.root_fault))
-        steps = trajectory.steps
-        # Per-step scalar columns are appended in bulk, one list per column, not step by step.
-        c["step_traj"].extend([self.trajectories] * len(steps))
-        c["step_time"].extend([step.at for step in steps])
-        c["step_dt"].extend([step.dt for step in steps])
-        c["step_action"].extend([self.action_index.get(step.action, -1) for step in steps])
-        c["step_action_name"].extend([v["action_names"](step.action_name) for step in steps])
-        c["step_target"].extend([services(step.target) for step in steps])
-        c["step_outcome"].extend([_OUTCOME_INDEX.get(step.outcome, 3) for step in steps])
-        c["step_impact_minutes"].extend([step.impact_minutes for step in steps])
-        c["step_reward"].extend([step.reward for step in steps])
-        c["step_done"].extend([step.done for step in steps])
         alert_service, alert_name, alert_offsets = (
             c["alert_service"],
             c["alert_name"],
@@ -245,28 +279,30 @@ class PageBuilder:
         )
         metric_service, metric_name, metric_value = c["metric_service"], c["metric_name"], c["metric_value"]
         metric_offsets = c["step_metric_offsets"]
-        name_indices = self.metric_name_indices
+        alert_indices, metric_indices = self.alert_indices, self.metric_indices
+        alerts, metrics = self.alerts, self.metrics
         for step in steps:
-            for service, name in step.alerts:
-                alert_service.append(services(service))
-                alert_name.append(alert_names(name))
-            self.alerts += len(step.alerts)
-            alert_offsets.append(self.alerts)
+            if step.alerts:
+                found = alert_indices.get(step.alerts)
+                if found is None:
+                    pairs = [(services(service), alert_names(name)) for service, name in step.alerts]
+                    found = alert_indices[step.alerts] = ([p[0] for p in pairs], [p[1] for p in pairs])
+                alert_service.extend(found[0])
+                alert_name.extend(found[1])
+                alerts += len(found[0])
+            alert_offsets.append(alerts)
             for service, values in step.metrics.items():
-                names = tuple(values)
-                indices = name_indices.get(names)
+                key = (service, tuple(values))
+                indices = metric_indices.get(key)
                 if indices is None:
-                    indices = name_indices[names] = [metric_names(name) for name in names]
-                metric_service.extend([services(service)] * len(indices))
-                metric_name.extend(indices)
+                    names = [metric_names(name) for name in key[1]]
+                    indices = metric_indices[key] = ([services(service)] * len(names), names)
+                metric_service.extend(indices[0])
+                metric_name.extend(indices[1])
                 metric_value.extend(values.values())
-                self.metrics += len(indices)
-            metric_offsets.append(self.metrics)
-        self.unmapped += sum(step.action == UNMAPPED for step in steps)
-        self.steps += len(steps)
-        self.trajectories += 1
-        c["traj_return"].append(sum(step.reward for step in steps))
-        c["traj_step_offsets"].append(self.steps)
+                metrics += len(indices[1])
+            metric_offsets.append(metrics)
+        self.alerts, self.metrics = alerts, metrics
 
     def result(self) -> PageColumns:
         """Return the page as typed arrays (and start over empty)."""
@@ -307,6 +343,10 @@ class DatasetBuilder:
     def add(self, trajectory: Trajectory) -> None:
         """Append one trajectory (buffered in the current page until `flush`)."""
         self.page.add(trajectory)
+
+    def add_all(self, trajectories: Iterable[Trajectory]) -> None:
+        """Append trajectories in order (buffered in the current page until `flush`)."""
+        self.page.add_all(trajectories)
 
     def merge(self, page: PageColumns) -> None:
         """Append a page built elsewhere: map its vocabulary indices to the dataset's, shift its offsets."""

@@ -196,9 +196,7 @@ def _fill_here(
     last: Watermark | None = None
     # Page by page (one watermark a page, not one per incident as iter_trajectories yields them).
     for headers, rows in prefetched(pages(engine, since, page_size)):
-        for trajectory in build_page(headers, rows, catalog, reward):
-            if trajectory.steps:
-                builder.add(trajectory)
+        builder.add_all(t for t in build_page(headers, rows, catalog, reward) if t.steps)
         incidents += len(headers)
         last = Watermark(headers[-1].updated_at, headers[-1].id)
         if len(headers) == page_size:

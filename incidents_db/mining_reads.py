@@ -17,6 +17,7 @@ from queue import Empty, Queue
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from incidents_db.models import MiningState
 from incidents_db.service import EVENTS, INCIDENTS
@@ -86,7 +87,9 @@ def headers_query(dialect: str, since: Watermark | None) -> sa.Select[Any]:
             INCIDENTS.c.severity,
             INCIDENTS.c.root_cause_service,
             INCIDENTS.c.root_cause_fault,
-            INCIDENTS.c.updated_at,
+            # As the driver returns it (text on SQLite): `_aware_utc` converts it, several times
+            # cheaper than SQLAlchemy's result processing of the column's type.
+            sa.type_coerce(INCIDENTS.c.updated_at, sa.Text if dialect == "sqlite" else sa.TIMESTAMP),
             _epoch(INCIDENTS.c.opened_at, dialect).label("opened_s"),
             _epoch(INCIDENTS.c.resolved_at, dialect).label("resolved_s"),
         )
@@ -103,8 +106,23 @@ def headers_query(dialect: str, since: Watermark | None) -> sa.Select[Any]:
     return query
 
 
-def events_query(dialect: str, ids: list[str]) -> sa.Select[Any]:
-    """Return the query of the mined events of incidents `ids`, in timeline order per incident."""
+def _ids_param(dialect: str) -> sa.ColumnElement[bool]:
+    """Return `incident_id` in the page's ids, as ONE parameter: a text array, or JSON text on SQLite.
+
+    One parameter keeps the statement's text the same for every page (compiled once, see
+    `_event_sql`); 2,000 bound parameters a page cost more client CPU to compile and adapt than the
+    PostgreSQL server spends reading the rows.
+    """
+    if dialect == "postgresql":
+        return EVENTS.c.incident_id == sa.any_(sa.bindparam("ids", [], type_=postgresql.ARRAY(sa.Text)))
+    each: sa.Select[Any] = sa.select(sa.column("value")).select_from(
+        sa.func.json_each(sa.bindparam("ids", "[]", type_=sa.Text))
+    )
+    return EVENTS.c.incident_id.in_(each.scalar_subquery())
+
+
+def events_query(dialect: str) -> sa.Select[Any]:
+    """Return the query of the mined events of the incidents in parameter `ids`, in timeline order."""
     # Raw payload text (no JSON decoding by the driver): only the events a step needs get parsed.
     payload = sa.cast(EVENTS.c.payload, sa.Text) if dialect == "postgresql" else EVENTS.c.payload
     return (
@@ -119,7 +137,7 @@ def events_query(dialect: str, ids: list[str]) -> sa.Select[Any]:
             EVENTS.c.service,
             sa.type_coerce(payload, sa.Text),
         )
-        .where(EVENTS.c.incident_id.in_(ids), EVENTS.c.type.in_(MINED_EVENT_TYPES))
+        .where(_ids_param(dialect), EVENTS.c.type.in_(MINED_EVENT_TYPES))
         .order_by(EVENTS.c.incident_id, EVENTS.c.seq)
     )
 
@@ -130,12 +148,41 @@ def events_query(dialect: str, ids: list[str]) -> sa.Select[Any]:
 # table for every page (which grows with the store): about 3x the server CPU, measured at 20k incidents.
 # SET LOCAL: only for this read's transaction (the header cursor's plan is made before it).
 _PG_EVENT_SCAN = ("SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off")
+# dialect name -> the events statement's text and its parameters but `ids` (the same for every page)
+_EVENT_SQL: dict[str, tuple[str, dict[str, Any], tuple[str, ...] | None]] = {}
+
+
+def _event_statement(dialect: sa.Dialect) -> tuple[str, dict[str, Any], tuple[str, ...] | None]:
+    found = _EVENT_SQL.get(dialect.name)
+    if found is None:
+        compiled = events_query(dialect.name).compile(
+            dialect=dialect, compile_kwargs={"render_postcompile": True}
+        )
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        found = _EVENT_SQL[dialect.name] = (str(compiled), dict(compiled.params), order)
+    return found
 
 
 def event_rows(conn: sa.Connection, ids: list[str]) -> list[tuple[Any, ...]]:
-    """Return the mined events of incidents `ids` as plain tuples, in timeline order per incident."""
-    dialect = conn.dialect.name
-    return driver_rows(conn, events_query(dialect, ids), _PG_EVENT_SCAN if dialect == "postgresql" else ())
+    """Return the mined events of incidents `ids` as plain tuples, in timeline order per incident.
+
+    Run on the driver's own cursor: the selected columns need no result processing (text and
+    floats), so skipping SQLAlchemy's `Row` construction saves about a third of the read's CPU for
+    ~15 rows per incident.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    sql, constants, order = _event_statement(conn.dialect)
+    values = {**constants, "ids": ids if postgres else json.dumps(ids)}
+    params: Any = values if order is None else tuple(values[name] for name in order)
+    cursor = conn.connection.cursor()
+    try:
+        if postgres:
+            for statement in _PG_EVENT_SCAN:
+                cursor.execute(statement)
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def header_pages(conn: sa.Connection, since: Watermark | None, page_size: int) -> Iterator[list[Header]]:
@@ -145,7 +192,14 @@ def header_pages(conn: sa.Connection, since: Watermark | None, page_size: int) -
     # page by page would rescan and re-sort the whole table for every page.
     result = conn.execution_options(stream_results=True, yield_per=page_size).execute(query)
     for page in result.partitions():
-        yield [Header(*row) for row in page]
+        yield [Header(i, sev, svc, fault, _aware_utc(at), o, r) for i, sev, svc, fault, at, o, r in page]
+
+
+def _aware_utc(value: datetime | str) -> datetime:
+    """Return a stored `updated_at` as timezone-aware UTC (SQLite hands back naive UTC text)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterator[Page]:
@@ -153,28 +207,6 @@ def pages(engine: sa.Engine, since: Watermark | None, page_size: int) -> Iterato
     with engine.connect() as conn:
         for headers in header_pages(conn, since, page_size):
             yield headers, event_rows(conn, [h.id for h in headers])
-
-
-def driver_rows(
-    conn: sa.Connection, query: sa.Select[Any], setup: Sequence[str] = ()
-) -> list[tuple[Any, ...]]:
-    """Run `query` (after the `setup` statements) on the driver's own cursor and return its plain tuples.
-
-    The selected columns need no result processing (text and floats), so skipping SQLAlchemy's `Row`
-    construction saves about a third of the read's CPU for ~15 rows per incident.
-    """
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params: Any = compiled.params
-    if compiled.positional:
-        params = tuple(params[name] for name in compiled.positiontup or ())
-    cursor = conn.connection.cursor()
-    try:
-        for statement in setup:
-            cursor.execute(statement)
-        cursor.execute(str(compiled), params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:

@@ -48,9 +48,7 @@ def _start_worker(url: str, catalog: Catalog, reward: RewardConfig) -> None:
 
 
 def _columns(trajectories: list[Trajectory], page: PageBuilder) -> PageColumns:
-    for trajectory in trajectories:
-        if trajectory.steps:
-            page.add(trajectory)
+    page.add_all(t for t in trajectories if t.steps)
     return page.result()
 
 
