@@ -5,6 +5,8 @@
   audited (``rbac_reload`` denied); a good one is audited too (``rbac_reload`` allowed).
 * Groups naming a source (``slack_usergroup``, ``pagerduty_schedule``, ``opsgenie_schedule``) are read
   again every ``rbac_refresh_s``, and a Slack user group at once on Slack's ``subteam_members_changed``.
+  With the OAuth install a user group is read with the bot token of its own workspace (``T.../S...``;
+  a plain ``S...`` is the home workspace's), and its members are named as that workspace's people.
 * `services.rbac` is swapped whole (one assignment) after each, so a reader sees one config; what the
   sources named lives in this process (`MembershipCache`), each replica reading them itself.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from functools import partial
@@ -26,6 +29,8 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.app.tenancy import workspace_key
+from bot.notify.workspaces import bot_token
 from bot.services import Services
 from bot.settings import Settings
 from remediation.audit.service import append
@@ -34,20 +39,30 @@ from remediation.guardrails.config import load_rbac
 from remediation.guardrails.membership import MembershipCache, Source, refresh, sources
 from remediation.guardrails.models import RbacConfig
 from remediation.guardrails.oncall import ScheduleApi, opsgenie_oncall, pagerduty_oncall, slack_ids
+from remediation.guardrails.workspaces import qualified, split
 
 log = logging.getLogger("remediate.rbac")
 ACTOR = "remediate"
+TokenOf = Callable[[str], str | None]
+"""Return the installed bot token of a workspace (``T...``, or ``E...`` for an org-wide install), if any."""
 
 
 def read_source(
-    kind: str, ref: str, *, settings: Settings, client: WebClient, config: RbacConfig, now: datetime
+    kind: str,
+    ref: str,
+    *,
+    settings: Settings,
+    client: WebClient,
+    config: RbacConfig,
+    now: datetime,
+    token_of: TokenOf | None = None,
 ) -> tuple[str, ...]:
     """Return the Slack user ids a group's source names now; `MembershipSourceError` when it cannot be read.
 
     Schedules name people by e-mail: the RBAC file's ``email`` entries map them, then ``users.lookupByEmail``.
     """
     if kind == "slack_usergroup":
-        return tuple(str(u) for u in _slack(client, "usergroups.users.list", usergroup=ref).get("users", []))
+        return usergroup_members(ref, settings=settings, client=client, token_of=token_of)
     secret = settings.pagerduty_api_token if kind == "pagerduty_schedule" else settings.opsgenie_api_key
     if secret is None:
         name = "pagerduty_api_token" if kind == "pagerduty_schedule" else "opsgenie_api_key"
@@ -61,9 +76,10 @@ def read_source(
             ScheduleApi(secret.get_secret_value(), settings.opsgenie_api_url), ref, now=now
         )
 
-    def lookup(email: str) -> str | None:
+    def lookup(email: str) -> str | None:  # a person of the home workspace (its bot's token)
+        reader = _reader(None, settings=settings, client=client, token_of=token_of, what=f"{kind} {ref}")
         try:
-            found = _slack(client, "users.lookupByEmail", email=email)
+            found = _slack(reader, "users.lookupByEmail", email=email)
         except MembershipSourceError as exc:
             if "users_not_found" in str(exc):
                 return None
@@ -71,6 +87,40 @@ def read_source(
         return str(found.get("user", {}).get("id") or "") or None
 
     return slack_ids(config, emails, lookup)
+
+
+def usergroup_members(
+    ref: str, *, settings: Settings, client: WebClient, token_of: TokenOf | None
+) -> tuple[str, ...]:
+    """Return a Slack user group's members, read with the bot token of the workspace the group belongs to.
+
+    ``S...`` is a group of the home workspace, read with ``client`` (or, in OAuth mode without a token,
+    the bot installed in ``home_team_id``); ``T.../S...`` one of another workspace, read with the bot
+    installed there, its members named ``T.../U...`` as the RBAC file and approvals name them.
+    """
+    workspace, group = split(ref)
+    workspace = None if workspace == settings.home_team_id else workspace
+    reader = _reader(
+        workspace, settings=settings, client=client, token_of=token_of, what=f"Slack user group {ref}"
+    )
+    users = _slack(reader, "usergroups.users.list", usergroup=group).get("users", [])
+    return tuple(qualified(workspace, str(u)) for u in users)
+
+
+def _reader(
+    workspace: str | None, *, settings: Settings, client: WebClient, token_of: TokenOf | None, what: str
+) -> WebClient:
+    """Return a client with the bot token of ``workspace`` (None: home, ``client`` when it has a token)."""
+    home = settings.home_team_id
+    if workspace is None and (client.token or home is None):
+        return client
+    where = workspace or str(home)
+    token = token_of(where) if token_of is not None else None
+    if token is None:
+        raise MembershipSourceError(
+            f"{what}: workspace {where} has no installation here; install the app there"
+        )
+    return WebClient(token=token, base_url=client.base_url, timeout=client.timeout)
 
 
 def _slack(client: WebClient, method: str, **params: Any) -> dict[str, Any]:
@@ -112,7 +162,7 @@ class Roster:
     def fetch(self, kind: str, ref: str) -> tuple[str, ...]:
         """Return the Slack user ids a source names now; `MembershipSourceError` when it cannot be read."""
         return read_source(kind, ref, settings=self.services.settings, client=self.client, config=self.file,
-                           now=self.services.clock())  # fmt: skip
+                           now=self.services.clock(), token_of=partial(bot_token, self.services))  # fmt: skip
 
     def refresh(self, only: Source | None = None) -> dict[Source, str]:
         """Read the sources again (or only one), then swap in the config they give; return the failures."""
@@ -132,11 +182,19 @@ class Roster:
         resolved = self.cache.resolve(self.file, now=self.services.clock(), keep_s=settings.rbac_keep_s)
         self.services.rbac = self.file.with_resolved(resolved)
 
-    def subteam_changed(self, subteam_id: str) -> None:
-        """Read one Slack user group again (Slack said its members changed), when the config names it."""
-        source = ("slack_usergroup", subteam_id)
-        if source in sources(self.file):
-            self.refresh(only=source)
+    def subteam_changed(self, subteam_id: str, workspace: str | None = None) -> None:
+        """Read one Slack user group again (Slack said its members changed), when the config names it.
+
+        ``workspace`` is where the event came from (None: home): the file names that group ``T.../S...``.
+        """
+        home = self.services.settings.home_team_id
+        refs = {
+            qualified(workspace, subteam_id),
+            *([f"{home}/{subteam_id}"] if workspace is None and home else []),
+        }
+        for source in [("slack_usergroup", ref) for ref in sorted(refs)]:
+            if source in sources(self.file):
+                self.refresh(only=source)
 
     # --- the file ----------------------------------------------------------------------------------
     def reload(self, why: str) -> bool:
@@ -215,13 +273,13 @@ class Roster:
         """Listen for Slack's ``subteam_members_changed`` (register before any catch-all event listener)."""
 
         @bolt.event("subteam_members_changed")
-        def on_subteam_change(ack: Ack, event: dict[str, Any]) -> None:
+        def on_subteam_change(ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
             ack()
-            subteam = str(event.get("subteam_id", ""))
-            work.submit(self._changed_logged, subteam)
+            subteam, workspace = str(event.get("subteam_id", "")), workspace_key(self.services, body)
+            work.submit(self._changed_logged, subteam, workspace)
 
-    def _changed_logged(self, subteam_id: str) -> None:
+    def _changed_logged(self, subteam_id: str, workspace: str | None = None) -> None:
         try:
-            self.subteam_changed(subteam_id)
+            self.subteam_changed(subteam_id, workspace)
         except Exception:
             log.exception("refreshing user group %s failed", subteam_id)

@@ -16,6 +16,7 @@ from playbooks.models import Risk
 # than the home one (OAuth installs, remediation/guardrails/workspaces.py), E.../W... of a Grid org install
 SLACK_USER_ID = r"(?:[TE][A-Z0-9]{2,}/)?[UW][A-Z0-9]{2,}"
 SLACK_GROUP_ID = r"S[A-Z0-9]{2,}"
+SLACK_USERGROUP = r"(?:[TE][A-Z0-9]{2,}/)?S[A-Z0-9]{2,}"  # T.../S...: a user group of another workspace
 GROUP_NAME = r"[a-z][a-z0-9_.-]{0,62}"  # a group resolved from a schedule needs no Slack id as its key
 SCHEDULE_ID = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
 SOURCES: tuple[str, ...] = ("slack_usergroup", "pagerduty_schedule", "opsgenie_schedule")
@@ -73,7 +74,8 @@ class Group(_Model):
     """A group of people: every member gets the group's roles.
 
     ``members`` are listed in the file; at most one source adds the people it names now, refreshed on a
-    schedule (`remediation.guardrails.membership`): a Slack user group (``slack_usergroup: S...``), whoever
+    schedule (`remediation.guardrails.membership`): a Slack user group (``slack_usergroup: S...``; a
+    group of another workspace of an OAuth install is ``T.../S...``, its members ``T.../U...``), whoever
     is on call in a PagerDuty schedule (``pagerduty_schedule: P...``) or an Opsgenie schedule
     (``opsgenie_schedule``: its id or name).
     """
@@ -90,9 +92,10 @@ class Group(_Model):
         named = [k for k in SOURCES if getattr(self, k) is not None]
         if len(named) > 1:
             raise ValueError(f"name at most one source of members, got {' and '.join(named)}")
-        if self.slack_usergroup is not None and not re.fullmatch(SLACK_GROUP_ID, self.slack_usergroup):
+        if self.slack_usergroup is not None and not re.fullmatch(SLACK_USERGROUP, self.slack_usergroup):
             raise ValueError(
-                f"slack_usergroup must be a Slack user-group id (S...), got {self.slack_usergroup!r}"
+                "slack_usergroup must be a Slack user-group id (S..., or T.../S... for another workspace), "
+                f"got {self.slack_usergroup!r}"
             )
         for key in ("pagerduty_schedule", "opsgenie_schedule"):
             value = getattr(self, key)

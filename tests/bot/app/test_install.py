@@ -24,8 +24,9 @@ from bot.app.app import RemediateApp, build_app
 from bot.app.tenancy import actor
 from bot.notify.workspaces import bot_token
 from bot.sandbox import AppDriver, SandboxOptions, SlackSandbox
-from bot.sandbox.config import ChannelSpec, UserSpec, WorkspaceConfig
+from bot.sandbox.config import ChannelSpec, UsergroupSpec, UserSpec, WorkspaceConfig
 from bot.sandbox.surfaces import open_home
+from bot.sandbox.webapi.users import set_usergroup_members
 from bot.server import Server, stop_server
 from bot.services import Services, build_services
 from bot.settings import load_settings
@@ -46,7 +47,7 @@ SECOND_WS = WorkspaceConfig(
     bot_id="B0REMBOT02",
     users=(UserSpec(ERIN, "erin", "Erin Lead"),),
     channels=(ChannelSpec("C2INCIDENT", "incidents", (ERIN,)),),
-    usergroups=(),
+    usergroups=(UsergroupSpec("S0SECOND01", "second-oncall", "second on call", (ERIN,)),),
 )
 # the second workspace's lead, keyed by (workspace, user); a plain id is a person of the home workspace
 RBAC_TWO = RBAC.replace("users:\n", f"users:\n  {SECOND}/{ERIN}: {{name: erin, roles: [sre-lead]}}\n", 1)
@@ -281,3 +282,21 @@ def test_an_enterprise_grid_org_wide_install_is_stored_and_its_token_used(two: T
     assert actor(two.services, body, "W0GRID0001") == "E0GRID0001/W0GRID0001"
     assert actor(two.services, {"team_id": HOME}, ALICE) == ALICE  # the home workspace: plain ids
     assert actor(two.services, {"team_id": SECOND}, ERIN) == f"{SECOND}/{ERIN}"
+
+
+def test_a_user_group_of_another_workspace_is_read_with_that_workspaces_token(two: Two) -> None:
+    assert install(two, SECOND)[0] == 200
+    path, roster = two.services.settings.rbac_config, two.app.roster
+    assert path is not None and roster is not None
+    group = f"groups:\n  second-oncall: {{slack_usergroup: {SECOND}/S0SECOND01, roles: [oncall]}}\nteams:"
+    path.write_text(RBAC_TWO.replace("teams:", group, 1), encoding="utf-8")
+    assert roster.reload("test")
+    resolved = two.services.rbac.resolved["second-oncall"]
+    assert resolved.members == (f"{SECOND}/{ERIN}",) and resolved.error == ""  # named as RBAC names them
+    second = two.sandbox.teams[SECOND]
+    assert any(c.method == "usergroups.users.list" and c.ok for c in list(second.calls))  # its token
+    assert not any(c.method == "usergroups.users.list" for c in list(two.sandbox.workspace.calls))
+
+    # an admin empties the group in the second workspace: Slack's event comes from there, read again at once
+    assert two.second.event(set_usergroup_members(second, "S0SECOND01", [])).ok
+    wait_for(lambda: two.services.rbac.resolved["second-oncall"].members == ())
