@@ -5,8 +5,8 @@ the approval; the executor then runs the request on ``share`` of the target's re
 canary's verdict moves it, in the verdict's own transaction, to ``passed`` (``rest_request_id``: the
 rest of the rollout, approved at once or waiting for a second approval) or ``failed``
 (``undo_request_id``: the canary's undo, on the canary replicas only). A canary whose run ends
-``unknown`` gets no verdict: it is disarmed (``unknown``) in that transaction, so neither the rest nor
-an undo follows without a person. A bot restart at any point finds the row as the last committed
+``unknown`` or ``failed`` (or never starts) gets no verdict: it is disarmed (``unknown``, ``run_failed``)
+in that transaction, so neither the rest nor an undo follows without a person. A bot restart at any point finds the row as the last committed
 transaction left it (docs/verification.md, "Canary first").
 """
 
@@ -20,7 +20,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from incidents_db.models import ApprovalRequest, Base
 
-STATES: tuple[str, ...] = ("armed", "passed", "failed", "unknown")
+STATES: tuple[str, ...] = ("armed", "passed", "failed", "unknown", "run_failed")
+DISARMED: tuple[str, ...] = ("unknown", "run_failed")  # no verdict came: its run ended so, or never started
 
 
 class Canary(Base):
@@ -122,12 +123,14 @@ def settle(
     return getattr(result, "rowcount", 0) == 1
 
 
-def disarm(*, db_session: Session, request_id: str, now: datetime) -> bool:
-    """Move an armed canary whose run ended ``unknown`` to ``unknown`` (not committed); False if not armed."""
+def disarm(*, db_session: Session, request_id: str, now: datetime, state: str = "unknown") -> bool:
+    """Move an armed canary whose run gave no verdict to ``state`` (not committed); False if not armed."""
+    if state not in DISARMED:
+        raise ValueError(f"a canary is disarmed as one of {', '.join(DISARMED)}, got {state!r}")
     result = db_session.execute(
         sa.update(Canary)
         .where(Canary.request_id == request_id, Canary.state == "armed")
-        .values(state="unknown", decided_at=now)
+        .values(state=state, decided_at=now)
         .execution_options(synchronize_session=False)
     )
     return getattr(result, "rowcount", 0) == 1

@@ -10,6 +10,8 @@ from bot.notify.suggest import SuggestionView
 
 ICON = {"effective": "✅", "partial": "🟡", "ineffective": "❌", "harmful": "⚠️"}
 ORDINAL = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+# a canary disarmed without a verdict (incidents_db.canaries.DISARMED): its icon, and its run when unnamed
+NO_VERDICT = {"unknown": ("❔", "run ended unknown"), "run_failed": ("❌", "run failed")}
 
 
 def _label(action: Any, target: Any) -> str:
@@ -23,14 +25,16 @@ def verdict_lines(
     notes = [
         e
         for e in record.get("events", [])
-        if e.get("type") == "note" and (e.get("verdict") or e.get("canary") == "unknown")
+        if e.get("type") == "note" and (e.get("verdict") or e.get("canary") in NO_VERDICT)
     ]
     lines = []
     for n, e in enumerate(notes[-limit:], start=1):
         verdict, summary = str(e.get("verdict")), escape(e.get("summary") or "")
         label = _label(e.get("action"), e.get("target"))
-        if e.get("canary") == "unknown":  # its run ended unknown: no verdict, a person decides
-            line = f"🐤 canary of {label}: ❔ its run ended unknown; {escape(e.get('canary_note') or '')}"
+        if e.get("canary") in NO_VERDICT:  # its run ended unknown or failed: no verdict, a person decides
+            icon, run = NO_VERDICT[str(e.get("canary"))]
+            run, note = escape(e.get("canary_run") or run), escape(e.get("canary_note") or "")
+            line = f"🐤 canary of {label}: {icon} its {run}; {note}"
         elif e.get("canary"):  # docs/verification.md: what the canary's verdict led to
             note = escape(e.get("canary_note") or "")
             line = f"🐤 canary of {label}: {ICON.get(verdict, '')} {verdict} ({summary}); {note}"

@@ -141,24 +141,41 @@ def deny_if(
         raise refuse(db_session, row, GuardrailDeniedError(decision.reason), actor=actor, event=event, **kw)
 
 
-def disarm_canary(db_session: Session, row: ApprovalRequest, now: datetime) -> None:
-    """Disarm the canary of a request whose run ended ``unknown`` (flushed): no rest, no undo, a person decides.
+def _no_verdict(row: ApprovalRequest, why: str, ran: bool) -> tuple[str, str, str]:
+    """Return (canary state, what its run did, what a person does next) for a canary that gets no verdict."""
+    target = row.target or "the target"
+    again = f"approve {row.action} again (with or without Canary first)"
+    if row.state == st.UNKNOWN:
+        todo = f"the rest is not run and nothing is undone; check {target} by hand, then {again} or undo the canary"
+        return "unknown", "run ended unknown", todo
+    if not ran:  # refused at run time, or an executor that cannot run a canary: nothing changed
+        todo = f"nothing changed and the rest is not run; {again} once that is fixed, or choose another fix"
+        return "run_failed", f"run never started ({why[:300]})", todo
+    todo = (
+        f"the rest is not run and nothing is undone automatically; check {target} by hand (the run may "
+        f"have changed some of its canary replicas), then undo the canary if it did, {again} or choose another fix"
+    )
+    return "run_failed", f"run failed ({why[:300]})", todo
 
-    Nothing is judged after an unknown run, so an armed canary would wait for a verdict that never
-    comes. Audited (``canary``) and noted on the incident's timeline, so the card says what to do.
+
+def disarm_canary(
+    db_session: Session, row: ApprovalRequest, now: datetime, why: str = "", ran: bool = True
+) -> None:
+    """Disarm the canary of a request whose run ended ``unknown`` or ``failed`` (flushed): a person decides.
+
+    Nothing is judged after a run that did not succeed, so an armed canary would wait for a verdict that
+    never comes; neither the rest nor an undo follows (an undo follows a verdict only: docs/verification.md).
+    Audited (``canary``) and noted on the incident's timeline, so the card says why and what to do.
     """
-    if not canaries.disarm(db_session=db_session, request_id=row.id, now=now):
+    state, what, todo = _no_verdict(row, why, ran)
+    if not canaries.disarm(db_session=db_session, request_id=row.id, now=now, state=state):
         return
     where = f" on {row.target}" if row.target else ""
-    todo = (
-        f"the rest is not run and nothing is undone; check {row.target or 'the target'} by hand, then "
-        f"approve {row.action} again (with or without Canary first) or undo the canary"
-    )
     audit(db_session, row, actor="remediate", event="canary", decision="info",
-          reason=f"unknown: the canary's run ended unknown; {todo}"[:2000])  # fmt: skip
+          reason=f"{state}: the canary's {what}; {todo}"[:2000])  # fmt: skip
     if row.incident_id is not None:
         incidents.append(
             db_session=db_session, incident_id=row.incident_id, type_="note", at=now, actor="remediate",
-            text=f"canary of {row.action}{where}: its run ended unknown; {todo}"[:2000], canary="unknown",
+            text=f"canary of {row.action}{where}: its {what}; {todo}"[:2000], canary=state, canary_run=what,
             canary_note=todo, request_id=row.id, action=row.action, target=row.target,
         )  # fmt: skip

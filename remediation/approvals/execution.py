@@ -115,7 +115,8 @@ def execute(
         try:
             request = _exec_request(db_session, guard, row)
             if request.canary is not None and not supports_canary(executor, row.action):
-                outcome = Outcome("failed", f"the {executor.kind} executor cannot run a canary; nothing ran")
+                detail = f"the {executor.kind} executor cannot run a canary; nothing ran"
+                outcome = Outcome("failed", detail, data={"ran": False})
             else:
                 outcome = executor.execute(request, dry_run=False)
         except Exception as exc:  # we cannot know how far it got
@@ -176,8 +177,8 @@ def record_outcome(*, db_session: Session, guard: Guard, request_id: str, outcom
     db_session.execute(sa.update(Execution).where(Execution.request_id == row.id).values(**values))
     if not late or final != st.UNKNOWN:
         move(db_session, row, final, now)
-    if not late and final == st.UNKNOWN:  # no verdict will come: a canary must not wait for one
-        disarm_canary(db_session, row, now)
+    if not late and final != st.SUCCEEDED:  # no verdict will come: a canary must not wait for one
+        disarm_canary(db_session, row, now, outcome.detail, ran=outcome.data.get("ran") is not False)
     if late:
         audit(
             db_session,
@@ -214,5 +215,6 @@ def fail_blocked(
     move(db_session, row, st.FAILED, now)
     note = f"did not run: {reason}"
     audit(db_session, row, actor=actor, event="blocked", decision="denied", reason=note[:2000])
+    disarm_canary(db_session, row, now, f"refused at run time: {reason}", ran=False)
     db_session.commit()
     return to_view(db_session, row)

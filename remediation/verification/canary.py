@@ -13,8 +13,9 @@
   an undo run: the executor takes back what it did on the canary replicas) is created approved, and
   runs once like any approved request (the run-time guardrails still decide).
 
-* **Unknown** (the run ended ``unknown``): no verdict will come; the canary is disarmed where ``unknown``
-  is recorded (`remediation.approvals._store.disarm_canary`): neither follow-up, a person decides.
+* **Unknown** or **run failed** (the run ended ``unknown`` or ``failed``, or never started): no verdict
+  will come; the canary is disarmed where that is recorded (`remediation.approvals._store.disarm_canary`,
+  state ``unknown`` or ``run_failed``): neither follow-up, not even "undo if harmful", a person decides.
 
 Both follow-ups are written in the verdict's transaction (`remediation.verification.service`), so a
 bot restart mid-canary finds either the armed canary (verdict still to come) or its follow-up request.

@@ -19,3 +19,16 @@ def test_an_unknown_canary_is_shown_as_needing_a_person() -> None:
     assert verdict_lines(record, []) == [
         f"🐤 canary of restart_service on carts: ❔ its run ended unknown; {todo}"
     ]
+
+
+def test_a_failed_canary_run_says_why_and_what_a_person_does() -> None:
+    todo = "the rest is not run and nothing is undone automatically; check carts by hand"
+    record = {
+        "events": [
+            {"type": "note", "canary": "run_failed", "canary_run": "run failed (rollout <stuck>)",
+             "canary_note": todo, "action": "restart_service", "target": "carts"},
+        ]
+    }  # fmt: skip
+    assert verdict_lines(record, []) == [
+        f"🐤 canary of restart_service on carts: ❌ its run failed (rollout &lt;stuck&gt;); {todo}"
+    ]
