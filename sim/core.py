@@ -19,22 +19,13 @@ from typing import NamedTuple
 import numpy as np
 
 from playbooks.catalog import Catalog, builtin_catalog
+from sim import kernels
 from sim.actions import OUTCOMES, UNDO_SLOTS, ActionTable, undoable
-from sim.dynamics import (
-    M_P99,
-    M_UTIL,
-    RETRY_GAIN,
-    TIMEOUT_MS,
-    BatchState,
-    Statics,
-    evaluate,
-    propagated,
-    statics,
-)
+from sim.dynamics import RETRY_GAIN, TIMEOUT_MS, BatchState, Statics, evaluate, propagated, statics
 from sim.errors import ActionError
 from sim.faults import FAULT_IDS, FAULT_INDEX, FaultSpec, Scenario, Scenarios, draw_scenarios, drawn_of
-from sim.handlers import Acted, handler_codes
-from sim.kernels import encode_globals_into, observe_alerts, observe_links, own_behaviour
+from sim.handlers import Acted, apply_actions, handler_codes
+from sim.kernels import M_P99, M_UTIL
 from sim.observation import (
     ALERTS,
     GLOBALS,
@@ -46,7 +37,7 @@ from sim.observation import (
     recency,
 )
 from sim.sampling import Drawn, reset_rows, start_scenarios
-from sim.stepping import begin_step, bind, noise_start, observe_all, settle_step
+from sim.stepping import begin_step, bind, settle_step
 from sim.topology import Topology
 
 SURGE = FAULT_INDEX["traffic_surge"]
@@ -157,25 +148,29 @@ class BatchCore:
 
     def _kernel_args(self) -> None:
         """Tuples of the arrays the compiled step and resets take (all updated in place: built once)."""
-        t, st, s, cfg, b = self.topology, self.st, self.state, self.config, self.n_envs
-        self._changed = np.zeros(b, dtype=bool)
-        acted = Acted(
+        t, st, s, cfg = self.topology, self.st, self.state, self.config
+        acted = Acted(  # the handlers mark the environments to refresh
             s.sev, s.ttl, s.partition, s.leak, s.replicas, s.rate_limited, s.has_prev_version, s.has_prev_config,
-            s.version, s.config_version, s.ages, s.recent, self.true, self.elapsed_s, self._changed,
+            s.version, s.config_version, s.ages, s.recent, self.true, self.elapsed_s, self._dirty,
             st.base_replicas, t.stateful, st.kind_id, st.has_backend, t.src, t.dst,
         )  # fmt: skip
         self._acted = tuple(acted)  # a plain tuple: numba unboxes it faster; the kernels rebuild Acted
+        self._codes = handler_codes(self.table.ids)
         self._choose = (
-            st.n, self.n_actions, self._wait, self._static_flat, self._dynamic, self._dyn_cols,
-            self.table.duration_s, handler_codes(self.table.ids),
+            st.n, self.n_actions, self._wait, self._static_flat, self._dynamic, self._dyn_cols, self.table.duration_s,
         )  # fmt: skip
         self._clock = (
-            self._decay,
-            cfg.herring_ttl_s,
-            s.leak_rate,
-            s.herring,
-            self.next_expiry,
-            self.impact_rate,
+            self._decay, cfg.herring_ttl_s, s.leak_rate, s.herring, self.next_expiry, self.impact_rate,
+        )  # fmt: skip
+        self._step_state = (
+            s.replicas,
+            s.rate_limited,
+            s.leak,
+            s.ages,
+            s.recent,
+            self.elapsed_s,
+            s.sev,
+            s.ttl,
         )
         self._scratch = (self._svc, self._act, self._valid, self._live, self._due, self._dirty)
         self._obs_state = (
@@ -187,13 +182,8 @@ class BatchCore:
             st.base_replicas, self._inv_base_load, RETRY_GAIN, WORKLOAD_ROW, self._noise,
         )  # fmt: skip
         self._obs_out = (
-            self.true,
-            self.impact_rate,
-            self.slo_ok,
-            self.features,
-            self.edge_features,
-            self.traffic_ratio,
-        )
+            self.true, self.impact_rate, self.slo_ok, self.features, self.edge_features, self.traffic_ratio,
+        )  # fmt: skip
         self._costs = (
             self.table.cost_usd, self.table.risk_penalty, st.total_replicas, cfg.replica_cost_usd_per_min / 60.0,
             cfg.cost_weight, cfg.invalid_penalty, cfg.max_steps, SURGE,
@@ -228,16 +218,17 @@ class BatchCore:
         b, n, st, s = self.n_envs, self.st.n, self.st, self.state
         vec, ints, flags = np.empty(b), np.empty(b, dtype=np.int64), np.empty(b, dtype=bool)
         self._begin = bind(
-            begin_step, ints, self._choose, self._clock, self._acted, self._scratch, vec, vec, ints
+            begin_step, ints, self._choose, self._clock, self._step_state, self._scratch, vec, vec, ints
         )
+        self._apply = bind(apply_actions, self._codes, ints, ints, flags, flags, self._acted, ints)
         self._own = bind(
-            own_behaviour, st.base_mem, st.base_lat, s.replicas, s.up_f, s.cap_f, s.load_f, s.fail_prev,
+            kernels.own_behaviour, st.base_mem, st.base_lat, s.replicas, s.up_f, s.cap_f, s.load_f, s.fail_prev,
             s.rate_limited, s.ok_f, s.lat_f, s.cpu_f, s.leak, s.herring, RETRY_GAIN, TIMEOUT_MS, self.true,
             np.empty((2, b, n)),
         )  # fmt: skip
         self._observe_all = bind(
-            observe_all, np.empty((2, b, n)), self._obs_state, self._obs_consts, self._obs_out, self.observed,
-            self.alerts, self.globals,
+            kernels.observe_all, np.empty((2, b, n)), self._obs_state, self._obs_consts, self._obs_out,
+            self.observed, self.alerts, self.globals,
         )  # fmt: skip
         result = (vec, vec, vec, flags, flags, ints)
         self._settle = bind(settle_step, self._costs, self._episode, True, ints, flags, vec, result)
@@ -333,14 +324,17 @@ class BatchCore:
         observation is the new incident's first.
         """
         b = self.n_envs
-        acts = np.array(actions, dtype=np.int64).reshape(
-            b
-        )  # a copy: contiguous and writeable (bound kernels)
+        acts = np.array(actions, dtype=np.int64).reshape(b)  # a copy: contiguous, writeable (bound kernels)
         dt, impact, outcome = np.empty(b), np.empty(b), np.empty(b, dtype=np.int64)
-        if self._begin(acts, self._choose, self._clock, self._acted, self._scratch, dt, impact, outcome) < 0:
+        n_live = self._begin(
+            acts, self._choose, self._clock, self._step_state, self._scratch, dt, impact, outcome
+        )
+        if n_live < 0:
             raise ActionError(
                 f"action indices must be in 0..{self.action_space_size - 1}, got {acts.tolist()}"
             )
+        if n_live:
+            self._apply(self._codes, self._svc, self._act, self._valid, self._live, self._acted, outcome)
         fresh = self._needs_reset
         if autoreset and np.count_nonzero(fresh):
             self._start(np.flatnonzero(fresh))
@@ -362,7 +356,7 @@ class BatchCore:
 
     def _noise_window(self, shape: tuple[int, int, int]) -> np.ndarray:
         size = shape[0] * shape[1] * shape[2]
-        start = noise_start(self._lcg, self._noise.size, size)  # the same LCG as the compiled step
+        start = kernels.noise_start(self._lcg, self._noise.size, size)  # the same LCG as the compiled step
         return self._noise[start : start + size].reshape(shape)
 
     def _observe(self, envs: np.ndarray | slice) -> None:
@@ -384,7 +378,7 @@ class BatchCore:
         vals = np.empty((batch, 6, st.n))
         alerts = np.empty((batch, len(ALERTS), st.n), dtype=bool)
         globs = np.empty((batch, len(GLOBALS)), dtype=np.float32)
-        observe_alerts(
+        kernels.observe_alerts(
             true, self._noise_window(true.shape), self._alert_thresholds, part.present, part.held,
             part.fault_alerts, vals, alerts,
         )  # fmt: skip
@@ -398,7 +392,7 @@ class BatchCore:
         self.edge_features[envs] = edges
         self.traffic_ratio[envs] = traffic
         self.features[envs] = feats
-        encode_globals_into(self.elapsed_s[envs], alerts, feats, self._fe_kind, globs)
+        kernels.encode_globals_into(self.elapsed_s[envs], alerts, feats, self._fe_kind, globs)
         self.globals[envs] = globs
         self.alerts[envs] = alerts
         self.observed[envs] = vals
@@ -416,7 +410,7 @@ class BatchCore:
         """
         st, t = self.st, self.topology
         noise = self._noise_window((part.replicas.shape[0], 1, t.n_edges + st.n))[:, 0]
-        observe_links(
+        kernels.observe_links(
             part.partition, part.fail_prev, t.src, t.dst, part.present, part.replicas, st.base_replicas,
             part.load_f, self._inv_base_load, RETRY_GAIN, noise, WORKLOAD_ROW, edges, traffic, features,
         )  # fmt: skip

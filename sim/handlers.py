@@ -71,7 +71,8 @@ class Acted(NamedTuple):
     """Everything a handler reads or changes, in one record (numba takes a NamedTuple of arrays as is).
 
     The BatchState arrays (B, ...) the actions change, this step's true metrics and clock, the (B,)
-    ``changed`` flags (an environment's faults changed) and the topology's constants (N,) / (E,).
+    ``changed`` flags (set where an environment's faults changed, never cleared here: ``BatchCore``
+    passes its flags of environments to refresh) and the topology's constants (N,) / (E,).
     """
 
     sev: np.ndarray  # (B, K, N)
@@ -88,7 +89,7 @@ class Acted(NamedTuple):
     recent: np.ndarray  # (B, 3, N)
     true: np.ndarray  # (B, 6, N) true metrics before the action takes effect
     elapsed_s: np.ndarray  # (B,)
-    changed: np.ndarray  # (B,) bool, written
+    changed: np.ndarray  # (B,) bool, set
     base_replicas: np.ndarray  # (N,)
     stateful: np.ndarray  # (N,) bool
     kind_id: np.ndarray  # (N,)
@@ -256,17 +257,18 @@ def apply_actions(
     act: np.ndarray,
     valid: np.ndarray,
     live: np.ndarray,
-    w: Acted,
+    acted: tuple,
     outcome: np.ndarray,
 ) -> None:
     """Run each live environment's action; ``outcome`` (B,) gets its code, FAILED where invalid.
 
-    ``w.changed`` (B,) marks environments whose faults changed. A targeted live action also marks its
-    service as just acted on (age 0, recency 1).
+    ``acted``: the fields of ``Acted`` in order (a plain tuple: numba unboxes it faster); ``changed``
+    gets set where an environment's faults changed. A targeted live action also marks its service as
+    just acted on (age 0, recency 1).
     """
+    w = Acted(*acted)
     for b in range(svc.shape[0]):
         outcome[b] = NO_EFFECT if valid[b] else FAILED
-        w.changed[b] = False
         if not live[b]:
             continue
         code = codes[act[b]]

@@ -1,23 +1,25 @@
-"""A whole ``BatchCore.step`` in three compiled calls, for B = 1 (``IncidentEnv``) and any B alike.
+"""A whole ``BatchCore.step`` in four compiled calls, for B = 1 (``IncidentEnv``) and any B alike.
 
 A step on a small graph is bound by per-call overhead: every kernel call, numpy call and attribute
 lookup costs about a microsecond whatever the array size. So a step is
 
 1. ``begin_step``: decode and check the actions, let their time pass, end transient faults that ran
-   out, run the handlers (``sim.kernels.prepare_actions``, ``advance``, ``sim.handlers.apply_actions``);
+   out; ``sim.handlers.apply_actions`` runs the live actions;
 2. in NumPy, only where faults changed or incidents restart: ``BatchState.refresh`` (two BLAS
-   products and NumPy's log); then ``sim.dynamics.propagated`` (NumPy's log, the propagation matrix
-   product, NumPy's exp: kept there so every number stays the one NumPy computes);
-3. ``observe_all``: error rates, p99, impact, noisy metrics, alerts, features, edges (the kernels of
-   ``sim.kernels``), then ``settle_step``: reward, cost, totals, ends of episodes, autoreset.
+   products and NumPy's log); then ``sim.dynamics.propagated`` (``own_behaviour``, NumPy's log, the
+   propagation matrix product, NumPy's exp: kept there so every number stays the one NumPy computes);
+3. ``sim.kernels.observe_all``: error rates, p99, impact, noisy metrics, alerts, features, edges;
+   ``settle_step``: reward, cost, totals, ends of episodes, autoreset.
 
-Each formula lives once, in the kernels these call; the argument tuples are built once per core
-(``BatchCore._kernel_args``) from arrays that are updated in place, and each kernel is bound to
-their types once (``bind``).
+Each formula lives once. The argument tuples are built once per core (``BatchCore._kernel_args``) from
+arrays that are updated in place, and each kernel is bound to their types once (``bind``). A compiled
+function here calls only compiled functions of this file: numba's cache (``cache=True``) notices
+changes to a function's own source file only, so a call into another file could run stale code.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +27,8 @@ import numba
 import numpy as np
 from numba import njit
 
-from sim.handlers import Acted, apply_actions
-from sim.kernels import M_UTIL, advance, observe, observe_links, prepare_actions, settle, spread_metrics
-
-_LCG_A, _LCG_C = np.uint64(6364136223846793005), np.uint64(1442695040888963407)
+from sim.actions import FAILED, NO_EFFECT
+from sim.kernels import M_UTIL
 
 
 def bind(kernel: Any, *args: Any) -> Callable[..., Any]:
@@ -39,17 +39,6 @@ def bind(kernel: Any, *args: Any) -> Callable[..., Any]:
     C-contiguous, writeable): the compiled entry point does not check them.
     """
     return kernel.compile(tuple(numba.typeof(a) for a in args))  # type: ignore[no-any-return]
-
-
-@njit(cache=True)
-def noise_start(lcg: np.ndarray, pool: int, size: int) -> int:
-    """Advance the 64-bit LCG in ``lcg`` (1,) uint64 and return where a noise window of ``size`` starts.
-
-    Far cheaper than a Generator call and seeded through it (``BatchCore.reseed``); ``pool`` is the
-    size of the fixed noise table.
-    """
-    lcg[0] = lcg[0] * _LCG_A + _LCG_C
-    return int((lcg[0] >> np.uint64(24)) % np.uint64(pool - size))
 
 
 @njit(cache=True)
@@ -69,94 +58,183 @@ def _expire(
 
 
 @njit(cache=True)
+def advance(
+    dt: np.ndarray,
+    decay: np.ndarray,
+    herring_ttl_s: float,
+    leak: np.ndarray,
+    leak_rate: np.ndarray,
+    herring: np.ndarray,
+    ages: np.ndarray,
+    recent: np.ndarray,
+    elapsed_s: np.ndarray,
+    next_expiry: np.ndarray,
+    due: np.ndarray,
+) -> bool:
+    """Let ``dt`` (B,) seconds pass: leaks grow, red herrings fade, ages and recency move on.
+
+    ``due`` (B,) marks environments where a transient fault's deadline has passed; returns whether any.
+    """
+    batch, n = leak.shape
+    any_due = False
+    for b in range(batch):
+        d = dt[b]
+        for i in range(n):
+            leak[b, i] += leak_rate[b, i] * d
+            herring[b, i] = max(herring[b, i] - d / herring_ttl_s, 0.0)
+        for c in range(ages.shape[1]):
+            factor = math.exp(d * decay[c])
+            for i in range(n):
+                ages[b, c, i] += d
+                recent[b, c, i] *= factor
+        elapsed_s[b] += d
+        due[b] = elapsed_s[b] >= next_expiry[b]
+        any_due = any_due or due[b]
+    return any_due
+
+
+@njit(cache=True)
+def prepare_actions(
+    acts: np.ndarray,
+    n: int,
+    a: int,
+    wait: int,
+    static_flat: np.ndarray,
+    dynamic: np.ndarray,
+    cols: np.ndarray,
+    replicas: np.ndarray,
+    rate_limited: np.ndarray,
+    duration_s: np.ndarray,
+    impact_rate: np.ndarray,
+    svc: np.ndarray,
+    act: np.ndarray,
+    valid: np.ndarray,
+    live: np.ndarray,
+    dt: np.ndarray,
+    impact: np.ndarray,
+) -> int:
+    """Decode action indices (``BatchCore.decode``), check them against the mask, look up durations.
+
+    ``cols`` holds the action columns of scale_in, enable_rate_limiting, disable_rate_limiting (-1 when
+    the catalog lacks one). ``live``: valid and not ``wait``. ``impact``: what users feel while the
+    action runs. Returns the number of live actions, or -1 when an index is out of range.
+    """
+    batch = acts.shape[0]
+    size = static_flat.shape[0]
+    n_live = 0
+    for b in range(batch):
+        if acts[b] < 0 or acts[b] >= size:
+            return -1
+    for b in range(batch):
+        s, k = divmod(acts[b], a)
+        if s >= n:
+            k = a + acts[b] - n * a
+            s = -1
+        svc[b], act[b] = s, k
+        ok = static_flat[acts[b]]
+        if ok and dynamic[k]:
+            i = min(acts[b] // a, n - 1)
+            if k == cols[0]:
+                ok = replicas[b, i] > 1
+            elif k == cols[1]:
+                ok = not rate_limited[b, i]
+            elif k == cols[2]:
+                ok = rate_limited[b, i]
+        valid[b] = ok
+        live[b] = ok and k != wait
+        n_live += live[b]
+        dt[b] = duration_s[k]
+        impact[b] = impact_rate[b] * (dt[b] * (1.0 / 60.0))
+    return n_live
+
+
+@njit(cache=True)
+def settle(
+    act: np.ndarray,
+    valid: np.ndarray,
+    dt: np.ndarray,
+    impact: np.ndarray,
+    cost_usd: np.ndarray,
+    risk_penalty: np.ndarray,
+    replicas: np.ndarray,
+    total_replicas: float,
+    replica_cost_per_s: float,
+    cost_weight: float,
+    invalid_penalty: float,
+    max_steps: int,
+    cause: np.ndarray,
+    surge: np.ndarray,
+    util: np.ndarray,
+    slo_ok: np.ndarray,
+    steps: np.ndarray,
+    impact_total: np.ndarray,
+    cost_total: np.ndarray,
+    reward: np.ndarray,
+    cost: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+) -> None:
+    """End of a step: cost (action plus extra replicas), reward, totals, terminated / truncated.
+
+    Terminated = healthy: no cause left, no surge still overloading its target (util > 0.95), every
+    entry point within its SLO (``BatchCore.healthy``).
+    """
+    batch, n = replicas.shape
+    for b in range(batch):
+        extra = 0.0
+        for i in range(n):
+            extra += replicas[b, i]
+        extra -= total_replicas
+        c = cost_usd[act[b]] + max(extra, 0.0) * replica_cost_per_s * dt[b]
+        r = -impact[b] - cost_weight * c - risk_penalty[act[b]]
+        if not valid[b]:
+            r -= invalid_penalty
+        cost[b], reward[b] = c, r
+        steps[b] += 1
+        impact_total[b] += impact[b]
+        cost_total[b] += c
+        ok = not cause[b] and slo_ok[b]
+        for i in range(n):
+            ok = ok and not (surge[b, i] > 0.0 and util[b, i] > 0.95)
+        terminated[b] = ok
+        truncated[b] = not ok and steps[b] >= max_steps
+
+
+@njit(cache=True)
 def begin_step(
     acts: np.ndarray,
     choose: tuple,
     clock: tuple,
-    acted: tuple,
+    state: tuple,
     scratch: tuple,
     dt: np.ndarray,
     impact: np.ndarray,
     outcome: np.ndarray,
 ) -> int:
-    """Check and run the actions ``acts`` (B,); return the number of live ones, -1 for an index out of range.
+    """Check the actions ``acts`` (B,) and let their time pass; return the number of live ones (-1: out of range).
 
     ``choose``: (n services, n per-service actions, index of wait, static mask (S,), dynamic (A,),
-    dynamic columns (3,), durations (A,), handler codes (A,)); ``clock``: (recency decay (3,), red
-    herring ttl, leak_rate, herring, next_expiry, impact_rate); ``acted``: the fields of
-    ``sim.handlers.Acted``; ``scratch``: (svc, act, valid, live, due, dirty) (B,). Writes ``dt``,
-    ``impact`` (what users feel while the action runs) and ``outcome``; marks ``dirty`` environments.
+    dynamic columns (3,), durations (A,)); ``clock``: (recency decay (3,), red herring ttl, leak_rate,
+    herring, next_expiry, impact_rate); ``state``: (replicas, rate_limited, leak, ages, recent,
+    elapsed_s, sev, ttl); ``scratch``: (svc, act, valid, live, due, dirty) (B,). Writes ``dt``,
+    ``impact`` (what users feel while the action runs) and ``outcome`` as if no action had an effect
+    (``sim.handlers.apply_actions`` runs the live ones next); marks ``dirty`` where a fault expired.
     """
-    n, a, wait, static_flat, dynamic, dyn_cols, duration_s, codes = choose
+    n, a, wait, static_flat, dynamic, dyn_cols, duration_s = choose
     decay, herring_ttl_s, leak_rate, herring, next_expiry, impact_rate = clock
+    replicas, rate_limited, leak, ages, recent, elapsed_s, sev, ttl = state
     svc, act, valid, live, due, dirty = scratch
-    w = Acted(*acted)
     n_live = prepare_actions(
-        acts, n, a, wait, static_flat, dynamic, dyn_cols, w.replicas, w.rate_limited, duration_s,
-        impact_rate, svc, act, valid, live, dt, impact,
+        acts, n, a, wait, static_flat, dynamic, dyn_cols, replicas, rate_limited, duration_s, impact_rate,
+        svc, act, valid, live, dt, impact,
     )  # fmt: skip
     if n_live < 0:
         return -1
-    if advance(
-        dt, decay, herring_ttl_s, w.leak, leak_rate, herring, w.ages, w.recent, w.elapsed_s, next_expiry, due
-    ):
-        _expire(due, w.elapsed_s, w.sev, w.ttl, dirty)
-    apply_actions(codes, svc, act, valid, live, w, outcome)
-    for b in range(dirty.shape[0]):
-        dirty[b] = dirty[b] or w.changed[b]
+    if advance(dt, decay, herring_ttl_s, leak, leak_rate, herring, ages, recent, elapsed_s, next_expiry, due):
+        _expire(due, elapsed_s, sev, ttl, dirty)
+    for b in range(outcome.shape[0]):
+        outcome[b] = NO_EFFECT if valid[b] else FAILED
     return n_live
-
-
-@njit(cache=True)
-def observe_all(
-    prop: np.ndarray,
-    state: tuple,
-    consts: tuple,
-    out: tuple,
-    observed: np.ndarray,
-    alerts: np.ndarray,
-    globs: np.ndarray,
-) -> None:
-    """Evaluate and observe every environment from the propagated ``prop`` (2, B, N).
-
-    ``state``: (seen, fail_prev, present, held, fault_alerts, recent, partition, replicas, load_f,
-    elapsed_s, lcg); ``consts``: (frontends, breach_scale, frontend_share, alert thresholds (6, N),
-    frontend kinds, src, dst, base_replicas, inv_base_load, retry gain, workload row, noise table);
-    ``out``: (true (B, 6, N), impact_rate, slo_ok, features, edge_features, traffic_ratio). The noise of
-    the metrics and then of the edges and services come from two windows of the noise table.
-    """
-    seen, fail_prev, present, held, fault_alerts, recent, partition, replicas, load_f, elapsed_s, lcg = state
-    (
-        frontends,
-        breach_scale,
-        share,
-        thresholds,
-        fe_kind,
-        src,
-        dst,
-        base_replicas,
-        inv_load,
-        gain,
-        row,
-        pool,
-    ) = consts
-    true, impact_rate, slo_ok, features, edge_features, traffic_ratio = out
-    spread_metrics(prop, seen, frontends, breach_scale, share, true, fail_prev, impact_rate, slo_ok)
-    batch, rows, n = true.shape
-    size = batch * rows * n
-    start = noise_start(lcg, pool.size, size)
-    noise = pool[start : start + size].reshape((batch, rows, n))
-    observe(
-        true, noise, thresholds, present, held, fault_alerts, recent, elapsed_s, fe_kind, observed, alerts,
-        features, globs,
-    )  # fmt: skip
-    size = batch * (src.size + n)
-    start = noise_start(lcg, pool.size, size)
-    links = pool[start : start + size].reshape((batch, src.size + n))
-    observe_links(
-        partition, fail_prev, src, dst, present, replicas, base_replicas, load_f, inv_load, gain, links, row,
-        edge_features, traffic_ratio, features,
-    )  # fmt: skip
 
 
 @njit(cache=True)
