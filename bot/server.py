@@ -192,11 +192,13 @@ class Server:
         # dead letters stay until delivered (retried on a schedule and when Slack answers again)
         age = (self.app.services.clock() - oldest).total_seconds() if oldest is not None else None
         counts["oldest_pending_age_s"] = round(max(0.0, age), 1) if age is not None else None
+        handoff = self.app.handoff  # split in two processes: the work process's pid, restarts, queue
         return _json(
             start,
             _REASONS[200],
             {
                 "ok": True,
+                **({"work_process": handoff.status()} if handoff is not None else {}),
                 "outbox": counts,
                 "dead_letters": counts["dead"],
                 # what ranks (promoted / bundled / runbook), shadow, canary, the last reload check and why it failed

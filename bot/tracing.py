@@ -170,6 +170,24 @@ def carrier() -> dict[str, str]:
     return out
 
 
+@contextmanager
+def continued(stored: Mapping[str, Any] | None) -> Iterator[None]:
+    """Run a block in the context a carrier names, as if in the span that sent it (no span of its own).
+
+    The work process (`bot.app.handoff`) dispatches a handed-off Slack request so: what its listeners
+    start is in the request's own trace, and links to that request's server span, as in one process.
+    """
+    headers = {str(k): str(v) for k, v in (stored or {}).items()}
+    if not headers:
+        yield
+        return
+    token = context.attach(propagate.extract(headers))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
 def tagged(payload: dict[str, Any]) -> dict[str, Any]:
     """Return an outbox payload with the current trace's carrier under ``trace`` (unchanged untraced)."""
     found = carrier()

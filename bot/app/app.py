@@ -19,6 +19,7 @@ from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 
 from bot.app.execution import ActionRunner
+from bot.app.handoff import WorkProcess
 from bot.app.listeners import Listeners, error_text, mount
 from bot.app.requests import record_run
 from bot.app.roster import Roster
@@ -46,6 +47,7 @@ class RemediateApp:
         work: ThreadPoolExecutor | None = None,
         runner: ActionRunner | None = None,
         roster: Roster | None = None,
+        handoff: WorkProcess | None = None,
     ) -> None:
         self.bolt = bolt
         self.services = services
@@ -53,9 +55,15 @@ class RemediateApp:
         self.work = work
         self.runner = runner
         self.roster = roster  # RBAC reloads and groups' sources (`bot.app.roster`)
+        self.handoff = handoff  # the front's work process (`bot.app.handoff`); None in one process
 
     def close(self) -> None:
-        """Let queued after-ack work and running actions finish, then stop the outbox worker (server stopped)."""
+        """Let queued after-ack work and running actions finish, then stop the outbox worker (server stopped).
+
+        The front first hands over what it queued for the work process and waits for it to finish.
+        """
+        if self.handoff is not None:
+            self.handoff.close()
         if self.work is not None:
             self.work.shutdown(wait=True, cancel_futures=False)
         if self.runner is not None:
@@ -107,6 +115,8 @@ def build_app(
     client: WebClient | None = None,
     work_threads: int = WORK_THREADS,
     socket_mode: bool = False,
+    front: WorkProcess | None = None,
+    work_process: bool = False,
 ) -> RemediateApp:
     """Build the Bolt app and its outbox worker (not started) from settings and services.
 
@@ -115,9 +125,13 @@ def build_app(
     ``work_threads`` threads, queued when all are busy, so a burst of slow work cannot starve acks.
     With ``socket_mode`` the signing secret is optional: Slack's requests then arrive over the
     websocket the app opened itself, and /slack/events is not served.
+
+    Split in two processes (`bot.app.handoff`): the ``front`` acks and hands the work after each ack
+    (and each outbox wake) to the work process; the ``work_process`` app dispatches what the front
+    already verified and deduplicated, so it checks no signature and records no request.
     """
-    secret = settings.slack_signing_secret
-    if secret is None and not socket_mode:
+    secret = None if work_process else settings.slack_signing_secret
+    if secret is None and not socket_mode and not work_process:
         raise BotError("SLACK_SIGNING_SECRET is not set; the app cannot verify Slack's requests without it")
     api = client or web_client(settings)
     work = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="remediate-work")
@@ -145,6 +159,8 @@ def build_app(
         )
 
     worker = OutboxWorker(services, api, render)
+    if front is not None:
+        worker.elsewhere = front.wake  # the work process's worker delivers
 
     def ran(view: RequestView, actor: str) -> None:
         record_run(services, view, actor)
@@ -154,7 +170,8 @@ def build_app(
     runner = ActionRunner(services, done=ran, threads=services.settings.action_threads)
     services.runner = runner
     roster = Roster(services, api)
-    roster.mount(bolt, work)  # before the catch-all event listener that `mount` registers last
+    listeners = Listeners(services, worker, work, front=front, acked_elsewhere=work_process)
+    roster.mount(bolt, listeners.after_ack)  # before the catch-all event listener that `mount` registers last
     roster.start()
-    mount(bolt, Listeners(services, worker, work))
-    return RemediateApp(bolt, services, worker, work, runner, roster)
+    mount(bolt, listeners)
+    return RemediateApp(bolt, services, worker, work, runner, roster, front)

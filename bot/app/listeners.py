@@ -22,6 +22,7 @@ from bot import tracing
 from bot.app import edits, postmortems, surfaces
 from bot.app.clicks import CardRef, click
 from bot.app.commands import Outcome, run
+from bot.app.handoff import WorkProcess, capture
 from bot.app.tenancy import actor, workspace_key
 from bot.errors import BotError
 from bot.notify.delivery import OutboxWorker
@@ -66,17 +67,34 @@ Reply = Callable[[str, bool], None]
 class Listeners:
     """The work after each ack: a command, a mention or a button click, answered through the outbox."""
 
-    def __init__(self, services: Services, worker: OutboxWorker, work: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        services: Services,
+        worker: OutboxWorker,
+        work: ThreadPoolExecutor,
+        *,
+        front: WorkProcess | None = None,
+        acked_elsewhere: bool = False,
+    ) -> None:
         self.services, self.worker, self.work = services, worker, work
         self.changed: list[Callable[[], None]] = []  # after a change (App Home republishes)
+        self.front = front  # set in the front process: the work after an ack goes to the work process
+        self.acked_elsewhere = acked_elsewhere  # set in the work process: the front checked and acked
 
     def first_delivery(self, event_id: str) -> bool:
         """Record an event id or request fingerprint; False when it was recorded before."""
         with self.services.sessions() as s:
             return outbox.first_delivery(db_session=s, event_id=event_id, now=self.services.clock())
 
-    def after_ack(self, job: Callable[[], None]) -> None:
-        """Run a job on the bounded work pool, its failure logged (the reply path has its own)."""
+    def after_ack(self, job: Callable[[], None], *, also_here: bool = False) -> None:
+        """Run a job on the bounded work pool, its failure logged (the reply path has its own).
+
+        In the front process the request is handed to the work process instead (`bot.app.handoff`),
+        which dispatches it again and runs the job there; ``also_here`` runs it in both (each process
+        keeps its own copy of what the job refreshes). With no room in the handoff queue it runs here.
+        """
+        if self.front is not None and self.front.forward() and not also_here:
+            return
 
         def logged() -> None:
             try:
@@ -201,8 +219,15 @@ def _mount_dedupe(bolt: App, listeners: Listeners) -> None:
 
 
 def mount(bolt: App, listeners: Listeners) -> None:
-    """Register the dedupe middleware, the listeners, the catch-all acks and the error handler."""
-    _mount_dedupe(bolt, listeners)
+    """Register the dedupe middleware, the listeners, the catch-all acks and the error handler.
+
+    The front process first registers the middleware that lets `after_ack` hand the request over; the
+    work process has no dedupe (the front did it: its ``recorded`` flag arrives in the frame).
+    """
+    if listeners.front is not None:
+        capture(bolt)
+    if not listeners.acked_elsewhere:
+        _mount_dedupe(bolt, listeners)
     surfaces.mount(bolt, listeners, error_text)  # App Home, modals, shortcuts, controls; first: bare declare
 
     # The listeners ack, then hand the work to the pool themselves (not as Bolt lazy listeners, which

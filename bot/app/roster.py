@@ -17,7 +17,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -269,14 +268,17 @@ class Roster:
         """Reload the RBAC file on SIGHUP (call from the main thread)."""
         signal.signal(signal.SIGHUP, self.sighup)
 
-    def mount(self, bolt: App, work: Executor) -> None:
-        """Listen for Slack's ``subteam_members_changed`` (register before any catch-all event listener)."""
+    def mount(self, bolt: App, after_ack: Callable[..., None]) -> None:
+        """Listen for Slack's ``subteam_members_changed`` (register before any catch-all event listener).
+
+        ``after_ack`` is the listeners' (`bot.app.listeners`): split in two processes, both read the group.
+        """
 
         @bolt.event("subteam_members_changed")
         def on_subteam_change(ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
             ack()
             subteam, workspace = str(event.get("subteam_id", "")), workspace_key(self.services, body)
-            work.submit(self._changed_logged, subteam, workspace)
+            after_ack(lambda: self._changed_logged(subteam, workspace), also_here=True)
 
     def _changed_logged(self, subteam_id: str, workspace: str | None = None) -> None:
         try:

@@ -30,6 +30,7 @@ class Host(Protocol):
     services: Services
     worker: OutboxWorker
     changed: list[Callable[[], None]]
+    acked_elsewhere: bool  # the work process: the front checked the request and sent the ack
 
     def after_ack(self, job: Callable[[], None]) -> None:
         """Run a job on the work pool after the ack."""
@@ -98,6 +99,10 @@ def _mount_forms(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[E
 
     def submitted(submit: Callable[..., dict[str, Any] | None], block: str) -> Callable[..., None]:
         def on_submit(ack: Ack, body: dict[str, Any]) -> None:
+            if host.acked_elsewhere:  # the front saved the form in its ack; the work process only republishes
+                ack()
+                homes.refresh()
+                return
             # answered in the ack (Slack shows refusals on the form): one short transaction before it
             try:
                 answer = submit(
@@ -110,8 +115,8 @@ def _mount_forms(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[E
             else:
                 ack()
             host.worker.wake()
-            if answer is None:
-                homes.refresh()
+            if answer is None:  # App Homes show the change (split in two processes: the work process's)
+                host.after_ack(homes.refresh)
 
         return on_submit
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Annotated
 
@@ -40,6 +41,15 @@ ThreadsOption = Annotated[
 ]
 WorkThreadsOption = Annotated[
     int, typer.Option("--work-threads", min=1, help="Threads for the work after a Slack ack.")
+]
+WorkProcessOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--work-process/--no-work-process",
+        help="Run the work after each Slack ack, the outbox and the jobs in a second process, so acks never "
+        "wait for it (default: on, off with --socket-mode; docs/bot.md, Latency).",
+        show_default=False,
+    ),
 ]
 SocketModeOption = Annotated[
     bool, typer.Option("--socket-mode", help="Talk to Slack over Socket Mode (needs SLACK_APP_TOKEN).")
@@ -102,6 +112,8 @@ class ServeOptions:
     """Threads for the work after a Slack ack."""
     socket_mode: bool = False
     """Talk to Slack over Socket Mode instead of serving /slack/events."""
+    work_process: bool = False
+    """Hand the work after each ack, the outbox and the jobs to a second process (`bot.app.handoff`)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -115,6 +127,7 @@ def register(app: typer.Typer) -> None:
         threads: ThreadsOption = 8,
         work_threads: WorkThreadsOption = 8,
         socket_mode: SocketModeOption = False,
+        work_process: WorkProcessOption = None,
         topology: TopologyOption = None,
         discover_prometheus: DiscoverOption = None,
         requester: RequesterOption = None,
@@ -130,9 +143,9 @@ def register(app: typer.Typer) -> None:
             pagerduty_webhook_secret=pagerduty_secret,
             policy=policy_ref,
         )
-        options = ServeOptions(
-            host=host, port=port, threads=threads, work_threads=work_threads, socket_mode=socket_mode
-        )
+        split = work_process if work_process is not None else not socket_mode
+        options = ServeOptions(host=host, port=port, threads=threads, work_threads=work_threads,
+                               socket_mode=socket_mode, work_process=split)  # fmt: skip
         run_serve(settings, options)
 
 
@@ -147,11 +160,17 @@ def run_serve(settings: Settings, options: ServeOptions) -> None:
     settings = prepare_graph(settings)  # a file that loads, or a discovery that finds services; else refuse
     setup_tracing(settings)  # OTEL_*: nothing is exported unless OTEL_TRACES_EXPORTER asks
     serving_lock = hold_store(settings)  # a SQLite file serves one process (docs/operations.md)
-    remediate = build_remediate(settings, options)
-    remediate.worker.start()
-    scheduler = start_background_jobs(remediate)
-    if remediate.roster is not None:
-        remediate.roster.install_sighup()  # `kill -HUP` reloads the RBAC file (docs/safety.md)
+    remediate = build_remediate(settings, options, front=options.work_process)
+    if options.work_process:  # the front: acks and intake here, the rest in the work process
+        from bot.cli.serve_work import pass_sighup, start_front_jobs
+
+        scheduler = start_front_jobs(remediate)
+        pass_sighup(remediate)  # `kill -HUP` reloads the RBAC file (docs/safety.md), in both
+    else:
+        remediate.worker.start()
+        scheduler = start_background_jobs(remediate)
+        if remediate.roster is not None:
+            remediate.roster.install_sighup()  # `kill -HUP` reloads the RBAC file (docs/safety.md)
     settle_heap()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -195,9 +214,17 @@ def check_tokens(settings: Settings, *, socket_mode: bool) -> None:
         refuse("--socket-mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
 
 
-def build_remediate(settings: Settings, options: ServeOptions) -> RemediateApp:
-    """Open the store, choose the policy, build the services and the Bolt app (not yet serving)."""
+def build_remediate(
+    settings: Settings, options: ServeOptions, *, front: bool = False, work_process: bool = False
+) -> RemediateApp:
+    """Open the store, choose the policy, build the services and the Bolt app (not yet serving).
+
+    ``front``: the app hands its work to a work process, started once the store's schema is current
+    (it builds its app meanwhile); ``work_process``: it is that one.
+    """
     from bot.app.app import build_app
+    from bot.app.handoff import WorkProcess
+    from bot.cli.serve_work import work_main
     from bot.services import build_services, executor_config
     from incidents_db.db import open_store
     from playbooks.catalog import load_catalog
@@ -212,16 +239,19 @@ def build_remediate(settings: Settings, options: ServeOptions) -> RemediateApp:
     except ExecutorConfigError as exc:
         refuse(f"not starting: {exc}")
     place = where(config, executor)
-    console.print(f"remediate: executor {describe_text(executor)}" + (f" at {place}" if place else ""))
+    say = console.print if not work_process else (lambda _: None)  # the front said it already
+    say(f"remediate: executor {describe_text(executor)}" + (f" at {place}" if place else ""))
     engine = open_store(settings.effective_database_url)
+    handoff = WorkProcess() if front else None
+    if handoff is not None:
+        handoff.start(partial(work_main, settings, options))
     policy = choose_policy(engine, settings)
-    console.print(
-        f"remediate: ranking with the {policy.name}" + (f" ({policy.error})" if policy.error else "")
-    )
+    say(f"remediate: ranking with the {policy.name}" + (f" ({policy.error})" if policy.error else ""))
     services = build_services(settings, engine=engine, policy=policy, executor=executor)
     remediate = build_app(
-        settings, services, work_threads=options.work_threads, socket_mode=options.socket_mode
-    )
+        settings, services, work_threads=options.work_threads, socket_mode=options.socket_mode,
+        front=handoff, work_process=work_process,
+    )  # fmt: skip
     _default_requester(remediate)
     return remediate
 

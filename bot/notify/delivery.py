@@ -114,6 +114,8 @@ class OutboxWorker:
         self.channels = IncidentChannels(services)  # each incident's own channel, when on
         self.workspaces = WorkspaceCalls(services, client)  # the token per row (docs/slack.md, OAuth)
         self.slack = self.workspaces.home
+        # split in two processes (bot/app/handoff.py): the front's wake goes to the work process's worker
+        self.elsewhere: Callable[[], None] | None = None
 
     def start(self) -> None:
         """Start the delivery thread (idempotent)."""
@@ -130,7 +132,10 @@ class OutboxWorker:
             self._thread.join(timeout)
 
     def wake(self) -> None:
-        """Tell the thread new rows are waiting."""
+        """Tell the thread new rows are waiting (the work process's, when this process is the front)."""
+        if self.elsewhere is not None:
+            self.elsewhere()
+            return
         self._wake.set()
 
     # -- replies to people: queued, committed, and the worker woken at once -----------------------------
