@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,15 @@ NOISE_TABLE_SEED = 20260302
 # metric alerts: (row of the transformed metric block, threshold, evaluations it must hold)
 _ALERT_THRESHOLDS = np.array([0.05, 2.5, 0.9, 0.88, 0.95, 0.5])[None, :, None]
 DISK, CERT = FAULT_INDEX["disk_full"], FAULT_INDEX["certificate_expiry"]
+_BOUND = (
+    "_begin",
+    "_apply",
+    "_own",
+    "_observe_all",
+    "_settle",
+    "_start_scenarios",
+    "_reset_rows",
+)  # not pickled
 _START_KINDS = (FAULT_INDEX["network_partition"], FAULT_INDEX["scale_to_zero"], FAULT_INDEX["memory_leak"])
 
 
@@ -203,20 +212,18 @@ class BatchCore:
             assert np.shares_memory(view, getattr(s, name))  # a view: BatchState arrays are contiguous
             arrays.append(view)
             rows.append(np.ascontiguousarray(value.reshape(-1)))
-        idx = np.zeros(1, dtype=np.int64)
-        self._healthy = [
-            (bind(reset_rows, idx, tuple(a), tuple(r)), tuple(a), tuple(r)) for a, r in groups.values()
-        ]
-        drawn = Drawn(1, self.st.n, 1).arrays()
-        self._start_scenarios = bind(
-            start_scenarios, idx, drawn, self._start_sv, t.src, t.dst, self.st.base_mem, _START_KINDS
-        )
+        self._healthy = [(tuple(arrays), tuple(rows)) for arrays, rows in groups.values()]
         self._bind_kernels()
 
     def _bind_kernels(self) -> None:
         """The step's kernels bound to the types of their arguments (``sim.stepping.bind``), once per core."""
-        b, n, st, s = self.n_envs, self.st.n, self.st, self.state
+        b, n, st, s, t = self.n_envs, self.st.n, self.st, self.state, self.topology
         vec, ints, flags = np.empty(b), np.empty(b, dtype=np.int64), np.empty(b, dtype=bool)
+        self._reset_rows = [bind(reset_rows, ints, arrays, rows) for arrays, rows in self._healthy]
+        drawn = Drawn(1, n, 1).arrays()
+        self._start_scenarios = bind(
+            start_scenarios, ints, drawn, self._start_sv, t.src, t.dst, st.base_mem, _START_KINDS
+        )
         self._begin = bind(
             begin_step, ints, self._choose, self._clock, self._step_state, self._scratch, vec, vec, ints
         )
@@ -232,6 +239,14 @@ class BatchCore:
         )  # fmt: skip
         result = (vec, vec, vec, flags, flags, ints)
         self._settle = bind(settle_step, self._costs, self._episode, True, ints, flags, vec, result)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the bound kernels (compiled entry points): ``__setstate__`` binds them again."""
+        return {k: v for k, v in vars(self).items() if k not in _BOUND}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._kernel_args()  # views of the state (the healthy-row copy) do not survive pickling as views
 
     def reseed(self, rng: np.random.Generator) -> None:
         """Draw all later randomness (scenarios, metric noise) from ``rng``."""
@@ -269,12 +284,10 @@ class BatchCore:
             raise ValueError(f"{len(scenarios)} scenarios for {idx.size} environments")
         s = self.state
         idx = np.array(idx, dtype=np.int64)  # a copy: contiguous and writeable (bound kernels)
-        for (
-            copy_rows,
-            arrays,
-            rows,
-        ) in self._healthy:  # the healthy row into each environment, one call per dtype
-            copy_rows(idx, arrays, rows)
+        for copy_rows, (arrays, rows) in zip(
+            self._reset_rows, self._healthy, strict=True
+        ):  # one call per dtype
+            copy_rows(idx, arrays, rows)  # the healthy row into each environment
         self.steps[idx] = 0
         self.elapsed_s[idx] = 0.0
         self.impact_total[idx] = 0.0
@@ -326,9 +339,7 @@ class BatchCore:
         b = self.n_envs
         acts = np.array(actions, dtype=np.int64).reshape(b)  # a copy: contiguous, writeable (bound kernels)
         dt, impact, outcome = np.empty(b), np.empty(b), np.empty(b, dtype=np.int64)
-        n_live = self._begin(
-            acts, self._choose, self._clock, self._step_state, self._scratch, dt, impact, outcome
-        )
+        n_live = self._begin(acts, self._choose, self._clock, self._step_state, self._scratch, dt, impact, outcome)  # fmt: skip
         if n_live < 0:
             raise ActionError(
                 f"action indices must be in 0..{self.action_space_size - 1}, got {acts.tolist()}"
@@ -388,7 +399,13 @@ class BatchCore:
         feats = encode_features(vals, part.present, alerts, part.recent, st.static)
         edges = np.empty((batch, self.topology.n_edges, N_EDGE_FEATURES), dtype=np.float32)
         traffic = np.empty((batch, st.n))
-        self._observe_links(part, edges, traffic, feats)
+        # a call over an edge fails when the edge is cut or the callee fails it; request rates count retries
+        noise = self._noise_window((batch, 1, self.topology.n_edges + st.n))[:, 0]
+        kernels.observe_links(
+            part.partition, part.fail_prev, self.topology.src, self.topology.dst, part.present, part.replicas,
+            st.base_replicas, part.load_f, self._inv_base_load, RETRY_GAIN, noise, WORKLOAD_ROW, edges, traffic,
+            feats,
+        )  # fmt: skip
         self.edge_features[envs] = edges
         self.traffic_ratio[envs] = traffic
         self.features[envs] = feats
@@ -398,22 +415,6 @@ class BatchCore:
         self.observed[envs] = vals
         self.impact_rate[envs] = impact
         self.slo_ok[envs] = slo_ok
-
-    def _observe_links(
-        self, part: BatchState, edges: np.ndarray, traffic: np.ndarray, features: np.ndarray
-    ) -> None:
-        """Write the noisy per-edge error rates, request rates and workload rows (one compiled pass).
-
-        A call over an edge fails when the edge is partitioned or the callee fails it (``fail_prev``,
-        just evaluated); the request rate counts the retries callers send after failures, as a real
-        request counter would; nothing is seen where a service's telemetry is missing.
-        """
-        st, t = self.st, self.topology
-        noise = self._noise_window((part.replicas.shape[0], 1, t.n_edges + st.n))[:, 0]
-        kernels.observe_links(
-            part.partition, part.fail_prev, t.src, t.dst, part.present, part.replicas, st.base_replicas,
-            part.load_f, self._inv_base_load, RETRY_GAIN, noise, WORKLOAD_ROW, edges, traffic, features,
-        )  # fmt: skip
 
     # ---- ground truth ----
 

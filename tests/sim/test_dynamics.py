@@ -109,6 +109,22 @@ def test_batched_core_matches_single_environments() -> None:
         np.testing.assert_allclose(batch.true[b], single.true[0], rtol=1e-9, atol=1e-12)
 
 
+def test_a_pickled_core_steps_on_exactly_like_the_original() -> None:
+    import pickle
+
+    from sim.core import SimConfig
+    from sim.resolve import resolve_topology
+
+    core = BatchCore(resolve_topology("online-boutique"), 3, seed=2, config=SimConfig(max_steps=3))
+    core.reset()
+    copy = pickle.loads(pickle.dumps(core))  # the compiled entry points are bound again on load
+    actions = np.random.default_rng(0).integers(0, core.action_space_size, size=(12, 3))
+    for row in actions:  # through autoresets: the healthy-row copy writes into the copy's own state
+        a, b = core.step(row, autoreset=True), copy.step(row, autoreset=True)
+        assert np.array_equal(a.reward, b.reward) and np.array_equal(core.features, copy.features)
+    assert np.array_equal(core.state.sev, copy.state.sev) and not np.shares_memory(core.true, copy.true)
+
+
 def test_autoreset_starts_a_new_incident_on_the_next_step() -> None:
     from sim.core import SimConfig
     from sim.resolve import resolve_topology
