@@ -1,4 +1,4 @@
-"""Live incidents: declare, append to the timeline, find, resolve; keyword-only, taking the session.
+"""Live incidents: declare, append events, find, resolve, reopen, amend (keyword-only, with the session).
 
 `incidents_db.service` offers import-shaped functions (whole records); a live incident grows one event
 at a time, so these functions add that, on the same tables. Writers take the incidents' write lock
@@ -209,6 +209,55 @@ def resolve(*, db_session: Session, incident_id: str, actor: str, now: datetime,
     fingerprints.forget(db_session=db_session, incident_id=incident.id)  # only open incidents hold alerts
     db_session.flush()
     return True
+
+
+def reopen(*, db_session: Session, incident_id: str, actor: str, now: datetime) -> bool:
+    """Reopen a resolved incident (flushed, not committed); return False when it is open already.
+
+    The timeline keeps its ``resolved`` event and gets a ``reopened`` note; a later resolve adds another.
+    """
+    incident = get(db_session=db_session, incident_id=incident_id)
+    if incident.status != "resolved":
+        return False
+    append(db_session=db_session, incident_id=incident.id, type_="note", at=now, actor=actor,
+           text="reopened", reopened=True)  # fmt: skip
+    incident.status, incident.resolved_at = "open", None
+    db_session.flush()
+    return True
+
+
+def amend(
+    *,
+    db_session: Session,
+    incident_id: str,
+    actor: str,
+    now: datetime,
+    title: str | None = None,
+    severity: str | None = None,
+) -> dict[str, tuple[str, str]]:
+    """Change an incident's title or severity (flushed); return {field: (before, after)} of what changed.
+
+    Each change is a timeline note (``changed``, ``before``, ``after``); an unchanged value adds nothing.
+    """
+    incident = get(db_session=db_session, incident_id=incident_id)
+    if severity is not None and severity not in SEVERITIES:
+        raise ValueError(f"severity is one of {', '.join(SEVERITIES)}, got {severity!r}")
+    wanted = {
+        "title": None if title is None else (title.strip()[:500] or incident.title),
+        "severity": severity,
+    }
+    changed: dict[str, tuple[str, str]] = {}
+    for field, after in wanted.items():
+        before = getattr(incident, field)
+        if after is None or after == before:
+            continue
+        append(db_session=db_session, incident_id=incident.id, type_="note", at=now, actor=actor,
+               text=f"{field} changed from {before!r} to {after!r}"[:2000], changed=field,
+               before=before, after=after)  # fmt: skip
+        setattr(incident, field, after)
+        changed[field] = (before, after)
+    db_session.flush()
+    return changed
 
 
 def requester_of(rec: dict[str, Any]) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,12 +18,13 @@ from bot.app.switches import flip_switch
 from bot.app.tenancy import check_workspace
 from bot.notify import postmortem_cards
 from bot.notify.cards import key_signals, target_label, timeline_text
+from bot.notify.channels import IncidentChannels
 from bot.notify.delivery import announce
 from bot.notify.mrkdwn import bold, clip_md, escape, mention, safe, styled_md
 from bot.notify.suggest import not_understood, rank
 from bot.notify.times import duration
 from bot.services import Services
-from incidents_db import incidents
+from incidents_db import channels, incidents
 from incidents_db.locks import lock_incidents
 from playbooks.models import Risk
 from remediation.guardrails.rbac import may, owned_services, roles_of
@@ -174,6 +176,40 @@ def _resolve(services: Services, s: Session, user: str, incident_id: str) -> Out
     return Outcome(Reply(f"{mention(user)} resolved {bold(real)}.", in_channel=True), True)
 
 
+def _shown_anew(services: Services, s: Session, incident_id: str, now: datetime) -> None:
+    """Queue what shows the incident's changed facts: its card, and its line in the main channel (if any)."""
+    announce(db_session=s, incident_id=incident_id, now=now)
+    IncidentChannels(services).resummarise(s, incident_id, now)
+
+
+def _reopen(services: Services, s: Session, user: str, incident_id: str) -> Outcome:
+    _need_role(services, user, "reopen incidents")
+    now = services.clock()
+    real = incidents.get(db_session=s, incident_id=incident_id).id
+    own = channels.get(db_session=s, incident_id=real)
+    if own is not None and own.state in (channels.ARCHIVING, channels.ARCHIVED):  # its card cannot change
+        return Outcome(
+            Reply(f"{bold(real)}'s channel is archived, so it stays resolved; declare a new incident.")
+        )
+    if not incidents.reopen(db_session=s, incident_id=real, actor=user, now=now):
+        return Outcome(Reply(f"{bold(real)} is open."))
+    _shown_anew(services, s, real, now)
+    return Outcome(Reply(f"{mention(user)} reopened {bold(real)}.", in_channel=True), True)
+
+
+def _amend(services: Services, s: Session, user: str, verb: str, args: tuple[str, ...]) -> Outcome:
+    _need_role(services, user, f"change an incident's {verb}")
+    now = services.clock()
+    real = incidents.get(db_session=s, incident_id=args[0]).id
+    changed = incidents.amend(db_session=s, incident_id=real, actor=user, now=now, **{verb: args[1]})
+    if verb not in changed:
+        return Outcome(Reply(f"{bold(real)} has that {verb} already."))
+    _shown_anew(services, s, real, now)
+    before, after = (safe(v, TITLE) for v in changed[verb])
+    said = f"{mention(user)} changed the {verb} of {bold(real)} from {before} to {after}."
+    return Outcome(Reply(said, in_channel=True), True)
+
+
 def _postmortem(services: Services, s: Session, user: str, args: tuple[str, ...]) -> Outcome:
     text, queued = postmortems.chat(services, s, user, args)
     return Outcome(Reply(clip_md(text, 3000)), queued)
@@ -225,9 +261,9 @@ def _free(services: Services, s: Session, text: str) -> Outcome:
 
 # verbs acting on a request or an incident (its id first), which only its own workspace may take
 ON_REQUEST = frozenset({"approve", "reject"})
-ON_INCIDENT = frozenset({"resolve", "role", "suggest"})
+ON_INCIDENT = frozenset({"resolve", "reopen", "severity", "title", "role", "suggest"})
 # freeze and the postmortem steps take the audit chain lock instead (never after this one: lock order)
-WRITES = frozenset({"declare", "resolve", "role"})
+WRITES = frozenset({"declare", "resolve", "reopen", "severity", "title", "role"})
 
 
 def run(services: Services, *, user: str, text: str) -> Outcome:
@@ -271,6 +307,10 @@ def run(services: Services, *, user: str, text: str) -> Outcome:
             out = _status(services, s, args[0])
         elif verb == "resolve":
             out = _resolve(services, s, user, args[0])
+        elif verb == "reopen":
+            out = _reopen(services, s, user, args[0])
+        elif verb in ("severity", "title"):
+            out = _amend(services, s, user, verb, args)
         elif verb == "postmortem":
             out = _postmortem(services, s, user, args)
         elif verb == "postmortems":

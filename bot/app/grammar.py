@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.app.errors import UsageError
 from bot.notify.mrkdwn import safe
+from incidents_db.incidents import SEVERITIES
 
 USAGE: dict[str, str] = {
     "help": "help - this list",
@@ -19,6 +20,9 @@ USAGE: dict[str, str] = {
     "reject": "reject <request> - reject an approval request",
     "status": "status <incident> - state, signals and latest timeline",
     "resolve": "resolve <incident> - close an incident",
+    "reopen": "reopen <incident> - open a resolved incident again",
+    "severity": "severity <incident> sev1|sev2|sev3|sev4 - change an incident's severity",
+    "title": "title <incident> <title> - give an incident a new title",
     "postmortem": "postmortem <incident> [review @who ... | comment <text> | signoff | publish] - show or review "
     "an incident's postmortem",
     "postmortems": "postmortems - recent postmortems, their status and reviewers",
@@ -112,6 +116,19 @@ def _role(words: list[str]) -> Command:
     return Command("role", (words[0], words[1].lower(), user.group(1)))
 
 
+def _amend(verb: str, args: list[str]) -> Command:
+    """Parse ``severity <incident> sevN`` or ``title <incident> <words ...>`` into (incident, new value)."""
+    if len(args) < 2:
+        raise _usage(verb, "name the incident and give the new " + verb)
+    if not _ID.fullmatch(args[0]):
+        raise _usage(verb, f"{safe(repr(args[0]), 200)} is not an incident id")
+    if verb == "title":
+        return Command(verb, (args[0], " ".join(args[1:])))
+    if len(args) > 2 or args[1].lower() not in SEVERITIES:
+        raise _usage(verb, f"the severity is one of {', '.join(SEVERITIES)}")
+    return Command(verb, (args[0], args[1].lower()))
+
+
 def suggestion_number(raw: str) -> int:
     """Return the suggestion number ``raw`` names (1-10), or raise UsageError with the usage of ``why``."""
     if not raw.isdigit() or not 1 <= int(raw) <= 10:
@@ -135,7 +152,7 @@ def parse(text: str) -> Command:
         return Command(verb)
     if verb == "postmortem":
         return _postmortem(_LEADING.sub("", text).split()[1:])
-    if verb in ("suggest", "similar", "status", "resolve"):
+    if verb in ("suggest", "similar", "status", "resolve", "reopen"):
         return Command(verb, (_one_id(verb, args, "incident"),))
     if verb in ("approve", "reject"):
         return Command(verb, (_one_id(verb, args, "request"),))
@@ -157,6 +174,8 @@ def parse(text: str) -> Command:
         return Command(verb, (args[0], " ".join(args[1:])))
     if verb in ("freeze", "killswitch"):
         return _switch(verb, args)
+    if verb in ("severity", "title"):
+        return _amend(verb, args)
     if verb == "role":
         return _role(_LEADING.sub("", text).split()[1:])
     return Command("free", text=clean)

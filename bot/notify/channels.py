@@ -215,6 +215,17 @@ class IncidentChannels:
         outbox.enqueue(db_session=session, kind=summaries.KIND, incident_id=incident_id, payload=payload,
                        coalesce_key=summaries.coalesce_key(incident_id), now=now)  # fmt: skip
 
+    def resummarise(self, session: Session, incident_id: str, now: datetime) -> bool:
+        """Queue the update of an incident's summary line (not committed); False when it has no own channel.
+
+        Called wherever the line's facts change (resolved, reopened, a new title or severity); rows share
+        the coalesce key, so a burst of changes before the worker sends one sends a single update.
+        """
+        if not self.existing(session, incident_id):
+            return False
+        self.summarise(session, incident_id, now)
+        return True
+
     def summary_text(self, session: Session, incident_id: str) -> str:
         """Return the summary line as it stands: open (🔴) or resolved (✅, and after how long)."""
         incident = incidents.get(db_session=session, incident_id=incident_id)

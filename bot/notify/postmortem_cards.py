@@ -44,9 +44,7 @@ def resolved(services: Services, *, db_session: Session, incident_id: str, now: 
 
     An incident with its own channel also gets its summary line in the main channel updated.
     """
-    own_channel = IncidentChannels(services)
-    if own_channel.existing(db_session, incident_id):
-        own_channel.summarise(db_session, incident_id, now)
+    IncidentChannels(services).resummarise(db_session, incident_id, now)
     draft_on_resolve(
         db_session=db_session,
         incident_id=incident_id,

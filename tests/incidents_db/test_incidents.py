@@ -112,3 +112,26 @@ def test_requests_name_their_incidents_and_outcomes(db_url: str) -> None:
         s.commit()
         assert incidents.incidents_of_requests(db_session=s, request_ids=["r1", "nope"]) == {cart}
         assert incidents.execution_outcome(db_session=s, request_id="r1") is None
+
+
+def test_reopen_and_amend_write_a_note_per_change(db_url: str) -> None:
+    with Session(open_store(db_url)) as s:
+        first = _open(s)
+        assert not incidents.reopen(db_session=s, incident_id=first, actor="U1", now=T0)  # open already
+        assert incidents.resolve(db_session=s, incident_id=first, actor="U1", now=T0 + timedelta(minutes=5))
+        assert incidents.reopen(db_session=s, incident_id="inc-1", actor="U1", now=T0 + timedelta(minutes=6))
+        changed = incidents.amend(db_session=s, incident_id=first, actor="U1", now=T0 + timedelta(minutes=7),
+                                  title="  cart down ", severity="sev1")  # fmt: skip
+        assert changed == {"title": ("cart slow", "cart down"), "severity": ("sev3", "sev1")}
+        assert incidents.amend(db_session=s, incident_id=first, actor="U1", now=T0, severity="sev1") == {}
+        with pytest.raises(ValueError, match="sev1, sev2, sev3, sev4"):
+            incidents.amend(db_session=s, incident_id=first, actor="U1", now=T0, severity="sev9")
+        s.commit()
+        incident = incidents.get(db_session=s, incident_id=first)
+        assert (incident.status, incident.resolved_at, incident.title, incident.severity) == (
+            "open", None, "cart down", "sev1"
+        )  # fmt: skip
+        rec = incidents.record(db_session=s, incident_id=first)
+        assert [(e["type"], e.get("reopened"), e.get("changed")) for e in rec["events"]] == [
+            ("resolved", None, None), ("note", True, None), ("note", None, "title"), ("note", None, "severity")
+        ]  # fmt: skip

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.notify.channels import archive_due, channel_name
+from bot.notify.channels import IncidentChannels, archive_due, channel_name
 from incidents_db import channels, incidents
 from incidents_db.models import AuditEntry
+from incidents_db.outbox import OutboxMessage
 from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, Harness, _running, generic
 from tests.bot.sandbox.conftest import control, wait_for
 
@@ -92,6 +93,8 @@ def test_alert_opens_a_channel_with_its_card_and_people_then_archives_it_once(on
 
     wait_for(archived)  # recorded once the worker's delivery commits
     assert len([c for c in _calls(on, "conversations.archive") if c["ok"]]) == 1
+    on.command(CAROL, "reopen INC-1")  # its card lives in an archived channel: it stays resolved
+    assert "channel is archived, so it stays resolved" in on.wait_ephemeral(CAROL, "stays resolved")
 
 
 def test_a_name_in_use_gets_a_suffix(on: Harness) -> None:
@@ -152,3 +155,45 @@ def test_resolving_updates_the_main_channels_summary_in_place(on: Harness) -> No
     summaries = [m for m in _top(on, "C0INCIDENT") if f"<#{cid}>" in m["text"]]
     assert len(summaries) == 1  # updated, not posted again
     assert [c for c in _calls(on, "chat.update") if c["ok"] and c.get("args", {}).get("ts") == first["ts"]]
+
+
+def test_severity_title_and_reopening_update_the_summary_in_place(on: Harness) -> None:
+    on.post_alert("generic", generic("HighErrorRate", "paymentservice"))
+    cid = _channel(on, "inc-1-")["id"]
+
+    def summary() -> dict[str, Any] | None:
+        return next((m for m in _top(on, "C0INCIDENT") if f"<#{cid}>" in m["text"]), None)
+
+    def says(text: str) -> dict[str, Any]:
+        return dict(wait_for(lambda: (m := summary()) is not None and text in m["text"] and m))
+
+    first = wait_for(summary)
+    assert first["text"].startswith("🔴 INC-1 [sev3] ")
+    on.command(CAROL, "severity INC-1 sev1")
+    assert says("[sev1]")["ts"] == first["ts"]
+    on.command(CAROL, "title INC-1 Payments are failing")
+    assert says("[sev1] Payments are failing")["ts"] == first["ts"]
+    on.command(CAROL, "resolve INC-1")
+    assert says("resolved after")["text"].startswith("✅ INC-1 [sev1] Payments are failing")
+    on.command(CAROL, "reopen INC-1")
+    reopened = says("🔴 INC-1 [sev1] Payments are failing")
+    assert reopened["ts"] == first["ts"] and "resolved after" not in reopened["text"]
+    assert [m["ts"] for m in _top(on, "C0INCIDENT") if f"<#{cid}>" in m["text"]] == [first["ts"]]
+    with on.services.sessions() as s:
+        incident = incidents.get(db_session=s, incident_id="INC-1")
+        assert (incident.status, incident.resolved_at) == ("open", None)
+        notes = [e for e in incidents.record(db_session=s, incident_id="INC-1")["events"]
+                 if e.get("changed") or e.get("reopened")]  # fmt: skip
+        assert [(e.get("changed"), e.get("after")) for e in notes] == [
+            ("severity", "sev1"),
+            ("title", "Payments are failing"),
+            (None, None),
+        ]
+        # a burst of changes before the worker sends queues one update (one row, coalesced by key)
+        channels_ = IncidentChannels(on.services)
+        before = s.execute(sa.select(sa.func.count()).select_from(OutboxMessage)).scalar_one()
+        assert channels_.resummarise(s, "INC-1", on.services.clock())
+        assert channels_.resummarise(s, "INC-1", on.services.clock())
+        s.flush()
+        assert s.execute(sa.select(sa.func.count()).select_from(OutboxMessage)).scalar_one() == before + 1
+        s.rollback()
