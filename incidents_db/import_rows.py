@@ -75,7 +75,9 @@ def _sqlite_ts(value: datetime | None) -> str | None:
 
 
 def _pg_ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
+    # ISO text with the value's own offset: PostgreSQL stores the same instant as for the UTC spelling
+    # (and the offset is +00:00 anyway for the usual `Z`), without a converted copy of the datetime.
+    return None if value is None else value.isoformat()
 
 
 _ZERO = timedelta(0)
@@ -152,6 +154,7 @@ class Rows:
         """Validate and convert a chunk of (line number, end offset, stripped line) in order."""
         now = self.ts(utcnow())
         stamps: dict[datetime, str | None] = {}
+        texts: dict[str | None, str] = {None: "\\N"}  # services as COPY text (PostgreSQL)
         items = []
         for number, end, line in chunk:
             try:
@@ -160,13 +163,17 @@ class Rows:
                 refusal = Refusal(number, format_error(exc)[:MAX_ERROR_CHARS])
                 items.append(Item(number, end, "", b"", None, refusal))
                 continue
-            incident, events = self._rows(record, now, stamps)
+            incident, events = self._rows(record, now, stamps, texts)
             prepared = Prepared(number, record.id, incident, events)
             items.append(Item(number, end, record.id, _digest(line), prepared, None))
         return items
 
     def _rows(
-        self, record: IncidentRecord, now: str | None, stamps: dict[datetime, str | None]
+        self,
+        record: IncidentRecord,
+        now: str | None,
+        stamps: dict[datetime, str | None],
+        texts: dict[str | None, str],
     ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]] | bytes]:
         ts = self.ts
         root = record.root_cause
@@ -185,9 +192,9 @@ class Rows:
             now,
             now,
         )
+        if self.postgres:
+            return incident, _copy_lines(record, stamps, texts)
         events: list[tuple[Any, ...]] = []
-        copy: list[str] = []  # PostgreSQL: the events as lines of a text-format COPY
-        copy_id = _copy_text(record.id)
         for seq, event in enumerate(record.events):
             # Validated values are plain JSON types (str, float, dict), so the fields go out as they are;
             # reading __dict__ skips model_dump, which costs more than the rest of the row.
@@ -198,11 +205,35 @@ class Rows:
             at = stamps.get(event.at)
             if at is None:
                 at = stamps[event.at] = ts(event.at)
-            service = fields.get("service")
-            if self.postgres:
-                # at (ISO text) and type (one of ours) never hold a character COPY escapes
-                svc = "\\N" if service is None else _copy_text(service)
-                copy.append(f"{copy_id}\t{seq}\t{at}\t{event.type}\t{svc}\t{_copy_text(_encode(payload))}\n")
-            else:
-                events.append((record.id, seq, at, event.type, service, _encode(payload)))
-        return incident, ("".join(copy).encode() if self.postgres else events)
+            events.append((record.id, seq, at, event.type, fields.get("service"), _encode(payload)))
+        return incident, events
+
+
+def _copy_lines(
+    record: IncidentRecord, stamps: dict[datetime, str | None], texts: dict[str | None, str]
+) -> bytes:
+    """Return the incident's events as lines of a text-format COPY (PostgreSQL).
+
+    `texts` caches services in COPY's escaping (None as COPY's null), `stamps` formatted times; both live
+    for a chunk. The payload is compact JSON from pydantic-core, whose strings escape every control
+    character, so of COPY's four special characters only the backslash can occur in it.
+    """
+    copy_id = _copy_text(record.id)
+    lines: list[str] = []
+    for seq, event in enumerate(record.events):
+        fields = event.__dict__  # see Rows._rows
+        kind = fields["type"]
+        payload = {k: fields[k] for k in _PAYLOAD_KEYS[kind] if fields[k] is not None}
+        at = stamps.get(fields["at"])
+        if at is None:
+            at = stamps[fields["at"]] = _pg_ts(fields["at"])
+        service = fields.get("service")
+        svc = texts.get(service)
+        if svc is None:
+            svc = texts[service] = _copy_text(service)  # type: ignore[arg-type]  # None is in `texts`
+        body = to_json(payload).decode()
+        if "\\" in body:
+            body = body.replace("\\", "\\\\")
+        # at (ISO text) and type (one of ours) never hold a character COPY escapes
+        lines.append(f"{copy_id}\t{seq}\t{at}\t{kind}\t{svc}\t{body}\n")
+    return "".join(lines).encode()
