@@ -1,12 +1,13 @@
 """The work after the ack in a process of its own: the front acks, the work process works.
 
 `remediate serve` (docs/bot.md, "Latency") runs two processes. The **front** serves HTTP: it checks
-Slack's signature, drops replays and retried events (`bot.app.listeners`), runs the listener and sends
-its ack, and takes alert intake. Where a listener would hand its work to the pool (`Listeners.after_ack`),
-the front instead sends the request itself, once, as a `Frame` (raw body, headers, mode, and whether the
-dedupe middleware already recorded its event id) over a pipe it created to the **work process**, which
-builds the same Bolt app without signature checks or dedupe and dispatches the frame: its listeners ack
-into nothing and their after-ack work runs on its pool. The work process also runs the outbox worker
+Slack's signature, drops retried events and replayed forms (`bot.app.listeners`), runs the listener and
+sends its ack, and takes alert intake. Where a listener would hand its work to the pool
+(`Listeners.after_ack`), the front instead sends the request itself, once, as a `Frame` (raw body,
+headers, mode, and whether the dedupe middleware already recorded its event id) over a pipe it created
+to the **work process**, which builds the same Bolt app without signature checks or retry dedupe and
+dispatches the frame: it drops a replayed command or click before anything runs (`checks_replay`), its
+listeners ack into nothing and their after-ack work runs on its pool. The work process also runs the outbox worker
 (the front's ``wake`` becomes a wake frame), the action runner and the scheduled jobs. So ranking,
 rendering, the store and the Web API calls after an ack never share the front's interpreter (GIL).
 
@@ -39,7 +40,7 @@ from slack_bolt import App, BoltRequest
 from bot import tracing
 
 log = logging.getLogger("remediate.handoff")
-QUEUE_FRAMES = 10_000  # frames waiting for the work process (while it restarts); more are run here
+QUEUE_FRAMES = 10_000  # frames waiting for the work process (while it restarts); more are dropped
 RESTART_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 5.0)  # after the first, second, ... death in a row
 SENT = "remediate_handed_off"  # BoltContext key: this request's frame is queued (at most one per request)
 _current = threading.local()  # the Slack request the front's request thread is dispatching
@@ -76,7 +77,7 @@ class WorkProcess:
     def __init__(self, *, capacity: int = QUEUE_FRAMES, name: str = "remediate-work") -> None:
         self.name = name
         self.restarts = 0
-        self.dropped = 0  # frames lost to a death (sent, not dispatched), as far as known
+        self.dropped = 0  # frames dropped: the queue full, or sent to a process that ended at shutdown
         self._frames: queue.Queue[Frame] = queue.Queue(capacity)
         self._target: Callable[[Connection, ProcessEvent], None] | None = None
         self._process: BaseProcess | None = None
@@ -89,9 +90,10 @@ class WorkProcess:
 
     # -- the front's side of a request ---------------------------------------------------------------
     def forward(self) -> bool:
-        """Queue the Slack request this thread dispatches (once); False when there is none or no room.
+        """Queue the Slack request this thread dispatches (once); False when there is none.
 
-        On False the caller runs its job here, so a full queue degrades to in-process work, not loss.
+        With the queue full (the work process down for long) the frame is dropped and counted: its
+        replay check and its work both belong to the work process, so it never runs here.
         """
         req: BoltRequest | None = getattr(_current, "request", None)
         if req is None:
@@ -106,13 +108,13 @@ class WorkProcess:
             recorded=bool(req.context.get("event_recorded")),
             trace=tracing.carrier(),
         )
+        req.context[SENT] = True
         try:
             self._frames.put_nowait(frame)
         except queue.Full:
-            log.error("the work process's queue is full (%d frames); running this request's work here",
+            self.dropped += 1
+            log.error("the work process's queue is full (%d frames): a Slack request's work is dropped",
                       self._frames.maxsize)  # fmt: skip
-            return False
-        req.context[SENT] = True
         return True
 
     def wake(self) -> None:

@@ -91,7 +91,7 @@ class Listeners:
 
         In the front process the request is handed to the work process instead (`bot.app.handoff`),
         which dispatches it again and runs the job there; ``also_here`` runs it in both (each process
-        keeps its own copy of what the job refreshes). With no room in the handoff queue it runs here.
+        keeps its own copy of what the job refreshes).
         """
         if self.front is not None and self.front.forward() and not also_here:
             return
@@ -180,7 +180,27 @@ class Listeners:
         )
 
 
+def checks_replay(listeners: Listeners, body: dict[str, Any]) -> bool:
+    """Whether this process checks a command or interaction for a replay, before anything of it runs.
+
+    In one process: all of them, before the ack. Split in two (`bot.app.handoff`), the front checks
+    only form submissions, whose ack does their work, and the work process the rest before their
+    work, so no store write (and no wait for the store's write lock) delays the ack of a command or
+    a click; a replay still gets an empty ack and runs nothing.
+    """
+    if "command" not in body and body.get("type") not in INTERACTIONS:
+        return False
+    form = body.get("type") == "view_submission"
+    if listeners.front is not None:
+        return form
+    return not form if listeners.acked_elsewhere else True
+
+
 def _mount_dedupe(bolt: App, listeners: Listeners) -> None:
+    if listeners.acked_elsewhere:  # the front checked retries (its flag comes in the frame)
+        _mount_replays(bolt, listeners)
+        return
+
     @bolt.middleware
     def dedupe_retries(
         req: BoltRequest, body: dict[str, Any], context: BoltContext, next: Callable[[], None]
@@ -199,6 +219,10 @@ def _mount_dedupe(bolt: App, listeners: Listeners) -> None:
         next()
         return None
 
+    _mount_replays(bolt, listeners)
+
+
+def _mount_replays(bolt: App, listeners: Listeners) -> None:
     @bolt.middleware
     def drop_replays(req: BoltRequest, body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
         """Acknowledge and drop a replayed command or interaction (same timestamp and body as one seen).
@@ -208,7 +232,7 @@ def _mount_dedupe(bolt: App, listeners: Listeners) -> None:
         its fingerprint, sha256 of ``X-Slack-Request-Timestamp`` and the raw body, costs one INSERT.
         Socket Mode requests carry no signature and Bolt does not pass their envelope id: not checked.
         """
-        if req.mode == "http" and ("command" in body or body.get("type") in INTERACTIONS):
+        if req.mode == "http" and checks_replay(listeners, body):
             stamp = (req.headers.get("x-slack-request-timestamp") or [""])[0]
             fingerprint = hashlib.sha256(f"{stamp}:{req.raw_body}".encode()).hexdigest()
             if not listeners.first_delivery("req:" + fingerprint):
@@ -222,12 +246,11 @@ def mount(bolt: App, listeners: Listeners) -> None:
     """Register the dedupe middleware, the listeners, the catch-all acks and the error handler.
 
     The front process first registers the middleware that lets `after_ack` hand the request over; the
-    work process has no dedupe (the front did it: its ``recorded`` flag arrives in the frame).
+    work process does not check retries (the front did: its ``recorded`` flag arrives in the frame).
     """
     if listeners.front is not None:
         capture(bolt)
-    if not listeners.acked_elsewhere:
-        _mount_dedupe(bolt, listeners)
+    _mount_dedupe(bolt, listeners)
     surfaces.mount(bolt, listeners, error_text)  # App Home, modals, shortcuts, controls; first: bare declare
 
     # The listeners ack, then hand the work to the pool themselves (not as Bolt lazy listeners, which

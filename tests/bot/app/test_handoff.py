@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -175,3 +176,16 @@ def test_a_forged_header_cannot_mark_an_event_recorded(served: Served) -> None:
     served.driver.slash_command(user=ALICE, channel="incidents", text="help")
     served.wait_reply(ALICE, "- this list", count=3)
     assert sum("- this list" in t for t in served.ephemerals(ALICE)) == 3
+
+
+def test_a_replayed_command_is_acked_and_runs_nothing(served: Served) -> None:
+    first = served.driver.slash_command(user=BOB, channel="incidents", text="help")
+    served.wait_reply(BOB, "- this list")
+    body, stamp = urlencode(first.payload), int(time.time())
+    for _ in range(2):  # the same signed request twice: the second is a replay
+        attempt = served.driver.send(body, "application/x-www-form-urlencoded", timestamp=stamp)
+        assert attempt.failure is None and attempt.status == 200 and attempt.body == ""
+    served.wait_reply(BOB, "- this list", count=2)
+    served.driver.slash_command(user=BOB, channel="incidents", text="help")  # answered after the replay
+    served.wait_reply(BOB, "- this list", count=3)
+    assert sum("- this list" in t for t in served.ephemerals(BOB)) == 3
