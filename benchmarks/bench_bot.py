@@ -2,8 +2,10 @@
 alert-to-card latency (alert POST until the card is in the Slack sandbox), each beside a baseline
 measured in the same run.
 
-Processes: the app under test runs in its own process (a `multiprocessing` spawn child serving it
-on waitress with the same server and thread counts as `remediate serve`); the Slack sandbox runs in
+Processes: the app under test runs in its own processes as `remediate serve` runs it (a
+`multiprocessing` spawn child serving it on waitress with the same server and thread counts, and its
+work process, `bench_apps.py`); the acks are measured once more with the app in one process
+(`--no-work-process`) beside them; the Slack sandbox runs in
 this process; the 50 client threads run in a third, load process. The sandbox driver builds each
 request (payload, response URL, trigger) here, the load process signs, sends and times them with
 the driver's own transport (`AppDriver.send`: a new connection per request, time from the request
@@ -21,7 +23,7 @@ Tracing overhead: three runbook apps, tracing off (the default), on for every tr
 trace in ten, each exporting over OTLP/HTTP to a local sink in this process, measured in turns (ack
 p99s and alert-to-card side by side; ratio on / off, target within 10 %).
 
-Run: `.venv/bin/python benchmarks/bench_bot.py [--requests 500] [--alerts 24]`.
+Run: `.venv/bin/python benchmarks/bench_bot.py [--requests 500] [--alerts 24] [--no-tracing]`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import logging
 import multiprocessing as mp
 import secrets
 import sys
@@ -38,19 +39,16 @@ import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from otlp_sink import Sink, cpu_seconds, pct, print_cpu, print_overhead  # benchmarks/otlp_sink.py
-from pydantic import SecretStr
+from bench_apps import HTTP_THREADS, AppSpec, Child, tree_cpu  # benchmarks/bench_apps.py
+from otlp_sink import Sink, pct, print_cpu, print_overhead  # benchmarks/otlp_sink.py
 from slack_sdk import WebClient
 
 from bot.sandbox import AppDriver, Attempt, SandboxOptions, SlackSandbox, Workspace, WorkspaceConfig
-from bot.settings import load_settings
-from playbooks.catalog import builtin_catalog
-from remediation.policies import Policy
 from sim.resolve import resolve_topology
 
 CONCURRENCY = 50
@@ -108,113 +106,6 @@ def acks(capture: Capture, n: int, build: Callable[[AppDriver], Any]) -> list[fl
             f"{len(failed)} of {n} deliveries failed, e.g. status {failed[0][0]}: {failed[0][2]}"
         )
     return [ms for _, ms, _ in results]
-
-
-HTTP_THREADS = 8  # `remediate serve --threads` default
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    """What a child process serves: ``kind`` is runbook, learned or bare; the rest wires it to the sandbox."""
-
-    kind: str
-    data_dir: str
-    api_url: str
-    bot_token: str
-    bot_user: str
-    signing_secret: str
-    alerts_token: str
-    otlp_url: str = ""  # with a URL: tracing on, spans exported there over OTLP/HTTP
-    sample: float = 1.0  # the share of traces recorded (parentbased_traceidratio below 1)
-
-
-def serve_child(spec: AppSpec, ready: Connection) -> None:
-    """Child process: build the app like `remediate serve`, send its port, serve until terminated."""
-    from waitress.server import create_server
-
-    from bot.server import http_server, settle_heap
-
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queue depth warnings are expected at 50
-    if spec.kind == "bare":
-        from slack_bolt import Ack, App
-        from slack_bolt.adapter.wsgi import SlackRequestHandler
-
-        bolt = App(
-            signing_secret=spec.signing_secret,
-            client=WebClient(token=spec.bot_token, base_url=spec.api_url),
-            token_verification_enabled=False,
-            process_before_response=True,
-        )
-
-        @bolt.command("/remediate")
-        def command(ack: Ack) -> None:
-            ack()
-
-        @bolt.action({"action_id": "why:1"})
-        def action(ack: Ack) -> None:
-            ack()
-
-        settle_heap()  # as `remediate serve` does
-        server = create_server(SlackRequestHandler(bolt), host="127.0.0.1", port=0, threads=HTTP_THREADS)
-    else:
-        from bot.app.app import build_app
-        from bot.demo.stack import demo_rbac_path
-        from bot.services import build_services
-
-        tmp = Path(spec.data_dir)
-        name = spec.kind + (f"-traced-{spec.sample:g}" if spec.otlp_url else "")
-        settings = load_settings(
-            data_dir=tmp, database_url=f"sqlite:///{tmp / (name + '.sqlite')}", log_level="ERROR"
-        ).model_copy(
-            update={
-                "slack_bot_token": SecretStr(spec.bot_token),
-                "slack_api_url": spec.api_url,
-                "slack_signing_secret": SecretStr(spec.signing_secret),
-                "alerts_token": SecretStr(spec.alerts_token),
-                "rbac_config": demo_rbac_path(),
-                "topology": "online-boutique",
-                "requester": spec.bot_user,
-            }
-        )
-        if spec.otlp_url:  # as OTEL_TRACES_EXPORTER=otlp would, with the sink's URL
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
-
-            from bot.tracing import setup_tracing
-
-            sampler = ALWAYS_ON if spec.sample >= 1 else ParentBased(TraceIdRatioBased(spec.sample))
-            setup_tracing(settings, exporter=OTLPSpanExporter(endpoint=spec.otlp_url), sampler=sampler)
-        policy = learned_policy() if spec.kind == "learned" else None
-        services = build_services(settings, policy=policy)
-        remediate = build_app(settings, services)
-        remediate.worker.start()
-        settle_heap()
-        server = http_server(
-            remediate, alerts_token=spec.alerts_token, host="127.0.0.1", port=0, threads=HTTP_THREADS
-        )
-    ready.send(int(server.effective_port))  # type: ignore[union-attr]
-    server.run()
-
-
-class Child:
-    """One app under test in its own process; `url` is its base URL."""
-
-    def __init__(self, spec: AppSpec) -> None:
-        ctx = mp.get_context("spawn")
-        receive, send = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(
-            target=serve_child, args=(spec, send), name=f"bench-{spec.kind}", daemon=True
-        )
-        self.process.start()
-        if not receive.poll(120):
-            self.stop()
-            raise SystemExit(f"the {spec.kind} app did not start within 120 s")
-        self.url = f"http://127.0.0.1:{receive.recv()}"
-
-    def stop(self) -> None:
-        """Terminate the process and wait for it."""
-        self.process.terminate()
-        self.process.join(10)
 
 
 def spec_for(
@@ -293,21 +184,6 @@ def direct_post(sandbox: SlackSandbox, n: int) -> list[float]:
     return out
 
 
-def learned_policy() -> Policy:
-    from remediation.learning.policy import GraphPolicy, NetConfig
-    from remediation.learning.ranking import LearnedPolicy
-    from sim.observation import GLOBALS, N_FEATURES
-
-    catalog = builtin_catalog()
-    config = NetConfig(
-        n_features=N_FEATURES,
-        n_globals=len(GLOBALS),
-        n_actions=len(catalog.service_actions),
-        n_global_actions=len(catalog.global_actions),
-    )
-    return LearnedPolicy(GraphPolicy(config), catalog=catalog, version="bench-untrained")
-
-
 Send = Callable[[AppDriver], Any]
 ALERT_TO_CARD = "alert -> card (ms)"
 
@@ -353,10 +229,10 @@ def tracing_overhead(
         cpu = dict.fromkeys(VARIANTS, 0.0)  # the app's own CPU over the ack batches and the work after them
         for _, (name, (capture, sends)) in itertools.product(range(rounds), drivers.items()):
             for label, send in sends:
-                before = cpu_seconds(apps[name].process.pid or 0)
+                before = tree_cpu(apps[name].process.pid or 0)
                 got[name].setdefault(label, []).extend(acks(capture, max(1, args.requests // rounds), send))
                 time.sleep(2)  # let the work after the acks drain (its CPU counts)
-                cpu[name] += cpu_seconds(apps[name].process.pid or 0) - before
+                cpu[name] += tree_cpu(apps[name].process.pid or 0) - before
         print_cpu(cpu, rounds * 2 * max(1, args.requests // rounds))  # two kinds of request per batch
     finally:
         for app in apps.values():
@@ -388,11 +264,23 @@ def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path) -> list[
             time.sleep(2)  # let the work after the acks drain before the next measurement
     finally:
         runbook.stop()
+    # the same app and store (so the same open card) in one process, as `remediate serve --no-work-process`
+    single = Child(replace(spec_for(sandbox, "runbook", tmp, secret, token), work_process=False))
+    try:
+        one = Capture(sandbox, single.url + "/slack/events", secret)
+        alone = {}
+        for label, send in sends:
+            alone[label] = acks(one, args.requests, send)
+            time.sleep(2)
+    finally:
+        single.stop()
     bare_app = Child(spec_for(sandbox, "bare", tmp, secret, token))
     try:
         bare = Capture(sandbox, bare_app.url + "/slack/events", secret)
         for label, send in sends:
-            rows.append((label, ours[label], acks(bare, args.requests, send), 100.0))
+            base = acks(bare, args.requests, send)
+            rows.append((label, ours[label], base, 100.0))
+            rows.append((label.replace(" (ms)", ", 1 process"), alone[label], base, 100.0))
     finally:
         bare_app.stop()
     learned = Child(spec_for(sandbox, "learned", tmp, secret, token))
@@ -414,12 +302,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per ack measurement")
     parser.add_argument("--alerts", type=int, default=24, help="alerts per alert-to-card measurement")
+    parser.add_argument("--no-tracing", action="store_true", help="skip the tracing overhead turns")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sandbox = SlackSandbox(SandboxOptions(rate_limits=False)).start()
         try:
             rows = measure(args, sandbox, Path(tmp))
-            overhead = tracing_overhead(args, sandbox, Path(tmp))
+            overhead = [] if args.no_tracing else tracing_overhead(args, sandbox, Path(tmp))
         finally:
             sandbox.stop()
     print(f"\nbot latency: {CONCURRENCY} concurrent for acks, {args.requests} requests, {args.alerts} alerts")
@@ -441,7 +330,7 @@ def main() -> int:
         f"processes: each app (waitress, {HTTP_THREADS} request threads), the sandbox, the {CONCURRENCY} client\n"
         "threads; all on this machine's shared CPUs"
     )
-    ok &= print_overhead(overhead)
+    ok &= print_overhead(overhead) if overhead else True
     print("all targets met" if ok else "some targets missed (see the tables)")
     return 0
 
