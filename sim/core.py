@@ -219,6 +219,7 @@ class BatchCore:
         """The step's kernels bound to the types of their arguments (``sim.stepping.bind``), once per core."""
         b, n, st, s, t = self.n_envs, self.st.n, self.st, self.state, self.topology
         vec, ints, flags = np.empty(b), np.empty(b, dtype=np.int64), np.empty(b, dtype=bool)
+        self._prop_scratch = (np.empty((2, b, n)), np.empty((2, b, n)))  # propagation's own and spread rows
         self._reset_rows = [bind(reset_rows, ints, arrays, rows) for arrays, rows in self._healthy]
         drawn = Drawn(1, n, 1).arrays()
         self._start_scenarios = bind(
@@ -378,7 +379,7 @@ class BatchCore:
             self.observed = np.empty((self.n_envs, 6, st.n))
             self.alerts = np.empty((self.n_envs, len(ALERTS), st.n), dtype=bool)
             self.globals = np.empty((self.n_envs, len(GLOBALS)), dtype=np.float32)
-            prop = propagated(st, self.state, self.true, self._own)
+            prop = propagated(st, self.state, self.true, self._own, self._prop_scratch)
             out = (self._obs_state, self._obs_consts, self._obs_out, self.observed, self.alerts, self.globals)
             self._observe_all(prop, *out)
             return

@@ -86,15 +86,20 @@ class Statics:
             out = x + self._callees_sum(out)
         return out
 
-    def propagate_pair(self, x: np.ndarray, seen_log: np.ndarray) -> np.ndarray:
+    def propagate_pair(
+        self, x: np.ndarray, seen_log: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Propagate (2, B, N) [log own success, own latency] at once; return (2, B, N).
 
         Dense: one matrix product for both rows (the ``seen`` term is ``BatchState.seen_up``, added by the
-        caller). Sweeping: ``seen_log`` is folded into the first row here and ``seen_up`` stays 0.
+        caller), into ``out`` when given. Sweeping: ``seen_log`` is folded into the first row here and
+        ``seen_up`` stays 0.
         """
         if self.up is not None:
-            batch = x.shape[1]
-            return np.matmul(x.reshape(2 * batch, self.n), self.up).reshape(x.shape)
+            rows = (2 * x.shape[1], self.n)
+            return np.matmul(
+                x.reshape(rows), self.up, out=None if out is None else out.reshape(rows)
+            ).reshape(x.shape)
         return np.stack([self.propagate(x[0], seen_log), self.propagate(x[1])])
 
     def _callees_sum(self, v: np.ndarray) -> np.ndarray:
@@ -328,21 +333,28 @@ def evaluate(
 
 
 def propagated(
-    st: Statics, s: BatchState, out: np.ndarray, own: Callable[..., None] = own_behaviour
+    st: Statics,
+    s: BatchState,
+    out: np.ndarray,
+    own: Callable[..., None] = own_behaviour,
+    scratch: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The first half of ``evaluate``: each service on its own into ``out``, then spread to callers.
 
     Returns (2, B, N): the success share and the latency each service shows after propagation, which
     ``sim.kernels.spread_metrics`` turns into error rates, p99, impact and SLO. ``own``:
-    ``sim.kernels.own_behaviour``, or the same bound to the caller's argument types (``sim.stepping.bind``).
+    ``sim.kernels.own_behaviour``, or the same bound to the caller's argument types (``sim.stepping.bind``);
+    ``scratch``: two (2, B, N) arrays to use instead of new ones (the result is the second when dense).
     """
-    x = np.empty((2, out.shape[0], st.n))
+    x, prop = (np.empty((2, out.shape[0], st.n)), None) if scratch is None else scratch
     own(
         st.base_mem, st.base_lat, s.replicas, s.up_f, s.cap_f, s.load_f, s.fail_prev, s.rate_limited,
         s.ok_f, s.lat_f, s.cpu_f, s.leak, s.herring, RETRY_GAIN, TIMEOUT_MS, out, x,
     )  # fmt: skip
-    np.log(x[0], out=x[0])  # failure composes in log-success space
-    prop = st.propagate_pair(x, s.seen_log)
-    np.add(prop[0], s.seen_up, out=prop[0])
-    np.exp(prop[0], out=prop[0])
+    x0 = x[0]
+    np.log(x0, out=x0)  # failure composes in log-success space
+    prop = st.propagate_pair(x, s.seen_log, prop)
+    p0 = prop[0]
+    np.add(p0, s.seen_up, out=p0)
+    np.exp(p0, out=p0)
     return prop
