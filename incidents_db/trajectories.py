@@ -133,6 +133,8 @@ def _score(
     """Turn replayed actions into steps: the interval each covers, its impact and its reward."""
     steps = []
     final = len(raw_steps) - 1
+    make = tuple.__new__  # Step(...) without the NamedTuple's Python-level __new__
+    known = catalog.actions  # `in catalog` without Catalog.__contains__'s call
     for index, (at, alerts, metrics, action) in enumerate(raw_steps):
         last = index == final
         next_at = resolved if last else raw_steps[index + 1][0]
@@ -146,18 +148,21 @@ def _score(
             value += reward.resolution_bonus
         name = str(action.get("action", ""))
         steps.append(
-            Step(
-                at,
-                alerts,
-                metrics,
-                name if name in catalog else UNMAPPED,
-                name,
-                action.get("target"),
-                outcome,
-                next_at - at,
-                impact,
-                value,
-                last,
+            make(
+                Step,
+                (
+                    at,
+                    alerts,
+                    metrics,
+                    name if name in known else UNMAPPED,
+                    name,
+                    action.get("target"),
+                    outcome,
+                    next_at - at,
+                    impact,
+                    value,
+                    last,
+                ),
             )
         )
     return steps
