@@ -23,9 +23,12 @@ process's side.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +45,7 @@ from bot import tracing
 log = logging.getLogger("remediate.handoff")
 QUEUE_FRAMES = 10_000  # frames waiting for the work process (while it restarts); more are dropped
 RESTART_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 5.0)  # after the first, second, ... death in a row
+PR_SET_PDEATHSIG = 1  # prctl(2)
 SENT = "remediate_handed_off"  # BoltContext key: this request's frame is queued (at most one per request)
 _current = threading.local()  # the Slack request the front's request thread is dispatching
 
@@ -250,6 +254,22 @@ class WorkProcess:
             conn.close()
 
 
+def die_with_front() -> None:
+    """Have the system end this (work) process when the front ends, however it ends (Linux; else nothing).
+
+    A replica is the pair: `kill -9` of the front must not leave its work process running an action
+    and renewing its lease, or recovery elsewhere would wait for it (docs/operations.md).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        return
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the front ended before the call
+        os._exit(0)
+
+
 def serve_frames(
     bolt: App, conn: Connection, wake: Callable[[], None], ready: ProcessEvent | None = None
 ) -> None:
@@ -257,6 +277,7 @@ def serve_frames(
 
     The listeners ack into nothing and submit their work to the pool, so this loop only routes.
     """
+    die_with_front()
     if ready is not None:
         ready.set()
     while True:

@@ -39,7 +39,8 @@ class Host(Protocol):
         """Answer a card button through the outbox (ephemeral to the clicker)."""
 
 
-def _bare_declare(body: dict[str, Any]) -> bool:
+def bare_declare(body: dict[str, Any]) -> bool:
+    """Whether a command is `declare` alone (it opens the form)."""
     return str(body.get("text", "")).strip().lower() == "declare"
 
 
@@ -78,7 +79,7 @@ def _mount_forms(bolt: App, host: Host, homes: HomeTabs, error_text: Callable[[E
     def open_view(client: WebClient, body: dict[str, Any], view: dict[str, Any]) -> None:
         _open_view(host, error_text, client, body, view)
 
-    @bolt.command(COMMAND, matchers=[_bare_declare])
+    @bolt.command(COMMAND, matchers=[bare_declare])
     def on_declare(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack(text="Opening the declare form…")  # an ephemeral line: every command gets an answer
         host.after_ack(lambda: open_view(client, body, modals.declare_view(services, user=body["user_id"])))
