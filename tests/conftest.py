@@ -6,11 +6,22 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` hands out the longest files first (see tests/scheduling.py); other modes as xdist does."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from tests.scheduling import SlowFirstScheduling
+
+    return SlowFirstScheduling(config, log)
 
 
 def postgres_admin_url() -> str | None:
