@@ -9,7 +9,8 @@ to the **work process**, which builds the same Bolt app without signature checks
 dispatches the frame: it drops a replayed command or click before anything runs (`checks_replay`), its
 listeners ack into nothing and their after-ack work runs on its pool. The work process also runs the outbox worker
 (the front's ``wake`` becomes a wake frame), the action runner and the scheduled jobs. So ranking,
-rendering, the store and the Web API calls after an ack never share the front's interpreter (GIL).
+rendering, the store and the Web API calls after an ack never share the front's interpreter (GIL),
+and, at a lower CPU priority (`WORK_NICE`), take the CPUs only when the front's acks leave them.
 
 Nothing reaches the work process except through the pipe: it listens on no socket. The ``recorded``
 flag comes from the front's own middleware, never from a header a client could send.
@@ -46,6 +47,7 @@ log = logging.getLogger("remediate.handoff")
 QUEUE_FRAMES = 10_000  # frames waiting for the work process (while it restarts); more are dropped
 RESTART_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 5.0)  # after the first, second, ... death in a row
 PR_SET_PDEATHSIG = 1  # prctl(2)
+WORK_NICE = 10  # the work process's CPU priority below the front's: acks first when the CPUs are busy
 SENT = "remediate_handed_off"  # BoltContext key: this request's frame is queued (at most one per request)
 _current = threading.local()  # the Slack request the front's request thread is dispatching
 
@@ -278,6 +280,7 @@ def serve_frames(
     The listeners ack into nothing and submit their work to the pool, so this loop only routes.
     """
     die_with_front()
+    os.nice(WORK_NICE)  # on a busy machine the front's acks come first (docs/bot.md, Latency)
     if ready is not None:
         ready.set()
     while True:
