@@ -1,4 +1,4 @@
-"""Shared fixtures: real databases (a SQLite file and a fresh PostgreSQL database per test)."""
+"""Shared fixtures: real databases (a SQLite file and a fresh PostgreSQL database per test, empty or migrated)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from tests.schema_copies import SchemaCopies
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -65,3 +67,27 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """An empty database URL, once for SQLite and once for PostgreSQL."""
     fixture = "postgres_url" if request.param == "postgresql" else "sqlite_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture(scope="session")
+def schema_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaCopies]:
+    copies = SchemaCopies(tmp_path_factory.mktemp("schema"))
+    yield copies
+    copies.close()
+
+
+@pytest.fixture
+def migrated_sqlite_url(sqlite_url: str, schema_copies: SchemaCopies) -> str:
+    """``sqlite_url``, its file at the newest schema (a copy of one migrated for this test process)."""
+    schema_copies.fill_sqlite(sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
+def migrated_db_url(db_url: str, schema_copies: SchemaCopies) -> str:
+    """``db_url`` (SQLite, then PostgreSQL), its database at the newest schema (a copy of a migrated one)."""
+    if db_url.startswith("sqlite"):
+        schema_copies.fill_sqlite(db_url)
+    else:
+        schema_copies.fill_postgres(str(postgres_admin_url()), db_url)
+    return db_url

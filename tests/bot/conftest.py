@@ -179,15 +179,15 @@ def generic(name: str, service: str, status: str = "firing", **extra: Any) -> di
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+def harness(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Harness]:
     """The running app and sandbox on a SQLite file."""
-    yield from _running(tmp_path, sqlite_url)
+    yield from _running(tmp_path, migrated_sqlite_url)
 
 
 @pytest.fixture
-def db_harness(tmp_path: Path, db_url: str) -> Iterator[Harness]:
+def db_harness(tmp_path: Path, migrated_db_url: str) -> Iterator[Harness]:
     """The running app and sandbox, once on SQLite and once on PostgreSQL (for what storage decides)."""
-    yield from _running(tmp_path, db_url)
+    yield from _running(tmp_path, migrated_db_url)
 
 
 def _running(tmp_path: Path, url_of_store: str, **overrides: Any) -> Iterator[Harness]:

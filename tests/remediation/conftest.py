@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from incidents_db.db import make_engine, make_sessionmaker, upgrade
+from incidents_db.db import make_engine, make_sessionmaker
 from playbooks.catalog import builtin_catalog
 from remediation.approvals.service import Guard
 from remediation.executors.base import ExecRequest, Outcome
@@ -75,8 +75,8 @@ class Store:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    upgrade(db_url)
+def store(migrated_db_url: str) -> Iterator[Store]:
+    db_url = migrated_db_url
     engine = (
         make_engine(db_url, pool_size=60, max_overflow=10)
         if db_url.startswith("postgresql")
@@ -89,8 +89,8 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[Store]:
-    upgrade(sqlite_url)
+def sqlite_store(migrated_sqlite_url: str) -> Iterator[Store]:
+    sqlite_url = migrated_sqlite_url
     engine = make_engine(sqlite_url)
     clock = Clock()
     guard = Guard(config=load_rbac(), catalog=builtin_catalog(), clock=clock, service_kinds=KINDS)

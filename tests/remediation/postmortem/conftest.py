@@ -130,9 +130,9 @@ def add_bot_part(s: Session, incident_id: str = "INC-1") -> None:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Session]:
+def store(migrated_db_url: str) -> Iterator[Session]:
     """A session on a migrated store (SQLite and PostgreSQL)."""
-    engine = open_store(db_url)
+    engine = open_store(migrated_db_url)
     with Session(engine) as s:
         yield s
     engine.dispose()
