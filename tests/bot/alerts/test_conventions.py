@@ -180,11 +180,11 @@ def test_a_mapped_real_alert_reaches_the_policy_as_its_signal(harness: Harness) 
 
 
 @pytest.fixture
-def team_harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+def team_harness(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Harness]:
     """The running app with a team vocabulary file beside the built-in one."""
     vocabulary = tmp_path / "team-vocabulary.yaml"
     vocabulary.write_text(TEAM_VOCABULARY, encoding="utf-8")
-    yield from _running(tmp_path, sqlite_url, alert_vocabulary_file=vocabulary)
+    yield from _running(tmp_path, migrated_sqlite_url, alert_vocabulary_file=vocabulary)
 
 
 def test_a_team_vocabulary_extends_the_built_in_one(team_harness: Harness) -> None:

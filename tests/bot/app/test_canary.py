@@ -31,10 +31,10 @@ from tests.bot.sandbox.conftest import wait_for
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+def harness(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Harness]:
     """The running app and sandbox; restarts and rollbacks are judged at once (settle time 0 s)."""
     yield from _running(
-        tmp_path, sqlite_url, verify_settle_s={"restart_service": 0.0, "rollback_deploy": 0.0}
+        tmp_path, migrated_sqlite_url, verify_settle_s={"restart_service": 0.0, "rollback_deploy": 0.0}
     )
 
 

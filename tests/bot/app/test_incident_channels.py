@@ -19,9 +19,11 @@ from tests.bot.sandbox.conftest import control, wait_for
 
 
 @pytest.fixture
-def on(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+def on(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Harness]:
     """The app with incident channels on, archived a day after resolution."""
-    yield from _running(tmp_path, sqlite_url, incident_channels=True, incident_channel_archive_after="24h")
+    yield from _running(
+        tmp_path, migrated_sqlite_url, incident_channels=True, incident_channel_archive_after="24h"
+    )
 
 
 def _channel(harness: Harness, prefix: str) -> dict[str, Any]:

@@ -112,9 +112,9 @@ def pagerduty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeP
 
 
 @pytest.fixture
-def h(tmp_path: Path, sqlite_url: str, pagerduty: FakePagerDuty) -> Iterator[Harness]:
+def h(tmp_path: Path, migrated_sqlite_url: str, pagerduty: FakePagerDuty) -> Iterator[Harness]:
     yield from _running(
-        tmp_path, sqlite_url, pagerduty_api_url=pagerduty.url, pagerduty_api_token="pd-test-token",
+        tmp_path, migrated_sqlite_url, pagerduty_api_url=pagerduty.url, pagerduty_api_token="pd-test-token",
         rbac_keep_s=KEEP_S,
     )  # fmt: skip
 

@@ -26,9 +26,11 @@ from tests.bot.sandbox.conftest import wait_for
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+def harness(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Harness]:
     """The running app and sandbox; restarts are judged at once (a settle time of 0 s for them)."""
-    yield from _running(tmp_path, sqlite_url, verify_settle_s={"restart_service": 0.0}, recurring_fix_n=2)
+    yield from _running(
+        tmp_path, migrated_sqlite_url, verify_settle_s={"restart_service": 0.0}, recurring_fix_n=2
+    )
 
 
 def _later(services: Services, minutes: float, replica: str) -> Services:

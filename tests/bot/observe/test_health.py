@@ -84,9 +84,9 @@ def test_the_slack_token_is_verified_once(harness: Harness) -> None:
 
 
 @pytest.fixture
-def stale(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+def stale(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Harness]:
     """The running app where any kept snapshot counts as stale at once (snapshot_max_age_s 0)."""
-    yield from _running(tmp_path, sqlite_url, snapshot_max_age_s=0)
+    yield from _running(tmp_path, migrated_sqlite_url, snapshot_max_age_s=0)
 
 
 def test_stale_snapshots_are_telemetry_loss(stale: Harness) -> None:

@@ -19,9 +19,9 @@ METRICS_TOKEN = "scrape-me-token"
 
 
 @pytest.fixture
-def guarded(tmp_path: Path, sqlite_url: str) -> Iterator[Harness]:
+def guarded(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Harness]:
     """The running app with a bearer token on /metrics."""
-    yield from _running(tmp_path, sqlite_url, metrics_token=METRICS_TOKEN)
+    yield from _running(tmp_path, migrated_sqlite_url, metrics_token=METRICS_TOKEN)
 
 
 def test_metrics_after_a_scripted_incident(db_harness: Harness) -> None:
