@@ -245,10 +245,8 @@ class WorkProcess:
         if process is not None:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                log.error(
-                    "work process %s did not stop within %.0f s; terminating it", process.pid, timeout_s
-                )
-                process.terminate()
+                log.error("work process %s did not stop within %.0f s; killing it", process.pid, timeout_s)
+                process.kill()  # it ignores SIGTERM: stopping is the front's to decide
                 process.join(5)
         with self._changed:
             conn, self._conn = self._conn, None
