@@ -63,8 +63,8 @@ def test_any_line_is_a_record_or_one_line_naming_the_field(raw: bytes) -> None:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    store = db.open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[sa.Engine]:
+    store = db.open_store(migrated_db_url)
     yield store
     store.dispose()
 

@@ -19,8 +19,8 @@ from tests.incidents_db.factories import incident, line, with_event
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    store = db.open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[sa.Engine]:
+    store = db.open_store(migrated_db_url)
     yield store
     store.dispose()
 

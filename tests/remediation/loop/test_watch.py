@@ -27,7 +27,8 @@ V1_PROMOTED, V2_PROMOTED = NOW - timedelta(days=2), NOW - timedelta(hours=12)
 
 
 @pytest.fixture
-def store(db_url: str, tmp_path: Path) -> Iterator[tuple[sa.Engine, LoopConfig]]:
+def store(migrated_db_url: str, tmp_path: Path) -> Iterator[tuple[sa.Engine, LoopConfig]]:
+    db_url = migrated_db_url
     engine = open_store(db_url)
     rule = RollbackRule(window_s=86400.0, min_samples=10, success_drop=0.15, denial_rise=0.10)
     config = LoopConfig(data_dir=tmp_path, database_url=db_url, rule=rule, promote=True, channel="C-INC")
