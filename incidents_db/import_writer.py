@@ -90,7 +90,7 @@ class Writer:
         """Insert several batches in ONE transaction; return what each batch stored, in order.
 
         One commit instead of one a batch: on PostgreSQL each commit waits for its WAL flush (measured
-        40-55 ms on this machine's disk, a fifth of a 100k import's wall time at 500 incidents a batch).
+        about 55 ms on this shared machine, up to a fifth of a 100k import's wall time at 500 a batch).
         Each batch is still all or nothing, and nothing of the group is reported before its commit. When
         the database refuses the group, each batch is written on its own (`write`, which retries one
         incident at a time), so refusals and counts are those of writing the batches one by one.
