@@ -283,18 +283,17 @@ def measure(args: argparse.Namespace, sandbox: SlackSandbox, tmp: Path) -> list[
             rows.append((label.replace(" (ms)", ", 1 process"), alone[label], base, 100.0))
     finally:
         bare_app.stop()
-    learned = Child(spec_for(sandbox, "learned", tmp, secret, token))
-    try:
-        rows.append(
-            (
-                "alert -> card, learned net (ms)",
-                alert_to_card(sandbox, learned.url, token, args.alerts),
-                floor,
-                1000.0,
-            )
-        )
-    finally:
-        learned.stop()
+    learned_apps = (
+        ("two", True, "alert -> card, learned net (ms)"),
+        ("one", False, "alert -> card, learned, 1 process"),
+    )
+    for name, split, label in learned_apps:  # each its own store: both open their incidents from INC-1
+        (tmp / name).mkdir()
+        learned = Child(replace(spec_for(sandbox, "learned", tmp / name, secret, token), work_process=split))
+        try:
+            rows.append((label, alert_to_card(sandbox, learned.url, token, args.alerts), floor, 1000.0))
+        finally:
+            learned.stop()
     return rows
 
 
