@@ -114,7 +114,7 @@ def build_ours(
     return build_app(settings, services, front=front, work_process=work_process)
 
 
-def work_child(spec: AppSpec, conn: Connection, ready: ProcessEvent) -> None:
+def work_child(spec: AppSpec, conn: Connection, ready: ProcessEvent, _scrapes: Connection) -> None:
     """The work process of a front (`bot.cli.serve_work.work_main` without the CLI's settings and jobs)."""
     from bot.app.handoff import serve_frames
     from bot.server import settle_heap

@@ -40,6 +40,7 @@ from bot.alerts.snapshots import SnapshotResult, ingest_snapshots, parse_snapsho
 from bot.app.app import RemediateApp, error_text
 from bot.observe.collect import exposition
 from bot.observe.health import Readiness, telemetry_health
+from bot.observe.merge import merged
 from bot.services import Services
 from incidents_db import db, outbox
 from incidents_db.snapshots import kept_summary
@@ -100,6 +101,7 @@ class Server:
         self.socket_mode = socket_mode
         token = app.services.settings.metrics_token
         self.metrics_token = token.get_secret_value() if token is not None else None
+        self.work_series: bytes | None = None  # the work process's last /metrics answer (bot.observe.merge)
         self.readiness = Readiness(app.services, app.bolt.client.auth_test if app.bolt.client.token else None)
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
@@ -163,6 +165,10 @@ class Server:
                     start, _REASONS[401], {"ok": False, "error": "GET /metrics needs the bearer token"}
                 )
         data = exposition(self.app.services)
+        if self.app.handoff is not None:  # the front: the work process's series too (bot.observe.merge)
+            fresh = self.app.handoff.scrape()
+            self.work_series = fresh if fresh is not None else self.work_series
+            data = merged(data, self.work_series, answered=fresh is not None)
         start(_REASONS[200], [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
         return [data]
 

@@ -13,7 +13,10 @@ rendering, the store and the Web API calls after an ack never share the front's 
 and, at a lower CPU priority (`WORK_NICE`), take the CPUs only when the front's acks leave them.
 
 Nothing reaches the work process except through the pipe: it listens on no socket. The ``recorded``
-flag comes from the front's own middleware, never from a header a client could send.
+flag comes from the front's own middleware, never from a header a client could send. A second pipe
+(duplex, private to the pair) carries /metrics: at each scrape the front asks for the work process's
+exposition (`WorkProcess.scrape`, answered by `answer_scrapes` on a thread there) and merges it into its
+own (`bot.observe.merge`); one that does not answer within `SCRAPE_TIMEOUT_S` is left out.
 
 `WorkProcess` (front side) spawns the process and restarts it when it dies; frames wait meanwhile in a
 bounded queue (`QUEUE_FRAMES`) and go out after the restart. A frame the process had already read, or
@@ -47,6 +50,7 @@ log = logging.getLogger("remediate.handoff")
 QUEUE_FRAMES = 10_000  # frames waiting for the work process (while it restarts); more are dropped
 RESTART_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 5.0)  # after the first, second, ... death in a row
 PR_SET_PDEATHSIG = 1  # prctl(2)
+SCRAPE_TIMEOUT_S = 2.0  # the front's wait for the work process's /metrics exposition
 WORK_NICE = 10  # the work process's CPU priority below the front's: acks first when the CPUs are busy
 SENT = "remediate_handed_off"  # BoltContext key: this request's frame is queued (at most one per request)
 _current = threading.local()  # the Slack request the front's request thread is dispatching
@@ -85,10 +89,13 @@ class WorkProcess:
         self.restarts = 0
         self.dropped = 0  # frames dropped: the queue full, or sent to a process that ended at shutdown
         self._frames: queue.Queue[Frame] = queue.Queue(capacity)
-        self._target: Callable[[Connection, ProcessEvent], None] | None = None
+        self._target: Callable[[Connection, ProcessEvent, Connection], None] | None = None
         self._process: BaseProcess | None = None
         self._ready: ProcessEvent | None = None  # set by the process once it dispatches frames
         self._conn: Connection | None = None
+        self._scrape_conn: Connection | None = None  # duplex: scrape requests out, expositions back
+        self._scrape_lock = threading.Lock()  # one scrape at a time on the pipe
+        self._scrapes = 0  # the number of the last request: a late answer to an earlier one is dropped
         self._changed = threading.Condition()  # a new process (and pipe), or closing
         self._closing = threading.Event()
         self._wake_queued = threading.Event()
@@ -134,11 +141,11 @@ class WorkProcess:
             self._wake_queued.clear()  # the worker also polls the store every 250 ms
 
     # -- the process -----------------------------------------------------------------------------------
-    def start(self, target: Callable[[Connection, ProcessEvent], None]) -> None:
-        """Spawn the process running ``target(connection, ready)``, then the sender and the watcher.
+    def start(self, target: Callable[[Connection, ProcessEvent, Connection], None]) -> None:
+        """Spawn the process running ``target(connection, ready, scrapes)``, then the sender and the watcher.
 
         ``target`` is picklable (a module-level function or a partial of one); it sets ``ready`` once it
-        dispatches frames (`serve_frames` does).
+        dispatches frames (`serve_frames` does) and may answer /metrics on ``scrapes`` (`answer_scrapes`).
         """
         self._target = target
         self._spawn()
@@ -151,13 +158,20 @@ class WorkProcess:
         assert self._target is not None
         ctx = mp.get_context("spawn")
         reader, writer = ctx.Pipe(duplex=False)
+        asks, answers = ctx.Pipe(duplex=True)
         ready = ctx.Event()
-        process = ctx.Process(target=self._target, args=(reader, ready), name=self.name, daemon=True)
+        args = (reader, ready, answers)
+        process = ctx.Process(target=self._target, args=args, name=self.name, daemon=True)
         process.start()
         reader.close()  # only the child reads: a write after its death fails instead of blocking
+        answers.close()
         with self._changed:
             self._process, self._conn, self._ready = process, writer, ready
+            old, self._scrape_conn = self._scrape_conn, asks
             self._changed.notify_all()
+        if old is not None:
+            with self._scrape_lock:  # not under a scrape reading it
+                old.close()
         log.info("work process %s started", process.pid)
 
     def _watch(self) -> None:
@@ -211,6 +225,26 @@ class WorkProcess:
             conn.close()
             return False
 
+    def scrape(self, timeout_s: float = SCRAPE_TIMEOUT_S) -> bytes | None:
+        """Return the work process's /metrics exposition; None when it is down, starting or slow."""
+        with self._scrape_lock:
+            with self._changed:
+                conn, ready = self._scrape_conn, self._ready
+            if conn is None or ready is None or not ready.is_set():
+                return None
+            self._scrapes += 1
+            deadline = time.monotonic() + timeout_s
+            try:
+                conn.send(self._scrapes)
+                while conn.poll(max(0.0, deadline - time.monotonic())):
+                    number, text = conn.recv()
+                    if number == self._scrapes:
+                        return bytes(text)
+            except (EOFError, OSError):  # it died: the watcher starts another, with a new pipe
+                return None
+            log.warning("the work process did not answer a /metrics scrape within %.1f s", timeout_s)
+            return None
+
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait until the process dispatches frames (built its app); False after ``timeout_s``."""
         return self._ready is not None and self._ready.wait(timeout_s)
@@ -250,8 +284,12 @@ class WorkProcess:
                 process.join(5)
         with self._changed:
             conn, self._conn = self._conn, None
+            asks, self._scrape_conn = self._scrape_conn, None
         if conn is not None:
             conn.close()
+        if asks is not None:
+            with self._scrape_lock:
+                asks.close()
 
 
 def die_with_front() -> None:
@@ -268,6 +306,30 @@ def die_with_front() -> None:
     parent = mp.parent_process()
     if parent is not None and os.getppid() != parent.pid:  # the front ended before the call
         os._exit(0)
+
+
+def answer_scrapes(conn: Connection, exposition: Callable[[], bytes]) -> threading.Thread:
+    """Work process: answer each of the front's /metrics requests with ``exposition()``, on a thread."""
+
+    def answer() -> None:
+        while True:
+            try:
+                number = conn.recv()
+            except (EOFError, OSError):  # the front is gone
+                return
+            try:
+                text = exposition()
+            except Exception:  # the front still answers its scrape, with this process marked down
+                log.exception("metrics: the work process's exposition failed")
+                continue
+            try:
+                conn.send((number, text))
+            except OSError:
+                return
+
+    thread = threading.Thread(target=answer, name="remediate-work-metrics", daemon=True)
+    thread.start()
+    return thread
 
 
 def serve_frames(

@@ -15,7 +15,7 @@ from multiprocessing.synchronize import Event as ProcessEvent
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from bot.app.handoff import WorkProcess, serve_frames
+from bot.app.handoff import WorkProcess, answer_scrapes, serve_frames
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,12 +25,18 @@ if TYPE_CHECKING:
     from bot.cli.serve_cmd import ServeOptions
 
 
-def work_main(settings: Settings, options: ServeOptions, conn: Connection, ready: ProcessEvent) -> None:
+def work_main(
+    settings: Settings, options: ServeOptions, conn: Connection, ready: ProcessEvent, scrapes: Connection
+) -> None:
     """The work process: build the app, start the worker and the jobs, dispatch the front's frames until stop.
 
     Ctrl-C and SIGTERM are the front's to handle: it drains, then sends the stop frame (or, if it dies,
-    the pipe closes); either way the queued work finishes before this process ends.
+    the pipe closes); either way the queued work finishes before this process ends. ``scrapes`` carries
+    the front's /metrics requests: this process's own series (no store collector: the front reads the
+    store; `bot.observe.merge`).
     """
+    from prometheus_client import generate_latest
+
     from bot.cli.serve_cmd import build_remediate, start_background_jobs
     from bot.observe.logs import configure_logging
     from bot.server import settle_heap
@@ -45,6 +51,8 @@ def work_main(settings: Settings, options: ServeOptions, conn: Connection, ready
     scheduler = start_background_jobs(remediate)
     if remediate.roster is not None:
         remediate.roster.install_sighup()  # the front passes its SIGHUP on
+    registry = remediate.services.metrics.registry
+    answer_scrapes(scrapes, lambda: generate_latest(registry))
     settle_heap()
     try:
         serve_frames(remediate.bolt, conn, remediate.worker.wake, ready)
