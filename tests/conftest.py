@@ -15,6 +15,12 @@ from tests.schema_copies import SchemaCopies
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
+# One torch thread in the test processes and every command they start (set before anything imports torch;
+# the environment passes it on). The tests run two workers, each starting commands, on a few cores: torch's
+# own thread pool per process spun on the shared cores, about 3x the CPU of a one-thread run of
+# `train --quick`. The shipped bundle is built on one thread too (remediation/registry/bundle.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
