@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -24,6 +24,17 @@ from incidents_db.models import ApprovalRequest, Execution, Incident, IncidentEv
 from incidents_db.service import get_record
 from incidents_db.snapshots import latest
 from incidents_db.timeline import Appender
+
+
+class OpenForService(Protocol):
+    """Returns the open incident of a service updated at ``since`` or later (the latest), or None."""
+
+    def __call__(
+        self, *, db_session: Session, service: str, since: datetime | None = None
+    ) -> Incident | None:
+        """Return the incident an alert of the service joins, if any."""
+        ...
+
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 _NUMBERED = re.compile(r"INC-(\d+)")

@@ -29,7 +29,6 @@ from bot.services import Services
 from incidents_db import incidents
 from incidents_db.fingerprints import states_of, statuses_of
 from incidents_db.locks import lock_incidents
-from incidents_db.models import Incident
 from incidents_db.timeline import Appender
 
 AHEAD = timedelta(minutes=5)  # an alert dated later than this after now is stamped now + AHEAD
@@ -40,16 +39,6 @@ class ReadStates(Protocol):
 
     def __call__(self, *, db_session: Session, fingerprints: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Return the states an open incident holds."""
-        ...
-
-
-class OpenForService(Protocol):
-    """Returns the open incident of a service updated at ``since`` or later (the latest), or None."""
-
-    def __call__(
-        self, *, db_session: Session, service: str, since: datetime | None = None
-    ) -> Incident | None:
-        """Return the incident an alert of the service joins, if any."""
         ...
 
 
@@ -77,7 +66,7 @@ def ingest(
     alerts: list[AlertIn],
     *,
     _read_states: ReadStates = states_of,
-    _open_for_service: OpenForService = incidents.open_for_service,
+    _open_for_service: incidents.OpenForService = incidents.open_for_service,
     _next_id: Callable[..., str] = incidents.next_incident_id,
 ) -> IntakeResult:
     """Record the alerts of one delivery in incidents and commit; return what was done.

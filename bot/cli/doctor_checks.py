@@ -193,7 +193,7 @@ def check_policy(settings: Settings) -> Check:
     """The ranking policy the settings name loads (auto: the promoted one, else the bundled one, else the runbook)."""
     if settings.policy == "runbook":
         return Check("policy", OK, "runbook baseline")
-    from bot.cli.serve_cmd import choose_policy
+    from bot.cli.serve_build import choose_policy
     from incidents_db import db
 
     url = settings.effective_database_url

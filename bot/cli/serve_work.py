@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from bot.app.app import RemediateApp
-    from bot.cli.serve_cmd import ServeOptions
+    from bot.cli.serve_build import ServeOptions
 
 
 def work_main(
@@ -37,7 +37,7 @@ def work_main(
     """
     from prometheus_client import generate_latest
 
-    from bot.cli.serve_cmd import build_remediate, start_background_jobs
+    from bot.cli.serve_build import build_remediate, start_background_jobs
     from bot.observe.logs import configure_logging
     from bot.server import settle_heap
     from bot.tracing import setup_tracing, shutdown_tracing

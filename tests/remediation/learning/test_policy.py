@@ -176,7 +176,7 @@ def test_an_artifact_of_an_older_feature_set_is_refused(trained: TrainResult, tm
 def test_serve_auto_falls_back_to_the_bundled_policy_when_the_promoted_policy_cannot_load(
     trained: TrainResult, tmp_path: Path
 ) -> None:
-    from bot.cli.serve_cmd import choose_policy
+    from bot.cli.serve_build import choose_policy
     from bot.settings import load_settings
 
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
