@@ -48,6 +48,7 @@ import intake_opening  # benchmarks/ is on sys.path
 import sqlalchemy as sa
 from bench_store import Databases
 from sqlalchemy.orm import Session
+from tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -273,11 +274,7 @@ def verdict(rows: list[tuple[str, ...]], sizes: list[int]) -> list[str]:
 
 def print_report(rows: list[tuple[str, ...]], sizes: list[int]) -> None:
     """Print the Markdown table, the target lines and the load the machine was under."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
-    print("\n| " + " | ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)) + " |")
-    print("| " + " | ".join("-" * w for w in widths) + " |")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print("\n" + markdown_table(HEADER, rows))
     print(
         f"\nEach delivery: one incident's Alertmanager group, {len(FLAPPING)} alerts changing status, all recorded;"
         " alerts/s = alerts / summed delivery time, one delivery at a time; p50/p99 per delivery."

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -375,11 +376,7 @@ def measure_naive(bench: Bench, backend: str) -> None:
 
 def print_report(rows: list[tuple[str, ...]], mine_workers: int | None) -> None:
     """Print the Markdown table, what its columns mean, and the load the machine was under."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)) + " |")
-    print("| " + " | ".join("-" * w for w in widths) + " |")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print(markdown_table(HEADER, rows))
     print(
         "\nMiB = peak resident memory (ru_maxrss) of the child process doing that step plus its largest"
         " worker (import and mining run worker processes on large inputs); ratio = ours / naive (measured in this run)."

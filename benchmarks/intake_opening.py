@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from tables import markdown_table
 
 OPEN_KEPT = 3  # open incidents in the store at every size (the rest resolved)
 ALERTS = 10  # firing alerts per measured delivery
@@ -180,11 +181,7 @@ def verdict(rows: list[tuple[str, ...]], sizes: list[int]) -> list[str]:
 
 def print_report(rows: list[tuple[str, ...]], sizes: list[int]) -> None:
     """Print the Markdown table and the target lines of this case."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
-    print("\n| " + " | ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)) + " |")
-    print("| " + " | ".join("-" * w for w in widths) + " |")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print("\n" + markdown_table(HEADER, rows))
     print(
         f"\nEach delivery: {ALERTS} firing alerts on a service never seen, opening one incident (closed again,"
         f" untimed); {OPEN_KEPT} open incidents in every store, the rest resolved. Every size and path take"
