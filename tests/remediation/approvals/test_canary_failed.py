@@ -9,7 +9,8 @@ from incidents_db import verifications as checks
 from incidents_db.models import ApprovalRequest, AuditEntry
 from remediation.approvals import service as svc
 from remediation.executors.base import ExecRequest, Outcome
-from tests.remediation.conftest import ALICE, BOB, CountingExecutor, Store
+from tests.remediation.approvals.canary_setup import armed_canary
+from tests.remediation.conftest import BOB, CountingExecutor, Store
 
 
 class Fails(CountingExecutor):
@@ -20,23 +21,6 @@ class Fails(CountingExecutor):
     def execute(self, request: ExecRequest, dry_run: bool) -> Outcome:
         super().execute(request, dry_run)
         return Outcome("failed", "rollout of 1 pod did not finish")
-
-
-def _armed_canary(store: Store, *, auto_undo: bool = False) -> tuple[str, str]:
-    """Return (incident id, request id) of a restart proposed for an incident with "canary first" armed."""
-    with store.factory() as s:
-        incident = incidents.create(db_session=s, title="carts 5xx", services=["checkoutservice"],
-                                    severity="sev2", source="alert", now=store.clock())  # fmt: skip
-        s.commit()
-        view = svc.propose(db_session=s, guard=store.guard, action="restart_service", target="checkoutservice",
-                           params={}, requester=ALICE, incident_id=incident.id)  # fmt: skip
-        canaries.arm(db_session=s, request_id=view.id, action=view.action, target=view.target,
-                     incident_id=incident.id, share=0.25, second_approval=False, by=BOB, now=store.clock())  # fmt: skip
-        if auto_undo:  # "undo if harmful" chosen with the canary: a failed run is no harmful verdict
-            checks.arm(db_session=s, request_id=view.id, action=view.action, target=view.target,
-                       incident_id=incident.id)  # fmt: skip
-        s.commit()
-        return incident.id, view.id
 
 
 def _disarmed(store: Store, incident_id: str, request_id: str, run: str, todo: str) -> None:
@@ -59,7 +43,7 @@ def _disarmed(store: Store, incident_id: str, request_id: str, run: str, todo: s
 
 
 def test_a_failed_canary_run_disarms_it_without_an_undo(store: Store) -> None:
-    incident_id, request_id = _armed_canary(store, auto_undo=True)
+    incident_id, request_id = armed_canary(store, auto_undo=True)
     ex = Fails()
     with store.factory() as s:
         done = svc.approve(db_session=s, guard=store.guard, request_id=request_id, approver=BOB, executor=ex)
@@ -69,7 +53,7 @@ def test_a_failed_canary_run_disarms_it_without_an_undo(store: Store) -> None:
 
 
 def test_a_canary_the_executor_cannot_run_is_disarmed(store: Store) -> None:
-    incident_id, request_id = _armed_canary(store)
+    incident_id, request_id = armed_canary(store)
     ex = CountingExecutor()  # no supports_canary: it never runs the canary
     with store.factory() as s:
         done = svc.approve(db_session=s, guard=store.guard, request_id=request_id, approver=BOB, executor=ex)
@@ -79,7 +63,7 @@ def test_a_canary_the_executor_cannot_run_is_disarmed(store: Store) -> None:
 
 
 def test_a_canary_refused_at_run_time_is_disarmed(store: Store) -> None:
-    incident_id, request_id = _armed_canary(store)
+    incident_id, request_id = armed_canary(store)
     with store.factory() as s:
         svc.approve(db_session=s, guard=store.guard, request_id=request_id, approver=BOB)
         svc.fail_blocked(db_session=s, guard=store.guard, request_id=request_id, reason="change freeze")

@@ -10,7 +10,8 @@ from incidents_db import verifications as checks
 from incidents_db.models import ApprovalRequest, AuditEntry
 from remediation.approvals import service as svc
 from remediation.executors.base import ExecRequest, Outcome
-from tests.remediation.conftest import ALICE, BOB, CountingExecutor, Store
+from tests.remediation.approvals.canary_setup import armed_canary
+from tests.remediation.conftest import BOB, CountingExecutor, Store
 
 
 class Unknown(CountingExecutor):
@@ -28,20 +29,6 @@ class Dies(CountingExecutor):
 
     def execute(self, request: ExecRequest, dry_run: bool) -> Outcome:
         raise KeyboardInterrupt  # stands in for the process dying: nothing after this line runs
-
-
-def _armed_canary(store: Store) -> tuple[str, str]:
-    """Return (incident id, request id) of a restart proposed for an incident with "canary first" armed."""
-    with store.factory() as s:
-        incident = incidents.create(db_session=s, title="carts 5xx", services=["checkoutservice"],
-                                    severity="sev2", source="alert", now=store.clock())  # fmt: skip
-        s.commit()
-        view = svc.propose(db_session=s, guard=store.guard, action="restart_service", target="checkoutservice",
-                           params={}, requester=ALICE, incident_id=incident.id)  # fmt: skip
-        canaries.arm(db_session=s, request_id=view.id, action=view.action, target=view.target,
-                     incident_id=incident.id, share=0.25, second_approval=False, by=BOB, now=store.clock())  # fmt: skip
-        s.commit()
-        return incident.id, view.id
 
 
 def _disarmed(store: Store, incident_id: str, request_id: str) -> None:
@@ -64,7 +51,7 @@ def _disarmed(store: Store, incident_id: str, request_id: str) -> None:
 
 
 def test_an_unknown_canary_run_disarms_it(store: Store) -> None:
-    incident_id, request_id = _armed_canary(store)
+    incident_id, request_id = armed_canary(store)
     ex = Unknown()
     with store.factory() as s:
         done = svc.approve(db_session=s, guard=store.guard, request_id=request_id, approver=BOB, executor=ex)
@@ -73,7 +60,7 @@ def test_an_unknown_canary_run_disarms_it(store: Store) -> None:
 
 
 def test_a_canary_whose_runner_died_is_disarmed_by_recovery(store: Store) -> None:
-    incident_id, request_id = _armed_canary(store)
+    incident_id, request_id = armed_canary(store)
     with store.factory() as s:
         svc.approve(db_session=s, guard=store.guard, request_id=request_id, approver=BOB)
         with pytest.raises(KeyboardInterrupt):
@@ -85,7 +72,7 @@ def test_a_canary_whose_runner_died_is_disarmed_by_recovery(store: Store) -> Non
 
 
 def test_a_late_result_leaves_the_canary_disarmed(store: Store) -> None:
-    _, request_id = _armed_canary(store)
+    _, request_id = armed_canary(store)
     with store.factory() as s:
         svc.approve(db_session=s, guard=store.guard, request_id=request_id, approver=BOB, executor=Unknown())
         late = svc.record_outcome(db_session=s, guard=store.guard, request_id=request_id,
